@@ -1,0 +1,80 @@
+"""The exception tree of Atoll, drawn in one place.
+
+    AtollError                      base of every error Atoll raises on purpose
+    ├── InvalidInput                user input is wrong; carries one FieldError per problem
+    ├── StoreError                  a store operation could not be done
+    │   ├── NotFound                the resource does not exist
+    │   ├── AlreadyExists           create of a resource that exists
+    │   └── Conflict                optimistic concurrency: the version given is stale
+    └── ConfigError                 a control-plane / agent configuration value is wrong
+
+Errors name the side at fault: ``InvalidInput`` is the caller's, ``StoreError`` describes state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One problem with one field. ``path`` is dotted with list indexes: ``spec.to[0].default``."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class AtollError(Exception):
+    """Base of every error Atoll raises on purpose."""
+
+
+class InvalidInput(AtollError):
+    """User input is wrong. ``errors`` has one entry per problem, each naming its field."""
+
+    def __init__(self, errors: list[FieldError] | FieldError | str, *, title: str = "invalid input") -> None:
+        if isinstance(errors, str):
+            errors = [FieldError("", errors)]
+        elif isinstance(errors, FieldError):
+            errors = [errors]
+        self.errors: list[FieldError] = list(errors)
+        self.title = title
+        super().__init__(f"{title}: " + "; ".join(str(e) for e in self.errors))
+
+    def prefixed(self, prefix: str) -> InvalidInput:
+        """The same errors with ``prefix`` put before every path (used for multi-document input)."""
+        return InvalidInput(
+            [FieldError(_join(prefix, e.path), e.message) for e in self.errors], title=self.title
+        )
+
+
+def _join(prefix: str, path: str) -> str:
+    if not prefix:
+        return path
+    if not path:
+        return prefix
+    if path.startswith("["):
+        return prefix + path
+    return f"{prefix}.{path}"
+
+
+class StoreError(AtollError):
+    """A store operation could not be done."""
+
+
+class NotFound(StoreError):
+    """The resource does not exist."""
+
+
+class AlreadyExists(StoreError):
+    """Create of a resource that already exists."""
+
+
+class Conflict(StoreError):
+    """Optimistic concurrency: the version given is not the stored one."""
+
+
+class ConfigError(AtollError):
+    """A configuration value of a control plane or agent is wrong."""

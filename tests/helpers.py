@@ -1,0 +1,98 @@
+"""Test helpers shared by every suite: polling with a deadline, free ports, process handling.
+
+Tests never sleep to wait for state: they poll a condition until a deadline (``wait_until`` /
+``await_until``) and fail with the last observed value when it passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+REPO = Path(__file__).resolve().parent.parent
+ATOLL = [sys.executable, "-m", "atoll.cli.main"]
+
+_port_lock = threading.Lock()
+_next_port = 20000 + (os.getpid() % 200) * 40
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now, below the ephemeral range (Envoy pitfall 8)."""
+    global _next_port
+    with _port_lock:
+        for _ in range(4000):
+            _next_port += 1
+            if _next_port >= 32000:
+                _next_port = 20000
+            p = _next_port
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind(("127.0.0.1", p))
+                except OSError:
+                    continue
+                return p
+    raise RuntimeError("no free port")
+
+
+def wait_until(cond: Callable[[], T], timeout: float = 10.0, interval: float = 0.02, what: str = "") -> T:
+    """Poll ``cond`` until it returns a truthy value; return it. Fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while True:
+        try:
+            last = cond()
+        except Exception as e:  # the condition may raise while the system is starting
+            last = e
+        else:
+            if last:
+                return last  # type: ignore[return-value]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or cond}: last={last!r}")
+        time.sleep(interval)
+
+
+async def await_until(
+    cond: Callable[[], Awaitable[T]], timeout: float = 10.0, interval: float = 0.02, what: str = ""
+) -> T:
+    """Async ``wait_until``: await ``cond()`` until truthy."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while True:
+        try:
+            last = await cond()
+        except Exception as e:
+            last = e
+        else:
+            if last:
+                return last  # type: ignore[return-value]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or cond}: last={last!r}")
+        await asyncio.sleep(interval)
+
+
+def stop_process(p: subprocess.Popen[bytes] | subprocess.Popen[str], timeout: float = 10.0) -> None:
+    """SIGTERM, wait, then SIGKILL the whole process group if it is still there."""
+    if p.poll() is None:
+        try:
+            os.killpg(p.pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            p.terminate()
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait(5)
