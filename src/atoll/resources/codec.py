@@ -20,7 +20,7 @@ import yaml
 from pydantic import ValidationError
 
 from atoll.errors import FieldError, InvalidInput
-from atoll.resources.base import check_name
+from atoll.resources.base import check_name, error_items, join_path
 from atoll.resources.meta import Resource, ResourceMeta
 from atoll.resources.types import ResourceType, get_type
 
@@ -65,6 +65,7 @@ def decode(doc: object) -> Resource[Any]:
 
     labels = _labels(doc.get("labels"), errors)
 
+    raw_spec: Any
     if rt.flattened:
         raw_spec = {k: v for k, v in doc.items() if k not in ENVELOPE}
         prefix = ""
@@ -126,36 +127,8 @@ def decode_spec(rt: ResourceType, data: Mapping[str, Any]) -> Any:
 
 
 def field_errors(e: ValidationError, prefix: str = "") -> list[FieldError]:
-    """One ``FieldError`` per pydantic error, with a path as written in YAML."""
-    out: list[FieldError] = []
-    for err in e.errors(include_url=False):
-        path = prefix
-        for part in err["loc"]:
-            if isinstance(part, int):
-                path += f"[{part}]"
-            elif isinstance(part, str) and ("[" in part or " " in part or part.startswith("function-")):
-                continue  # pydantic's names for union members / validators, not fields
-            else:
-                path = f"{path}.{part}" if path else str(part)
-        msg = str(err["msg"])
-        typ = err["type"]
-        if typ == "extra_forbidden":
-            msg = "unknown field"
-        elif typ == "missing":
-            msg = "required"
-        elif msg.startswith("Value error, "):
-            msg = msg[len("Value error, ") :]
-        elif msg.startswith("Assertion failed, "):
-            msg = msg[len("Assertion failed, ") :]
-        out.append(FieldError(path, msg))
-    # pydantic reports one error per union member; keep each (path, message) once, in order.
-    seen: set[tuple[str, str]] = set()
-    unique = []
-    for fe in out:
-        if (fe.path, fe.message) not in seen:
-            seen.add((fe.path, fe.message))
-            unique.append(fe)
-    return unique
+    """One ``FieldError`` per problem, with a path as written in YAML (see ``base.error_items``)."""
+    return [FieldError(join_path(prefix, p), m) for p, m in error_items(e)]
 
 
 def load_documents(text: str) -> list[Any]:
@@ -173,7 +146,7 @@ def load_documents(text: str) -> list[Any]:
 def decode_all(text: str) -> list[Resource[Any]]:
     """Decode every document; ``InvalidInput`` lists the problems of all of them, paths prefixed
     with ``[i]`` (document index) when there is more than one document. Nothing is partial."""
-    docs = load_documents(text)
+    docs = _flatten(load_documents(text))
     if not docs:
         raise InvalidInput("no resources in input", title="empty input")
     many = len(docs) > 1
@@ -192,6 +165,20 @@ def decode_all(text: str) -> list[Resource[Any]]:
         seen[k] = i
     if errors:
         raise InvalidInput(errors, title="invalid input")
+    return out
+
+
+def _flatten(docs: list[Any]) -> list[Any]:
+    """A JSON array (``dump_json`` of several resources) or a REST list ``{items: [...]}`` stands
+    for its items."""
+    out: list[Any] = []
+    for d in docs:
+        if isinstance(d, list):
+            out.extend(d)
+        elif isinstance(d, Mapping) and "type" not in d and isinstance(d.get("items"), list):
+            out.extend(d["items"])
+        else:
+            out.append(d)
     return out
 
 
@@ -241,6 +228,11 @@ def _time(value: object) -> datetime | None:
 def _kind(value: object) -> str:
     if value is None:
         return "nothing"
-    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}.get(
-        type(value), type(value).__name__
-    )
+    return {
+        dict: "a mapping",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+    }.get(type(value), type(value).__name__)

@@ -65,5 +65,9 @@ class Resource(Generic[S]):
         return replace(self, spec=spec)
 
     def spec_dict(self) -> dict[str, Any]:
-        """The spec as plain JSON-able data, field names as written in YAML (camelCase)."""
-        return self.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+        """The spec as plain JSON-able data, field names as written in YAML (camelCase).
+
+        Only fields that were set are written (defaults are not filled in), so a decoded document
+        encodes back to what the user wrote.
+        """
+        return self.spec.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_unset=True)

@@ -1,5 +1,49 @@
-"""One module per resource kind; each registers its ResourceType at import."""
+"""One module per resource kind; each registers its ResourceType at import.
 
-from atoll.resources.models import dataplane, mesh
+``targetref`` holds the targetRef model and the per-policy rules; ``common`` the blocks several
+policies share.
+"""
 
-__all__ = ["dataplane", "mesh"]
+from atoll.resources.models import (
+    dataplane,
+    external_service,
+    mesh,
+    mesh_access_log,
+    mesh_circuit_breaker,
+    mesh_fault_injection,
+    mesh_health_check,
+    mesh_http_route,
+    mesh_load_balancing_strategy,
+    mesh_rate_limit,
+    mesh_retry,
+    mesh_tcp_route,
+    mesh_timeout,
+    mesh_traffic_permission,
+    secret,
+    virtual_outbound,
+    zone,
+    zone_egress,
+    zone_ingress,
+)
+
+__all__ = [
+    "dataplane",
+    "external_service",
+    "mesh",
+    "mesh_access_log",
+    "mesh_circuit_breaker",
+    "mesh_fault_injection",
+    "mesh_health_check",
+    "mesh_http_route",
+    "mesh_load_balancing_strategy",
+    "mesh_rate_limit",
+    "mesh_retry",
+    "mesh_tcp_route",
+    "mesh_timeout",
+    "mesh_traffic_permission",
+    "secret",
+    "virtual_outbound",
+    "zone",
+    "zone_egress",
+    "zone_ingress",
+]

@@ -1,21 +1,48 @@
-"""Dataplane: one data plane proxy (a sidecar) and the services it serves and reaches.
+"""Dataplane: one data plane proxy (a sidecar or a gateway) and the services it serves and reaches.
 
 Universal form (spec flattened): ``networking{address, advertisedAddress, inbound[], outbound[],
-transparentProxying, admin, gateway}``. Every inbound needs a ``kuma.io/service`` tag; ports must be
-unique across inbounds and outbounds on the same address.
+transparentProxying, admin, gateway}`` and an optional per-proxy ``metrics`` override. Every inbound
+needs a ``kuma.io/service`` tag; ports must be unique across inbounds and outbounds on the same
+address. Errors point at the offending field (``networking.inbound[1].port``).
 """
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from collections.abc import Callable
+from typing import Literal
 
-from atoll.resources.base import Duration, Port, Spec
+from pydantic import Field, field_validator, model_validator
+
+from atoll.resources.base import Check, Duration, Port, Spec, Tags, join_path
+from atoll.resources.models.mesh import PrometheusConf
 from atoll.resources.types import ResourceType, Scope, register
 
 SERVICE_TAG = "kuma.io/service"
 PROTOCOL_TAG = "kuma.io/protocol"
 ZONE_TAG = "kuma.io/zone"
 PROTOCOLS = ("tcp", "http", "http2", "grpc", "kafka")
+
+
+def check_service_tags(check: Check, tags: Tags, path: str, what: str) -> None:
+    """``kuma.io/service`` present and non-empty; ``kuma.io/protocol`` one of ``PROTOCOLS``."""
+    if not tags.get(SERVICE_TAG):
+        check.add(path, f'"{SERVICE_TAG}" tag is required on {what}')
+    proto = tags.get(PROTOCOL_TAG)
+    if proto is not None and proto not in PROTOCOLS:
+        check.add(join_path(path, PROTOCOL_TAG), f'must be one of {", ".join(PROTOCOLS)}, got "{proto}"')
+
+
+def service_tags(what: str) -> Callable[[Tags], Tags]:
+    """A field validator for a ``tags`` field that needs ``kuma.io/service`` (runs even when other
+    fields of the model are wrong, so every problem is reported at once)."""
+
+    def validate(tags: Tags) -> Tags:
+        check = Check()
+        check_service_tags(check, tags, "", what)
+        check.done()
+        return tags
+
+    return validate
 
 
 class InboundHealth(Spec):
@@ -39,20 +66,13 @@ class Inbound(Spec):
     service_port: Port | None = None
     service_address: str | None = None
     address: str | None = None
-    tags: dict[str, str] = Field(default_factory=dict)
+    tags: Tags = Field(default_factory=dict)
     health: InboundHealth | None = None
     service_probe: ServiceProbe | None = None
     name: str | None = None
-    state: str | None = None
+    state: Literal["Ready", "NotReady", "Ignored"] | None = None
 
-    @model_validator(mode="after")
-    def _tags(self) -> Inbound:
-        if not self.tags.get(SERVICE_TAG):
-            raise ValueError(f'tags: "{SERVICE_TAG}" tag is required on every inbound')
-        proto = self.tags.get(PROTOCOL_TAG)
-        if proto is not None and proto not in PROTOCOLS:
-            raise ValueError(f'tags: "{PROTOCOL_TAG}" must be one of {", ".join(PROTOCOLS)}, got "{proto}"')
-        return self
+    _tags = field_validator("tags")(service_tags("every inbound"))
 
     @property
     def service(self) -> str:
@@ -67,21 +87,25 @@ class BackendRef(Spec):
     kind: str
     name: str | None = None
     port: Port | None = None
-    labels: dict[str, str] | None = None
+    labels: Tags | None = None
 
 
 class Outbound(Spec):
     address: str | None = None
     port: Port
-    tags: dict[str, str] | None = None
+    tags: Tags | None = None
     backend_ref: BackendRef | None = None
 
     @model_validator(mode="after")
     def _target(self) -> Outbound:
+        check = Check()
         if not self.tags and self.backend_ref is None:
-            raise ValueError(f'tags: "{SERVICE_TAG}" tag or backendRef is required on every outbound')
-        if self.tags is not None and self.backend_ref is None and not self.tags.get(SERVICE_TAG):
-            raise ValueError(f'tags: "{SERVICE_TAG}" tag is required on every outbound')
+            check.add("tags", f'"{SERVICE_TAG}" tag or backendRef is required on every outbound')
+        elif self.tags is not None and self.backend_ref is not None:
+            check.add("backendRef", "must not be set together with tags")
+        elif self.tags is not None:
+            check_service_tags(check, self.tags, "tags", "every outbound")
+        check.done()
         return self
 
     @property
@@ -101,7 +125,7 @@ class TransparentProxying(Spec):
     redirect_port_outbound: Port | None = None
     redirect_port_inbound_v6: Port | None = Field(default=None, alias="redirectPortInboundV6")
     reachable_services: list[str] | None = None
-    ip_family_mode: str | None = None
+    ip_family_mode: Literal["DualStack", "IPv4", "IPv6", "dualstack", "ipv4", "ipv6"] | None = None
 
 
 class Admin(Spec):
@@ -109,20 +133,14 @@ class Admin(Spec):
 
 
 class Gateway(Spec):
-    type: str | None = None
-    tags: dict[str, str] = Field(default_factory=dict)
+    type: Literal["DELEGATED", "BUILTIN"] | None = None
+    tags: Tags = Field(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _check(self) -> Gateway:
-        if self.type is not None and self.type not in ("DELEGATED", "BUILTIN"):
-            raise ValueError(f'type: must be DELEGATED or BUILTIN, got "{self.type}"')
-        if not self.tags.get(SERVICE_TAG):
-            raise ValueError(f'tags: "{SERVICE_TAG}" tag is required on a gateway')
-        return self
+    _tags = field_validator("tags")(service_tags("a gateway"))
 
 
 class Networking(Spec):
-    address: str
+    address: str = Field(min_length=1)
     advertised_address: str | None = None
     inbound: list[Inbound] = Field(default_factory=list)
     outbound: list[Outbound] = Field(default_factory=list)
@@ -132,25 +150,38 @@ class Networking(Spec):
 
     @model_validator(mode="after")
     def _ports(self) -> Networking:
+        check = Check()
         seen: dict[tuple[str, int], str] = {}
         for i, ib in enumerate(self.inbound):
             if ib.port is None:
                 continue
             k = (ib.address or self.address, ib.port)
             if k in seen:
-                raise ValueError(f"inbound[{i}].port: {k[1]} is already used by {seen[k]}")
+                check.add(f"inbound[{i}].port", f"{k[1]} is already used by {seen[k]}")
             seen[k] = f"inbound[{i}]"
         for i, ob in enumerate(self.outbound):
             k = (ob.address or "127.0.0.1", ob.port)
             if k in seen:
-                raise ValueError(f"outbound[{i}].port: {k[0]}:{k[1]} is already used by {seen[k]}")
+                check.add(f"outbound[{i}].port", f"{k[0]}:{k[1]} is already used by {seen[k]}")
             seen[k] = f"outbound[{i}]"
+        if self.gateway is not None and self.inbound:
+            check.add("inbound", "must not be set on a gateway Dataplane")
+        if self.gateway is None and not self.inbound:
+            check.add("inbound", "a Dataplane needs at least one inbound (or a gateway)")
+        check.done()
         return self
+
+
+class DataplaneMetrics(Spec):
+    """A per-proxy override of the mesh's metrics backend."""
+
+    type: Literal["prometheus"]
+    conf: PrometheusConf | None = None
 
 
 class DataplaneSpec(Spec):
     networking: Networking
-    metrics: dict[str, object] | None = None
+    metrics: DataplaneMetrics | None = None
 
 
 DATAPLANE = register(

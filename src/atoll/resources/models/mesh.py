@@ -1,16 +1,20 @@
-"""Mesh: an isolated service mesh; its mTLS backends, routing and networking settings.
+"""Mesh: an isolated service mesh; its mTLS backends, routing, networking and observability settings.
 
 Universal form (spec flattened). ``mtls.enabledBackend`` must name one of ``mtls.backends``; zone
-egress routing needs mTLS (as Kuma requires).
+egress routing needs mTLS (as Kuma requires). A CA backend's ``conf``, a logging backend's ``conf``
+and a tracing backend's ``conf`` are typed by the backend's ``type`` and kept as written; the
+``builtin_conf``/``typed_conf`` accessors return the typed view. Only the ``builtin`` CA is supported
+for now (``provided`` is refused as an unsupported type). ``skipCreatingInitialPolicies`` lists
+policy kinds (or ``*``) whose defaults are not created with the mesh (see ``resources.defaults``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from atoll.resources.base import Duration, Spec
+from atoll.resources.base import Check, Duration, HostPort, Port, Spec, Tags
 from atoll.resources.types import ResourceType, Scope, register
 
 
@@ -32,24 +36,22 @@ class BuiltinConf(Spec):
 
 
 class MtlsBackend(Spec):
-    name: str
+    name: str = Field(min_length=1)
     type: str
-    mode: str | None = None
+    mode: Literal["STRICT", "PERMISSIVE"] | None = None
     dp_cert: DpCert | None = None
     conf: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _check(self) -> MtlsBackend:
-        if self.type not in ("builtin", "provided"):
-            raise ValueError(f'type: unknown CA backend type "{self.type}"; supported: builtin, provided')
-        if self.mode is not None and self.mode not in ("STRICT", "PERMISSIVE"):
-            raise ValueError(f'mode: must be STRICT or PERMISSIVE, got "{self.mode}"')
-        if self.type == "builtin" and self.conf is not None:
-            BuiltinConf.model_validate(self.conf)
+        check = Check()
         if self.type == "provided":
-            conf = self.conf or {}
-            if "cert" not in conf or "key" not in conf:
-                raise ValueError("conf: cert and key have to be defined for a provided CA")
+            check.add("type", 'unsupported type "provided": only the builtin CA backend is supported for now')
+        elif self.type != "builtin":
+            check.add("type", f'unknown CA backend type "{self.type}"; supported: builtin')
+        elif self.conf is not None:
+            check.model(BuiltinConf, self.conf, "conf")
+        check.done()
         return self
 
     @property
@@ -64,11 +66,11 @@ class Mtls(Spec):
 
     @model_validator(mode="after")
     def _check(self) -> Mtls:
-        names = [b.name for b in self.backends]
-        if len(set(names)) != len(names):
-            raise ValueError("backends: backend names must be unique")
-        if self.enabled_backend and self.enabled_backend not in names:
-            raise ValueError(f'enabledBackend: "{self.enabled_backend}" is not one of the backends')
+        check = Check()
+        _unique_names(check, [b.name for b in self.backends])
+        if self.enabled_backend and self.enabled_backend not in [b.name for b in self.backends]:
+            check.add("enabledBackend", f'"{self.enabled_backend}" is not one of the backends')
+        check.done()
         return self
 
     def enabled(self) -> MtlsBackend | None:
@@ -76,6 +78,14 @@ class Mtls(Spec):
             if b.name == self.enabled_backend:
                 return b
         return None
+
+
+def _unique_names(check: Check, names: list[str]) -> None:
+    seen: set[str] = set()
+    for i, n in enumerate(names):
+        if n in seen:
+            check.add(f"backends[{i}].name", f'duplicate backend name "{n}"')
+        seen.add(n)
 
 
 class Routing(Spec):
@@ -92,25 +102,213 @@ class MeshNetworking(Spec):
     outbound: Outbound | None = None
 
 
+# --- constraints ---------------------------------------------------------------------------------
+
+
+class TagSelector(Spec):
+    tags: Tags = Field(min_length=1)
+
+
+class DataplaneProxyConstraints(Spec):
+    requirements: list[TagSelector] | None = None
+    restrictions: list[TagSelector] | None = None
+
+
+class Constraints(Spec):
+    dataplane_proxy: DataplaneProxyConstraints | None = None
+
+
+# --- logging -------------------------------------------------------------------------------------
+
+
+class TcpLoggingConf(Spec):
+    address: HostPort
+
+
+class FileLoggingConf(Spec):
+    path: str = Field(min_length=1)
+
+
+_LOGGING_CONF: dict[str, type[Spec]] = {"tcp": TcpLoggingConf, "file": FileLoggingConf}
+
+
+class LoggingBackend(Spec):
+    name: str = Field(min_length=1)
+    type: Literal["tcp", "file"]
+    format: str | None = None
+    conf: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> LoggingBackend:
+        check = Check()
+        if self.conf is None:
+            check.add("conf", f"required for a {self.type} backend")
+        else:
+            check.model(_LOGGING_CONF[self.type], self.conf, "conf")
+        check.done()
+        return self
+
+    @property
+    def typed_conf(self) -> Spec:
+        return _LOGGING_CONF[self.type].model_validate(self.conf or {})
+
+
+class Logging(Spec):
+    default_backend: str | None = None
+    backends: list[LoggingBackend] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Logging:
+        check = Check()
+        names = [b.name for b in self.backends or []]
+        _unique_names(check, names)
+        if self.default_backend is not None and self.default_backend not in names:
+            check.add("defaultBackend", f'"{self.default_backend}" is not one of the backends')
+        check.done()
+        return self
+
+
+# --- metrics -------------------------------------------------------------------------------------
+
+
+class MetricsTls(Spec):
+    mode: Literal["activeMTLSBackend", "providedTLS", "disabled"]
+
+
+class Aggregate(Spec):
+    name: str = Field(min_length=1)
+    port: Port | None = None
+    path: str | None = None
+    address: str | None = None
+    enabled: bool | None = None
+
+
+class EnvoyMetrics(Spec):
+    filter_regex: str | None = None
+    used_only: bool | None = None
+
+
+class PrometheusConf(Spec):
+    port: Port | None = None
+    path: str | None = None
+    tags: Tags | None = None
+    tls: MetricsTls | None = None
+    aggregate: list[Aggregate] | None = None
+    envoy: EnvoyMetrics | None = None
+    skip_mtls: bool | None = Field(default=None, alias="skipMTLS")
+
+    @model_validator(mode="after")
+    def _check(self) -> PrometheusConf:
+        check = Check()
+        if self.path is not None and not self.path.startswith("/"):
+            check.add("path", f'must start with "/", got "{self.path}"')
+        seen: set[str] = set()
+        for i, a in enumerate(self.aggregate or []):
+            if a.name in seen:
+                check.add(f"aggregate[{i}].name", f'duplicate aggregate "{a.name}"')
+            seen.add(a.name)
+        check.done()
+        return self
+
+
+class MetricsBackend(Spec):
+    name: str = Field(min_length=1)
+    type: Literal["prometheus"]
+    conf: PrometheusConf | None = None
+
+
+class Metrics(Spec):
+    enabled_backend: str | None = None
+    backends: list[MetricsBackend] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Metrics:
+        check = Check()
+        names = [b.name for b in self.backends or []]
+        _unique_names(check, names)
+        if self.enabled_backend is not None and self.enabled_backend not in names:
+            check.add("enabledBackend", f'"{self.enabled_backend}" is not one of the backends')
+        check.done()
+        return self
+
+
+# --- tracing -------------------------------------------------------------------------------------
+
+
+class ZipkinConf(Spec):
+    url: str = Field(min_length=1)
+    trace_id128bit: bool | None = None
+    api_version: Literal["httpJson", "httpProto"] | None = None
+    shared_span_context: bool | None = None
+
+
+class DatadogConf(Spec):
+    address: str = Field(min_length=1)
+    port: Port
+    split_service: bool | None = None
+
+
+_TRACING_CONF: dict[str, type[Spec]] = {"zipkin": ZipkinConf, "datadog": DatadogConf}
+
+
+class TracingBackend(Spec):
+    name: str = Field(min_length=1)
+    type: Literal["zipkin", "datadog"]
+    sampling: float | None = Field(default=None, ge=0, le=100)
+    conf: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> TracingBackend:
+        check = Check()
+        if self.conf is None:
+            check.add("conf", f"required for a {self.type} backend")
+        else:
+            check.model(_TRACING_CONF[self.type], self.conf, "conf")
+        check.done()
+        return self
+
+    @property
+    def typed_conf(self) -> Spec:
+        return _TRACING_CONF[self.type].model_validate(self.conf or {})
+
+
+class Tracing(Spec):
+    default_backend: str | None = None
+    backends: list[TracingBackend] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Tracing:
+        check = Check()
+        names = [b.name for b in self.backends or []]
+        _unique_names(check, names)
+        if self.default_backend is not None and self.default_backend not in names:
+            check.add("defaultBackend", f'"{self.default_backend}" is not one of the backends')
+        check.done()
+        return self
+
+
+class MeshServices(Spec):
+    mode: Literal["Disabled", "Everywhere", "ReachableBackends", "Exclusive"] | None = None
+
+
 class MeshSpec(Spec):
     mtls: Mtls | None = None
     routing: Routing | None = None
     networking: MeshNetworking | None = None
     skip_creating_initial_policies: list[str] | None = None
-    # TODO(helper): type these blocks fully (constraints, logging, metrics, tracing, meshServices).
-    constraints: dict[str, Any] | None = None
-    logging: dict[str, Any] | None = None
-    metrics: dict[str, Any] | None = None
-    tracing: dict[str, Any] | None = None
-    mesh_services: dict[str, Any] | None = None
+    constraints: Constraints | None = None
+    logging: Logging | None = None
+    metrics: Metrics | None = None
+    tracing: Tracing | None = None
+    mesh_services: MeshServices | None = None
 
     @model_validator(mode="after")
-    def _egress_needs_mtls(self) -> MeshSpec:
+    def _check(self) -> MeshSpec:
+        check = Check()
         if self.routing and self.routing.zone_egress and not (self.mtls and self.mtls.enabled_backend):
-            raise ValueError("mtls: has to be set when routing.zoneEgress is enabled")
+            check.add("routing.zoneEgress", "needs mTLS: set mtls.enabledBackend when zoneEgress is enabled")
+        check.done()
         return self
 
 
-MESH = register(
-    ResourceType(name="Mesh", spec_model=MeshSpec, scope=Scope.GLOBAL, flattened=True, plural="meshes")
-)
+MESH = register(ResourceType(name="Mesh", spec_model=MeshSpec, scope=Scope.GLOBAL, flattened=True, plural="meshes"))

@@ -1,1 +1,40 @@
-"""atoll.xds.generate"""
+"""Per-proxy views -> Envoy v3 resources and bootstraps (pure: no I/O, no clock, no store).
+
+``sidecar_resources(view)`` and ``grpc_proxyless_resources(view)`` return ``EnvoyResources``
+(sorted tuples of protobuf messages per xDS type); ``envoy_bootstrap``/``grpc_xds_bootstrap`` return
+plain JSON-able bootstrap documents. Names and builders live in ``atoll.xds.generate.envoy``.
+"""
+
+from atoll.xds.generate.bootstrap import ADS_CLUSTER, TOKEN_HEADER, envoy_bootstrap, grpc_xds_bootstrap
+from atoll.xds.generate.proxyless import grpc_listener_name, grpc_proxyless_resources
+from atoll.xds.generate.resources import (
+    CLUSTER_TYPE,
+    ENDPOINT_TYPE,
+    LISTENER_TYPE,
+    ROUTE_TYPE,
+    SECRET_TYPE,
+    TYPE_ORDER,
+    EnvoyResources,
+    message_to_dict,
+    resource_name,
+)
+from atoll.xds.generate.sidecar import sidecar_resources
+
+__all__ = [
+    "ADS_CLUSTER",
+    "CLUSTER_TYPE",
+    "ENDPOINT_TYPE",
+    "LISTENER_TYPE",
+    "ROUTE_TYPE",
+    "SECRET_TYPE",
+    "TOKEN_HEADER",
+    "TYPE_ORDER",
+    "EnvoyResources",
+    "envoy_bootstrap",
+    "grpc_listener_name",
+    "grpc_proxyless_resources",
+    "grpc_xds_bootstrap",
+    "message_to_dict",
+    "resource_name",
+    "sidecar_resources",
+]

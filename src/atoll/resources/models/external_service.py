@@ -1,0 +1,88 @@
+"""ExternalService: a service outside the mesh that mesh services reach by its ``kuma.io/service`` tag.
+
+Universal form (flattened): ``networking{address host:port, tls{enabled, caCert, clientCert,
+clientKey, allowRenegotiation, serverName | sni, skipHostnameVerification}, disableHostDNSEntry}``,
+``tags{kuma.io/service (required), kuma.io/protocol, kuma.io/zone}``. TLS material is a data source:
+exactly one of ``secret``, ``file``, ``inline`` (base64) or ``inlineString``.
+"""
+
+from __future__ import annotations
+
+from pydantic import field_validator, model_validator
+
+from atoll.resources.base import Base64, Check, HostPort, Spec, Tags, split_host_port
+from atoll.resources.models.dataplane import SERVICE_TAG, service_tags
+from atoll.resources.types import ResourceType, Scope, register
+
+
+class DataSource(Spec):
+    secret: str | None = None
+    file: str | None = None
+    inline: Base64 | None = None
+    inline_string: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> DataSource:
+        check = Check()
+        if len(self.model_fields_set) != 1:
+            check.add("", "exactly one of secret, file, inline, inlineString has to be defined")
+        check.done()
+        return self
+
+
+class Tls(Spec):
+    enabled: bool | None = None
+    ca_cert: DataSource | None = None
+    client_cert: DataSource | None = None
+    client_key: DataSource | None = None
+    allow_renegotiation: bool | None = None
+    server_name: str | None = None
+    sni: str | None = None
+    skip_hostname_verification: bool | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Tls:
+        check = Check()
+        if self.server_name is not None and self.sni is not None:
+            check.add("sni", "must not be set together with serverName (they mean the same)")
+        if (self.client_cert is None) != (self.client_key is None):
+            missing = "clientKey" if self.client_key is None else "clientCert"
+            check.add(missing, "clientCert and clientKey must be set together")
+        check.done()
+        return self
+
+    @property
+    def sni_name(self) -> str | None:
+        return self.server_name if self.server_name is not None else self.sni
+
+
+class EsNetworking(Spec):
+    address: HostPort
+    tls: Tls | None = None
+    disable_host_dns_entry: bool | None = None
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        return split_host_port(self.address)
+
+
+class ExternalServiceSpec(Spec):
+    networking: EsNetworking
+    tags: Tags
+
+    _tags = field_validator("tags")(service_tags("an external service"))
+
+    @property
+    def service(self) -> str:
+        return self.tags[SERVICE_TAG]
+
+
+EXTERNAL_SERVICE = register(
+    ResourceType(
+        name="ExternalService",
+        spec_model=ExternalServiceSpec,
+        scope=Scope.MESH,
+        flattened=True,
+        plural="externalservices",
+    )
+)

@@ -1,0 +1,90 @@
+"""MeshFaultInjection: inject HTTP aborts, delays and bandwidth limits into inbound traffic.
+
+``default.http`` is a list of faults; each has ``abort{httpStatus, percentage}``, ``delay{value,
+percentage}`` and/or ``responseBandwidth{limit, percentage}`` — percentages are 0..100, an integer
+or a quoted decimal (``"2.5"``); ``limit`` is a rate such as ``50kbps`` or ``1mbps``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import Field, ModelWrapValidatorHandler, model_validator
+
+from atoll.resources.base import Check, Duration, Percentage, Spec
+from atoll.resources.models.common import SpiffeMatch, register_policy
+from atoll.resources.models.targetref import TargetRef, section_field, validate_policy
+
+_BANDWIDTH = re.compile(r"^\d+(kbps|Mbps|mbps|Gbps|gbps)$")
+
+
+class Abort(Spec):
+    http_status: int = Field(ge=100, le=599)
+    percentage: Percentage
+
+
+class Delay(Spec):
+    value: Duration
+    percentage: Percentage
+
+
+class ResponseBandwidth(Spec):
+    limit: str
+    percentage: Percentage
+
+    @model_validator(mode="after")
+    def _check(self) -> ResponseBandwidth:
+        check = Check()
+        if not _BANDWIDTH.match(self.limit):
+            check.add("limit", f'must be a rate such as "50kbps", "10mbps" or "1gbps", got "{self.limit}"')
+        check.done()
+        return self
+
+
+class Fault(Spec):
+    abort: Abort | None = None
+    delay: Delay | None = None
+    response_bandwidth: ResponseBandwidth | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Fault:
+        check = Check()
+        if self.abort is None and self.delay is None and self.response_bandwidth is None:
+            check.add("", "at least one of abort, delay, responseBandwidth has to be defined")
+        check.done()
+        return self
+
+
+class Conf(Spec):
+    http: list[Fault] | None = None
+
+
+class To(Spec):
+    target_ref: TargetRef
+    default: Conf
+
+
+class From(Spec):
+    target_ref: TargetRef
+    default: Conf
+
+
+class Rule(Spec):
+    matches: list[SpiffeMatch] | None = None
+    default: Conf
+
+
+class MeshFaultInjectionSpec(Spec):
+    target_ref: TargetRef | None = None
+    to: list[To] | None = None
+    from_: list[From] | None = section_field()
+    rules: list[Rule] | None = None
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _check(cls, data: Any, handler: ModelWrapValidatorHandler[MeshFaultInjectionSpec]) -> MeshFaultInjectionSpec:
+        return validate_policy(data, handler, "MeshFaultInjection")
+
+
+MESH_FAULT_INJECTION = register_policy("MeshFaultInjection", "meshfaultinjections", MeshFaultInjectionSpec)

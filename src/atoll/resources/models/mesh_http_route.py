@@ -1,0 +1,204 @@
+"""MeshHTTPRoute: HTTP routing for outbound traffic — matches, filters and weighted backends.
+
+``to[]{targetRef, hostnames, rules[]{matches[] (at least one), default{filters, backendRefs}}}``.
+A filter's ``type`` names the one block it must carry (``RequestHeaderModifier`` ->
+``requestHeaderModifier``, ...). Paths start with ``/``; ``ReplacePrefixMatch`` rewrites need a
+``PathPrefix`` match.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, ModelWrapValidatorHandler, model_validator
+
+from atoll.resources.base import Check, Percentage, Port, Spec
+from atoll.resources.models.common import BackendRef, HeaderModifier, register_policy
+from atoll.resources.models.targetref import TargetRef, validate_policy
+
+Method = Literal["CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"]
+
+
+class PathMatch(Spec):
+    type: Literal["Exact", "PathPrefix", "RegularExpression"]
+    value: str
+
+    @model_validator(mode="after")
+    def _check(self) -> PathMatch:
+        check = Check()
+        if self.type != "RegularExpression" and not self.value.startswith("/"):
+            check.add("value", f'must start with "/", got "{self.value}"')
+        if self.type == "PathPrefix" and self.value != "/" and self.value.endswith("/"):
+            check.add("value", "a PathPrefix must not end with /")
+        check.done()
+        return self
+
+
+class QueryParamMatch(Spec):
+    type: Literal["Exact", "RegularExpression"]
+    name: str = Field(min_length=1)
+    value: str
+
+
+class HeaderMatch(Spec):
+    type: Literal["Exact", "Present", "RegularExpression", "Absent", "Prefix"] | None = None
+    name: str = Field(min_length=1)
+    value: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> HeaderMatch:
+        check = Check()
+        if self.type in ("Present", "Absent") and self.value is not None:
+            check.add("value", f"must not be set with type {self.type}")
+        if self.type not in ("Present", "Absent") and self.value is None:
+            check.add("value", "required")
+        check.done()
+        return self
+
+
+class Match(Spec):
+    path: PathMatch | None = None
+    method: Method | None = None
+    query_params: list[QueryParamMatch] | None = None
+    headers: list[HeaderMatch] | None = None
+
+
+class PathRewrite(Spec):
+    type: Literal["ReplaceFullPath", "ReplacePrefixMatch"]
+    replace_full_path: str | None = None
+    replace_prefix_match: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> PathRewrite:
+        check = Check()
+        want, other = (
+            ("replaceFullPath", "replacePrefixMatch")
+            if self.type == "ReplaceFullPath"
+            else ("replacePrefixMatch", "replaceFullPath")
+        )
+        if getattr(self, _snake(want)) is None:
+            check.add(want, f"required with type {self.type}")
+        if getattr(self, _snake(other)) is not None:
+            check.add(other, f"must not be set with type {self.type}")
+        check.done()
+        return self
+
+
+def _snake(name: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in name)
+
+
+class RequestRedirect(Spec):
+    scheme: Literal["http", "https"] | None = None
+    hostname: str | None = None
+    path: PathRewrite | None = None
+    port: Port | None = None
+    status_code: Literal[301, 302, 303, 307, 308] | None = None
+
+
+class UrlRewrite(Spec):
+    hostname: str | None = None
+    path: PathRewrite | None = None
+    host_to_backend_hostname: bool | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> UrlRewrite:
+        check = Check()
+        if self.hostname is not None and self.host_to_backend_hostname:
+            check.add("hostToBackendHostname", "must not be combined with hostname")
+        check.done()
+        return self
+
+
+class RequestMirror(Spec):
+    backend_ref: BackendRef
+    percentage: Percentage | None = None
+
+
+FilterType = Literal[
+    "RequestHeaderModifier", "ResponseHeaderModifier", "RequestRedirect", "URLRewrite", "RequestMirror"
+]
+_FILTER_BLOCK = {
+    "RequestHeaderModifier": "requestHeaderModifier",
+    "ResponseHeaderModifier": "responseHeaderModifier",
+    "RequestRedirect": "requestRedirect",
+    "URLRewrite": "urlRewrite",
+    "RequestMirror": "requestMirror",
+}
+
+
+class Filter(Spec):
+    type: FilterType
+    request_header_modifier: HeaderModifier | None = None
+    response_header_modifier: HeaderModifier | None = None
+    request_redirect: RequestRedirect | None = None
+    url_rewrite: UrlRewrite | None = Field(default=None, alias="urlRewrite")
+    request_mirror: RequestMirror | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Filter:
+        check = Check()
+        want = _FILTER_BLOCK[self.type]
+        for block in _FILTER_BLOCK.values():
+            value = getattr(self, "url_rewrite" if block == "urlRewrite" else _snake(block))
+            if block == want and value is None:
+                check.add(block, f"required with type {self.type}")
+            if block != want and value is not None:
+                check.add(block, f"must not be set with type {self.type}")
+        check.done()
+        return self
+
+
+class RuleConf(Spec):
+    filters: list[Filter] | None = None
+    backend_refs: list[BackendRef] | None = None
+
+
+class Rule(Spec):
+    matches: list[Match] = Field(min_length=1)
+    default: RuleConf
+
+    @model_validator(mode="after")
+    def _check(self) -> Rule:
+        check = Check()
+        redirects = [f for f in self.default.filters or [] if f.type == "RequestRedirect"]
+        if redirects and self.default.backend_refs:
+            check.add("default.backendRefs", "must not be set together with a RequestRedirect filter")
+        for i, f in enumerate(self.default.filters or []):
+            rewrite = (f.url_rewrite.path if f.url_rewrite else None) or (
+                f.request_redirect.path if f.request_redirect else None
+            )
+            if rewrite is not None and rewrite.type == "ReplacePrefixMatch":
+                if not all(m.path is not None and m.path.type == "PathPrefix" for m in self.matches):
+                    check.add(f"default.filters[{i}]", "ReplacePrefixMatch needs every match to be a PathPrefix")
+        check.done()
+        return self
+
+
+class To(Spec):
+    target_ref: TargetRef
+    hostnames: list[str] | None = None
+    rules: list[Rule] = Field(min_length=1)
+
+
+class MeshHTTPRouteSpec(Spec):
+    target_ref: TargetRef | None = None
+    to: list[To] | None = None
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _check(cls, data: Any, handler: ModelWrapValidatorHandler[MeshHTTPRouteSpec]) -> MeshHTTPRouteSpec:
+        return validate_policy(data, handler, "MeshHTTPRoute")
+
+    @model_validator(mode="after")
+    def _check_more(self) -> MeshHTTPRouteSpec:
+        check = Check()
+        gateway = self.target_ref is not None and self.target_ref.kind == "MeshGateway"
+        for i, item in enumerate(self.to or []):
+            if item.hostnames and not gateway:
+                check.add(f"to[{i}].hostnames", "can only be used with a MeshGateway targetRef")
+        check.done()
+        return self
+
+
+MESH_HTTP_ROUTE = register_policy("MeshHTTPRoute", "meshhttproutes", MeshHTTPRouteSpec)

@@ -1,0 +1,177 @@
+"""MeshRetry: retries of outbound TCP connections, HTTP requests and gRPC calls (``to[]`` only)."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any, Literal
+
+from pydantic import Field, ModelWrapValidatorHandler, model_validator
+
+from atoll.resources.base import Check, Duration, Spec, Tags, parse_duration
+from atoll.resources.models.common import register_policy
+from atoll.resources.models.targetref import TargetRef, validate_policy
+
+HTTP_RETRY_ON = (
+    "5xx",
+    "GatewayError",
+    "Reset",
+    "Retriable4xx",
+    "ConnectFailure",
+    "EnvoyRatelimited",
+    "RefusedStream",
+    "Http3PostConnectFailure",
+    "HttpMethodConnect",
+    "HttpMethodDelete",
+    "HttpMethodGet",
+    "HttpMethodHead",
+    "HttpMethodOptions",
+    "HttpMethodPatch",
+    "HttpMethodPost",
+    "HttpMethodPut",
+    "HttpMethodTrace",
+)
+GrpcRetryOn = Literal["Canceled", "DeadlineExceeded", "Internal", "ResourceExhausted", "Unavailable"]
+_STATUS_CODES = {s.value for s in HTTPStatus}
+
+
+class Tcp(Spec):
+    max_connect_attempt: int = Field(ge=1)
+
+
+class BackOff(Spec):
+    base_interval: Duration | None = None
+    max_interval: Duration | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> BackOff:
+        check = Check()
+        if self.base_interval is None and self.max_interval is None:
+            check.add("", "at least one of baseInterval, maxInterval has to be defined")
+        if self.base_interval is not None and parse_duration(self.base_interval) <= 0:
+            check.add("baseInterval", "must be greater than zero")
+        if (
+            self.base_interval is not None
+            and self.max_interval is not None
+            and parse_duration(self.max_interval) < parse_duration(self.base_interval)
+        ):
+            check.add("maxInterval", "must not be less than baseInterval")
+        check.done()
+        return self
+
+
+class ResetHeader(Spec):
+    name: str = Field(min_length=1)
+    format: Literal["Seconds", "UnixTimestamp"]
+
+
+class RateLimitedBackOff(Spec):
+    reset_headers: list[ResetHeader]
+    max_interval: Duration | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> RateLimitedBackOff:
+        check = Check()
+        if self.max_interval is not None and parse_duration(self.max_interval) <= 0:
+            check.add("maxInterval", "must be greater than zero")
+        check.done()
+        return self
+
+
+class HeaderMatch(Spec):
+    type: Literal["Exact", "Present", "RegularExpression", "Absent", "Prefix"] | None = None
+    name: str = Field(min_length=1)
+    value: str | None = None
+
+
+class Predicate(Spec):
+    predicate: Literal["OmitPreviousHosts", "OmitHostsWithTags", "OmitPreviousPriorities"]
+    tags: Tags | None = None
+    update_frequency: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> Predicate:
+        check = Check()
+        if self.predicate == "OmitHostsWithTags" and not self.tags:
+            check.add("tags", "required with predicate OmitHostsWithTags")
+        check.done()
+        return self
+
+
+class Http(Spec):
+    num_retries: int | None = Field(default=None, ge=0)
+    per_try_timeout: Duration | None = None
+    back_off: BackOff | None = None
+    rate_limited_back_off: RateLimitedBackOff | None = None
+    retry_on: list[str] | None = None
+    retriable_response_headers: list[HeaderMatch] | None = None
+    retriable_request_headers: list[HeaderMatch] | None = None
+    host_selection: list[Predicate] | None = None
+    host_selection_max_attempts: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> Http:
+        check = Check()
+        if not self.model_fields_set:
+            check.add("", "must not be empty")
+        for i, cond in enumerate(self.retry_on or []):
+            if cond in HTTP_RETRY_ON:
+                continue
+            if cond.isdigit() and int(cond) in _STATUS_CODES:
+                continue
+            check.add(
+                f"retryOn[{i}]",
+                f'unknown condition "{cond}"; use one of {", ".join(HTTP_RETRY_ON)} or an HTTP status code',
+            )
+        prio = [i for i, p in enumerate(self.host_selection or []) if p.predicate == "OmitPreviousPriorities"]
+        for i in prio[1:]:
+            check.add(f"hostSelection[{i}].predicate", "OmitPreviousPriorities must only be specified once")
+        check.done()
+        return self
+
+
+class Grpc(Spec):
+    num_retries: int | None = Field(default=None, ge=0)
+    per_try_timeout: Duration | None = None
+    back_off: BackOff | None = None
+    rate_limited_back_off: RateLimitedBackOff | None = None
+    retry_on: list[GrpcRetryOn] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Grpc:
+        check = Check()
+        if not self.model_fields_set:
+            check.add("", "must not be empty")
+        check.done()
+        return self
+
+
+class Conf(Spec):
+    tcp: Tcp | None = None
+    http: Http | None = None
+    grpc: Grpc | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Conf:
+        check = Check()
+        if self.tcp is None and self.http is None and self.grpc is None:
+            check.add("", "at least one of tcp, http, grpc has to be defined")
+        check.done()
+        return self
+
+
+class To(Spec):
+    target_ref: TargetRef
+    default: Conf
+
+
+class MeshRetrySpec(Spec):
+    target_ref: TargetRef | None = None
+    to: list[To] | None = None
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _check(cls, data: Any, handler: ModelWrapValidatorHandler[MeshRetrySpec]) -> MeshRetrySpec:
+        return validate_policy(data, handler, "MeshRetry")
+
+
+MESH_RETRY = register_policy("MeshRetry", "meshretries", MeshRetrySpec)

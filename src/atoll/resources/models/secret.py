@@ -1,0 +1,21 @@
+"""Secret: mesh-scoped opaque data (``data`` is base64), e.g. CA keys or TLS material (flattened)."""
+
+from __future__ import annotations
+
+import base64
+
+from atoll.resources.base import Base64, Spec
+from atoll.resources.types import ResourceType, Scope, register
+
+
+class SecretSpec(Spec):
+    data: Base64
+
+    @property
+    def value(self) -> bytes:
+        return base64.b64decode(self.data)
+
+
+SECRET = register(
+    ResourceType(name="Secret", spec_model=SecretSpec, scope=Scope.MESH, flattened=True, plural="secrets", secret=True)
+)

@@ -1,0 +1,17 @@
+"""Zone: one zone known to the global control plane; ``enabled: false`` cuts it off (flattened)."""
+
+from __future__ import annotations
+
+from atoll.resources.base import Spec
+from atoll.resources.types import ResourceType, Scope, register
+
+
+class ZoneSpec(Spec):
+    enabled: bool | None = None
+
+    @property
+    def is_enabled(self) -> bool:
+        return self.enabled is not False
+
+
+ZONE = register(ResourceType(name="Zone", spec_model=ZoneSpec, scope=Scope.GLOBAL, flattened=True, plural="zones"))

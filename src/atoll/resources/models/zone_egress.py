@@ -1,0 +1,35 @@
+"""ZoneEgress: the proxy through which a zone's remote and external traffic leaves.
+
+Universal form (flattened): ``zone``, ``networking{address, port (10002 when unset), admin.port}``.
+"""
+
+from __future__ import annotations
+
+from atoll.resources.base import Port, Spec
+from atoll.resources.models.dataplane import Admin
+from atoll.resources.types import ResourceType, Scope, register
+
+DEFAULT_EGRESS_PORT = 10002
+
+
+class EgressNetworking(Spec):
+    address: str | None = None
+    port: Port = DEFAULT_EGRESS_PORT
+    admin: Admin | None = None
+
+
+class ZoneEgressSpec(Spec):
+    zone: str | None = None
+    networking: EgressNetworking
+
+
+ZONE_EGRESS = register(
+    ResourceType(
+        name="ZoneEgress",
+        spec_model=ZoneEgressSpec,
+        scope=Scope.GLOBAL,
+        flattened=True,
+        plural="zoneegresses",
+        owner="zone",
+    )
+)

@@ -1,0 +1,350 @@
+"""Resources of one mesh -> the per-proxy view the generators turn into Envoy config.
+
+Two steps, both pure:
+
+1. ``MeshView`` holds the inputs for one mesh in one zone: the Mesh, its Dataplanes, (later) the
+   zone ingresses of other zones and the policies, and the local zone's name. Building it indexes
+   the mesh once (``MeshIndex``): the endpoints of every service (``endpoints_by_service``) and the
+   protocol of every service (``service_protocol``), so that per-proxy work never rescans the mesh.
+2. ``proxy_view(mesh_view, name)`` picks one Dataplane and resolves everything the generators need:
+   each inbound (listener address/port, local target, protocol, readiness) and each outbound
+   (listen address/port, protocol, endpoints). It only reads the index: cost is proportional to the
+   proxy's own inbounds and outbounds.
+
+Rules, as in Kuma:
+
+- inbound listener address is ``inbound.address`` or ``networking.address``; the local target is
+  ``serviceAddress`` (default 127.0.0.1) : ``servicePort`` (default the inbound port); an inbound is
+  ready unless ``health.ready`` is false or its ``state`` is ``NotReady``/``Ignored``. Inbounds
+  without a port are not served (no listener, no endpoint).
+- an endpoint of service S is every ready inbound of S in the mesh, at the dataplane's
+  ``advertisedAddress``, else ``inbound.address``, else ``networking.address``, and the inbound
+  port; its locality zone is its ``kuma.io/zone`` tag, else the local zone.
+- when the mesh has mTLS enabled, S also has one endpoint per ZoneIngress of another zone that
+  is advertised and lists S (``availableServices`` of this mesh with ``instances > 0``): at the
+  ingress's advertisedAddress:advertisedPort, weight = instances, locality = that zone,
+  ``ingress=True`` (cross-zone traffic is mTLS routed by SNI at the ingress, so without mTLS remote
+  zones are unreachable and left out). Ingresses of the local zone (or with no zone) are ignored;
+  leaving out disabled zones is up to the caller.
+- the protocol of service S is the ``kuma.io/protocol`` the inbounds of S (ready or not) and the
+  remote ``availableServices`` entries of S agree on; ``tcp`` when they disagree or when there are none.
+
+Every view is a frozen value made of tuples and ``Tags``: equal inputs give equal (and hashable)
+views, so a caller can compare the new view of a proxy with the old one and skip regeneration.
+
+Room to grow without reshaping: ``Endpoint.weight``/``Endpoint.ingress`` carry remote zone-ingress
+endpoints (weight = instances, locality = remote zone); ``ProxyView.mtls`` plus ``sni``/``spiffe_id``
+carry mTLS; ``MeshView.zone_ingresses``/``policies`` are the inputs for both.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from atoll.resources.meta import Resource
+from atoll.resources.models.dataplane import DataplaneSpec, Inbound
+from atoll.resources.models.mesh import MeshSpec
+from atoll.resources.models.zone_ingress import ZoneIngressSpec
+from atoll.topology.tags import SERVICE_TAG, ZONE_TAG, Protocol, Tags, common_protocol, protocol_of
+
+__all__ = [
+    "DEFAULT_OUTBOUND_ADDRESS",
+    "DEFAULT_SERVICE_ADDRESS",
+    "Endpoint",
+    "InboundView",
+    "MeshIndex",
+    "MeshView",
+    "MtlsView",
+    "OutboundView",
+    "ProxyView",
+    "dependencies",
+    "dependents",
+    "endpoints_by_service",
+    "proxy_view",
+    "service_protocol",
+    "services",
+    "sni",
+    "spiffe_id",
+]
+
+DEFAULT_SERVICE_ADDRESS = "127.0.0.1"
+DEFAULT_OUTBOUND_ADDRESS = "127.0.0.1"
+_NOT_READY_STATES = frozenset(("NotReady", "Ignored"))
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One address:port that traffic for a service may go to.
+
+    ``dataplane`` names the local Dataplane serving it; remote endpoints (a zone ingress of another
+    zone, ``ingress=True``) have none and carry a ``weight`` (that zone's instance count).
+    """
+
+    address: str
+    port: int
+    tags: Tags
+    zone: str
+    weight: int | None = None
+    dataplane: str | None = None
+    ingress: bool = False
+
+    @property
+    def service(self) -> str:
+        return self.tags.get(SERVICE_TAG, "")
+
+
+@dataclass(frozen=True, slots=True)
+class InboundView:
+    """One service this proxy serves: Envoy listens on ``address:port`` and forwards to the local
+    application at ``service_address:service_port``."""
+
+    service: str
+    protocol: Protocol
+    address: str
+    port: int
+    service_address: str
+    service_port: int
+    ready: bool
+    tags: Tags
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundView:
+    """One service this proxy reaches: Envoy listens on ``address:port`` and balances over
+    ``endpoints``."""
+
+    service: str
+    address: str
+    port: int
+    protocol: Protocol
+    endpoints: tuple[Endpoint, ...]
+    tags: Tags
+
+
+@dataclass(frozen=True, slots=True)
+class MtlsView:
+    """The mesh's enabled mTLS backend (``mode`` STRICT or PERMISSIVE)."""
+
+    backend: str
+    mode: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyView:
+    """Everything the generators need to configure one sidecar (or proxyless client)."""
+
+    mesh: str
+    name: str
+    zone: str
+    address: str
+    advertised_address: str | None
+    inbounds: tuple[InboundView, ...]
+    outbounds: tuple[OutboundView, ...]
+    mtls: MtlsView | None = None
+    admin_port: int | None = None
+
+    def sni(self, service: str, tags: Mapping[str, str] | None = None) -> str:
+        return sni(service, self.mesh, tags)
+
+    def spiffe_id(self, service: str) -> str:
+        return spiffe_id(self.mesh, service)
+
+
+@dataclass(frozen=True, slots=True)
+class MeshIndex:
+    """What ``MeshView`` computes once per mesh: dataplanes by name, endpoints and protocol per service."""
+
+    dataplanes: Mapping[str, Resource[DataplaneSpec]]
+    endpoints: Mapping[str, tuple[Endpoint, ...]]
+    protocols: Mapping[str, Protocol]
+
+
+@dataclass(frozen=True, slots=True)
+class MeshView:
+    """The inputs for one mesh in one zone. Indexed on construction (see ``MeshIndex``).
+
+    ``zone_ingresses`` are every known ZoneIngress (all zones, all meshes: each lists services of
+    several meshes); ``policies`` are accepted now and used by later generators.
+    """
+
+    mesh: Resource[MeshSpec]
+    dataplanes: tuple[Resource[DataplaneSpec], ...]
+    zone: str
+    zone_ingresses: tuple[Resource[ZoneIngressSpec], ...] = ()
+    policies: tuple[Resource[Any], ...] = ()
+    index: MeshIndex = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        ordered = tuple(sorted(self.dataplanes, key=lambda r: r.name))
+        for dp in ordered:
+            if dp.mesh != self.mesh.name:
+                raise ValueError(f'Dataplane "{dp.name}" is in mesh "{dp.mesh}", not in "{self.mesh.name}"')
+        ingresses = tuple(sorted(self.zone_ingresses, key=lambda r: r.name))
+        object.__setattr__(self, "dataplanes", ordered)
+        object.__setattr__(self, "zone_ingresses", ingresses)
+        remote = ingresses if _mtls(self.mesh.spec) is not None else ()
+        object.__setattr__(self, "index", _build_index(self.mesh.name, ordered, remote, self.zone))
+
+    @property
+    def name(self) -> str:
+        return self.mesh.name
+
+
+def endpoints_by_service(mesh_view: MeshView) -> Mapping[str, tuple[Endpoint, ...]]:
+    """The endpoints of every service of the mesh (computed once, when ``mesh_view`` was built)."""
+    return mesh_view.index.endpoints
+
+
+def service_protocol(mesh_view: MeshView, service: str) -> Protocol:
+    """The protocol of ``service`` as its inbounds declare it; ``tcp`` if they disagree or there are none."""
+    return mesh_view.index.protocols.get(service, "tcp")
+
+
+def proxy_view(mesh_view: MeshView, dataplane_name: str) -> ProxyView:
+    """The view of Dataplane ``dataplane_name``; ``KeyError`` if the mesh has no such Dataplane."""
+    index = mesh_view.index
+    try:
+        dp = index.dataplanes[dataplane_name]
+    except KeyError:
+        raise KeyError(f'no Dataplane "{dataplane_name}" in mesh "{mesh_view.name}"') from None
+    net = dp.spec.networking
+    inbounds = [
+        InboundView(
+            service=ib.service,
+            protocol=protocol_of(ib.tags),
+            address=ib.address or net.address,
+            port=ib.port,
+            service_address=ib.service_address or DEFAULT_SERVICE_ADDRESS,
+            service_port=ib.service_port or ib.port,
+            ready=_ready(ib),
+            tags=Tags(ib.tags),
+        )
+        for ib in net.inbound
+        if ib.port is not None
+    ]
+    outbounds = [
+        OutboundView(
+            service=ob.service,
+            address=ob.address or DEFAULT_OUTBOUND_ADDRESS,
+            port=ob.port,
+            protocol=index.protocols.get(ob.service, "tcp"),
+            endpoints=index.endpoints.get(ob.service, ()),
+            tags=Tags(ob.tags or {}),
+        )
+        for ob in net.outbound
+    ]
+    return ProxyView(
+        mesh=mesh_view.name,
+        name=dp.name,
+        zone=mesh_view.zone,
+        address=net.address,
+        advertised_address=net.advertised_address,
+        inbounds=tuple(sorted(inbounds, key=lambda i: (i.address, i.port))),
+        outbounds=tuple(sorted(outbounds, key=lambda o: (o.address, o.port))),
+        mtls=_mtls(mesh_view.mesh.spec),
+        admin_port=net.admin.port if net.admin else None,
+    )
+
+
+def dependencies(dataplane: Resource[DataplaneSpec]) -> frozenset[str]:
+    """The services ``dataplane`` reaches (its outbounds): a change to one of them changes its config."""
+    return frozenset(ob.service for ob in dataplane.spec.networking.outbound)
+
+
+def services(dataplane: Resource[DataplaneSpec]) -> frozenset[str]:
+    """The services ``dataplane`` serves (its inbounds): changing it changes their endpoints."""
+    return frozenset(ib.service for ib in dataplane.spec.networking.inbound)
+
+
+def dependents(mesh_view: MeshView, changed_services: Iterable[str]) -> frozenset[str]:
+    """Names of the Dataplanes of the mesh that reach any of ``changed_services``."""
+    changed = frozenset(changed_services)
+    return frozenset(dp.name for dp in mesh_view.dataplanes if dependencies(dp) & changed)
+
+
+def sni(service: str, mesh: str, tags: Mapping[str, str] | None = None) -> str:
+    """The TLS SNI of ``service`` in ``mesh``: ``backend{mesh=default}``, with any other ``tags``
+    (except ``kuma.io/service``) added in key order: ``backend{mesh=default,version=v1}``."""
+    extra = {k: v for k, v in (tags or {}).items() if k not in ("kuma.io/service", "mesh")}
+    parts = [f"{k}={v}" for k, v in sorted({"mesh": mesh, **extra}.items())]
+    return f"{service}{{{','.join(parts)}}}"
+
+
+def spiffe_id(mesh: str, service: str) -> str:
+    """The SPIFFE identity of ``service`` in ``mesh``: ``spiffe://<mesh>/<service>``."""
+    return f"spiffe://{mesh}/{service}"
+
+
+def _ready(ib: Inbound) -> bool:
+    if ib.health is not None and not ib.health.ready:
+        return False
+    return ib.state not in _NOT_READY_STATES
+
+
+def _mtls(spec: MeshSpec) -> MtlsView | None:
+    if spec.mtls is None:
+        return None
+    backend = spec.mtls.enabled()
+    if backend is None:
+        return None
+    return MtlsView(backend=backend.name, mode=backend.mode or "STRICT")
+
+
+def _build_index(
+    mesh: str,
+    dataplanes: tuple[Resource[DataplaneSpec], ...],
+    ingresses: tuple[Resource[ZoneIngressSpec], ...],
+    zone: str,
+) -> MeshIndex:
+    endpoints: defaultdict[str, list[Endpoint]] = defaultdict(list)
+    protocols: defaultdict[str, list[Protocol]] = defaultdict(list)
+    for zi in ingresses:
+        where = zi.spec.advertised
+        if where is None or not zi.spec.zone or zi.spec.zone == zone:
+            continue
+        for svc in zi.spec.available_services or ():
+            service = svc.tags.get(SERVICE_TAG, "")
+            if svc.mesh != mesh or svc.external_service or not service:
+                continue
+            protocols[service].append(protocol_of(svc.tags))
+            if svc.instances <= 0:
+                continue
+            endpoints[service].append(
+                Endpoint(
+                    address=where[0],
+                    port=where[1],
+                    tags=Tags(svc.tags),
+                    zone=zi.spec.zone,
+                    weight=svc.instances,
+                    ingress=True,
+                )
+            )
+    for dp in dataplanes:
+        net = dp.spec.networking
+        for ib in net.inbound:
+            protocols[ib.service].append(protocol_of(ib.tags))
+            if ib.port is None or not _ready(ib):
+                continue
+            endpoints[ib.service].append(
+                Endpoint(
+                    address=net.advertised_address or ib.address or net.address,
+                    port=ib.port,
+                    tags=Tags(ib.tags),
+                    zone=ib.tags.get(ZONE_TAG) or zone,
+                    dataplane=dp.name,
+                )
+            )
+    return MeshIndex(
+        dataplanes=MappingProxyType({dp.name: dp for dp in dataplanes}),
+        endpoints=MappingProxyType(
+            {
+                s: tuple(sorted(eps, key=lambda e: (e.ingress, e.zone, e.address, e.port, e.dataplane or "")))
+                for s, eps in sorted(endpoints.items())
+            }
+        ),
+        protocols=MappingProxyType({s: common_protocol(ps) for s, ps in sorted(protocols.items())}),
+    )

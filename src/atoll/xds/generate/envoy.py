@@ -1,0 +1,280 @@
+"""Small builders of Envoy v3 messages shared by the generators, and the names Atoll gives them.
+
+``shared_cluster_load_assignment`` is the one memoized builder (bounded LRU keyed by the
+hashable endpoint tuple): pure, but its messages are shared between proxies and must not be mutated.
+
+Every typed config is packed with ``pack`` into an ``Any`` of its own message type (pitfall 5:
+the wrong type under a typed key is NACKed); every module whose type is packed is imported here
+(pitfall 6), so importing this module is enough to render any generated resource. Durations are
+built by ``duration`` from a number of seconds, with nanos kept below 1e9 (pitfall 4).
+
+Names:
+    inbound listener   ``inbound:<address>:<port>``     local cluster   ``localhost:<servicePort>``
+    outbound listener  ``outbound:<address>:<port>``    service cluster ``<service>`` (EDS, CLA of the same name)
+    stat prefixes      ``inbound_<service>``, ``outbound_<service>`` (dots and colons become ``_``)
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.core.v3 import address_pb2, base_pb2, config_source_pb2, protocol_pb2
+from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
+from envoy.config.listener.v3 import api_listener_pb2, listener_components_pb2, listener_pb2
+from envoy.config.route.v3 import route_components_pb2, route_pb2
+from envoy.extensions.filters.http.router.v3 import router_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
+from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
+from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
+from google.protobuf import any_pb2, duration_pb2, struct_pb2, wrappers_pb2
+from google.protobuf.message import Message
+
+from atoll.topology import HTTP_PROTOCOLS, Endpoint
+
+__all__ = [
+    "CONNECT_TIMEOUT_SECONDS",
+    "HCM_FILTER",
+    "HTTP_PROTOCOL_OPTIONS_KEY",
+    "ROUTER_FILTER",
+    "TCP_PROXY_FILTER",
+    "ads_config_source",
+    "api_listener",
+    "cluster_load_assignment",
+    "duration",
+    "eds_cluster",
+    "hcm",
+    "inbound_listener_name",
+    "listener",
+    "local_cluster_name",
+    "outbound_listener_name",
+    "pack",
+    "route_configuration",
+    "shared_cluster_load_assignment",
+    "socket_address",
+    "stat_name",
+    "static_cluster",
+    "tcp_proxy_pb2",
+]
+
+# Referenced so the imports above (needed to render packed Anys and future TLS/SDS types) stay.
+_RENDERABLE = (common_pb2, secret_pb2, tls_pb2, api_listener_pb2)
+
+HCM_FILTER = "envoy.filters.network.http_connection_manager"
+TCP_PROXY_FILTER = "envoy.filters.network.tcp_proxy"
+ROUTER_FILTER = "envoy.filters.http.router"
+HTTP_PROTOCOL_OPTIONS_KEY = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+CONNECT_TIMEOUT_SECONDS = 5.0
+
+_STAT_UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
+
+
+def inbound_listener_name(address: str, port: int) -> str:
+    return f"inbound:{address}:{port}"
+
+
+def outbound_listener_name(address: str, port: int) -> str:
+    return f"outbound:{address}:{port}"
+
+
+def local_cluster_name(service_port: int) -> str:
+    return f"localhost:{service_port}"
+
+
+def stat_name(prefix: str, service: str) -> str:
+    """``<prefix>_<service>`` with characters Envoy's stats treat specially replaced by ``_``."""
+    return f"{prefix}_{_STAT_UNSAFE.sub('_', service)}"
+
+
+def pack(message: Message) -> any_pb2.Any:
+    a = any_pb2.Any()
+    a.Pack(message)
+    return a
+
+
+def duration(seconds: float) -> duration_pb2.Duration:
+    """A Duration of ``seconds`` (>= 0) with ``0 <= nanos < 1e9``."""
+    if seconds < 0:
+        raise ValueError(f"negative duration {seconds}")
+    total_nanos = round(seconds * 1_000_000_000)
+    whole, nanos = divmod(total_nanos, 1_000_000_000)
+    return duration_pb2.Duration(seconds=whole, nanos=nanos)
+
+
+def socket_address(address: str, port: int) -> address_pb2.Address:
+    return address_pb2.Address(socket_address=address_pb2.SocketAddress(address=address, port_value=port))
+
+
+def ads_config_source() -> config_source_pb2.ConfigSource:
+    """``{ads: {}, resource_api_version: V3}``: fetch the resource over the proxy's ADS stream."""
+    return config_source_pb2.ConfigSource(
+        ads=config_source_pb2.AggregatedConfigSource(),
+        resource_api_version=config_source_pb2.ApiVersion.V3,
+    )
+
+
+def _http2_options(protocol: str) -> dict[str, any_pb2.Any]:
+    if protocol not in ("http2", "grpc"):
+        return {}
+    opts = http_protocol_options_pb2.HttpProtocolOptions(
+        explicit_http_config=http_protocol_options_pb2.HttpProtocolOptions.ExplicitHttpConfig(
+            http2_protocol_options=protocol_pb2.Http2ProtocolOptions()
+        )
+    )
+    return {HTTP_PROTOCOL_OPTIONS_KEY: pack(opts)}
+
+
+def lb_endpoint(ep: Endpoint) -> endpoint_components_pb2.LbEndpoint:
+    """One endpoint, its tags in ``envoy.lb`` metadata (for subset load balancing by policies)."""
+    md = struct_pb2.Struct()
+    md.update(dict(ep.tags))
+    out = endpoint_components_pb2.LbEndpoint(
+        endpoint=endpoint_components_pb2.Endpoint(address=socket_address(ep.address, ep.port)),
+        metadata=base_pb2.Metadata(filter_metadata={"envoy.lb": md}),
+    )
+    if ep.weight is not None:
+        out.load_balancing_weight.CopyFrom(wrappers_pb2.UInt32Value(value=max(1, ep.weight)))
+    return out
+
+
+def cluster_load_assignment(cluster_name: str, endpoints: Iterable[Endpoint]) -> endpoint_pb2.ClusterLoadAssignment:
+    """Endpoints grouped by locality (zone), zones and endpoints in sorted order."""
+    by_zone: dict[str, list[Endpoint]] = {}
+    for ep in endpoints:
+        by_zone.setdefault(ep.zone, []).append(ep)
+    cla = endpoint_pb2.ClusterLoadAssignment(cluster_name=cluster_name)
+    for zone in sorted(by_zone):
+        group = endpoint_components_pb2.LocalityLbEndpoints(
+            lb_endpoints=[
+                lb_endpoint(ep) for ep in sorted(by_zone[zone], key=lambda e: (e.address, e.port, e.dataplane or ""))
+            ]
+        )
+        if zone:
+            group.locality.CopyFrom(base_pb2.Locality(zone=zone))
+        cla.endpoints.append(group)
+    return cla
+
+
+@functools.lru_cache(maxsize=8192)
+def shared_cluster_load_assignment(
+    cluster_name: str, endpoints: tuple[Endpoint, ...]
+) -> endpoint_pb2.ClusterLoadAssignment:
+    """``cluster_load_assignment`` memoized: every proxy reaching a service gets the same message
+    object (building endpoints dominates generation time). The result is shared: never mutate it."""
+    return cluster_load_assignment(cluster_name, endpoints)
+
+
+def static_cluster(name: str, address: str, port: int, *, protocol: str = "tcp") -> cluster_pb2.Cluster:
+    """A STATIC cluster of one address (the local application behind an inbound)."""
+    cla = endpoint_pb2.ClusterLoadAssignment(
+        cluster_name=name,
+        endpoints=[
+            endpoint_components_pb2.LocalityLbEndpoints(
+                lb_endpoints=[
+                    endpoint_components_pb2.LbEndpoint(
+                        endpoint=endpoint_components_pb2.Endpoint(address=socket_address(address, port))
+                    )
+                ]
+            )
+        ],
+    )
+    return cluster_pb2.Cluster(
+        name=name,
+        type=cluster_pb2.Cluster.STATIC,
+        connect_timeout=duration(CONNECT_TIMEOUT_SECONDS),
+        load_assignment=cla,
+        typed_extension_protocol_options=_http2_options(protocol),
+    )
+
+
+def eds_cluster(name: str, *, protocol: str = "tcp") -> cluster_pb2.Cluster:
+    """An EDS cluster whose ClusterLoadAssignment (named like the cluster) comes over ADS."""
+    return cluster_pb2.Cluster(
+        name=name,
+        type=cluster_pb2.Cluster.EDS,
+        eds_cluster_config=cluster_pb2.Cluster.EdsClusterConfig(eds_config=ads_config_source()),
+        connect_timeout=duration(CONNECT_TIMEOUT_SECONDS),
+        lb_policy=cluster_pb2.Cluster.ROUND_ROBIN,
+        typed_extension_protocol_options=_http2_options(protocol),
+    )
+
+
+def route_configuration(name: str, service: str, cluster: str) -> route_pb2.RouteConfiguration:
+    """One virtual host (``*``) named after ``service`` with one route: every path to ``cluster``."""
+    return route_pb2.RouteConfiguration(
+        name=name,
+        validate_clusters=wrappers_pb2.BoolValue(value=False),
+        virtual_hosts=[
+            route_components_pb2.VirtualHost(
+                name=service,
+                domains=["*"],
+                routes=[
+                    route_components_pb2.Route(
+                        match=route_components_pb2.RouteMatch(prefix="/"),
+                        route=route_components_pb2.RouteAction(cluster=cluster),
+                    )
+                ],
+            )
+        ],
+    )
+
+
+def hcm(
+    stat_prefix: str,
+    *,
+    route_config: route_pb2.RouteConfiguration | None = None,
+    rds_name: str | None = None,
+) -> hcm_pb2.HttpConnectionManager:
+    """An HTTP connection manager (codec AUTO: HTTP/1.1 and HTTP/2 downstream) with the router
+    filter, routing with ``route_config`` inline or by RDS name ``rds_name`` over ADS."""
+    out = hcm_pb2.HttpConnectionManager(
+        stat_prefix=stat_prefix,
+        codec_type=hcm_pb2.HttpConnectionManager.AUTO,
+        http_filters=[hcm_pb2.HttpFilter(name=ROUTER_FILTER, typed_config=pack(router_pb2.Router()))],
+    )
+    if route_config is not None:
+        out.route_config.CopyFrom(route_config)
+    elif rds_name is not None:
+        out.rds.CopyFrom(hcm_pb2.Rds(config_source=ads_config_source(), route_config_name=rds_name))
+    else:
+        raise ValueError("hcm needs route_config or rds_name")
+    return out
+
+
+def network_filter(
+    protocol: str, *, stat_prefix: str, service: str, cluster: str, route_name: str
+) -> listener_components_pb2.Filter:
+    """The one network filter of a listener: HCM with an inline route for HTTP protocols, else tcp_proxy."""
+    if protocol in HTTP_PROTOCOLS:
+        manager = hcm(stat_prefix, route_config=route_configuration(route_name, service, cluster))
+        return listener_components_pb2.Filter(name=HCM_FILTER, typed_config=pack(manager))
+    tcp = tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix, cluster=cluster)
+    return listener_components_pb2.Filter(name=TCP_PROXY_FILTER, typed_config=pack(tcp))
+
+
+def listener(
+    name: str,
+    address: str,
+    port: int,
+    *,
+    direction: int,
+    filters: Iterable[listener_components_pb2.Filter],
+) -> listener_pb2.Listener:
+    """A listener on ``address:port`` with one filter chain; ``direction`` is ``base_pb2.INBOUND``/``OUTBOUND``."""
+    return listener_pb2.Listener(
+        name=name,
+        address=socket_address(address, port),
+        traffic_direction=direction,
+        filter_chains=[listener_components_pb2.FilterChain(filters=list(filters))],
+    )
+
+
+def api_listener(name: str, manager: hcm_pb2.HttpConnectionManager) -> listener_pb2.Listener:
+    """A listener that only carries an HCM for a proxyless gRPC client (``xds:///<name>``)."""
+    return listener_pb2.Listener(
+        name=name,
+        api_listener=api_listener_pb2.ApiListener(api_listener=pack(manager)),
+    )
