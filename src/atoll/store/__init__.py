@@ -1,6 +1,23 @@
-"""Resource storage: one protocol (``Store``), several backends, one contract test suite."""
+"""Resource storage: one protocol (``Store``), several backends, one contract test suite.
 
+``open_store(kind, path=..., dsn=...)`` opens a backend by name. ``MemoryStore`` and ``SqliteStore``
+are exported here; ``atoll.store.postgres.PostgresStore`` is imported on demand (it needs psycopg).
+"""
+
+from atoll.store.factory import KINDS, open_store
 from atoll.store.memory import MemoryStore
 from atoll.store.protocol import ChangeEvent, EventKind, ListFilter, Page, Store, Subscription
+from atoll.store.sqlite import SqliteStore
 
-__all__ = ["ChangeEvent", "EventKind", "ListFilter", "MemoryStore", "Page", "Store", "Subscription"]
+__all__ = [
+    "KINDS",
+    "ChangeEvent",
+    "EventKind",
+    "ListFilter",
+    "MemoryStore",
+    "Page",
+    "SqliteStore",
+    "Store",
+    "Subscription",
+    "open_store",
+]

@@ -10,8 +10,9 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from atoll.errors import AlreadyExists, Conflict, NotFound
+from atoll.errors import AlreadyExists, Conflict, NotFound, StoreError
 from atoll.resources.meta import Resource
+from atoll.store._common import CLOSED, check_paging
 from atoll.store.protocol import ChangeEvent, EventKind, ListFilter, Page, Subscription
 
 _Key = tuple[str, str, str]  # (type, mesh or "", name)
@@ -29,6 +30,7 @@ class MemoryStore:
         self._closed = False
 
     async def create(self, resource: Resource[Any]) -> Resource[Any]:
+        self._check_open()
         k = _key(resource.type, resource.name, resource.mesh)
         if k in self._items:
             raise AlreadyExists(f"{resource.key} already exists")
@@ -39,6 +41,7 @@ class MemoryStore:
         return stored
 
     async def update(self, resource: Resource[Any]) -> Resource[Any]:
+        self._check_open()
         k = _key(resource.type, resource.name, resource.mesh)
         cur = self._items.get(k)
         if cur is None:
@@ -57,6 +60,7 @@ class MemoryStore:
         return stored
 
     async def delete(self, type: str, name: str, mesh: str | None = None, *, version: int | None = None) -> None:
+        self._check_open()
         k = _key(type, name, mesh)
         cur = self._items.get(k)
         if cur is None:
@@ -72,6 +76,7 @@ class MemoryStore:
         self._emit(EventKind.DELETED, cur)
 
     async def get(self, type: str, name: str, mesh: str | None = None) -> Resource[Any]:
+        self._check_open()
         r = self._items.get(_key(type, name, mesh))
         if r is None:
             where = f" in mesh {mesh}" if mesh else ""
@@ -79,6 +84,8 @@ class MemoryStore:
         return r
 
     async def list(self, filter: ListFilter, *, offset: int = 0, limit: int | None = None) -> Page:
+        self._check_open()
+        check_paging(offset, limit)
         matches = [
             r
             for (t, m, n), r in self._items.items()
@@ -93,6 +100,7 @@ class MemoryStore:
         return Page(items=items, total=len(matches), next_offset=end if end < len(matches) else None)
 
     def watch(self) -> Subscription:
+        self._check_open()
         q: asyncio.Queue[ChangeEvent | None] = asyncio.Queue()
         self._watchers.add(q)
         return Subscription(q, lambda: self._watchers.discard(q))
@@ -101,6 +109,11 @@ class MemoryStore:
         self._closed = True
         for q in self._watchers:
             q.put_nowait(None)
+        self._watchers.clear()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(CLOSED)
 
     def _emit(self, kind: EventKind, r: Resource[Any]) -> None:
         self._revision += 1

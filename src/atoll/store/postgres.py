@@ -1,0 +1,388 @@
+"""PostgreSQL store for HA control planes: several instances share one database and see each
+other's writes in ``watch()``.
+
+Driver: psycopg 3 (async) with a ``psycopg_pool`` connection pool; one extra connection LISTENs.
+
+Writes. Each write is one transaction that first locks the single row of ``store_revision``
+(``SELECT ... FOR UPDATE``). That serialises writers across every instance, so revisions are
+handed out in commit order. The transaction changes ``resources``, appends one row per change
+event to ``store_events`` (the full resource, for DELETED its last state), stores the new
+revision and sends ``NOTIFY atoll_store_changes, '<revision>'``.
+
+Events. Each instance remembers the last revision it published. On a notification, and right
+after each of its own commits, it reads ``store_events`` past that revision in order and publishes
+them to its watchers (under a lock, so publication is in revision order). So a write returns only
+after its events are queued for this instance's watchers, a write whose caller was cancelled is
+published by the listener, and a notification lost while the LISTEN connection was reconnecting is
+made up for by the catch-up done on reconnect. Writers prune events older than ``EVENTS_KEPT``
+revisions.
+
+Migrations are ``migrations/postgres/NNNN_*.sql``, applied at ``open`` in one transaction under an
+advisory lock, so instances starting together migrate once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.rows import TupleRow
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from atoll.errors import AlreadyExists, InvalidInput, StoreError
+from atoll.resources.meta import Resource
+from atoll.store import _migrations
+from atoll.store._common import (
+    CLOSED,
+    Broadcaster,
+    check_paging,
+    mesh_column,
+    next_offset,
+    not_found,
+    resource_from_row,
+    stale,
+)
+from atoll.store.protocol import ChangeEvent, EventKind, ListFilter, Page, Subscription
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Conn = psycopg.AsyncConnection[TupleRow]
+
+CHANNEL = "atoll_store_changes"
+EVENTS_KEPT = 10_000
+_MIGRATION_LOCK = 0x61746F6C6C  # "atoll": pg_advisory_xact_lock key for migrations
+_COLUMNS = "type, mesh, name, version, labels, spec, creation_time, modification_time"
+
+_Pending = tuple[EventKind, Resource[Any]]
+_Pendings = list[_Pending]  # (kind, resource) per event, numbered at commit
+
+
+class PostgresStore:
+    """A ``Store`` in a PostgreSQL database. Create with ``await PostgresStore.open(dsn)``."""
+
+    def __init__(self, dsn: str, pool: AsyncConnectionPool[Conn], revision: int) -> None:
+        self._dsn = dsn
+        self._pool = pool
+        self._published = revision
+        self._publish_lock = asyncio.Lock()
+        self._watchers = Broadcaster()
+        self._closed = False
+        self._listening = asyncio.Event()
+        self._listener: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def open(cls, dsn: str, *, max_connections: int = 8, connect_timeout: float = 10.0) -> PostgresStore:
+        """Connect, migrate, start listening for changes. ``StoreError`` if the server is unreachable."""
+        try:
+            conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True, connect_timeout=int(connect_timeout))
+        except psycopg.Error as e:
+            raise StoreError(f"cannot connect to PostgreSQL: {e}".strip()) from None
+        try:
+            await migrate(conn)
+            revision = await _read_revision(conn)
+        finally:
+            await conn.close()
+        pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+            dsn,
+            min_size=1,
+            max_size=max_connections,
+            kwargs={"autocommit": True},
+            open=False,
+            name="atoll-store",
+        )
+        await pool.open(wait=True, timeout=connect_timeout)
+        store = cls(dsn, pool, revision)
+        store._listener = asyncio.create_task(store._listen(), name="atoll-postgres-listen")
+        try:
+            await asyncio.wait_for(store._listening.wait(), connect_timeout)
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    # -- Store protocol -------------------------------------------------------------------------
+
+    async def create(self, resource: Resource[Any]) -> Resource[Any]:
+        async def run(conn: Conn) -> tuple[Resource[Any], _Pendings]:
+            now = datetime.now(UTC)
+            stored = resource.with_meta(version=1, creation_time=now, modification_time=now)
+            cur = await conn.execute(
+                f"INSERT INTO resources ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT DO NOTHING RETURNING 1",
+                _row_params(stored),
+            )
+            if await cur.fetchone() is None:
+                raise AlreadyExists(f"{resource.key} already exists")
+            return stored, [(EventKind.CREATED, stored)]
+
+        return await self._write(run)
+
+    async def update(self, resource: Resource[Any]) -> Resource[Any]:
+        async def run(conn: Conn) -> tuple[Resource[Any], _Pendings]:
+            cur = await conn.execute(
+                "SELECT version, creation_time FROM resources WHERE type = %s AND mesh = %s AND name = %s",
+                (resource.type, mesh_column(resource.mesh), resource.name),
+            )
+            row = await cur.fetchone()
+            if row is None:
+                raise not_found(resource.type, resource.name, resource.mesh)
+            version, ctime = int(row[0]), row[1]
+            if resource.meta.version != version:
+                raise stale(resource.key, resource.meta.version, version)
+            stored = resource.with_meta(
+                version=version + 1, creation_time=ctime.astimezone(UTC), modification_time=datetime.now(UTC)
+            )
+            await conn.execute(
+                "UPDATE resources SET version = %s, labels = %s, spec = %s, modification_time = %s"
+                " WHERE type = %s AND mesh = %s AND name = %s",
+                (
+                    stored.meta.version,
+                    Jsonb(dict(stored.meta.labels)),
+                    Jsonb(stored.spec_dict()),
+                    stored.meta.modification_time,
+                    stored.type,
+                    mesh_column(stored.mesh),
+                    stored.name,
+                ),
+            )
+            return stored, [(EventKind.UPDATED, stored)]
+
+        return await self._write(run)
+
+    async def delete(self, type: str, name: str, mesh: str | None = None, *, version: int | None = None) -> None:
+        async def run(conn: Conn) -> tuple[None, _Pendings]:
+            cur = await conn.execute(
+                f"DELETE FROM resources WHERE type = %s AND mesh = %s AND name = %s RETURNING {_COLUMNS}",
+                (type, mesh_column(mesh), name),
+            )
+            row = await cur.fetchone()
+            if row is None:
+                raise not_found(type, name, mesh)
+            gone = _from_row(row)
+            if version and version != gone.meta.version:
+                raise stale(gone.key, version, gone.meta.version)  # rolls the delete back
+            events: _Pendings = []
+            if type == "Mesh":
+                cur = await conn.execute(f"DELETE FROM resources WHERE mesh = %s RETURNING {_COLUMNS}", (name,))
+                children = sorted((_from_row(r) for r in await cur.fetchall()), key=lambda r: (r.type, r.name))
+                events.extend((EventKind.DELETED, r) for r in children)
+            events.append((EventKind.DELETED, gone))
+            return None, events
+
+        await self._write(run)
+
+    async def get(self, type: str, name: str, mesh: str | None = None) -> Resource[Any]:
+        async def run(conn: Conn) -> Resource[Any]:
+            cur = await conn.execute(
+                f"SELECT {_COLUMNS} FROM resources WHERE type = %s AND mesh = %s AND name = %s",
+                (type, mesh_column(mesh), name),
+            )
+            row = await cur.fetchone()
+            if row is None:
+                raise not_found(type, name, mesh)
+            return _from_row(row)
+
+        return await self._call(run)
+
+    async def list(self, filter: ListFilter, *, offset: int = 0, limit: int | None = None) -> Page:
+        check_paging(offset, limit)
+        where = ["type = %s"]
+        params: list[object] = [filter.type]
+        if filter.mesh is not None:
+            where.append("mesh = %s")
+            params.append(filter.mesh)
+        if filter.name_prefix:
+            where.append("starts_with(name, %s)")
+            params.append(filter.name_prefix)
+        if filter.labels:
+            where.append("labels @> %s")
+            params.append(Jsonb(dict(filter.labels)))
+        cond = " AND ".join(where)
+
+        async def run(conn: Conn) -> Page:
+            async with conn.transaction():
+                await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                cur = await conn.execute(f"SELECT count(*) FROM resources WHERE {cond}", params)
+                total_row = await cur.fetchone()
+                cur = await conn.execute(
+                    f"SELECT {_COLUMNS} FROM resources WHERE {cond} ORDER BY mesh, name LIMIT %s OFFSET %s",
+                    [*params, limit, offset],
+                )
+                rows = await cur.fetchall()
+            total = int(total_row[0]) if total_row else 0
+            items = [_from_row(r) for r in rows]
+            return Page(items=items, total=total, next_offset=next_offset(offset, len(items), total))
+
+        return await self._call(run)
+
+    def watch(self) -> Subscription:
+        return self._watchers.subscribe()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._listener is not None:
+                self._listener.cancel()
+                try:
+                    await self._listener
+                except asyncio.CancelledError:
+                    pass
+        finally:
+            try:
+                await self._pool.close()
+            finally:
+                self._watchers.close()
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def revision(self) -> int:
+        """The store-wide revision of the last committed change (0 for a new database)."""
+        return await self._call(_read_revision)
+
+    async def _call(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
+        if self._closed:
+            raise StoreError(CLOSED)
+        try:
+            async with self._pool.connection() as conn:
+                return await fn(conn)
+        except psycopg.Error as e:
+            raise StoreError(f"PostgreSQL: {e}") from e
+
+    async def _write(self, fn: Callable[[Conn], Awaitable[tuple[T, _Pendings]]]) -> T:
+        """Run ``fn`` in a write transaction, log and announce its events, then publish them here."""
+
+        async def run(conn: Conn) -> tuple[T, int]:
+            async with conn.transaction():
+                revision = await _read_revision(conn, lock=True)
+                result, pending = await fn(conn)
+                if not pending:
+                    return result, revision
+                async with conn.cursor() as cur:
+                    await cur.executemany(
+                        f"INSERT INTO store_events (revision, kind, {_COLUMNS})"
+                        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                        [(revision + i, kind.value, *_row_params(r)) for i, (kind, r) in enumerate(pending, start=1)],
+                    )
+                revision += len(pending)
+                await conn.execute("UPDATE store_revision SET revision = %s WHERE id = 1", (revision,))
+                if revision > EVENTS_KEPT:
+                    await conn.execute("DELETE FROM store_events WHERE revision <= %s", (revision - EVENTS_KEPT,))
+                await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(revision)))
+            return result, revision
+
+        result, revision = await self._call(run)
+        await self._catch_up(revision)
+        return result
+
+    async def _catch_up(self, upto: int | None = None) -> None:
+        """Publish every logged event past the last published one (at least up to ``upto``)."""
+        async with self._publish_lock:
+            if upto is not None and self._published >= upto:
+                return
+            published = self._published
+
+            async def fetch(conn: Conn) -> list[tuple[Any, ...]]:
+                cur = await conn.execute(
+                    f"SELECT revision, kind, {_COLUMNS} FROM store_events WHERE revision > %s ORDER BY revision",
+                    (published,),
+                )
+                return await cur.fetchall()
+
+            rows = await self._call(fetch)
+            if rows and rows[0][0] != published + 1:
+                log.warning(
+                    "store events %d..%d were pruned before this instance read them; watchers missed them",
+                    published + 1,
+                    rows[0][0] - 1,
+                )
+            events = []
+            for row in rows:
+                try:
+                    events.append(ChangeEvent(EventKind(row[1]), _from_row(row[2:]), int(row[0])))
+                except InvalidInput as e:  # e.g. written by a newer Atoll with a type this one lacks
+                    log.error("store event %d (%s %s) cannot be read, skipped: %s", row[0], row[2], row[4], e)
+            if rows:
+                self._published = int(rows[-1][0])
+                self._watchers.publish(events)
+
+    async def _listen(self) -> None:
+        """Keep a LISTEN connection; catch up after each notification and after each (re)connect."""
+        delay = 0.1
+        while not self._closed:
+            try:
+                async with await psycopg.AsyncConnection.connect(self._dsn, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    await self._catch_up()
+                    self._listening.set()
+                    delay = 0.1
+                    async for note in conn.notifies():
+                        try:
+                            upto = int(note.payload)
+                        except ValueError:
+                            upto = None
+                        await self._catch_up(upto)
+            except Exception as e:  # keep listening whatever happened; the catch-up repairs gaps
+                if self._closed:
+                    return
+                log.warning("store change listener failed (%s); reconnecting in %.1fs", e, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+
+async def migrate(conn: Conn, migrations: list[_migrations.Migration] | None = None) -> list[int]:
+    """Apply the pending migrations in one transaction under an advisory lock; return their versions."""
+    migrations = _migrations.load("postgres") if migrations is None else migrations
+    applied: list[int] = []
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations"
+            " (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        cur = await conn.execute("SELECT version FROM schema_migrations")
+        done = {int(r[0]) for r in await cur.fetchall()}
+        for m in migrations:
+            if m.version in done:
+                continue
+            await conn.execute(m.sql.encode())  # a script: several statements, no parameters
+            await conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (m.version, m.name))
+            applied.append(m.version)
+    return applied
+
+
+async def _read_revision(conn: Conn, lock: bool = False) -> int:
+    sql = "SELECT revision FROM store_revision WHERE id = 1" + (" FOR UPDATE" if lock else "")
+    cur = await conn.execute(sql)
+    row = await cur.fetchone()
+    assert row is not None, "store_revision has no row: migration 0001 did not run"
+    return int(row[0])
+
+
+def _row_params(r: Resource[Any]) -> tuple[object, ...]:
+    return (
+        r.type,
+        mesh_column(r.mesh),
+        r.name,
+        r.meta.version,
+        Jsonb(dict(r.meta.labels)),
+        Jsonb(r.spec_dict()),
+        r.meta.creation_time,
+        r.meta.modification_time,
+    )
+
+
+def _from_row(row: tuple[Any, ...]) -> Resource[Any]:
+    type, mesh, name, version, labels, spec, ctime, mtime = row
+    return resource_from_row(type, mesh, name, version, labels, spec, ctime.astimezone(UTC), mtime.astimezone(UTC))
