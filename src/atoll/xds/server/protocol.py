@@ -1,0 +1,528 @@
+"""Sans-I/O xDS stream state machines: requests and snapshots in, responses out.
+
+``SotwStream`` (state of the world) and ``DeltaStream`` (incremental) hold everything one ADS stream
+knows — per-type subscriptions, the latest nonce sent, what was ACKed or NACKed — and no sockets, tasks or
+clocks of their own (the clock is injected). Feed them events:
+
+- ``receive(request)``: a request arrived; returns the responses to send, in order.
+- ``set_snapshot(snapshot)``: this node has a new snapshot; returns the responses to send, in push order
+  (SDS, CDS, EDS, LDS, RDS), only for types the peer asked for and only what changed.
+
+Rules (Envoy's xDS protocol, plus the pitfalls measured in ``notes/xds-with-real-envoy.md``):
+
+- Nonces come from one counter per stream. A request whose ``response_nonce`` is not the latest nonce sent
+  for its type is stale: SotW drops it whole; delta still applies its subscription changes (they are
+  diffs and would otherwise be lost) but does not treat it as an ACK/NACK.
+- A request answering the latest nonce is an ACK, or a NACK when it carries ``error_detail``. A NACK is
+  recorded (count, message, rejected version, time) and the rejected content is not sent again; a newer
+  snapshot is sent as usual.
+- SotW subscriptions are the request's ``resource_names``; an empty list means wildcard only for LDS/CDS.
+  Responses carry every subscribed resource of the type; ``version_info`` is the snapshot's per-type
+  version. Only types whose selected content changed are pushed.
+- Delta subscriptions are diffs (``*`` toggles wildcard; an empty first subscribe list is the legacy
+  wildcard for LDS/CDS). ``initial_resource_versions`` seed what the peer already has; responses carry
+  only resources whose version differs from the peer's, and ``removed_resources`` for names the peer has
+  that are gone. A named subscription to a resource that does not exist is answered with a removal.
+- The EDS pitfall: when an existing EDS cluster changes, Envoy re-warms it and waits for its
+  ClusterLoadAssignment. In SotW it re-sends its EDS request with the already-ACKed nonce — answered here
+  with the current CLAs. In delta it sends nothing, so after a CDS response that changed existing
+  clusters the machine proactively re-sends those clusters' CLAs.
+
+Errors name the side at fault: ``PeerProtocolError`` is a malformed request from the peer (the pump ends
+that stream with INVALID_ARGUMENT); a NACK is the peer rejecting our config and is only recorded in the
+status; ``snapshot.InconsistentSnapshot`` is a local generation error.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Literal
+
+from envoy.config.core.v3 import base_pb2
+from envoy.service.discovery.v3 import discovery_pb2
+
+from atoll.errors import AtollError
+from atoll.xds.server.snapshot import (
+    CLUSTER,
+    ENDPOINT,
+    KNOWN_TYPES,
+    PUSH_ORDER,
+    WILDCARD_TYPES,
+    Snapshot,
+    VersionedResource,
+    eds_names_of_cluster,
+    encode_bytes_field,
+)
+
+Clock = Callable[[], float]
+Mode = Literal["sotw", "delta"]
+
+
+class XdsError(AtollError):
+    """Base of the xDS server's errors."""
+
+
+class PeerProtocolError(XdsError):
+    """The peer sent a request that cannot be served (no node, no or unknown type URL). Peer's fault."""
+
+
+def node_of_first_request(
+    request: discovery_pb2.DiscoveryRequest | discovery_pb2.DeltaDiscoveryRequest,
+) -> base_pb2.Node:
+    """The node of a stream's first request; a missing node or node id is the peer's error."""
+    if not request.HasField("node") or not request.node.id:
+        raise PeerProtocolError("the first request on a stream must carry node.id")
+    node: base_pb2.Node = request.node
+    return node
+
+
+def _check_type(type_url: str) -> None:
+    if not type_url:
+        raise PeerProtocolError("request has no type_url (required on an aggregated stream)")
+    if type_url not in KNOWN_TYPES:
+        raise PeerProtocolError(f"unknown or unsupported type_url {type_url!r}")
+
+
+# --- responses --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SotwResponse:
+    """One DiscoveryResponse to send. ``to_bytes()`` splices the resources' shared, pre-serialized bytes."""
+
+    type_url: str
+    version_info: str
+    nonce: str
+    resources: tuple[VersionedResource, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(r.name for r in self.resources)
+
+    def to_bytes(self) -> bytes:
+        return b"".join(
+            (
+                encode_bytes_field(1, self.version_info.encode()),
+                *(r.sotw_field for r in self.resources),
+                encode_bytes_field(4, self.type_url.encode()),
+                encode_bytes_field(5, self.nonce.encode()),
+            )
+        )
+
+    def to_message(self) -> discovery_pb2.DiscoveryResponse:
+        return discovery_pb2.DiscoveryResponse.FromString(self.to_bytes())
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaResponse:
+    """One DeltaDiscoveryResponse to send: changed resources and removed names of one type."""
+
+    type_url: str
+    system_version_info: str
+    nonce: str
+    resources: tuple[VersionedResource, ...]
+    removed: tuple[str, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(r.name for r in self.resources)
+
+    def to_bytes(self) -> bytes:
+        return b"".join(
+            (
+                encode_bytes_field(1, self.system_version_info.encode()),
+                *(r.delta_field for r in self.resources),
+                encode_bytes_field(4, self.type_url.encode()),
+                encode_bytes_field(5, self.nonce.encode()),
+                *(encode_bytes_field(6, n.encode()) for n in self.removed),
+            )
+        )
+
+    def to_message(self) -> discovery_pb2.DeltaDiscoveryResponse:
+        return discovery_pb2.DeltaDiscoveryResponse.FromString(self.to_bytes())
+
+
+# --- status -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TypeStatus:
+    """What one stream sent and heard back for one type. Times are the injected clock's (epoch seconds)."""
+
+    type_url: str
+    wildcard: bool
+    subscriptions: int
+    sent_count: int = 0
+    last_sent_version: str | None = None
+    last_sent_nonce: str | None = None
+    last_sent_at: float | None = None
+    ack_count: int = 0
+    last_acked_version: str | None = None
+    last_acked_at: float | None = None
+    nack_count: int = 0
+    last_nack_error: str | None = None
+    last_nack_version: str | None = None
+    last_nack_at: float | None = None
+    stale_dropped: int = 0
+    #: The latest response sent has not been answered yet.
+    pending: bool = False
+    #: The peer NACKed the latest response sent.
+    rejected: bool = False
+
+    @property
+    def in_sync(self) -> bool:
+        """The peer ACKed the latest response sent (or nothing was sent yet)."""
+        return not self.pending and not self.rejected
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStatus:
+    """Frozen view of one stream for the inventory: per type, what was sent, ACKed and NACKed."""
+
+    stream_id: int
+    node_id: str
+    mode: Mode
+    opened_at: float
+    types: Mapping[str, TypeStatus]
+
+    @property
+    def nacked(self) -> bool:
+        return any(t.rejected for t in self.types.values())
+
+    @property
+    def in_sync(self) -> bool:
+        return all(t.in_sync for t in self.types.values())
+
+
+class _TypeState:
+    """Mutable per-type bookkeeping shared by both machines."""
+
+    __slots__ = (
+        "ack_count",
+        "acked_at",
+        "acked_version",
+        "answered",
+        "client",
+        "diffed",
+        "key",
+        "nack_at",
+        "nack_count",
+        "nack_error",
+        "nack_version",
+        "names",
+        "names_list",
+        "nonce",
+        "rejected",
+        "sent_at",
+        "sent_count",
+        "stale",
+        "sub_gen",
+        "type_url",
+        "version",
+        "wildcard",
+    )
+
+    def __init__(self, type_url: str) -> None:
+        self.type_url = type_url
+        self.wildcard = False
+        self.names: set[str] = set()
+        self.names_list: list[str] | None = None  # SotW: the last resource_names, to skip unchanged lists
+        self.sub_gen = 0
+        self.client: dict[str, str] = {}  # delta: name -> version the peer has
+        self.key: object = None  # SotW: what the latest response selected
+        #: The (type version, subscription generation) last compared: equal means nothing to do.
+        self.diffed: tuple[str, int] | None = None
+        self.nonce: str | None = None
+        self.version: str | None = None
+        self.sent_at: float | None = None
+        self.sent_count = 0
+        self.answered = True
+        self.rejected = False
+        self.ack_count = 0
+        self.acked_version: str | None = None
+        self.acked_at: float | None = None
+        self.nack_count = 0
+        self.nack_error: str | None = None
+        self.nack_version: str | None = None
+        self.nack_at: float | None = None
+        self.stale = 0
+
+    def freeze(self) -> TypeStatus:
+        return TypeStatus(
+            type_url=self.type_url,
+            wildcard=self.wildcard,
+            subscriptions=len(self.names),
+            sent_count=self.sent_count,
+            last_sent_version=self.version,
+            last_sent_nonce=self.nonce,
+            last_sent_at=self.sent_at,
+            ack_count=self.ack_count,
+            last_acked_version=self.acked_version,
+            last_acked_at=self.acked_at,
+            nack_count=self.nack_count,
+            last_nack_error=self.nack_error,
+            last_nack_version=self.nack_version,
+            last_nack_at=self.nack_at,
+            stale_dropped=self.stale,
+            pending=not self.answered,
+            rejected=self.rejected,
+        )
+
+
+class _Stream:
+    mode: Mode
+
+    def __init__(self, node_id: str, stream_id: int = 0, *, clock: Clock = time.time) -> None:
+        self.node_id = node_id
+        self.stream_id = stream_id
+        self._clock = clock
+        self.opened_at = clock()
+        self._snapshot: Snapshot | None = None
+        self._types: dict[str, _TypeState] = {}
+        self._nonce = 0
+        #: Bumped on every send, ACK and NACK: the pump reports status when it changed.
+        self.status_serial = 0
+
+    @property
+    def snapshot(self) -> Snapshot | None:
+        return self._snapshot
+
+    def status(self) -> StreamStatus:
+        return StreamStatus(
+            stream_id=self.stream_id,
+            node_id=self.node_id,
+            mode=self.mode,
+            opened_at=self.opened_at,
+            types=MappingProxyType({t: s.freeze() for t, s in self._types.items()}),
+        )
+
+    def _state(self, type_url: str) -> tuple[_TypeState, bool]:
+        _check_type(type_url)
+        st = self._types.get(type_url)
+        if st is None:
+            st = self._types[type_url] = _TypeState(type_url)
+            return st, True
+        return st, False
+
+    def _next_nonce(self) -> str:
+        self._nonce += 1
+        return str(self._nonce)
+
+    def _record_sent(self, st: _TypeState, nonce: str, version: str) -> None:
+        st.nonce = nonce
+        st.version = version
+        st.sent_at = self._clock()
+        st.sent_count += 1
+        st.answered = False
+        st.rejected = False
+        self.status_serial += 1
+
+    def _record_answer(self, st: _TypeState, version_info: str, error: discovery_pb2.DiscoveryRequest | None) -> None:
+        st.answered = True
+        if error is None:
+            st.ack_count += 1
+            st.acked_version = version_info or st.version
+            st.acked_at = self._clock()
+            st.rejected = False
+        else:
+            st.nack_count += 1
+            st.nack_error = str(error.error_detail.message) or f"NACK (grpc code {error.error_detail.code})"
+            st.nack_version = st.version
+            st.nack_at = self._clock()
+            st.rejected = True
+        self.status_serial += 1
+
+
+class SotwStream(_Stream):
+    """State of one state-of-the-world ADS stream (``DiscoveryRequest`` / ``DiscoveryResponse``)."""
+
+    mode: Mode = "sotw"
+
+    def receive(self, request: discovery_pb2.DiscoveryRequest) -> list[SotwResponse]:
+        st, _ = self._state(request.type_url)
+        nonce = request.response_nonce
+        if nonce and st.nonce is not None and nonce != st.nonce:
+            st.stale += 1  # answers a response that a newer one superseded
+            return []
+        names = request.resource_names
+        if st.names_list is None or len(names) != len(st.names_list) or list(names) != st.names_list:
+            st.names_list = list(names)
+            st.names = {n for n in names if n != "*"}
+            st.wildcard = "*" in names or (not names and st.type_url in WILDCARD_TYPES)
+            st.sub_gen += 1
+        if not nonce or st.nonce is None:
+            respond = True  # first request for this type on this stream
+        elif not st.answered:
+            self._record_answer(st, request.version_info, request if request.HasField("error_detail") else None)
+            respond = False  # answer only if the wanted content differs (checked below)
+        else:
+            # The latest response was already answered and the peer asks again: an EDS cluster re-warming
+            # after a CDS change (pitfall 1) or a subscription change. Answer with the current state, but
+            # never re-send content the peer rejected.
+            respond = not st.rejected
+        if self._snapshot is None:
+            return []
+        version, selected, key = self._select(st, self._snapshot)
+        st.diffed = (version, st.sub_gen)
+        if key == st.key and not respond:
+            return []
+        if key == st.key and st.rejected:
+            return []
+        return [self._send(st, version, selected, key)]
+
+    def set_snapshot(self, snapshot: Snapshot) -> list[SotwResponse]:
+        self._snapshot = snapshot
+        out: list[SotwResponse] = []
+        for type_url in PUSH_ORDER:
+            st = self._types.get(type_url)
+            if st is None or st.diffed == (snapshot.version(type_url), st.sub_gen):
+                continue
+            version, selected, key = self._select(st, snapshot)
+            st.diffed = (version, st.sub_gen)
+            if key != st.key:
+                out.append(self._send(st, version, selected, key))
+        return out
+
+    @staticmethod
+    def _select(st: _TypeState, snapshot: Snapshot) -> tuple[str, tuple[VersionedResource, ...], object]:
+        version = snapshot.version(st.type_url)
+        by_name = snapshot.resources(st.type_url)
+        if st.wildcard:
+            return version, tuple(by_name.values()), (st.sub_gen, version)
+        selected = tuple(by_name[n] for n in st.names_list or () if n in by_name)
+        return version, selected, (st.sub_gen, tuple(r.version for r in selected))
+
+    def _send(self, st: _TypeState, version: str, selected: tuple[VersionedResource, ...], key: object) -> SotwResponse:
+        nonce = self._next_nonce()
+        st.key = key
+        self._record_sent(st, nonce, version)
+        return SotwResponse(type_url=st.type_url, version_info=version, nonce=nonce, resources=selected)
+
+
+class DeltaStream(_Stream):
+    """State of one incremental ADS stream (``DeltaDiscoveryRequest`` / ``DeltaDiscoveryResponse``)."""
+
+    mode: Mode = "delta"
+
+    def __init__(self, node_id: str, stream_id: int = 0, *, clock: Clock = time.time) -> None:
+        super().__init__(node_id, stream_id, clock=clock)
+        #: EDS names of the clusters the latest CDS response changed (not added): they re-warm.
+        self._rewarm: set[str] = set()
+
+    def receive(self, request: discovery_pb2.DeltaDiscoveryRequest) -> list[DeltaResponse]:
+        st, first = self._state(request.type_url)
+        nonce = request.response_nonce
+        if nonce:
+            if nonce == st.nonce and not st.answered:
+                self._record_answer(st, "", request if request.HasField("error_detail") else None)
+            else:
+                st.stale += 1  # still apply its subscription changes below
+        subscribe = request.resource_names_subscribe
+        unsubscribe = request.resource_names_unsubscribe
+        if first or subscribe or unsubscribe:
+            st.sub_gen += 1
+        new_names: list[str] = []
+        if first and not subscribe and st.type_url in WILDCARD_TYPES:
+            st.wildcard = True  # legacy wildcard
+        for name in subscribe:
+            if name == "*":
+                st.wildcard = True
+            elif name not in st.names:
+                st.names.add(name)
+                new_names.append(name)
+        for name in unsubscribe:
+            if name == "*":
+                st.wildcard = False
+                st.client = {n: v for n, v in st.client.items() if n in st.names}
+            else:
+                st.names.discard(name)
+                if not st.wildcard:
+                    st.client.pop(name, None)
+        if first:
+            for name, version in request.initial_resource_versions.items():
+                if st.wildcard or name in st.names:
+                    st.client[name] = version
+        if self._snapshot is None or not (first or subscribe):
+            return []
+        out: list[DeltaResponse] = []
+        resp = self._diff(st, self._snapshot, missing=new_names)
+        if resp is not None:
+            out.append(resp)
+            if st.type_url == CLUSTER:
+                out.extend(self._resend_eds(self._snapshot))
+        return out
+
+    def set_snapshot(self, snapshot: Snapshot) -> list[DeltaResponse]:
+        self._snapshot = snapshot
+        out: list[DeltaResponse] = []
+        self._rewarm.clear()
+        for type_url in PUSH_ORDER:
+            st = self._types.get(type_url)
+            if st is None:
+                continue
+            forced = self._rewarm if type_url == ENDPOINT else ()
+            if not forced and st.diffed == (snapshot.version(type_url), st.sub_gen):
+                continue  # nothing changed for this type since it was last compared
+            resp = self._diff(st, snapshot, forced=forced)
+            if resp is not None:
+                out.append(resp)
+        return out
+
+    def _resend_eds(self, snapshot: Snapshot) -> list[DeltaResponse]:
+        st = self._types.get(ENDPOINT)
+        if st is None or not self._rewarm:
+            return []
+        resp = self._diff(st, snapshot, forced=self._rewarm)
+        return [] if resp is None else [resp]
+
+    def _diff(
+        self, st: _TypeState, snapshot: Snapshot, *, forced: Iterable[str] = (), missing: Iterable[str] = ()
+    ) -> DeltaResponse | None:
+        by_name = snapshot.resources(st.type_url)
+        client = st.client
+        forced_set = set(forced)
+        st.diffed = (snapshot.version(st.type_url), st.sub_gen)
+        send: list[VersionedResource] = []
+        if st.wildcard:
+            candidates: Iterable[VersionedResource] = by_name.values()
+        else:
+            candidates = [by_name[n] for n in st.names if n in by_name]
+        for r in candidates:
+            if client.get(r.name) != r.version or r.name in forced_set:
+                send.append(r)
+        removed = [n for n in client if n not in by_name]
+        removed.extend(n for n in missing if n not in by_name and n not in client)
+        if not send and not removed:
+            return None
+        if st.type_url == CLUSTER:
+            self._rewarm = {e for r in send if r.name in client for e in eds_names_of_cluster(r.message)}
+        for r in send:
+            client[r.name] = r.version
+        for n in removed:
+            client.pop(n, None)
+        nonce = self._next_nonce()
+        version = snapshot.version(st.type_url)
+        self._record_sent(st, nonce, version)
+        return DeltaResponse(
+            type_url=st.type_url,
+            system_version_info=version,
+            nonce=nonce,
+            resources=tuple(send),
+            removed=tuple(removed),
+        )
+
+
+__all__ = [
+    "DeltaResponse",
+    "DeltaStream",
+    "PeerProtocolError",
+    "SotwResponse",
+    "SotwStream",
+    "StreamStatus",
+    "TypeStatus",
+    "XdsError",
+    "node_of_first_request",
+]

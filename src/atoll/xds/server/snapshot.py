@@ -1,0 +1,326 @@
+"""Immutable, versioned xDS snapshots: what one proxy should have, per type, per resource name.
+
+A ``VersionedResource`` wraps one Envoy message. It is serialized exactly once, when it is built: the
+``Any`` bytes, a per-resource version (a hash of those bytes) and the two wire fragments the stream pump
+splices into responses (the SotW ``resources`` field and the delta ``Resource`` field) are computed up
+front and shared by every stream and every snapshot that holds the same object. Build a resource once and
+reuse the object across the snapshots of many proxies to share its bytes across them as well.
+
+A ``Snapshot`` maps type URL -> {name -> VersionedResource}. Its per-type version (the SotW
+``version_info``) is a hash over the (name, version) pairs of that type. ``problems()`` lists dangling
+references (an EDS cluster without its ClusterLoadAssignment, an RDS name no RouteConfiguration carries, an
+ADS-delivered SDS secret that is missing); ``ensure_consistent()`` raises ``InconsistentSnapshot`` — a local
+generation error, never the peer's fault.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any as TAny
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.endpoint.v3 import endpoint_pb2
+from envoy.config.listener.v3 import listener_pb2
+from envoy.config.route.v3 import route_pb2  # noqa: F401 - RouteConfiguration must be importable
+from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2
+from envoy.extensions.transport_sockets.tls.v3 import secret_pb2, tls_pb2  # noqa: F401 - Secret must be importable
+from envoy.service.discovery.v3 import discovery_pb2
+from google.protobuf import any_pb2
+from google.protobuf.message import Message
+
+from atoll.errors import AtollError
+
+_PREFIX = "type.googleapis.com/"
+LISTENER = _PREFIX + "envoy.config.listener.v3.Listener"
+ROUTE = _PREFIX + "envoy.config.route.v3.RouteConfiguration"
+CLUSTER = _PREFIX + "envoy.config.cluster.v3.Cluster"
+ENDPOINT = _PREFIX + "envoy.config.endpoint.v3.ClusterLoadAssignment"
+SECRET = _PREFIX + "envoy.extensions.transport_sockets.tls.v3.Secret"
+
+#: Every type this server serves, in push order: secrets first, clusters before their endpoints,
+#: listeners before their routes (make-before-break for references).
+PUSH_ORDER: tuple[str, ...] = (SECRET, CLUSTER, ENDPOINT, LISTENER, ROUTE)
+KNOWN_TYPES: frozenset[str] = frozenset(PUSH_ORDER)
+#: Types for which an empty SotW name list / legacy empty delta subscribe means "everything".
+WILDCARD_TYPES: frozenset[str] = frozenset({LISTENER, CLUSTER})
+
+_HCM_URL = _PREFIX + http_connection_manager_pb2.HttpConnectionManager.DESCRIPTOR.full_name
+_UPSTREAM_TLS_URL = _PREFIX + tls_pb2.UpstreamTlsContext.DESCRIPTOR.full_name
+_DOWNSTREAM_TLS_URL = _PREFIX + tls_pb2.DownstreamTlsContext.DESCRIPTOR.full_name
+
+
+class InconsistentSnapshot(AtollError):
+    """A snapshot references resources it does not carry (a local generation error)."""
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("inconsistent xDS snapshot: " + "; ".join(self.problems))
+
+
+def _hash(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=8).hexdigest()
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def encode_bytes_field(number: int, data: bytes) -> bytes:
+    """The wire encoding of one length-delimited field (string, bytes or message)."""
+    return _varint((number << 3) | 2) + _varint(len(data)) + data
+
+
+def resource_name(message: Message) -> str:
+    """The xDS name of a resource: ``cluster_name`` for a ClusterLoadAssignment, ``name`` otherwise."""
+    if isinstance(message, endpoint_pb2.ClusterLoadAssignment):
+        return str(message.cluster_name)
+    return str(getattr(message, "name"))  # noqa: B009 - every other served type has `name`
+
+
+def type_url_of(message: Message) -> str:
+    return _PREFIX + str(message.DESCRIPTOR.full_name)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class VersionedResource:
+    """One resource, serialized once. Build with ``VersionedResource.of(message)``."""
+
+    type_url: str
+    name: str
+    version: str
+    message: Message = field(repr=False)
+    any_bytes: bytes = field(repr=False)
+    #: ``resources`` field (number 2) of a DiscoveryResponse holding this resource's Any.
+    sotw_field: bytes = field(repr=False)
+    #: ``resources`` field (number 2) of a DeltaDiscoveryResponse holding a Resource{name, version, Any}.
+    delta_field: bytes = field(repr=False)
+
+    @classmethod
+    def of(cls, message: Message, *, name: str | None = None) -> VersionedResource:
+        type_url = type_url_of(message)
+        if type_url not in KNOWN_TYPES:
+            raise ValueError(f"not an xDS resource type this server serves: {type_url}")
+        rname = resource_name(message) if name is None else name
+        if not rname:
+            raise ValueError(f"{type_url} resource has an empty name")
+        value = message.SerializeToString(deterministic=True)
+        version = _hash(value)
+        any_bytes = encode_bytes_field(1, type_url.encode()) + encode_bytes_field(2, value)
+        resource = (
+            encode_bytes_field(3, rname.encode())
+            + encode_bytes_field(1, version.encode())
+            + encode_bytes_field(2, any_bytes)
+        )
+        return cls(
+            type_url=type_url,
+            name=rname,
+            version=version,
+            message=message,
+            any_bytes=any_bytes,
+            sotw_field=encode_bytes_field(2, any_bytes),
+            delta_field=encode_bytes_field(2, resource),
+        )
+
+    def to_any(self) -> any_pb2.Any:
+        return any_pb2.Any.FromString(self.any_bytes)
+
+    def to_delta_resource(self) -> discovery_pb2.Resource:
+        return discovery_pb2.Resource(name=self.name, version=self.version, resource=self.to_any())
+
+
+def _type_version(resources: Mapping[str, VersionedResource]) -> str:
+    h = hashlib.blake2b(digest_size=8)
+    for name in sorted(resources):
+        h.update(name.encode())
+        h.update(b"\0")
+        h.update(resources[name].version.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+_EMPTY: Mapping[str, VersionedResource] = MappingProxyType({})
+
+
+class Snapshot:
+    """What one proxy should have: type URL -> {name -> VersionedResource}. Immutable."""
+
+    __slots__ = ("_resources", "_versions")
+
+    def __init__(self, resources: Mapping[str, Mapping[str, VersionedResource]]) -> None:
+        frozen: dict[str, Mapping[str, VersionedResource]] = {}
+        for type_url, by_name in resources.items():
+            if type_url not in KNOWN_TYPES:
+                raise ValueError(f"unknown xDS type URL in snapshot: {type_url}")
+            for name, res in by_name.items():
+                if res.name != name or res.type_url != type_url:
+                    raise ValueError(f"resource {res.type_url}/{res.name} filed under {type_url}/{name}")
+            frozen[type_url] = MappingProxyType(dict(by_name))
+        self._resources: Mapping[str, Mapping[str, VersionedResource]] = MappingProxyType(frozen)
+        self._versions: Mapping[str, str] = MappingProxyType(
+            {t: _type_version(frozen.get(t, _EMPTY)) for t in PUSH_ORDER}
+        )
+
+    @classmethod
+    def from_resources(cls, items: Iterable[Message | VersionedResource]) -> Snapshot:
+        """Build from messages (serialized here) and/or pre-built ``VersionedResource``s (shared)."""
+        by_type: dict[str, dict[str, VersionedResource]] = {}
+        for item in items:
+            res = item if isinstance(item, VersionedResource) else VersionedResource.of(item)
+            bucket = by_type.setdefault(res.type_url, {})
+            if res.name in bucket:
+                raise ValueError(f"duplicate {res.type_url} resource named {res.name!r}")
+            bucket[res.name] = res
+        return cls(by_type)
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        listeners: Iterable[Message | VersionedResource] = (),
+        routes: Iterable[Message | VersionedResource] = (),
+        clusters: Iterable[Message | VersionedResource] = (),
+        endpoints: Iterable[Message | VersionedResource] = (),
+        secrets: Iterable[Message | VersionedResource] = (),
+    ) -> Snapshot:
+        return cls.from_resources([*listeners, *routes, *clusters, *endpoints, *secrets])
+
+    def resources(self, type_url: str) -> Mapping[str, VersionedResource]:
+        return self._resources.get(type_url, _EMPTY)
+
+    def version(self, type_url: str) -> str:
+        """The per-type version: a hash over the (name, version) pairs of that type."""
+        v = self._versions.get(type_url)
+        return v if v is not None else _type_version(_EMPTY)
+
+    def __iter__(self) -> Iterator[VersionedResource]:
+        for type_url in PUSH_ORDER:
+            yield from self.resources(type_url).values()
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{t.rsplit('.', 1)[-1]}={len(self.resources(t))}" for t in PUSH_ORDER)
+        return f"Snapshot({counts})"
+
+    # --- consistency -------------------------------------------------------------------------------
+
+    def problems(self) -> tuple[str, ...]:
+        """Dangling references, one sentence each; empty when the snapshot is consistent."""
+        out: list[str] = []
+        clas = self.resources(ENDPOINT)
+        for cluster in self.resources(CLUSTER).values():
+            for cla in eds_names_of_cluster(cluster.message):
+                if cla not in clas:
+                    out.append(f"cluster {cluster.name!r} uses EDS name {cla!r} but no ClusterLoadAssignment has it")
+        routes = self.resources(ROUTE)
+        for listener in self.resources(LISTENER).values():
+            for rds in rds_names_of_listener(listener.message):
+                if rds not in routes:
+                    out.append(f"listener {listener.name!r} uses RDS name {rds!r} but no RouteConfiguration has it")
+        secrets = self.resources(SECRET)
+        for type_url in (CLUSTER, LISTENER):
+            for res in self.resources(type_url).values():
+                for secret in ads_secret_names(res.message):
+                    if secret not in secrets:
+                        kind = type_url.rsplit(".", 1)[-1].lower()
+                        out.append(f"{kind} {res.name!r} uses SDS secret {secret!r} but the snapshot lacks it")
+        return tuple(out)
+
+    def consistent(self) -> bool:
+        return not self.problems()
+
+    def ensure_consistent(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise InconsistentSnapshot(problems)
+
+
+def eds_names_of_cluster(message: Message) -> tuple[str, ...]:
+    """The ClusterLoadAssignment name an EDS cluster asks for (``service_name`` or the cluster name)."""
+    if not isinstance(message, cluster_pb2.Cluster):
+        return ()
+    if message.WhichOneof("cluster_discovery_type") != "type" or message.type != cluster_pb2.Cluster.EDS:
+        return ()
+    return (message.eds_cluster_config.service_name or message.name,)
+
+
+def _hcms(listener: listener_pb2.Listener) -> Iterator[http_connection_manager_pb2.HttpConnectionManager]:
+    chains = [*listener.filter_chains]
+    if listener.HasField("default_filter_chain"):
+        chains.append(listener.default_filter_chain)
+    anys = [f.typed_config for chain in chains for f in chain.filters if f.HasField("typed_config")]
+    if listener.HasField("api_listener"):
+        anys.append(listener.api_listener.api_listener)
+    for a in anys:
+        if a.type_url == _HCM_URL:
+            hcm = http_connection_manager_pb2.HttpConnectionManager()
+            a.Unpack(hcm)
+            yield hcm
+
+
+def rds_names_of_listener(message: Message) -> tuple[str, ...]:
+    """RDS route-configuration names referenced by the HTTP connection managers of a listener."""
+    if not isinstance(message, listener_pb2.Listener):
+        return ()
+    return tuple(h.rds.route_config_name for h in _hcms(message) if h.WhichOneof("route_specifier") == "rds")
+
+
+def ads_secret_names(message: Message) -> tuple[str, ...]:
+    """SDS secret names that a cluster or listener fetches over ADS (``sds_config { ads {} }``)."""
+    sockets: list[TAny] = []
+    if isinstance(message, cluster_pb2.Cluster):
+        if message.HasField("transport_socket"):
+            sockets.append(message.transport_socket)
+        sockets.extend(m.transport_socket for m in message.transport_socket_matches)
+    elif isinstance(message, listener_pb2.Listener):
+        chains = [*message.filter_chains]
+        if message.HasField("default_filter_chain"):
+            chains.append(message.default_filter_chain)
+        sockets.extend(c.transport_socket for c in chains if c.HasField("transport_socket"))
+    out: list[str] = []
+    for ts in sockets:
+        cfg = ts.typed_config
+        common: TAny
+        if cfg.type_url == _UPSTREAM_TLS_URL:
+            up = tls_pb2.UpstreamTlsContext()
+            cfg.Unpack(up)
+            common = up.common_tls_context
+        elif cfg.type_url == _DOWNSTREAM_TLS_URL:
+            down = tls_pb2.DownstreamTlsContext()
+            cfg.Unpack(down)
+            common = down.common_tls_context
+        else:
+            continue
+        configs = [*common.tls_certificate_sds_secret_configs]
+        if common.HasField("validation_context_sds_secret_config"):
+            configs.append(common.validation_context_sds_secret_config)
+        if common.HasField("combined_validation_context"):
+            configs.append(common.combined_validation_context.validation_context_sds_secret_config)
+        out.extend(c.name for c in configs if c.name and c.HasField("sds_config") and c.sds_config.HasField("ads"))
+    return tuple(out)
+
+
+__all__ = [
+    "CLUSTER",
+    "ENDPOINT",
+    "KNOWN_TYPES",
+    "LISTENER",
+    "PUSH_ORDER",
+    "ROUTE",
+    "SECRET",
+    "WILDCARD_TYPES",
+    "InconsistentSnapshot",
+    "Snapshot",
+    "VersionedResource",
+    "ads_secret_names",
+    "eds_names_of_cluster",
+    "rds_names_of_listener",
+    "resource_name",
+    "type_url_of",
+]
