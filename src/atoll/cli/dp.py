@@ -1,10 +1,170 @@
-"""`atoll dp ...`: the data plane agent commands (placeholder, filled by the dp work)."""
+"""`atoll dp ...`: the data plane agent commands.
+
+``atoll dp run`` reads and validates the proxy's resource file (templated with ``--dataplane-var``)
+before it contacts the CP, then hands an ``AgentConfig`` to ``atoll.dp.run_agent``. Exit codes:
+0 after a clean stop (SIGTERM/SIGINT), 2 when the input is wrong (invalid file, unreplaced template
+variable, the CP rejected the request), 1 for anything else (CP unreachable, Envoy missing, ...).
+``atoll dp grpc-bootstrap`` writes the xDS bootstrap for a proxyless gRPC client.
+Runnable on its own as ``python -m atoll.cli.dp``.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import TextIO
+
 import click
+
+from atoll.dp import (
+    PROXY_TYPES,
+    AgentConfig,
+    CpRejected,
+    grpc_bootstrap,
+    load_proxy_resource,
+    parse_vars,
+    run_agent,
+)
+from atoll.errors import AtollError, InvalidInput
+from atoll.resources.base import parse_duration
+
+EXIT_FAILURE = 1
+EXIT_INVALID = 2
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def _fail(lines: list[str], code: int) -> None:
+    for line in lines:
+        click.echo(line, err=True)
+    sys.exit(code)
+
+
+def _invalid_lines(e: InvalidInput) -> list[str]:
+    return [f"error: {e.title}"] + [f"  {fe}" for fe in e.errors]
 
 
 @click.group(name="dp")
 def dp() -> None:
     """Run a data plane proxy (Envoy sidecar, zone ingress or zone egress) managed by a zone CP."""
+
+
+@dp.command(name="run")
+@click.option("--cp", "cp_url", required=True, envvar="ATOLL_DP_CP", help="Zone CP URL, e.g. http://127.0.0.1:5678")
+@click.option(
+    "--dataplane-file",
+    required=True,
+    envvar="ATOLL_DP_DATAPLANE_FILE",
+    type=click.File("r"),
+    help="The proxy's resource (Universal YAML/JSON); - reads stdin.",
+)
+@click.option("--dataplane-var", "dataplane_vars", multiple=True, metavar="NAME=VALUE", help="Fill {{ NAME }}.")
+@click.option(
+    "--token-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), envvar="ATOLL_DP_TOKEN_FILE"
+)
+@click.option("--proxy-type", type=click.Choice(PROXY_TYPES), default="dataplane", show_default=True)
+@click.option("--xds", "xds_mode", type=click.Choice(("delta", "sotw")), default="delta", show_default=True)
+@click.option("--admin-port", type=click.IntRange(1, 65535), envvar="ATOLL_DP_ADMIN_PORT")
+@click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), envvar="ATOLL_DP_WORK_DIR")
+@click.option("--ready-port", type=click.IntRange(1, 65535), envvar="ATOLL_DP_READY_PORT", help="Serve GET /ready.")
+@click.option("--ready-address", default="127.0.0.1", show_default=True, envvar="ATOLL_DP_READY_ADDRESS")
+@click.option("--drain-time", default="5s", show_default=True, callback=_duration)
+@click.option("--stop-timeout", default="5s", show_default=True, callback=_duration, help="SIGTERM -> SIGKILL.")
+@click.option("--envoy-log-level", default="warning", show_default=True)
+@click.option("--envoy-log-file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--concurrency", type=click.IntRange(1, 256), default=1, show_default=True)
+@click.option("--cp-timeout", default="60s", show_default=True, callback=_duration)
+@click.option("--probe-all", is_flag=True, help="TCP-probe every inbound, not only those with serviceProbe.")
+@click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
+def run(
+    cp_url: str,
+    dataplane_file: TextIO,
+    dataplane_vars: tuple[str, ...],
+    token_file: Path | None,
+    proxy_type: str,
+    xds_mode: str,
+    admin_port: int | None,
+    work_dir: Path | None,
+    ready_port: int | None,
+    ready_address: str,
+    drain_time: float,
+    stop_timeout: float,
+    envoy_log_level: str,
+    envoy_log_file: Path | None,
+    concurrency: int,
+    cp_timeout: float,
+    probe_all: bool,
+    verbose: bool,
+) -> None:
+    """Fetch the Envoy bootstrap from the CP and run Envoy until SIGTERM/SIGINT."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s atoll-dp %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        text = dataplane_file.read()
+        resource = load_proxy_resource(text, parse_vars(dataplane_vars), proxy_type)  # type: ignore[arg-type]
+    except InvalidInput as e:
+        _fail(_invalid_lines(e), EXIT_INVALID)
+        return
+    token = token_file.read_text().strip() if token_file is not None else None
+    config = AgentConfig(
+        cp_url=cp_url,
+        resource=resource,
+        proxy_type=proxy_type,  # type: ignore[arg-type]
+        token=token or None,
+        xds_mode=xds_mode,
+        admin_port=admin_port,
+        work_dir=work_dir,
+        ready_port=ready_port,
+        ready_host=ready_address,
+        drain_time=drain_time,
+        stop_timeout=stop_timeout,
+        envoy_log_level=envoy_log_level,
+        envoy_log_file=envoy_log_file,
+        concurrency=concurrency,
+        cp_timeout=cp_timeout,
+        probe_all=probe_all,
+    )
+    try:
+        asyncio.run(run_agent(config, handle_signals=True))
+    except CpRejected as e:
+        _fail([f"error: {line}" if i == 0 else line for i, line in enumerate(e.lines())], EXIT_INVALID)
+    except InvalidInput as e:
+        _fail(_invalid_lines(e), EXIT_INVALID)
+    except AtollError as e:
+        _fail([f"error: {e}"], EXIT_FAILURE)
+    except OSError as e:
+        _fail([f"error: {e}"], EXIT_FAILURE)
+
+
+@dp.command(name="grpc-bootstrap")
+@click.option("--cp-xds", required=True, metavar="HOST:PORT", help="The zone CP's xDS address.")
+@click.option("--mesh", required=True)
+@click.option("--name", required=True, help="The Dataplane name of the gRPC client.")
+@click.option("--cluster", default=None, help="node.cluster (default: the name).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default stdout).")
+def grpc_bootstrap_cmd(cp_xds: str, mesh: str, name: str, cluster: str | None, output: Path | None) -> None:
+    """Write a gRPC xDS bootstrap (GRPC_XDS_BOOTSTRAP) for a proxyless gRPC client."""
+    host, sep, port = cp_xds.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise click.BadParameter(f'"{cp_xds}" is not HOST:PORT', param_hint="--cp-xds")
+    doc = grpc_bootstrap(server_uri=cp_xds, mesh=mesh, name=name, cluster=cluster)
+    text = json.dumps(doc, indent=2) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text)
+
+
+if __name__ == "__main__":
+    dp(prog_name="atoll dp")

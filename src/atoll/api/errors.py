@@ -1,0 +1,123 @@
+"""HTTP error responses: every error the API returns, and the one place that maps errors to codes.
+
+Every error body has the same shape (Kuma's)::
+
+    {"title": "...", "details": "...", "invalid_parameters": [{"field": "spec.to[0]", "reason": "..."}]}
+
+Handlers raise ``ApiError`` (a status and that body) or let an ``AtollError`` through;
+``install_error_handlers`` turns both, plus Starlette's own 404/405 and FastAPI's request validation
+errors, into that shape. Store errors map as ``NotFound`` -> 404, ``AlreadyExists`` and ``Conflict``
+-> 409, any other ``StoreError`` -> 500; ``InvalidInput`` -> 400 with one entry per field error.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+
+from atoll.errors import AlreadyExists, AtollError, Conflict, FieldError, InvalidInput, NotFound, StoreError
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An HTTP error with its status and the JSON error body."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        details: str = "",
+        invalid_parameters: Sequence[FieldError] = (),
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.status = status
+        self.title = title
+        self.details = details or title
+        self.invalid_parameters = list(invalid_parameters)
+        self.headers = headers
+        super().__init__(f"{status} {title}: {self.details}")
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "details": self.details,
+            "invalid_parameters": [{"field": e.path, "reason": e.message} for e in self.invalid_parameters],
+        }
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
+
+
+def api_error(exc: Exception, request: Request | None = None) -> ApiError:
+    """The ``ApiError`` for any exception a handler let through (the single mapping)."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, InvalidInput):
+        return ApiError(400, exc.title, "; ".join(str(e) for e in exc.errors), exc.errors)
+    if isinstance(exc, NotFound):
+        return ApiError(404, "not found", str(exc))
+    if isinstance(exc, AlreadyExists):
+        return ApiError(409, "already exists", str(exc))
+    if isinstance(exc, Conflict):
+        return ApiError(409, "conflict", str(exc))
+    if isinstance(exc, StoreError):
+        return ApiError(500, "store error", str(exc))
+    if isinstance(exc, AtollError):
+        return ApiError(500, "internal error", str(exc))
+    if isinstance(exc, StarletteHTTPException):
+        titles = {404: "not found", 405: "method not allowed"}
+        title = titles.get(exc.status_code, str(exc.detail).lower())
+        details = str(exc.detail)
+        headers = dict(exc.headers) if exc.headers else None
+        where = request.url.path if request is not None else "this path"
+        if exc.status_code == 404:
+            details = f"no such path: {where}"
+        elif exc.status_code == 405 and request is not None:
+            allowed = allowed_methods(request)
+            headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+            details = f"{request.method} is not allowed on {where}; allowed: {', '.join(allowed)}"
+        return ApiError(exc.status_code, title, details, headers=headers)
+    if isinstance(exc, RequestValidationError):
+        fields = []
+        for err in exc.errors():
+            loc = [str(p) for p in err.get("loc", ()) if p not in ("query", "path", "header", "body")]
+            fields.append(FieldError(".".join(loc), str(err.get("msg", "invalid"))))
+        return ApiError(400, "invalid request", "; ".join(str(f) for f in fields), fields)
+    log.exception("unexpected error while serving a request", exc_info=exc)
+    return ApiError(500, "internal error", f"{type(exc).__name__}: {exc}")
+
+
+FALLBACK_ROUTE = "unknown-resource-type"
+"""Name of the catch-all routes that answer for unknown types; they never count as allowing a method."""
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves on the request's path (Starlette's 405 names only one route's)."""
+    methods: list[str] = []
+    for route in request.app.router.routes:
+        if getattr(route, "name", None) == FALLBACK_ROUTE:
+            continue
+        match, _ = route.matches({**request.scope, "method": "\x00"})
+        if match is not Match.NONE:
+            for m in getattr(route, "methods", None) or ():
+                if m not in methods and m != "HEAD":
+                    methods.append(m)
+    return methods
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every error raised by a handler (or by routing itself) through ``api_error``."""
+
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        return api_error(exc, request).response()
+
+    for exc_type in (ApiError, AtollError, StarletteHTTPException, RequestValidationError, Exception):
+        app.add_exception_handler(exc_type, handle)

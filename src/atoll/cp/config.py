@@ -1,0 +1,244 @@
+"""Control-plane configuration: one frozen ``CpConfig``, described option by option in ``OPTIONS``.
+
+``load_config(flags, env, file)`` merges four layers, each overriding the ones after it:
+command-line flags (a mapping of option name -> value; ``None`` means "not given"), ``ATOLL_<NAME>``
+environment variables (``ATOLL_API_PORT=5681``), a YAML file of ``name: value`` pairs (``api_port``
+or ``api-port``), then the defaults in ``OPTIONS``. Values are converted to the option's type and
+checked; any problem raises ``ConfigError`` naming the option and where the bad value came from
+(``api_port: must be a port number 1..65535, got "70000" (from ATOLL_API_PORT)``).
+
+The CLI builds its ``atoll cp`` flags from ``OPTIONS`` (``Option.flag``, ``Option.help``,
+``Option.choices``), so an option added here appears on the command line, in the environment and
+in the file at once.
+
+``api_host`` defaults to loopback (``127.0.0.1``), unlike Kuma's ``0.0.0.0``: the API has no
+authentication yet, and loopback clients are treated as admins. Set ``api_host: 0.0.0.0`` to
+expose it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from atoll.errors import ConfigError
+from atoll.resources.base import check_name
+
+MODES = ("standalone", "zone", "global")
+STORES = ("sqlite", "memory", "postgres")
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+ENV_PREFIX = "ATOLL_"
+
+
+def default_data_dir(env: Mapping[str, str]) -> Path:
+    """``$XDG_DATA_HOME/atoll``, else ``~/.local/share/atoll``."""
+    xdg = env.get("XDG_DATA_HOME")
+    if xdg:
+        return Path(xdg) / "atoll"
+    home = env.get("HOME") or os.path.expanduser("~")
+    return Path(home) / ".local" / "share" / "atoll"
+
+
+@dataclass(frozen=True, slots=True)
+class CpConfig:
+    """Everything a control plane process needs to start. Build it with ``load_config``."""
+
+    mode: str = "standalone"
+    zone: str | None = None
+    data_dir: Path = field(default_factory=lambda: default_data_dir(os.environ))
+    api_host: str = "127.0.0.1"
+    api_port: int = 5681
+    diagnostics_host: str = "127.0.0.1"
+    diagnostics_port: int = 5680
+    xds_port: int = 5678
+    store: str = "sqlite"
+    store_dsn: str | None = None
+    log_format: str = "text"
+    log_level: str = "info"
+    max_body_bytes: int = 1024 * 1024
+    shutdown_timeout: float = 10.0
+
+    @property
+    def store_path(self) -> Path:
+        """The SQLite database file (``<data_dir>/atoll.db``)."""
+        return self.data_dir / "atoll.db"
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One configuration option: its name (a ``CpConfig`` field), type, default and help text.
+
+    ``default`` ``None`` with a non-optional field means "computed" (see ``help``)."""
+
+    name: str
+    type: type
+    default: object
+    help: str
+    choices: tuple[str, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+OPTIONS: list[Option] = [
+    Option("mode", str, "standalone", "Role of this control plane.", choices=MODES),
+    Option("zone", str, None, "Name of the zone this control plane serves (required with mode=zone)."),
+    Option(
+        "data_dir",
+        Path,
+        None,
+        "Directory for the SQLite store and other state (default: $XDG_DATA_HOME/atoll or ~/.local/share/atoll).",
+    ),
+    Option("api_host", str, "127.0.0.1", "Address the REST API listens on (loopback by default; 0.0.0.0 for all)."),
+    Option("api_port", int, 5681, "Port of the REST API.", minimum=1, maximum=65535),
+    Option("diagnostics_host", str, "127.0.0.1", "Address of the diagnostics server (/ready, /healthy, /metrics)."),
+    Option("diagnostics_port", int, 5680, "Port of the diagnostics server.", minimum=1, maximum=65535),
+    Option("xds_port", int, 5678, "Port for data plane proxies (bootstrap and ADS).", minimum=1, maximum=65535),
+    Option("store", str, "sqlite", "Resource store backend.", choices=STORES),
+    Option("store_dsn", str, None, "PostgreSQL connection string (required with store=postgres)."),
+    Option("log_format", str, "text", "Log line format.", choices=LOG_FORMATS),
+    Option("log_level", str, "info", "Lowest level of log records written.", choices=LOG_LEVELS),
+    Option("max_body_bytes", int, 1024 * 1024, "Largest REST request body accepted, in bytes.", minimum=1),
+    Option(
+        "shutdown_timeout",
+        float,
+        10.0,
+        "Seconds a graceful shutdown may take before remaining work is cancelled.",
+        minimum=0.1,
+    ),
+]
+
+_BY_NAME = {o.name: o for o in OPTIONS}
+assert set(_BY_NAME) == {f.name for f in fields(CpConfig)}, "OPTIONS and CpConfig disagree"
+
+
+def load_config(flags: Mapping[str, object], env: Mapping[str, str], file: Path | None) -> CpConfig:
+    """The configuration from flags > ``ATOLL_*`` env > YAML ``file`` > defaults; ``ConfigError``."""
+    values: dict[str, Any] = {}
+    for name, (raw, source) in _layers(flags, env, file).items():
+        values[name] = _convert(_BY_NAME[name], raw, source)
+    for opt in OPTIONS:
+        if opt.name not in values and opt.default is not None:
+            values[opt.name] = opt.default
+    if values.get("data_dir") is None:
+        values["data_dir"] = default_data_dir(env)
+    config = CpConfig(**values)
+    _check(config)
+    return config
+
+
+def _layers(flags: Mapping[str, object], env: Mapping[str, str], file: Path | None) -> dict[str, tuple[object, str]]:
+    """Option name -> (raw value, where it came from), the highest-precedence layer winning."""
+    out: dict[str, tuple[object, str]] = {}
+    if file is not None:
+        for key, value in _read_file(file).items():
+            name = key.replace("-", "_")
+            if name not in _BY_NAME:
+                raise ConfigError(f"{key}: unknown option in config file {file}; known: {', '.join(_BY_NAME)}")
+            if value is not None:
+                out[name] = (value, f"config file {file}")
+    for opt in OPTIONS:
+        if opt.env in env and env[opt.env] != "":
+            out[opt.name] = (env[opt.env], opt.env)
+    for key, value in flags.items():
+        name = key.replace("-", "_")
+        if name not in _BY_NAME:
+            raise ConfigError(f"{key}: unknown option; known: {', '.join(_BY_NAME)}")
+        if value is not None:
+            out[name] = (value, _BY_NAME[name].flag)
+    return out
+
+
+def _read_file(file: Path) -> dict[str, object]:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"config file {file}: cannot read it: {e.strerror or e}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {file}: invalid YAML{where}: {getattr(e, 'problem', None) or e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {file}: must be a mapping of option: value, got {type(data).__name__}")
+    return {str(k): v for k, v in data.items()}
+
+
+def _convert(opt: Option, raw: object, source: str) -> object:
+    def bad(msg: str) -> ConfigError:
+        return ConfigError(f'{opt.name}: {msg}, got "{raw}" (from {source})')
+
+    value: object
+    if opt.type is int:
+        if isinstance(raw, bool) or not isinstance(raw, int | str):
+            raise bad("must be a whole number")
+        try:
+            value = int(raw)
+        except ValueError:
+            raise bad("must be a whole number") from None
+    elif opt.type is float:
+        if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+            raise bad("must be a number")
+        try:
+            value = float(raw)
+        except ValueError:
+            raise bad("must be a number") from None
+    elif opt.type is Path:
+        if not isinstance(raw, str | os.PathLike) or str(raw) == "":
+            raise bad("must be a path")
+        value = Path(os.path.expanduser(str(raw)))
+    else:
+        if not isinstance(raw, str):
+            raise bad("must be a string")
+        value = raw.strip()
+        if opt.choices is not None:
+            value = str(value).lower()
+            if value not in opt.choices:
+                raise bad(f"must be one of {', '.join(opt.choices)}")
+    if isinstance(value, int | float):
+        if (opt.minimum is not None and value < opt.minimum) or (opt.maximum is not None and value > opt.maximum):
+            if opt.maximum is not None and opt.minimum is not None and opt.name.endswith("_port"):
+                raise bad(f"must be a port number {int(opt.minimum)}..{int(opt.maximum)}")
+            if opt.maximum is not None:
+                raise bad(f"must be between {opt.minimum} and {opt.maximum}")
+            raise bad(f"must be at least {opt.minimum}")
+    return value
+
+
+def _check(c: CpConfig) -> None:
+    """Rules between options."""
+    if c.mode == "zone" and not c.zone:
+        raise ConfigError("zone: required with mode=zone (the name of this zone)")
+    if c.mode == "global" and c.zone:
+        raise ConfigError("zone: must not be set with mode=global")
+    if c.zone is not None:
+        try:
+            check_name(c.zone)
+        except ValueError as e:
+            raise ConfigError(f"zone: {e}") from None
+    if c.store == "postgres" and not c.store_dsn:
+        raise ConfigError("store_dsn: required with store=postgres")
+    if c.store != "postgres" and c.store_dsn:
+        raise ConfigError(f"store_dsn: only used with store=postgres (store is {c.store})")
+    ports = {"api_port": c.api_port, "diagnostics_port": c.diagnostics_port, "xds_port": c.xds_port}
+    seen: dict[int, str] = {}
+    for name, port in ports.items():
+        if port in seen:
+            raise ConfigError(f"{name}: {port} is already used by {seen[port]}")
+        seen[port] = name

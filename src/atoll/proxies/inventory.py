@@ -1,0 +1,127 @@
+"""What every proxy of this zone CP is doing: connection times, Envoy version, xDS sent/ACK/NACK.
+
+Fed by the ADS servicer's hooks (stream open/close, status after every send or ACK/NACK); read by the
+REST API (``dataplanes+insights``) and the CLI's ``atoll inspect``. Kept in memory: it describes live
+streams of this CP instance, and a restarted CP rebuilds it as proxies reconnect.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from atoll.xds.server import StreamStatus
+
+_SHORT_TYPES = {
+    "type.googleapis.com/envoy.config.listener.v3.Listener": "lds",
+    "type.googleapis.com/envoy.config.route.v3.RouteConfiguration": "rds",
+    "type.googleapis.com/envoy.config.cluster.v3.Cluster": "cds",
+    "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment": "eds",
+    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret": "sds",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyInsight:
+    node_id: str
+    connected: bool
+    connected_since: float | None
+    disconnected_at: float | None
+    cp_instance: str
+    envoy_version: str
+    kind: str
+    streams: int
+    status: StreamStatus | None = None
+    nack_count: int = 0
+    last_nack_error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        types: dict[str, Any] = {}
+        if self.status is not None:
+            for url, t in sorted(self.status.types.items()):
+                types[_SHORT_TYPES.get(url, url)] = {
+                    "lastSentVersion": t.last_sent_version,
+                    "lastSentAt": _iso(t.last_sent_at),
+                    "lastAckedVersion": t.last_acked_version,
+                    "lastAckedAt": _iso(t.last_acked_at),
+                    "acks": t.ack_count,
+                    "nacks": t.nack_count,
+                    "lastNackError": t.last_nack_error,
+                    "inSync": t.in_sync,
+                }
+        return {
+            "online": self.connected,
+            "connectedSince": _iso(self.connected_since),
+            "disconnectedAt": _iso(self.disconnected_at),
+            "controlPlaneInstance": self.cp_instance,
+            "envoyVersion": self.envoy_version,
+            "proxyType": self.kind,
+            "xdsMode": self.status.mode if self.status is not None else None,
+            "nackCount": self.nack_count,
+            "lastNackError": self.last_nack_error,
+            "xds": types,
+        }
+
+
+def _iso(t: float | None) -> str | None:
+    if t is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int((t % 1) * 1000):03d}Z"
+
+
+@dataclass
+class _Entry:
+    insight: ProxyInsight
+    streams: int = 0
+
+
+class Inventory:
+    def __init__(self, *, cp_instance: str, clock: Callable[[], float] = time.time) -> None:
+        self._cp = cp_instance
+        self._clock = clock
+        self._entries: dict[str, _Entry] = {}
+
+    def opened(self, node_id: str, *, envoy_version: str, kind: str) -> None:
+        e = self._entries.get(node_id)
+        now = self._clock()
+        if e is None or not e.insight.connected:
+            base = ProxyInsight(node_id, True, now, None, self._cp, envoy_version, kind, 0)
+            e = _Entry(base if e is None else replace(base, nack_count=e.insight.nack_count))
+            self._entries[node_id] = e
+        e.streams += 1
+        e.insight = replace(e.insight, streams=e.streams, envoy_version=envoy_version or e.insight.envoy_version)
+
+    def closed(self, node_id: str) -> None:
+        e = self._entries.get(node_id)
+        if e is None or e.streams == 0:
+            return
+        e.streams -= 1
+        if e.streams == 0:
+            e.insight = replace(e.insight, connected=False, disconnected_at=self._clock(), streams=0)
+        else:
+            e.insight = replace(e.insight, streams=e.streams)
+
+    def status(self, node_id: str, status: StreamStatus) -> None:
+        e = self._entries.get(node_id)
+        if e is None:
+            return
+        nacks = sum(t.nack_count for t in status.types.values())
+        errors = [(t.last_nack_at or 0.0, t.last_nack_error) for t in status.types.values() if t.last_nack_error]
+        last_error = max(errors)[1] if errors else e.insight.last_nack_error
+        e.insight = replace(e.insight, status=status, nack_count=nacks, last_nack_error=last_error)
+
+    def forget(self, node_id: str) -> None:
+        self._entries.pop(node_id, None)
+
+    def get(self, node_id: str) -> ProxyInsight | None:
+        e = self._entries.get(node_id)
+        return e.insight if e is not None else None
+
+    def connected(self, node_id: str) -> bool:
+        e = self._entries.get(node_id)
+        return e is not None and e.insight.connected
+
+    def all(self) -> list[ProxyInsight]:
+        return [e.insight for _, e in sorted(self._entries.items())]

@@ -1,0 +1,346 @@
+"""The life of a proxy at its zone CP: bootstrap, registration on connect, health, removal.
+
+1. ``bootstrap(body)`` (``POST /bootstrap``) validates the proxy's Dataplane (Universal document), the
+   proxy type and xDS mode, checks the mesh exists, and returns an Envoy bootstrap whose node id is
+   ``<mesh>.<name>`` and whose node metadata carries the Dataplane itself. Nothing is stored yet.
+2. ``on_stream_open`` (ADS hook): the Dataplane from the node metadata is registered in the store
+   (created, or updated when it changed) — so a proxy that reconnects to a restarted CP re-registers
+   by itself. A second stream for a node id that is already connected is refused: two proxies cannot
+   share an identity. The proxy's snapshot is generated before the hook returns.
+3. ``report_health(body)`` (``POST /dp/health`` from the agent's probes) sets ``health.ready`` on the
+   Dataplane's inbounds; the store change moves the endpoint out of (or back into) every proxy's EDS.
+4. ``on_stream_close``: when a node's last stream closes, its Dataplane is removed ``grace`` seconds
+   later unless it reconnected. Only Dataplanes registered by a proxy (label ``atoll.io/managed: dp``)
+   are removed; ones written with ``atoll apply`` stay. At start, registered Dataplanes whose proxy is
+   not connected get the same grace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import grpc
+from envoy.config.core.v3 import base_pb2
+from google.protobuf import json_format
+
+from atoll.errors import AlreadyExists, Conflict, FieldError, InvalidInput, NotFound
+from atoll.proxies.inventory import Inventory
+from atoll.proxies.reconciler import ProxyKind, ProxyReconciler, node_id, split_node_id
+from atoll.resources import Resource, decode, encode
+from atoll.resources.codec import decode_spec
+from atoll.resources.models.dataplane import DataplaneSpec
+from atoll.resources.types import get_type
+from atoll.store import ListFilter, Store
+from atoll.xds.generate import envoy_bootstrap
+from atoll.xds.server import StreamRejected, StreamStatus
+
+log = logging.getLogger(__name__)
+
+MANAGED_LABEL = "atoll.io/managed"
+META_DATAPLANE = "atoll.dataplane"
+META_PROXY_TYPE = "atoll.proxy-type"
+PROXY_TYPES = ("dataplane",)
+XDS_MODES = ("sotw", "delta")
+
+
+class DataplaneLifecycle:
+    def __init__(
+        self,
+        store: Store,
+        reconciler: ProxyReconciler,
+        inventory: Inventory,
+        *,
+        xds_host: str,
+        xds_port: int,
+        grace: float = 10.0,
+    ) -> None:
+        self._store = store
+        self._reconciler = reconciler
+        self._inventory = inventory
+        self._xds_host = xds_host
+        self._xds_port = xds_port
+        self._grace = grace
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # --- bootstrap ------------------------------------------------------------------------------
+
+    async def bootstrap(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        errors: list[FieldError] = []
+        proxy_type = body.get("proxyType", "dataplane")
+        if proxy_type not in PROXY_TYPES:
+            errors.append(FieldError("proxyType", f'must be one of {", ".join(PROXY_TYPES)}, got "{proxy_type}"'))
+        mode = body.get("xdsMode", "delta")
+        if mode not in XDS_MODES:
+            errors.append(FieldError("xdsMode", f'must be "sotw" or "delta", got "{mode}"'))
+        admin_port = body.get("adminPort", 9901)
+        if not isinstance(admin_port, int) or isinstance(admin_port, bool) or not 1 <= admin_port <= 65535:
+            errors.append(FieldError("adminPort", f"must be a port number 1..65535, got {admin_port!r}"))
+        token = body.get("token")
+        if token is not None and not isinstance(token, str):
+            errors.append(FieldError("token", "must be a string"))
+        doc = body.get("dataplane")
+        dp: Resource[DataplaneSpec] | None = None
+        if doc is None:
+            errors.append(FieldError("dataplane", "required: the Dataplane resource of this proxy"))
+        else:
+            try:
+                dp = _decode_dataplane(doc)
+            except InvalidInput as e:
+                errors.extend(e.prefixed("dataplane").errors)
+        if errors or dp is None:
+            raise InvalidInput(errors, title="invalid bootstrap request")
+        assert dp.mesh is not None
+        await self._require_mesh(dp.mesh, "dataplane.mesh")
+        nid = node_id(dp.mesh, dp.name)
+        if self._inventory.connected(nid):
+            try:
+                current = await self._store.get("Dataplane", dp.name, dp.mesh)
+            except NotFound:
+                current = None
+            if current is not None and current.spec != dp.spec:
+                raise Conflict(
+                    f"Dataplane {dp.mesh}/{dp.name} is registered by a proxy that is connected now; "
+                    "two proxies cannot share a name"
+                )
+        bootstrap = envoy_bootstrap(
+            node_id=nid,
+            node_cluster=_first_service(dp),
+            xds_host=self._xds_host,
+            xds_port=self._xds_port,
+            ads=mode,
+            admin_port=admin_port,
+            metadata={
+                META_DATAPLANE: json.dumps(encode(dp, with_times=False), sort_keys=True),
+                META_PROXY_TYPE: proxy_type,
+            },
+            token=token,
+        )
+        return {"bootstrap": bootstrap, "xds": {"host": self._xds_host, "port": self._xds_port}}
+
+    async def _require_mesh(self, mesh: str, field: str) -> None:
+        try:
+            await self._store.get("Mesh", mesh)
+        except NotFound:
+            raise InvalidInput(FieldError(field, f'mesh "{mesh}" does not exist'), title="unknown mesh") from None
+
+    # --- ADS hooks ------------------------------------------------------------------------------
+
+    async def on_stream_open(self, node: base_pb2.Node, metadata: Mapping[str, str | bytes]) -> None:
+        nid = node.id
+        try:
+            mesh, name = split_node_id(nid)
+        except ValueError as e:
+            raise StreamRejected(grpc.StatusCode.INVALID_ARGUMENT, str(e)) from None
+        if self._inventory.connected(nid):
+            raise StreamRejected(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"proxy {nid} is already connected; two proxies cannot share a node id",
+            )
+        fields = json_format.MessageToDict(node.metadata) if node.HasField("metadata") else {}
+        kind = ProxyKind.PROXYLESS if fields.get("atoll.proxyless") in ("true", True) else ProxyKind.SIDECAR
+        raw = fields.get(META_DATAPLANE)
+        try:
+            await self._require_mesh(mesh, "node.id")
+        except InvalidInput as e:
+            raise StreamRejected(grpc.StatusCode.NOT_FOUND, str(e.errors[0])) from None
+        if raw is not None:
+            try:
+                dp = _decode_dataplane(json.loads(raw) if isinstance(raw, str) else raw)
+            except (InvalidInput, ValueError) as e:
+                raise StreamRejected(grpc.StatusCode.INVALID_ARGUMENT, f"invalid Dataplane in node metadata: {e}") from None
+            if (dp.mesh, dp.name) != (mesh, name):
+                raise StreamRejected(
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    f"node id {nid} does not match its Dataplane {dp.mesh}.{dp.name}",
+                )
+            stored = await self._register(dp)
+        else:
+            try:
+                stored = await self._store.get("Dataplane", name, mesh)
+            except NotFound:
+                raise StreamRejected(
+                    grpc.StatusCode.NOT_FOUND,
+                    f"no Dataplane {name} in mesh {mesh}: start the proxy with `atoll dp run`, "
+                    "or `atoll apply` its Dataplane first",
+                ) from None
+        self._cancel_removal(nid)
+        self._inventory.opened(nid, envoy_version=node.user_agent_build_version.version and _version(node) or "", kind=kind.value)
+        self._reconciler.upsert_dataplane(stored)
+        self._reconciler.flush()
+        if not self._reconciler.ensure(nid, kind):
+            log.warning("no configuration yet for %s: its mesh view is not loaded", nid)
+
+    def on_stream_close(self, nid: str, stream_id: int) -> None:
+        self._inventory.closed(nid)
+        if self._inventory.connected(nid):
+            return
+        self._reconciler.forget(nid)
+        self._schedule_removal(nid)
+
+    def on_status(self, nid: str, status: StreamStatus) -> None:
+        self._inventory.status(nid, status)
+
+    async def _register(self, dp: Resource[DataplaneSpec]) -> Resource[DataplaneSpec]:
+        labels = {**dp.meta.labels, MANAGED_LABEL: "dp"}
+        for _ in range(5):
+            try:
+                current: Resource[DataplaneSpec] = await self._store.get("Dataplane", dp.name, dp.mesh)
+            except NotFound:
+                try:
+                    return await self._store.create(dp.with_meta(labels=labels))
+                except AlreadyExists:
+                    continue
+            if current.spec == dp.spec and dict(current.meta.labels) == labels:
+                return current
+            try:
+                return await self._store.update(
+                    current.with_spec(dp.spec).with_meta(labels=labels)
+                )
+            except (Conflict, NotFound):
+                continue
+        raise StreamRejected(grpc.StatusCode.UNAVAILABLE, "could not register the Dataplane: too many concurrent writes")
+
+    # --- removal --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Give every registered Dataplane whose proxy is not connected ``grace`` seconds to reconnect."""
+        offset: int | None = 0
+        while offset is not None:
+            page = await self._store.list(
+                ListFilter(type="Dataplane", labels={MANAGED_LABEL: "dp"}), offset=offset, limit=1000
+            )
+            for r in page.items:
+                assert r.mesh is not None
+                nid = node_id(r.mesh, r.name)
+                if not self._inventory.connected(nid):
+                    self._schedule_removal(nid)
+            offset = page.next_offset
+
+    async def close(self) -> None:
+        for h in self._timers.values():
+            h.cancel()
+        self._timers.clear()
+        for t in list(self._tasks):
+            t.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _schedule_removal(self, nid: str) -> None:
+        self._cancel_removal(nid)
+        loop = asyncio.get_running_loop()
+        self._timers[nid] = loop.call_later(self._grace, self._spawn_removal, nid)
+
+    def _cancel_removal(self, nid: str) -> None:
+        h = self._timers.pop(nid, None)
+        if h is not None:
+            h.cancel()
+
+    def _spawn_removal(self, nid: str) -> None:
+        self._timers.pop(nid, None)
+        task = asyncio.get_running_loop().create_task(self._remove(nid), name=f"remove-{nid}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _remove(self, nid: str) -> None:
+        if self._inventory.connected(nid):
+            return
+        mesh, name = split_node_id(nid)
+        try:
+            current = await self._store.get("Dataplane", name, mesh)
+            if current.meta.labels.get(MANAGED_LABEL) != "dp":
+                return
+            await self._store.delete("Dataplane", name, mesh, version=current.meta.version)
+            log.info("removed Dataplane %s/%s: its proxy stayed disconnected for %.1fs", mesh, name, self._grace)
+        except (NotFound, Conflict):
+            return
+        except Exception:
+            log.exception("could not remove Dataplane %s", nid)
+        finally:
+            self._inventory.forget(nid) if not self._inventory.connected(nid) else None
+
+    # --- health ---------------------------------------------------------------------------------
+
+    async def report_health(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        errors: list[FieldError] = []
+        mesh, name = body.get("mesh"), body.get("name")
+        if not isinstance(mesh, str) or not mesh:
+            errors.append(FieldError("mesh", "required"))
+        if not isinstance(name, str) or not name:
+            errors.append(FieldError("name", "required"))
+        inbounds = body.get("inbounds")
+        states: dict[int, bool] = {}
+        if not isinstance(inbounds, list):
+            errors.append(FieldError("inbounds", "required: a list of {port, ready}"))
+        else:
+            for i, item in enumerate(inbounds):
+                port = item.get("port") if isinstance(item, Mapping) else None
+                ready = item.get("ready") if isinstance(item, Mapping) else None
+                if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+                    errors.append(FieldError(f"inbounds[{i}].port", f"must be a port number, got {port!r}"))
+                elif not isinstance(ready, bool):
+                    errors.append(FieldError(f"inbounds[{i}].ready", f"must be true or false, got {ready!r}"))
+                else:
+                    states[port] = ready
+        if errors:
+            raise InvalidInput(errors, title="invalid health report")
+        assert isinstance(mesh, str) and isinstance(name, str)
+        for _ in range(5):
+            current: Resource[DataplaneSpec] = await self._store.get("Dataplane", name, mesh)
+            data = current.spec_dict()
+            known = {ib.get("port") for ib in data["networking"].get("inbound", [])}
+            unknown = sorted(set(states) - known)
+            if unknown:
+                raise InvalidInput(
+                    FieldError("inbounds", f"Dataplane {mesh}/{name} has no inbound on port(s) {unknown}"),
+                    title="invalid health report",
+                )
+            changed = False
+            for ib in data["networking"].get("inbound", []):
+                if ib.get("port") in states:
+                    want = states[ib["port"]]
+                    have = (ib.get("health") or {}).get("ready", True)
+                    if have != want:
+                        ib["health"] = {"ready": want}
+                        changed = True
+            if not changed:
+                return {"changed": False}
+            spec = decode_spec(get_type("Dataplane"), data)
+            try:
+                await self._store.update(current.with_spec(spec))
+                return {"changed": True}
+            except Conflict:
+                continue
+        raise Conflict(f"Dataplane {mesh}/{name} changed too often to record its health")
+
+
+def _decode_dataplane(doc: object) -> Resource[DataplaneSpec]:
+    if isinstance(doc, str):
+        from atoll.resources import load_documents
+
+        docs = load_documents(doc)
+        if len(docs) != 1:
+            raise InvalidInput("the dataplane must be exactly one document")
+        doc = docs[0]
+    r = decode(doc)
+    if r.type != "Dataplane":
+        raise InvalidInput(FieldError("type", f'must be Dataplane for a proxy of type dataplane, got "{r.type}"'))
+    if r.mesh is not None and "." in r.mesh:
+        raise InvalidInput(FieldError("mesh", f'"{r.mesh}": meshes that serve proxies cannot have a "." in their name'))
+    return r
+
+
+def _first_service(dp: Resource[DataplaneSpec]) -> str:
+    for ib in dp.spec.networking.inbound:
+        return ib.service
+    gw = dp.spec.networking.gateway
+    return gw.tags.get("kuma.io/service", dp.name) if gw is not None else dp.name
+
+
+def _version(node: base_pb2.Node) -> str:
+    v = node.user_agent_build_version.version
+    return f"{v.major_number}.{v.minor_number}.{v.patch}"

@@ -1,0 +1,342 @@
+"""Store changes -> per-proxy xDS snapshots, event driven, regenerating only the proxies a change affects.
+
+The reconciler keeps a mirror of what config generation reads (Meshes, Dataplanes, ZoneIngresses,
+policies and other mesh-scoped inputs), fed by the store's ``watch()``: one full ``list`` at start,
+then change events. Each event marks work:
+
+- a Dataplane: that proxy, plus the proxies whose outbounds reach a service it serves (before or
+  after the change) — so a change to one service never regenerates proxies that do not reach it;
+- a Mesh, policy, ExternalService or VirtualOutbound: every proxy of that mesh;
+- a ZoneIngress: every proxy of the meshes it lists.
+
+Events arriving within ``window`` seconds of the first one are coalesced into one pass. A pass rebuilds
+the ``MeshView`` of each touched mesh once, then, for each marked proxy that has an open stream (or a
+snapshot in the cache), builds its ``ProxyView``; when the view equals the last one generated, nothing
+is sent. Snapshots go to the ``SnapshotCache``, which wakes the proxy's streams.
+
+Serialized resources are shared: a message object the generators share between proxies (cluster load
+assignments are) is wrapped into one ``VersionedResource`` and so serialized once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf.message import Message
+
+from atoll.resources import Resource, get_type
+from atoll.resources.models.dataplane import DataplaneSpec
+from atoll.resources.models.mesh import MeshSpec
+from atoll.resources.models.zone_ingress import ZoneIngressSpec
+from atoll.store import ChangeEvent, EventKind, ListFilter, Store
+from atoll.topology import MeshView, ProxyView, dependents, proxy_view, services
+from atoll.xds.generate import EnvoyResources, grpc_proxyless_resources, sidecar_resources
+from atoll.xds.server import Snapshot, SnapshotCache, VersionedResource
+
+log = logging.getLogger(__name__)
+
+# Types whose change affects every proxy of their mesh.
+_MESH_WIDE_TYPES = frozenset({"ExternalService", "VirtualOutbound", "Secret"})
+
+
+class ProxyKind(enum.Enum):
+    SIDECAR = "sidecar"
+    PROXYLESS = "proxyless"
+
+
+def node_id(mesh: str, name: str) -> str:
+    return f"{mesh}.{name}"
+
+
+def split_node_id(node: str) -> tuple[str, str]:
+    """``<mesh>.<name>`` -> (mesh, name); mesh names cannot contain a dot. ``ValueError`` if malformed."""
+    mesh, sep, name = node.partition(".")
+    if not sep or not mesh or not name:
+        raise ValueError(f'node id "{node}" is not of the form <mesh>.<name>')
+    return mesh, name
+
+
+@dataclass(frozen=True, slots=True)
+class PassStats:
+    """What one reconcile pass did (for metrics and tests)."""
+
+    events: int
+    meshes: int
+    generated: int
+    unchanged: int
+    seconds: float
+
+
+class ProxyReconciler:
+    def __init__(self, store: Store, cache: SnapshotCache, *, zone: str, window: float = 0.02) -> None:
+        self._store = store
+        self._cache = cache
+        self._zone = zone
+        self._window = window
+        self._meshes: dict[str, Resource[MeshSpec]] = {}
+        self._dataplanes: dict[str, dict[str, Resource[DataplaneSpec]]] = {}
+        self._ingresses: dict[str, Resource[ZoneIngressSpec]] = {}
+        self._policies: dict[str, dict[tuple[str, str], Resource[Any]]] = {}
+        self._views: dict[str, MeshView] = {}
+        self._last_view: dict[str, ProxyView] = {}
+        self._kinds: dict[str, ProxyKind] = {}
+        self._shared: dict[int, VersionedResource] = {}
+        # marks for the next pass
+        self._dirty_meshes: set[str] = set()
+        self._dirty_services: dict[str, set[str]] = {}
+        self._dirty_nodes: set[str] = set()
+        self.ready = asyncio.Event()
+        self.last_pass: PassStats | None = None
+        self.passes = 0
+        self.generated_total = 0
+
+    # --- the loop -------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Load everything, then follow the store until cancelled."""
+        sub = self._store.watch()
+        try:
+            await self._load()
+            self._dirty_meshes.update(self._meshes)
+            self._flush(0)
+            self.ready.set()
+            async for first in sub:
+                started = time.perf_counter()
+                n = self._apply(first)
+                deadline = time.monotonic() + self._window
+                while True:
+                    while sub.pending():
+                        n += self._apply(await anext(sub))
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    try:
+                        ev = await asyncio.wait_for(anext(sub), remaining)
+                    except TimeoutError:
+                        break
+                    n += self._apply(ev)
+                self._flush(n, started)
+        finally:
+            sub.close()
+
+    async def _load(self) -> None:
+        for r in await self._list("Mesh"):
+            self._meshes[r.name] = r
+        for r in await self._list("Dataplane"):
+            assert r.mesh is not None
+            self._dataplanes.setdefault(r.mesh, {})[r.name] = r
+        for r in await self._list("ZoneIngress"):
+            self._ingresses[r.name] = r
+        for rt_name in self._mesh_wide_type_names():
+            for r in await self._list(rt_name):
+                assert r.mesh is not None
+                self._policies.setdefault(r.mesh, {})[(r.type, r.name)] = r
+
+    async def _list(self, type_name: str) -> list[Resource[Any]]:
+        out: list[Resource[Any]] = []
+        offset: int | None = 0
+        while offset is not None:
+            page = await self._store.list(ListFilter(type=type_name), offset=offset, limit=1000)
+            out.extend(page.items)
+            offset = page.next_offset
+        return out
+
+    @staticmethod
+    def _mesh_wide_type_names() -> list[str]:
+        from atoll.resources import all_types
+
+        return [t.name for t in all_types() if t.policy or t.name in _MESH_WIDE_TYPES]
+
+    # --- marking --------------------------------------------------------------------------------
+
+    def _apply(self, ev: ChangeEvent) -> int:
+        r = ev.resource
+        deleted = ev.kind is EventKind.DELETED
+        if r.type == "Mesh":
+            if deleted:
+                self._meshes.pop(r.name, None)
+                self._views.pop(r.name, None)
+            else:
+                self._meshes[r.name] = r
+            self._dirty_meshes.add(r.name)
+        elif r.type == "Dataplane":
+            assert r.mesh is not None
+            self.upsert_dataplane(r, deleted=deleted)
+        elif r.type == "ZoneIngress":
+            old = self._ingresses.get(r.name)
+            if deleted:
+                self._ingresses.pop(r.name, None)
+            else:
+                self._ingresses[r.name] = r
+            for ing in (old, None if deleted else r):
+                if ing is not None:
+                    for av in ing.spec.available_services or ():
+                        if av.mesh:
+                            self._views.pop(av.mesh, None)
+                            self._dirty_services.setdefault(av.mesh, set()).update(
+                                [av.tags.get("kuma.io/service", "")]
+                            )
+        else:
+            rt = get_type(r.type)
+            if (rt.policy or r.type in _MESH_WIDE_TYPES) and r.mesh is not None:
+                bucket = self._policies.setdefault(r.mesh, {})
+                if deleted:
+                    bucket.pop((r.type, r.name), None)
+                else:
+                    bucket[(r.type, r.name)] = r
+                self._views.pop(r.mesh, None)
+                self._dirty_meshes.add(r.mesh)
+            else:
+                return 0
+        return 1
+
+    def upsert_dataplane(self, r: Resource[DataplaneSpec], *, deleted: bool = False) -> None:
+        """Mirror a Dataplane change (from the store's events, or written by the lifecycle just now)."""
+        assert r.mesh is not None
+        bucket = self._dataplanes.setdefault(r.mesh, {})
+        old = bucket.get(r.name)
+        if deleted:
+            if old is None:
+                return
+            del bucket[r.name]
+            nid = node_id(r.mesh, r.name)
+            self._last_view.pop(nid, None)
+        else:
+            if old is not None and old.meta.version >= r.meta.version and old.spec == r.spec:
+                return  # already mirrored (written by the lifecycle before its event arrived)
+            bucket[r.name] = r
+            self._dirty_nodes.add(node_id(r.mesh, r.name))
+        changed = services(r) | (services(old) if old is not None else frozenset())
+        self._views.pop(r.mesh, None)
+        self._dirty_services.setdefault(r.mesh, set()).update(changed)
+
+    # --- generation -----------------------------------------------------------------------------
+
+    def ensure(self, node: str, kind: ProxyKind = ProxyKind.SIDECAR) -> bool:
+        """Generate ``node``'s snapshot now (a stream just opened). False if its Dataplane is unknown."""
+        self._kinds[node] = kind
+        mesh, name = split_node_id(node)
+        view = self._mesh_view(mesh)
+        if view is None or name not in view.index.dataplanes:
+            return False
+        self._last_view.pop(node, None)
+        self._generate(view, node, name)
+        return True
+
+    def forget(self, node: str) -> None:
+        """The node's last stream closed: drop its snapshot (regenerated on reconnect)."""
+        self._kinds.pop(node, None)
+        self._last_view.pop(node, None)
+        self._cache.clear(node)
+
+    def flush(self) -> None:
+        """Run a pass now over whatever is marked (used after a direct ``upsert_dataplane``)."""
+        self._flush(0)
+
+    def _flush(self, events: int, started: float | None = None) -> None:
+        t0 = started if started is not None else time.perf_counter()
+        generated = unchanged = 0
+        touched = set(self._dirty_meshes) | set(self._dirty_services) | {
+            split_node_id(n)[0] for n in self._dirty_nodes
+        }
+        for mesh in sorted(touched):
+            view = self._mesh_view(mesh)
+            names: set[str] = set()
+            if mesh in self._dirty_meshes:
+                names.update(self._dataplanes.get(mesh, {}))
+            if mesh in self._dirty_services and view is not None:
+                names.update(dependents(view, self._dirty_services[mesh]))
+            names.update(n.partition(".")[2] for n in self._dirty_nodes if n.partition(".")[0] == mesh)
+            for name in sorted(names):
+                nid = node_id(mesh, name)
+                if not self._interested(nid):
+                    continue
+                if view is None or name not in view.index.dataplanes:
+                    self._cache.clear(nid)
+                    continue
+                if self._generate(view, nid, name):
+                    generated += 1
+                else:
+                    unchanged += 1
+        self._dirty_meshes.clear()
+        self._dirty_services.clear()
+        self._dirty_nodes.clear()
+        self.passes += 1
+        self.generated_total += generated
+        self.last_pass = PassStats(events, len(touched), generated, unchanged, time.perf_counter() - t0)
+        if generated:
+            log.debug("reconcile pass: %s", self.last_pass)
+
+    def _interested(self, nid: str) -> bool:
+        return self._cache.watcher_count(nid) > 0 or self._cache.get(nid) is not None
+
+    def _mesh_view(self, mesh: str) -> MeshView | None:
+        view = self._views.get(mesh)
+        if view is not None:
+            return view
+        m = self._meshes.get(mesh)
+        if m is None:
+            return None
+        view = MeshView(
+            mesh=m,
+            dataplanes=tuple(self._dataplanes.get(mesh, {}).values()),
+            zone=self._zone,
+            zone_ingresses=tuple(self._ingresses.values()),
+            policies=tuple(self._policies.get(mesh, {}).values()),
+        )
+        self._views[mesh] = view
+        return view
+
+    def _generate(self, view: MeshView, nid: str, name: str) -> bool:
+        pv = proxy_view(view, name)
+        if self._last_view.get(nid) == pv and self._cache.get(nid) is not None:
+            return False
+        kind = self._kinds.get(nid, ProxyKind.SIDECAR)
+        try:
+            res = grpc_proxyless_resources(pv) if kind is ProxyKind.PROXYLESS else sidecar_resources(pv)
+            snapshot = self._snapshot(res)
+            self._cache.set_snapshot(nid, snapshot)
+        except Exception:
+            # A local generation error: keep serving the last good snapshot, say which proxy and why.
+            log.exception("cannot generate configuration for proxy %s; it keeps its last configuration", nid)
+            return False
+        self._last_view[nid] = pv
+        return True
+
+    def _snapshot(self, res: EnvoyResources) -> Snapshot:
+        items = [
+            self._versioned(m)
+            for group in (
+                res.clusters,
+                res.cluster_load_assignments,
+                res.listeners,
+                res.route_configurations,
+                res.secrets,
+            )
+            for m in group
+        ]
+        return Snapshot.from_resources(items)
+
+    def _versioned(self, message: Message) -> VersionedResource:
+        key = id(message)
+        vr = self._shared.get(key)
+        if vr is not None and vr.message is message:
+            return vr
+        vr = VersionedResource.of(message)
+        if len(self._shared) > 50_000:
+            self._shared.clear()
+        self._shared[key] = vr
+        return vr
+
+    # --- introspection --------------------------------------------------------------------------
+
+    def dataplanes(self, mesh: str | None = None) -> Iterable[Resource[DataplaneSpec]]:
+        for m, bucket in sorted(self._dataplanes.items()):
+            if mesh is None or m == mesh:
+                yield from bucket.values()
