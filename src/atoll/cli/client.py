@@ -1,0 +1,199 @@
+"""A small synchronous REST client for a control plane's API, used by the CLI commands.
+
+The client side of the REST paths lives here, derived from a type's ``plural`` exactly as the
+server's ``atoll.api.paths`` derives its routes (not imported: that package pulls in FastAPI, which
+would double the CLI's start-up time): ``/meshes/{mesh}/{plural}[/{name}]`` for mesh-scoped types,
+``/{plural}[/{name}]`` for global ones (``/meshes``, ``/zones``), ``/{plural}`` for a mesh-scoped
+type across every mesh. A test checks both sides agree. Resources travel as Universal documents (plain dicts); lists are
+``{total, items, next}`` pages, followed until ``next`` is empty.
+
+Failures become two exceptions the CLI prints without a traceback: ``ApiError`` (the server answered
+with an error; carries the ``{title, details, invalid_parameters}`` body) and ``Unreachable`` (no
+answer at the address).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from atoll.resources import ResourceType
+
+TIMEOUT = httpx.Timeout(15.0, connect=5.0)
+ROOT = "/"
+
+
+def collection_path(rt: ResourceType, mesh: str | None = None) -> str:
+    """The list path of ``rt``: in ``mesh`` for mesh-scoped types, across every mesh if ``None``."""
+    if rt.mesh_scoped and mesh is not None:
+        return f"/meshes/{quote(mesh, safe='')}/{rt.plural}"
+    return f"/{rt.plural}"
+
+
+def item_path(rt: ResourceType, name: str, mesh: str | None = None) -> str:
+    """The path of one resource; mesh-scoped types need their mesh."""
+    if rt.mesh_scoped and mesh is None:
+        raise ValueError(f"{rt.name} is mesh-scoped: a mesh is required")
+    return f"{collection_path(rt, mesh)}/{quote(name, safe='')}"
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidParameter:
+    field: str
+    reason: str
+
+
+class ApiError(Exception):
+    """The control plane answered with an error status."""
+
+    def __init__(
+        self, status: int, title: str, details: str = "", invalid_parameters: tuple[InvalidParameter, ...] = ()
+    ) -> None:
+        self.status = status
+        self.title = title
+        self.details = details
+        self.invalid_parameters = invalid_parameters
+        super().__init__(f"{status} {title}")
+
+
+class Unreachable(Exception):
+    """Nothing answered at the control plane address."""
+
+    def __init__(self, address: str, source: str, reason: str) -> None:
+        self.address = address
+        self.source = source
+        self.reason = reason
+        super().__init__(f"cannot reach the control plane at {address}: {reason}")
+
+
+class Client:
+    """REST client bound to one control plane. Use as a context manager or call ``close``."""
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        token: str | None = None,
+        source: str = "default",
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.address = address
+        self.source = source
+        headers = {"Accept": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._http = httpx.Client(base_url=address, headers=headers, timeout=TIMEOUT, transport=transport)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def index(self) -> dict[str, Any]:
+        """``GET /``: the server's identity (version, mode, ...)."""
+        return _as_dict(self._request("GET", ROOT))
+
+    def get(self, rt: ResourceType, name: str, mesh: str | None) -> dict[str, Any] | None:
+        """One resource as a Universal document, or ``None`` if it does not exist."""
+        resp = self._send("GET", item_path(rt, name, mesh))
+        if resp.status_code == 404:
+            return None
+        return _as_dict(_check(resp))
+
+    def list(self, rt: ResourceType, mesh: str | None) -> list[dict[str, Any]]:
+        """Every resource of a type (in ``mesh``, or every mesh if ``None``), following pagination."""
+        items: list[dict[str, Any]] = []
+        url: str | None = collection_path(rt, mesh)
+        seen: set[str] = set()
+        while url and url not in seen:
+            seen.add(url)
+            page = _as_dict(self._request("GET", url))
+            raw = page.get("items") or []
+            if not isinstance(raw, list):
+                raise ApiError(200, "unexpected answer from the control plane", f"items of {url} is not a list")
+            items.extend(i for i in raw if isinstance(i, dict))
+            nxt = page.get("next")
+            url = nxt if isinstance(nxt, str) and nxt else None
+        return items
+
+    def put(self, rt: ResourceType, doc: dict[str, Any]) -> int:
+        """Create or update; returns the HTTP status (201 created, 200 updated)."""
+        mesh = doc.get("mesh") if rt.mesh_scoped else None
+        resp = self._send("PUT", item_path(rt, str(doc["name"]), mesh if isinstance(mesh, str) else None), json=doc)
+        _check(resp)
+        return resp.status_code
+
+    def delete(self, rt: ResourceType, name: str, mesh: str | None) -> None:
+        self._request("DELETE", item_path(rt, name, mesh))
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _request(self, method: str, url: str, **kw: Any) -> Any:
+        return _check(self._send(method, url, **kw))
+
+    def _send(self, method: str, url: str, **kw: Any) -> httpx.Response:
+        try:
+            return self._http.request(method, url, **kw)
+        except httpx.ConnectError as e:
+            raise Unreachable(self.address, self.source, _reason(e)) from None
+        except httpx.TimeoutException:
+            raise Unreachable(self.address, self.source, "timed out") from None
+        except httpx.TransportError as e:
+            raise Unreachable(self.address, self.source, _reason(e)) from None
+
+
+def _check(resp: httpx.Response) -> Any:
+    """The decoded JSON body of a successful answer; ``ApiError`` for an error status."""
+    if resp.is_success:
+        if not resp.content:
+            return None
+        try:
+            return resp.json()
+        except ValueError:
+            raise ApiError(resp.status_code, "unexpected answer from the control plane", "body is not JSON") from None
+    raise _api_error(resp)
+
+
+def _api_error(resp: httpx.Response) -> ApiError:
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        text = resp.text.strip()
+        return ApiError(resp.status_code, resp.reason_phrase or f"HTTP {resp.status_code}", text[:500])
+    params: list[InvalidParameter] = []
+    raw = body.get("invalid_parameters") or body.get("invalidParameters") or []
+    if isinstance(raw, list):
+        for p in raw:
+            if isinstance(p, dict):
+                params.append(InvalidParameter(str(p.get("field", "")), str(p.get("reason", ""))))
+    title = body.get("title") or body.get("detail") or resp.reason_phrase or f"HTTP {resp.status_code}"
+    details = body.get("details") or ""
+    if not isinstance(details, str):
+        details = str(details)
+    if not isinstance(title, str):
+        title = str(title)
+    return ApiError(resp.status_code, title, details if details != title else "", tuple(params))
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ApiError(200, "unexpected answer from the control plane", "expected a JSON object")
+    return value
+
+
+def _reason(e: Exception) -> str:
+    text = str(e)
+    if "refused" in text.lower() or "errno 111" in text.lower():
+        return "connection refused"
+    return text or type(e).__name__
