@@ -96,3 +96,78 @@ def stop_process(p: subprocess.Popen[bytes] | subprocess.Popen[str], timeout: fl
             except ProcessLookupError:
                 pass
             p.wait(5)
+
+
+class HttpBackend:
+    """A real HTTP/1.1 backend on 127.0.0.1 answering ``backend=<label>``.
+
+    ``stop()`` also closes connections kept alive by clients (a plain ``ThreadingHTTPServer`` keeps
+    serving them from their handler threads after ``shutdown()``), so a stopped backend is really gone.
+    Responses go out in one write with Nagle off (Envoy pitfall 11).
+    """
+
+    def __init__(self, label: str, port: int | None = None) -> None:
+        import http.server
+
+        self.label = label
+        self.port = port or free_port()
+        self.requests = 0
+        body = f"backend={label}".encode()
+        backend = self
+        conns: set[socket.socket] = set()
+        self._conns = conns
+        self._lock = threading.Lock()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+            wbufsize = -1
+
+            def setup(self) -> None:
+                super().setup()
+                with backend._lock:
+                    conns.add(self.connection)
+
+            def finish(self) -> None:
+                with backend._lock:
+                    conns.discard(self.connection)
+                super().finish()
+
+            def do_GET(self) -> None:
+                backend.requests += 1
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        with self._lock:
+            for c in list(self._conns):
+                try:
+                    c.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        self._thread.join(5)
+
+
+def http_get(port: int, path: str = "/", timeout: float = 2.0, host: str = "127.0.0.1") -> tuple[int, str]:
+    """One request on a fresh connection; (status, body)."""
+    import http.client
+
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Connection": "close"})
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode()
+    finally:
+        conn.close()

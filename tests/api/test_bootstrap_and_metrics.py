@@ -23,7 +23,8 @@ async def test_bootstrap_without_a_handler_is_404(api: httpx.AsyncClient) -> Non
 async def test_bootstrap_delegates_to_the_handler(make_client: ClientFactory) -> None:
     seen: list[dict[str, Any]] = []
 
-    async def handler(body: dict[str, Any]) -> dict[str, Any]:
+    async def handler(body: dict[str, Any], cp_host: str) -> dict[str, Any]:
+        assert cp_host  # the host name the client used, for the bootstrap's ADS address
         seen.append(body)
         if not body.get("name"):
             raise InvalidInput(FieldError("name", "required"), title="invalid bootstrap request")

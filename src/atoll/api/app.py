@@ -28,7 +28,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 from fastapi import FastAPI, Request
@@ -55,8 +55,22 @@ MAX_PAGE_SIZE = 1000
 WRITE_ATTEMPTS = 16  # unconditional PUT: read-then-write rounds before giving up with 409
 MODES = ("standalone", "zone", "global")
 
-BootstrapHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
-"""Answers ``POST /bootstrap``: the request body in, the response body out; may raise ``InvalidInput``."""
+BootstrapHandler = Callable[[dict[str, Any], str], Awaitable[dict[str, Any]]]
+"""Answers ``POST /bootstrap``: the request body and the host name the proxy used to reach this CP (so
+the bootstrap can point ADS at the same host) in, the response body out; may raise ``InvalidInput``."""
+
+
+class ProxyEndpoints(Protocol):
+    """What a CP that serves proxies adds to the API (``atoll.proxies`` implements it)."""
+
+    async def bootstrap(self, body: dict[str, Any], cp_host: str) -> dict[str, Any]: ...
+
+    async def report_health(self, body: dict[str, Any]) -> dict[str, Any]: ...
+
+    def insight(self, mesh: str, name: str) -> dict[str, Any] | None: ...
+
+    def xds_config(self, mesh: str, name: str) -> dict[str, Any] | None: ...
+
 
 AdminCheck = Callable[[Request], bool]
 InitialPolicies = Callable[[Resource[Any]], Iterable[Resource[Any]]]
@@ -93,6 +107,7 @@ def create_app(
     info: ApiInfo,
     *,
     bootstrap: BootstrapHandler | None = None,
+    proxies: ProxyEndpoints | None = None,
     metrics: Metrics | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     is_admin: AdminCheck = is_loopback_admin,
@@ -155,16 +170,70 @@ def create_app(
             template, unknown_type, methods=["GET", "PUT", "DELETE"], include_in_schema=False, name=FALLBACK_ROUTE
         )
 
-    @app.post(paths.BOOTSTRAP, summary="Envoy bootstrap for a data plane proxy")
-    async def post_bootstrap(request: Request) -> Response:
-        if bootstrap is None:
-            raise ApiError(404, "not found", "this control plane serves no proxies")
+    if proxies is not None and bootstrap is None:
+        bootstrap = proxies.bootstrap
+    no_proxies = "this control plane serves no proxies" + (
+        ": proxies connect to a zone control plane, not to global" if info.mode == "global" else ""
+    )
+
+    async def json_object(request: Request, what: str) -> dict[str, Any]:
         kind = check_content_type(request, yaml_allowed=False)
         doc = parse_document(await read_body(request, max_body_bytes), kind)
         if not isinstance(doc, dict):
-            raise InvalidInput("the bootstrap request must be a JSON object", title="invalid bootstrap request")
-        return JSONResponse(await bootstrap(doc))
+            raise InvalidInput(f"the {what} must be a JSON object", title=f"invalid {what}")
+        return doc
 
+    @app.post(paths.BOOTSTRAP, summary="Envoy bootstrap for a data plane proxy")
+    async def post_bootstrap(request: Request) -> Response:
+        if bootstrap is None:
+            raise ApiError(404, "not found", no_proxies)
+        doc = await json_object(request, "bootstrap request")
+        return JSONResponse(await bootstrap(doc, request.url.hostname or "127.0.0.1"))
+
+    @app.post(paths.DP_HEALTH, summary="Health of a proxy's inbounds, reported by its agent")
+    async def post_health(request: Request) -> Response:
+        if proxies is None:
+            raise ApiError(404, "not found", no_proxies)
+        doc = await json_object(request, "health report")
+        return JSONResponse(await proxies.report_health(doc))
+
+    dp_type = find_type("Dataplane")
+
+    @app.get(paths.DATAPLANES_INSIGHTS, summary="Dataplanes of a mesh with their proxies' xDS status")
+    async def dataplanes_insights(request: Request) -> Response:
+        mesh = request.path_params["mesh"]
+        size, offset, prefix = _paging(request.query_params)
+        await api._require_mesh(mesh)
+        assert dp_type is not None
+        page = await store.list(
+            ListFilter(type=dp_type.name, mesh=mesh, name_prefix=prefix or None), offset=offset, limit=size
+        )
+        items = []
+        for r in page.items:
+            doc = encode(r)
+            insight = proxies.insight(mesh, r.name) if proxies is not None else None
+            doc["dataplaneInsight"] = insight if insight is not None else {"online": False}
+            items.append(doc)
+        next_url = None
+        if page.next_offset is not None:
+            next_url = str(request.url.include_query_params(offset=page.next_offset, size=size))
+        return _respond(request, {"total": page.total, "items": items, "next": next_url})
+
+    @app.get(paths.DATAPLANE_XDS, summary="The xDS configuration the CP serves to one proxy")
+    async def dataplane_xds(request: Request) -> Response:
+        mesh, name = request.path_params["mesh"], request.path_params["name"]
+        assert dp_type is not None
+        await store.get(dp_type.name, name, mesh)
+        config = proxies.xds_config(mesh, name) if proxies is not None else None
+        if config is None:
+            raise ApiError(404, "not found", f"proxy {mesh}.{name} is not connected to this control plane")
+        return _respond(request, config)
+
+    # Serve these before the generic /meshes/{mesh}/{plural}[/{name}] routes that would shadow them.
+    first = [
+        r for r in app.router.routes if getattr(r, "path", None) in (paths.DATAPLANES_INSIGHTS, paths.DATAPLANE_XDS)
+    ]
+    app.router.routes[:] = first + [r for r in app.router.routes if r not in first]
     return app
 
 

@@ -17,6 +17,17 @@ RESOURCE_TYPES = "/_resources"
 BOOTSTRAP = "/bootstrap"
 OPENAPI = "/openapi.json"
 MESHES = "/meshes"
+DP_HEALTH = "/dp/health"
+DATAPLANES_INSIGHTS = MESHES + "/{mesh}/dataplanes+insights"
+DATAPLANE_XDS = MESHES + "/{mesh}/dataplanes/{name}/xds"
+
+
+def dataplanes_insights_path(mesh: str) -> str:
+    return f"{MESHES}/{quote(mesh, safe='')}/dataplanes+insights"
+
+
+def dataplane_xds_path(mesh: str, name: str) -> str:
+    return f"{MESHES}/{quote(mesh, safe='')}/dataplanes/{quote(name, safe='')}/xds"
 
 
 def collection_template(rt: ResourceType) -> str:

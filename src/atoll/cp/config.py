@@ -56,7 +56,11 @@ class CpConfig:
     api_port: int = 5681
     diagnostics_host: str = "127.0.0.1"
     diagnostics_port: int = 5680
+    xds_host: str = "127.0.0.1"
     xds_port: int = 5678
+    xds_advertised_host: str | None = None
+    xds_coalesce: float = 0.02
+    dataplane_grace: float = 10.0
     store: str = "sqlite"
     store_dsn: str | None = None
     log_format: str = "text"
@@ -106,7 +110,29 @@ OPTIONS: list[Option] = [
     Option("api_port", int, 5681, "Port of the REST API.", minimum=1, maximum=65535),
     Option("diagnostics_host", str, "127.0.0.1", "Address of the diagnostics server (/ready, /healthy, /metrics)."),
     Option("diagnostics_port", int, 5680, "Port of the diagnostics server.", minimum=1, maximum=65535),
-    Option("xds_port", int, 5678, "Port for data plane proxies (bootstrap and ADS).", minimum=1, maximum=65535),
+    Option("xds_host", str, "127.0.0.1", "Address ADS (xDS for proxies) listens on (0.0.0.0 for all)."),
+    Option("xds_port", int, 5678, "Port of ADS, the xDS server proxies connect to.", minimum=1, maximum=65535),
+    Option(
+        "xds_advertised_host",
+        str,
+        None,
+        "Host proxies are told to reach ADS on (default: the host they used for POST /bootstrap).",
+    ),
+    Option(
+        "xds_coalesce",
+        float,
+        0.02,
+        "Seconds to gather store changes into one config push (0 to push each change alone).",
+        minimum=0.0,
+        maximum=1.0,
+    ),
+    Option(
+        "dataplane_grace",
+        float,
+        10.0,
+        "Seconds a disconnected proxy's Dataplane is kept before it is removed (unless it reconnects).",
+        minimum=0.0,
+    ),
     Option("store", str, "sqlite", "Resource store backend.", choices=STORES),
     Option("store_dsn", str, None, "PostgreSQL connection string (required with store=postgres)."),
     Option("log_format", str, "text", "Log line format.", choices=LOG_FORMATS),

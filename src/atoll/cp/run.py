@@ -8,7 +8,8 @@ SIGTERM/SIGINT, 1 when the store cannot be opened or a component fails (the reas
 components with ``build_supervisor`` and runs them; the store is closed after every component has
 stopped. ``build_supervisor`` is the explicit wiring — each part gets exactly what it uses:
 
-    store ──► REST API app (HttpServer "api", api_host:api_port)
+    store ──► ProxyService (XdsComponent "xds": ADS on xds_host:xds_port; not on global)
+    store, ProxyService ──► REST API app (HttpServer "api", api_host:api_port; /bootstrap, /dp/health)
     supervisor.ready, metrics, store ──► diagnostics app (HttpServer "diagnostics", diagnostics_port)
 """
 
@@ -25,7 +26,9 @@ from atoll.api.metrics import InstrumentedStore, Metrics
 from atoll.cp.components import HttpServer, Supervisor
 from atoll.cp.config import CpConfig
 from atoll.cp.logs import setup_logging
+from atoll.cp.xds import XdsComponent
 from atoll.errors import AtollError
+from atoll.proxies.service import ProxyService
 from atoll.store import open_store
 from atoll.store.protocol import Store
 
@@ -64,7 +67,19 @@ def build_supervisor(config: CpConfig, store: Store, metrics: Metrics) -> Superv
     """The components of a control plane over ``store``, wired and ready to run."""
     supervisor = Supervisor(stop_timeout=config.shutdown_timeout)
     info = ApiInfo(version=atoll.__version__, mode=config.mode, zone=config.zone)
-    api_app = create_app(store, info, metrics=metrics, max_body_bytes=config.max_body_bytes)
+    proxies: ProxyService | None = None
+    if config.mode in ("standalone", "zone"):
+        proxies = ProxyService(
+            store,
+            zone=config.zone or "default",
+            xds_host=config.xds_host,
+            xds_port=config.xds_port,
+            xds_advertised_host=config.xds_advertised_host,
+            grace=config.dataplane_grace,
+            window=config.xds_coalesce,
+        )
+        supervisor.add(XdsComponent(proxies))
+    api_app = create_app(store, info, proxies=proxies, metrics=metrics, max_body_bytes=config.max_body_bytes)
     graceful = max(1.0, config.shutdown_timeout / 2)
     supervisor.add(HttpServer("api", api_app, config.api_host, config.api_port, graceful_timeout=graceful))
     diag_app = create_diagnostics_app(lambda: supervisor.ready, metrics, store)

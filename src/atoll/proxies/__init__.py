@@ -6,5 +6,4 @@ from atoll.proxies.inventory import Inventory, ProxyInsight
 from atoll.proxies.lifecycle import DataplaneLifecycle
 from atoll.proxies.reconciler import ProxyKind, ProxyReconciler
 
-
 __all__ = ["DataplaneLifecycle", "Inventory", "ProxyInsight", "ProxyKind", "ProxyReconciler"]

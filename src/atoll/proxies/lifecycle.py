@@ -54,14 +54,14 @@ class DataplaneLifecycle:
         reconciler: ProxyReconciler,
         inventory: Inventory,
         *,
-        xds_host: str,
         xds_port: int,
+        xds_advertised_host: str | None = None,
         grace: float = 10.0,
     ) -> None:
         self._store = store
         self._reconciler = reconciler
         self._inventory = inventory
-        self._xds_host = xds_host
+        self._xds_host = xds_advertised_host
         self._xds_port = xds_port
         self._grace = grace
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -69,7 +69,9 @@ class DataplaneLifecycle:
 
     # --- bootstrap ------------------------------------------------------------------------------
 
-    async def bootstrap(self, body: Mapping[str, Any]) -> dict[str, Any]:
+    async def bootstrap(self, body: Mapping[str, Any], cp_host: str = "127.0.0.1") -> dict[str, Any]:
+        """The Envoy bootstrap for a proxy; ADS is on ``xds_advertised_host`` or else the host name the
+        proxy used to reach this CP (``cp_host``), at ``xds_port``."""
         errors: list[FieldError] = []
         proxy_type = body.get("proxyType", "dataplane")
         if proxy_type not in PROXY_TYPES:
@@ -107,10 +109,11 @@ class DataplaneLifecycle:
                     f"Dataplane {dp.mesh}/{dp.name} is registered by a proxy that is connected now; "
                     "two proxies cannot share a name"
                 )
+        xds_host = self._xds_host or cp_host
         bootstrap = envoy_bootstrap(
             node_id=nid,
             node_cluster=_first_service(dp),
-            xds_host=self._xds_host,
+            xds_host=xds_host,
             xds_port=self._xds_port,
             ads=mode,
             admin_port=admin_port,
@@ -120,7 +123,7 @@ class DataplaneLifecycle:
             },
             token=token,
         )
-        return {"bootstrap": bootstrap, "xds": {"host": self._xds_host, "port": self._xds_port}}
+        return {"bootstrap": bootstrap, "xds": {"host": xds_host, "port": self._xds_port}}
 
     async def _require_mesh(self, mesh: str, field: str) -> None:
         try:
@@ -152,7 +155,9 @@ class DataplaneLifecycle:
             try:
                 dp = _decode_dataplane(json.loads(raw) if isinstance(raw, str) else raw)
             except (InvalidInput, ValueError) as e:
-                raise StreamRejected(grpc.StatusCode.INVALID_ARGUMENT, f"invalid Dataplane in node metadata: {e}") from None
+                raise StreamRejected(
+                    grpc.StatusCode.INVALID_ARGUMENT, f"invalid Dataplane in node metadata: {e}"
+                ) from None
             if (dp.mesh, dp.name) != (mesh, name):
                 raise StreamRejected(
                     grpc.StatusCode.PERMISSION_DENIED,
@@ -169,7 +174,7 @@ class DataplaneLifecycle:
                     "or `atoll apply` its Dataplane first",
                 ) from None
         self._cancel_removal(nid)
-        self._inventory.opened(nid, envoy_version=node.user_agent_build_version.version and _version(node) or "", kind=kind.value)
+        self._inventory.opened(nid, envoy_version=_version(node), kind=kind.value)
         self._reconciler.upsert_dataplane(stored)
         self._reconciler.flush()
         if not self._reconciler.ensure(nid, kind):
@@ -198,12 +203,12 @@ class DataplaneLifecycle:
             if current.spec == dp.spec and dict(current.meta.labels) == labels:
                 return current
             try:
-                return await self._store.update(
-                    current.with_spec(dp.spec).with_meta(labels=labels)
-                )
+                return await self._store.update(current.with_spec(dp.spec).with_meta(labels=labels))
             except (Conflict, NotFound):
                 continue
-        raise StreamRejected(grpc.StatusCode.UNAVAILABLE, "could not register the Dataplane: too many concurrent writes")
+        raise StreamRejected(
+            grpc.StatusCode.UNAVAILABLE, "could not register the Dataplane: too many concurrent writes"
+        )
 
     # --- removal --------------------------------------------------------------------------------
 
@@ -342,5 +347,7 @@ def _first_service(dp: Resource[DataplaneSpec]) -> str:
 
 
 def _version(node: base_pb2.Node) -> str:
+    if not node.HasField("user_agent_build_version"):
+        return str(node.user_agent_version)
     v = node.user_agent_build_version.version
     return f"{v.major_number}.{v.minor_number}.{v.patch}"

@@ -179,9 +179,7 @@ class ProxyReconciler:
                     for av in ing.spec.available_services or ():
                         if av.mesh:
                             self._views.pop(av.mesh, None)
-                            self._dirty_services.setdefault(av.mesh, set()).update(
-                                [av.tags.get("kuma.io/service", "")]
-                            )
+                            self._dirty_services.setdefault(av.mesh, set()).update([av.tags.get("kuma.io/service", "")])
         else:
             rt = get_type(r.type)
             if (rt.policy or r.type in _MESH_WIDE_TYPES) and r.mesh is not None:
@@ -242,9 +240,7 @@ class ProxyReconciler:
     def _flush(self, events: int, started: float | None = None) -> None:
         t0 = started if started is not None else time.perf_counter()
         generated = unchanged = 0
-        touched = set(self._dirty_meshes) | set(self._dirty_services) | {
-            split_node_id(n)[0] for n in self._dirty_nodes
-        }
+        touched = set(self._dirty_meshes) | set(self._dirty_services) | {split_node_id(n)[0] for n in self._dirty_nodes}
         for mesh in sorted(touched):
             view = self._mesh_view(mesh)
             names: set[str] = set()

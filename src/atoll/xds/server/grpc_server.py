@@ -176,7 +176,7 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
             current = self._cache.get(node_id)
             if current is not None:
                 machine.set_snapshot(current)  # nothing requested yet: only remembered
-            reported = machine.status_serial
+            reported = -1  # report once after the first batch, even if it sent nothing (a resumed delta stream)
             while True:
                 wake.clear()
                 out: list[Any] = []

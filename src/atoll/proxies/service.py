@@ -1,0 +1,108 @@
+"""Everything a CP needs to serve proxies, wired in one place: cache, reconciler, lifecycle, ADS server.
+
+``ProxyService`` builds the parts from what they use (a store, the zone name, ports, timings) and is
+what the REST API calls for ``/bootstrap``, ``/dp/health``, insights and the served xDS config
+(``atoll.api.app.ProxyEndpoints``). ``run()`` serves ADS until cancelled: it starts the gRPC server,
+the reconciler (store events -> snapshots) and the lifecycle's removal timers, and sets ``ready``
+once the server listens and the reconciler has loaded the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import uuid
+from typing import Any
+
+from atoll.proxies.inventory import Inventory
+from atoll.proxies.lifecycle import DataplaneLifecycle
+from atoll.proxies.reconciler import ProxyReconciler, node_id
+from atoll.store import Store
+from atoll.xds.generate import message_to_dict
+from atoll.xds.server import PUSH_ORDER, AdsServicer, SnapshotCache, make_server
+
+log = logging.getLogger(__name__)
+
+_SHORT = {
+    "type.googleapis.com/envoy.config.listener.v3.Listener": "listeners",
+    "type.googleapis.com/envoy.config.route.v3.RouteConfiguration": "routes",
+    "type.googleapis.com/envoy.config.cluster.v3.Cluster": "clusters",
+    "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment": "endpoints",
+    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret": "secrets",
+}
+
+
+class ProxyService:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        zone: str,
+        xds_host: str,
+        xds_port: int,
+        xds_advertised_host: str | None = None,
+        grace: float = 10.0,
+        window: float = 0.02,
+    ) -> None:
+        self.instance = f"{zone}-{uuid.uuid4().hex[:8]}"
+        self.cache = SnapshotCache()
+        self.inventory = Inventory(cp_instance=self.instance)
+        self.reconciler = ProxyReconciler(store, self.cache, zone=zone, window=window)
+        self.lifecycle = DataplaneLifecycle(
+            store,
+            self.reconciler,
+            self.inventory,
+            xds_port=xds_port,
+            xds_advertised_host=xds_advertised_host,
+            grace=grace,
+        )
+        self.servicer = AdsServicer(
+            self.cache,
+            on_stream_open=self.lifecycle.on_stream_open,
+            on_stream_close=self.lifecycle.on_stream_close,
+            on_status=self.lifecycle.on_status,
+        )
+        self._host = xds_host
+        self._port = xds_port
+        self.ready = asyncio.Event()
+
+    # --- ProxyEndpoints (REST) ------------------------------------------------------------------
+
+    async def bootstrap(self, body: dict[str, Any], cp_host: str) -> dict[str, Any]:
+        return await self.lifecycle.bootstrap(body, cp_host)
+
+    async def report_health(self, body: dict[str, Any]) -> dict[str, Any]:
+        return await self.lifecycle.report_health(body)
+
+    def insight(self, mesh: str, name: str) -> dict[str, Any] | None:
+        i = self.inventory.get(node_id(mesh, name))
+        return i.to_json() if i is not None else None
+
+    def xds_config(self, mesh: str, name: str) -> dict[str, Any] | None:
+        snapshot = self.cache.get(node_id(mesh, name))
+        if snapshot is None:
+            return None
+        return {
+            _SHORT[t]: [message_to_dict(vr.message) for _, vr in sorted(snapshot.resources(t).items())]
+            for t in PUSH_ORDER
+        }
+
+    # --- running --------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        server = make_server(self.servicer, self._port, self._host)
+        await server.start()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self.reconciler.run(), name="xds-reconciler")
+                await self.reconciler.ready.wait()
+                await self.lifecycle.start()
+                gc.freeze()  # long-lived start-up objects out of the collector's way (fan-out notes)
+                self.ready.set()
+                log.info("serving ADS on %s:%d", self._host, self._port)
+                await asyncio.Event().wait()
+        finally:
+            self.ready.clear()
+            await self.lifecycle.close()
+            await server.stop(1.0)
