@@ -63,7 +63,10 @@ def wait_until(cond: Callable[[], T], timeout: float = 10.0, interval: float = 0
 
 
 async def await_until(
-    cond: Callable[[], Awaitable[T]], timeout: float = 10.0, interval: float = 0.02, what: str = ""
+    cond: Callable[[], Awaitable[T]],
+    timeout: float = 10.0,  # noqa: ASYNC109 - a polling deadline, not a cancel scope
+    interval: float = 0.02,
+    what: str = "",
 ) -> T:
     """Async ``wait_until``: await ``cond()`` until truthy."""
     deadline = time.monotonic() + timeout

@@ -45,9 +45,7 @@ class InvalidInput(AtollError):
 
     def prefixed(self, prefix: str) -> InvalidInput:
         """The same errors with ``prefix`` put before every path (used for multi-document input)."""
-        return InvalidInput(
-            [FieldError(_join(prefix, e.path), e.message) for e in self.errors], title=self.title
-        )
+        return InvalidInput([FieldError(_join(prefix, e.path), e.message) for e in self.errors], title=self.title)
 
 
 def _join(prefix: str, path: str) -> str:

@@ -60,7 +60,7 @@ class CpProcess:
             "ATOLL_DATAPLANE_GRACE": "1",
             **self.extra_env,
         }
-        log = open(self.log_path, "ab")  # noqa: SIM115 - the process owns it
+        log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "atoll.cp"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -124,7 +124,7 @@ class Agent:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, *, wait: bool = True) -> Agent:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - the process owns it
+        log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [
                 *DP,

@@ -10,8 +10,7 @@ import pytest
 
 from tests.e2e.conftest import AgentFactory, BackendFactory
 from tests.e2e.mesh import Counter, CpProcess, http_json
-from tests.helpers import HttpBackend, free_port, wait_until
-from tests.helpers import http_get
+from tests.helpers import HttpBackend, free_port, http_get, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.envoy]
 
@@ -132,20 +131,21 @@ def test_failing_probe_removes_endpoint_and_it_comes_back(
     b2_port = b2.port
     b2.stop()  # the probe of backend-2's agent now fails
     wait_until(
-        lambda: cp.get("/meshes/default/dataplanes/backend-2")["networking"]["inbound"][0].get("health")
-        == {"ready": False},
+        lambda: (
+            cp.get("/meshes/default/dataplanes/backend-2")["networking"]["inbound"][0].get("health") == {"ready": False}
+        ),
         timeout=5,
         what="backend-2 reported unready",
     )
     wait_until(lambda: set(labels_seen(out, 20)) == {"backend=b1"}, timeout=2, what="endpoint left web's EDS")
 
-    from tests.helpers import HttpBackend
-
     revived = HttpBackend("b2-again", port=b2_port)
     try:
         wait_until(
-            lambda: cp.get("/meshes/default/dataplanes/backend-2")["networking"]["inbound"][0].get("health")
-            == {"ready": True},
+            lambda: (
+                cp.get("/meshes/default/dataplanes/backend-2")["networking"]["inbound"][0].get("health")
+                == {"ready": True}
+            ),
             timeout=5,
             what="backend-2 reported ready again",
         )
@@ -156,7 +156,9 @@ def test_failing_probe_removes_endpoint_and_it_comes_back(
         revived.stop()
 
 
-def test_rejected_config_shows_as_nack_in_insights(cp: CpProcess, agents: AgentFactory, backends: BackendFactory) -> None:
+def test_rejected_config_shows_as_nack_in_insights(
+    cp: CpProcess, agents: AgentFactory, backends: BackendFactory
+) -> None:
     web_app = backends("web")
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
