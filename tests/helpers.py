@@ -7,6 +7,7 @@ Tests never sleep to wait for state: they poll a condition until a deadline (``w
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import signal
 import socket
@@ -63,17 +64,19 @@ def wait_until(cond: Callable[[], T], timeout: float = 10.0, interval: float = 0
 
 
 async def await_until(
-    cond: Callable[[], Awaitable[T]],
+    cond: Callable[[], Awaitable[T] | T],
     timeout: float = 10.0,  # noqa: ASYNC109 - a polling deadline, not a cancel scope
     interval: float = 0.02,
     what: str = "",
 ) -> T:
-    """Async ``wait_until``: await ``cond()`` until truthy."""
+    """Async ``wait_until``: call ``cond()`` (awaiting it if it returns an awaitable) until truthy."""
     deadline = time.monotonic() + timeout
     last: object = None
     while True:
         try:
-            last = await cond()
+            last = cond()
+            if inspect.isawaitable(last):
+                last = await last
         except Exception as e:
             last = e
         else:

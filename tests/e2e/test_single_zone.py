@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import subprocess
 import threading
 from typing import Any
 
@@ -10,7 +12,7 @@ import pytest
 
 from tests.e2e.conftest import AgentFactory, BackendFactory
 from tests.e2e.mesh import Counter, CpProcess, http_json
-from tests.helpers import HttpBackend, free_port, http_get, wait_until
+from tests.helpers import ATOLL, HttpBackend, free_port, http_get, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.envoy]
 
@@ -220,3 +222,43 @@ def test_bootstrap_rejects_bad_dataplanes(cp: CpProcess) -> None:
     status, body = boot(other_mesh)
     assert status == 400
     assert body["invalid_parameters"] == [{"field": "dataplane.mesh", "reason": 'mesh "nope" does not exist'}]
+
+
+def atoll(cp: CpProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*ATOLL, "--cp", cp.url, *args], capture_output=True, text=True, timeout=30)
+
+
+def test_inspect_shows_proxies_their_nacks_and_envoy_config(
+    cp: CpProcess, agents: AgentFactory, backends: BackendFactory
+) -> None:
+    b1, web_app = backends("b1"), backends("web")
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        agents(cp, backend_dp("backend-1", b1.port))
+        bad_port = taken.getsockname()[1]
+        agents(cp, web_dp(bad_port, web_app.port), wait=False)
+        wait_until(lambda: cp.insight("default", "web").get("nackCount", 0) > 0, timeout=20, what="NACK")
+
+        table = atoll(cp, "inspect", "dataplanes", "-m", "default")
+        assert table.returncode == 0, table.stderr
+        lines = {ln.split()[0]: ln for ln in table.stdout.splitlines() if ln.strip()}
+        assert "Online" in lines["backend-1"] and "Online" in lines["web"]
+        assert " 0 " in lines["backend-1"]
+        assert "bind" in lines["web"].lower() or "address" in lines["web"].lower(), lines["web"]
+
+        served = atoll(cp, "inspect", "dataplane", "backend-1", "--xds", "-o", "json")
+        assert served.returncode == 0, served.stderr
+        names = [listener["name"] for listener in json.loads(served.stdout)["listeners"]]
+        assert any(n.startswith("inbound:") for n in names), names
+
+        dump = atoll(cp, "inspect", "dataplane", "backend-1", "--config-dump", "-o", "json")
+        assert dump.returncode == 0, dump.stderr
+        kinds = [c["@type"] for c in json.loads(dump.stdout)["configs"]]
+        assert any("ListenersConfigDump" in k for k in kinds), kinds
+
+        missing = atoll(cp, "inspect", "dataplane", "nope", "--config-dump")
+        assert missing.returncode != 0 and "nope" in (missing.stderr + missing.stdout)
+    finally:
+        taken.close()

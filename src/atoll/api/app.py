@@ -71,6 +71,12 @@ class ProxyEndpoints(Protocol):
 
     def xds_config(self, mesh: str, name: str) -> dict[str, Any] | None: ...
 
+    async def poll_admin_request(self, mesh: str, name: str, wait: float) -> dict[str, Any] | None: ...
+
+    def admin_response(self, body: dict[str, Any]) -> None: ...
+
+    async def admin(self, mesh: str, name: str, path: str) -> Any: ...
+
 
 AdminCheck = Callable[[Request], bool]
 InitialPolicies = Callable[[Resource[Any]], Iterable[Resource[Any]]]
@@ -229,9 +235,45 @@ def create_app(
             raise ApiError(404, "not found", f"proxy {mesh}.{name} is not connected to this control plane")
         return _respond(request, config)
 
+    @app.get(paths.DP_REQUESTS, summary="Long poll of a proxy's agent for Envoy admin requests")
+    async def dp_requests(request: Request) -> Response:
+        if proxies is None:
+            raise ApiError(404, "not found", no_proxies)
+        q = request.query_params
+        mesh, name = q.get("mesh"), q.get("name")
+        errors = [FieldError(k, "required") for k, v in (("mesh", mesh), ("name", name)) if not v]
+        try:
+            wait = min(30.0, max(0.0, float(q.get("wait", "20"))))
+        except ValueError:
+            errors.append(FieldError("wait", f"must be a number of seconds, got {q.get('wait')!r}"))
+            wait = 0.0
+        if errors:
+            raise InvalidInput(errors, title="invalid poll")
+        assert mesh is not None and name is not None
+        req = await proxies.poll_admin_request(mesh, name, wait)
+        return Response(status_code=204) if req is None else JSONResponse(req)
+
+    @app.post(paths.DP_RESPONSES, summary="An agent's answer to an Envoy admin request")
+    async def dp_responses(request: Request) -> Response:
+        if proxies is None:
+            raise ApiError(404, "not found", no_proxies)
+        proxies.admin_response(await json_object(request, "admin response"))
+        return JSONResponse({})
+
+    @app.get(paths.DATAPLANE_CONFIG_DUMP, summary="Envoy's own config dump of one proxy, through its agent")
+    async def dataplane_config_dump(request: Request) -> Response:
+        mesh, name = request.path_params["mesh"], request.path_params["name"]
+        assert dp_type is not None
+        await store.get(dp_type.name, name, mesh)
+        if proxies is None:
+            raise ApiError(404, "not found", no_proxies)
+        return JSONResponse(await proxies.admin(mesh, name, "/config_dump"))
+
     # Serve these before the generic /meshes/{mesh}/{plural}[/{name}] routes that would shadow them.
     first = [
-        r for r in app.router.routes if getattr(r, "path", None) in (paths.DATAPLANES_INSIGHTS, paths.DATAPLANE_XDS)
+        r
+        for r in app.router.routes
+        if getattr(r, "path", None) in (paths.DATAPLANES_INSIGHTS, paths.DATAPLANE_XDS, paths.DATAPLANE_CONFIG_DUMP)
     ]
     app.router.routes[:] = first + [r for r in app.router.routes if r not in first]
     return app

@@ -20,6 +20,9 @@ MESHES = "/meshes"
 DP_HEALTH = "/dp/health"
 DATAPLANES_INSIGHTS = MESHES + "/{mesh}/dataplanes+insights"
 DATAPLANE_XDS = MESHES + "/{mesh}/dataplanes/{name}/xds"
+DATAPLANE_CONFIG_DUMP = MESHES + "/{mesh}/dataplanes/{name}/config-dump"
+DP_REQUESTS = "/dp/requests"
+DP_RESPONSES = "/dp/responses"
 
 
 def dataplanes_insights_path(mesh: str) -> str:

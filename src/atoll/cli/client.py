@@ -14,6 +14,7 @@ answer at the address).
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -131,6 +132,23 @@ class Client:
         resp = self._send("PUT", item_path(rt, str(doc["name"]), mesh if isinstance(mesh, str) else None), json=doc)
         _check(resp)
         return resp.status_code
+
+    def get_path(self, path: str) -> Any:
+        """``GET`` any API path (inspection endpoints); the decoded JSON body."""
+        return self._request("GET", path)
+
+    def get_all(self, path: str) -> builtins.list[dict[str, Any]]:
+        """Every item of a paged list at ``path``, following ``next``."""
+        items: builtins.list[dict[str, Any]] = []
+        url: str | None = path
+        seen: set[str] = set()
+        while url and url not in seen:
+            seen.add(url)
+            page = _as_dict(self._request("GET", url))
+            items.extend(i for i in page.get("items") or [] if isinstance(i, dict))
+            nxt = page.get("next")
+            url = nxt if isinstance(nxt, str) and nxt else None
+        return items
 
     def delete(self, rt: ResourceType, name: str, mesh: str | None) -> None:
         self._request("DELETE", item_path(rt, name, mesh))

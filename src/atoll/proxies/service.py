@@ -15,6 +15,8 @@ import logging
 import uuid
 from typing import Any
 
+from atoll.errors import FieldError, InvalidInput, NotFound
+from atoll.proxies.admin_relay import AdminRelay, RelayTimeout
 from atoll.proxies.inventory import Inventory
 from atoll.proxies.lifecycle import DataplaneLifecycle
 from atoll.proxies.reconciler import ProxyReconciler, node_id
@@ -63,6 +65,7 @@ class ProxyService:
             on_stream_close=self.lifecycle.on_stream_close,
             on_status=self.lifecycle.on_status,
         )
+        self.relay = AdminRelay()
         self._host = xds_host
         self._port = xds_port
         self.ready = asyncio.Event()
@@ -87,6 +90,31 @@ class ProxyService:
             _SHORT[t]: [message_to_dict(vr.message) for _, vr in sorted(snapshot.resources(t).items())]
             for t in PUSH_ORDER
         }
+
+    async def poll_admin_request(self, mesh: str, name: str, wait: float) -> dict[str, Any] | None:
+        """The agent's long poll: the next admin request for its proxy, or None."""
+        req = await self.relay.poll(node_id(mesh, name), wait)
+        return None if req is None else {"id": req.id, "path": req.path}
+
+    def admin_response(self, body: dict[str, Any]) -> None:
+        rid, status = body.get("id"), body.get("status")
+        if not isinstance(rid, str) or not isinstance(status, int):
+            raise InvalidInput(
+                [FieldError("id", "required: a string"), FieldError("status", "required: an HTTP status")],
+                title="invalid admin response",
+            )
+        self.relay.answer(rid, status, body.get("body"))
+
+    async def admin(self, mesh: str, name: str, path: str) -> Any:
+        """``path`` of the proxy's Envoy admin API, fetched through its agent."""
+        nid = node_id(mesh, name)
+        if not self.inventory.connected(nid):
+            raise NotFound(f"proxy {nid} is not connected to this control plane")
+        try:
+            answer = await self.relay.ask(nid, path)
+        except RelayTimeout as e:
+            raise NotFound(str(e)) from None
+        return answer["body"]
 
     # --- running --------------------------------------------------------------------------------
 

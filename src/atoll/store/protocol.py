@@ -1,6 +1,7 @@
 """The storage protocol every backend implements, and the values it trades in.
 
-Operations: ``create``, ``update``, ``delete``, ``get``, ``list`` and ``watch``. Every resource has a
+Operations: ``create``, ``update``, ``delete``, ``get``, ``list``, ``watch`` and ``apply`` (a batch of
+``Put``/``Delete`` in one transaction: all or nothing, events emitted in order after the commit). Every resource has a
 ``meta.version`` (1 on create, +1 on each update); ``update`` and ``delete`` given a version that is
 not the stored one raise ``Conflict`` (optimistic concurrency; version 0 / ``None`` on delete means
 "whatever is stored"). Deleting a ``Mesh`` deletes every resource whose ``meta.mesh`` names it, in
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -53,6 +54,31 @@ class Page:
     items: list[Resource[Any]]
     total: int
     next_offset: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    """Create ``resource``, or replace the spec and labels of the stored one (an upsert).
+
+    ``resource.meta.version`` 0 means "whatever is stored (or nothing)"; any other version must be
+    the stored one (``Conflict``; ``NotFound`` if there is none)."""
+
+    resource: Resource[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """Remove a resource (a Mesh with everything in it). ``version`` as in ``Store.delete``;
+    ``missing_ok`` turns ``NotFound`` into a no-op."""
+
+    type: str
+    name: str
+    mesh: str | None = None
+    version: int | None = None
+    missing_ok: bool = False
+
+
+Op = Put | Delete
 
 
 class Subscription:
@@ -106,6 +132,12 @@ class Store(Protocol):
 
     async def list(self, filter: ListFilter, *, offset: int = 0, limit: int | None = None) -> Page:
         """Matching resources sorted by (mesh, name), paged by ``offset``/``limit``."""
+        ...
+
+    async def apply(self, ops: Sequence[Op]) -> list[ChangeEvent]:
+        """Run every op in one transaction, in order (later ops see earlier ones). All or nothing:
+        the first failing op (``NotFound``, ``Conflict``) rolls back the batch. Returns the events,
+        which watchers also get, in order, after the commit."""
         ...
 
     def watch(self) -> Subscription:

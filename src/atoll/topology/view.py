@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -49,6 +49,7 @@ from atoll.resources.meta import Resource
 from atoll.resources.models.dataplane import DataplaneSpec, Inbound
 from atoll.resources.models.mesh import MeshSpec
 from atoll.resources.models.zone_ingress import ZoneIngressSpec
+from atoll.topology.policies import Conf, InboundRef, Permission, PolicyEntry, match_policies, sort_policies
 from atoll.topology.tags import SERVICE_TAG, ZONE_TAG, Protocol, Tags, common_protocol, protocol_of
 
 __all__ = [
@@ -110,6 +111,10 @@ class InboundView:
     service_port: int
     ready: bool
     tags: Tags
+    policies: Conf = Conf()
+    """Merged ``from[]``(Mesh)/``rules[]`` ``default`` per policy kind (``atoll.topology.policies``)."""
+    permissions: tuple[Permission, ...] = ()
+    """MeshTrafficPermission ``from[]`` items, least to most specific: a caller gets the last match."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +128,8 @@ class OutboundView:
     protocol: Protocol
     endpoints: tuple[Endpoint, ...]
     tags: Tags
+    policies: Conf = Conf()
+    """Merged ``to[]`` ``default`` per policy kind (``atoll.topology.policies``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +153,8 @@ class ProxyView:
     outbounds: tuple[OutboundView, ...]
     mtls: MtlsView | None = None
     admin_port: int | None = None
+    policies: tuple[tuple[str, str], ...] = ()
+    """(type, name) of every policy that selects this proxy or one of its inbounds, in merge order."""
 
     def sni(self, service: str, tags: Mapping[str, str] | None = None) -> str:
         return sni(service, self.mesh, tags)
@@ -161,6 +170,7 @@ class MeshIndex:
     dataplanes: Mapping[str, Resource[DataplaneSpec]]
     endpoints: Mapping[str, tuple[Endpoint, ...]]
     protocols: Mapping[str, Protocol]
+    policies: tuple[PolicyEntry, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +197,8 @@ class MeshView:
         object.__setattr__(self, "dataplanes", ordered)
         object.__setattr__(self, "zone_ingresses", ingresses)
         remote = ingresses if _mtls(self.mesh.spec) is not None else ()
-        object.__setattr__(self, "index", _build_index(self.mesh.name, ordered, remote, self.zone))
+        index = _build_index(self.mesh.name, ordered, remote, self.zone)
+        object.__setattr__(self, "index", replace(index, policies=sort_policies(self.policies)))
 
     @property
     def name(self) -> str:
@@ -212,6 +223,14 @@ def proxy_view(mesh_view: MeshView, dataplane_name: str) -> ProxyView:
     except KeyError:
         raise KeyError(f'no Dataplane "{dataplane_name}" in mesh "{mesh_view.name}"') from None
     net = dp.spec.networking
+    served = [ib for ib in net.inbound if ib.port is not None]
+    matched = match_policies(
+        index.policies,
+        dataplane=dp.name,
+        labels=dp.meta.labels,
+        inbounds=[InboundRef(tags=Tags(ib.tags), name=ib.name, port=ib.port) for ib in served],
+        outbounds=[(ob.service, ob.tags or {}) for ob in net.outbound],
+    )
     inbounds = [
         InboundView(
             service=ib.service,
@@ -222,8 +241,10 @@ def proxy_view(mesh_view: MeshView, dataplane_name: str) -> ProxyView:
             service_port=ib.service_port or ib.port,
             ready=_ready(ib),
             tags=Tags(ib.tags),
+            policies=matched.inbounds[i],
+            permissions=matched.permissions[i],
         )
-        for ib in net.inbound
+        for i, ib in enumerate(served)
         if ib.port is not None
     ]
     outbounds = [
@@ -234,8 +255,9 @@ def proxy_view(mesh_view: MeshView, dataplane_name: str) -> ProxyView:
             protocol=index.protocols.get(ob.service, "tcp"),
             endpoints=index.endpoints.get(ob.service, ()),
             tags=Tags(ob.tags or {}),
+            policies=matched.outbounds[i],
         )
-        for ob in net.outbound
+        for i, ob in enumerate(net.outbound)
     ]
     return ProxyView(
         mesh=mesh_view.name,
@@ -247,6 +269,7 @@ def proxy_view(mesh_view: MeshView, dataplane_name: str) -> ProxyView:
         outbounds=tuple(sorted(outbounds, key=lambda o: (o.address, o.port))),
         mtls=_mtls(mesh_view.mesh.spec),
         admin_port=net.admin.port if net.admin else None,
+        policies=matched.names,
     )
 
 
