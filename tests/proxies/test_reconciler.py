@@ -63,7 +63,7 @@ def eds_addresses(cache: SnapshotCache, node: str, cluster: str) -> list[int]:
 
 
 async def test_every_connected_proxy_gets_a_snapshot_at_start() -> None:
-    store, cache, rec, task = await _setup()
+    store, cache, _rec, task = await _setup()
     try:
         assert cache.node_ids() == {"default.web", "default.worker", "default.backend-1", "default.db-1"}
         assert eds_addresses(cache, "default.web", "backend") == [8080]
@@ -88,7 +88,7 @@ async def test_a_service_change_regenerates_only_the_proxies_that_reach_it() -> 
 
 
 async def test_unready_inbound_leaves_eds_and_comes_back() -> None:
-    store, cache, rec, task = await _setup()
+    store, cache, _rec, task = await _setup()
     try:
         cur = await store.get("Dataplane", "backend-1", "default")
         await store.update(dp("backend-1", "backend", 8080, ready=False).with_meta(version=cur.meta.version))
@@ -116,7 +116,7 @@ async def test_a_burst_of_changes_is_coalesced_into_one_pass() -> None:
 
 
 async def test_mesh_wide_policy_regenerates_every_proxy_of_the_mesh() -> None:
-    store, cache, rec, task = await _setup()
+    store, _cache, rec, task = await _setup()
     try:
         generated = rec.generated_total
         await store.create(

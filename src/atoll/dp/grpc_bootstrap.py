@@ -21,7 +21,7 @@ def node_id(mesh: str, name: str) -> str:
 def grpc_bootstrap(*, server_uri: str, mesh: str, name: str, cluster: str | None = None) -> dict[str, Any]:
     """The bootstrap document for a proxyless gRPC client of ``mesh`` named ``name``."""
     nid = node_id(mesh, name)
-    metadata = {"mesh": mesh, "name": name}
+    metadata = {"mesh": mesh, "name": name, "atoll.proxyless": "true"}  # the CP serves it API listeners
     shared = _shared_builder()
     if shared is not None:
         try:

@@ -31,6 +31,16 @@ def grpc_listener_name(service: str, port: int) -> str:
     return f"{service}:{port}"
 
 
+def _weighted_localities(cla: endpoint_pb2.ClusterLoadAssignment) -> endpoint_pb2.ClusterLoadAssignment:
+    """gRPC drops localities without a ``load_balancing_weight``: give each the sum of its endpoints'
+    weights (1 each by default), so zones keep their proportion of instances."""
+    for loc in cla.endpoints:
+        if not loc.HasField("load_balancing_weight"):
+            weight = sum(lb.load_balancing_weight.value or 1 for lb in loc.lb_endpoints)
+            loc.load_balancing_weight.value = max(1, weight)
+    return cla
+
+
 def grpc_proxyless_resources(view: ProxyView) -> EnvoyResources:
     """LDS/RDS/CDS/EDS for every outbound of ``view``, as a proxyless gRPC client asks for them."""
     listeners: list[listener_pb2.Listener] = []
@@ -61,7 +71,7 @@ def grpc_proxyless_resources(view: ProxyView) -> EnvoyResources:
             cluster = e.eds_cluster(ob.service)
             cluster.ClearField("connect_timeout")
             clusters[ob.service] = cluster
-            clas.append(e.shared_cluster_load_assignment(ob.service, ob.endpoints))
+            clas.append(_weighted_localities(e.cluster_load_assignment(ob.service, ob.endpoints)))
     return EnvoyResources.of(
         listeners=listeners,
         route_configurations=routes,
