@@ -114,14 +114,13 @@ def version() -> None:
 Example:
   atoll demo            # Ctrl-C stops everything it started""",
 )
-def demo() -> None:
-    """Run a whole multi-zone mesh on loopback with live traffic."""
-    try:
-        from atoll.demo import run_demo  # type: ignore[import-not-found, unused-ignore]
-    except ImportError as e:
-        raise click.ClickException(f"the demo is not available in this installation: {e}") from None
+@click.option("--duration", type=float, default=None, help="Stop after this many seconds (default: until Ctrl-C).")
+@click.option("--keep", is_flag=True, help="Keep the demo's logs and data directory after it stops.")
+def demo(duration: float | None, keep: bool) -> None:
+    """Run a whole mesh on loopback with live traffic."""
+    from atoll.demo import run_demo
 
-    code = run_demo()
+    code = run_demo(duration=duration, keep=keep)
     if isinstance(code, int) and code:
         raise SystemExit(code)
 
