@@ -29,8 +29,15 @@ AgentFactory = Callable[..., Agent]
 def agents(tmp_path: Path) -> Iterator[AgentFactory]:
     started: list[Agent] = []
 
-    def make(cp: CpProcess, dataplane: dict[str, Any], *, xds: str = "delta", wait: bool = True) -> Agent:
-        a = Agent(cp, tmp_path, dataplane, xds=xds)
+    def make(
+        cp: CpProcess,
+        dataplane: dict[str, Any],
+        *,
+        xds: str = "delta",
+        wait: bool = True,
+        proxy_type: str = "dataplane",
+    ) -> Agent:
+        a = Agent(cp, tmp_path, dataplane, xds=xds, proxy_type=proxy_type)
         started.append(a)
         return a.start(wait=wait)
 

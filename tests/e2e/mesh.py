@@ -113,7 +113,16 @@ class CpProcess:
 class Agent:
     """``atoll dp run`` for one Dataplane; waits for its ready line."""
 
-    def __init__(self, cp: CpProcess, workdir: Path, dataplane: Mapping[str, Any], *, xds: str = "delta") -> None:
+    def __init__(
+        self,
+        cp: CpProcess,
+        workdir: Path,
+        dataplane: Mapping[str, Any],
+        *,
+        xds: str = "delta",
+        proxy_type: str = "dataplane",
+    ) -> None:
+        self.proxy_type = proxy_type
         self.cp = cp
         self.name = str(dataplane["name"])
         self.file = workdir / f"dp-{self.name}.json"
@@ -139,6 +148,8 @@ class Agent:
                 str(self.admin_port),
                 "--drain-time",
                 "1s",
+                "--proxy-type",
+                self.proxy_type,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -51,7 +51,10 @@ def test_garbage_and_impostors_on_the_ads_stream(cp: CpProcess, agents: AgentFac
     assert "ghost" in (err.details() or "")
     # An unknown type URL.
     err = ads_call(cp, [discovery_pb2.DiscoveryRequest(node=base_pb2.Node(id="default.ghost"), type_url="bogus")])
-    assert isinstance(err, grpc.RpcError) and err.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND)
+    assert isinstance(err, grpc.RpcError) and err.code() in (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.NOT_FOUND,
+    )
 
     # The CP is still serving: a real proxy registers, and an impostor claiming its node id is refused.
     b1 = backends("b1")

@@ -29,7 +29,14 @@ from google.protobuf import json_format
 
 from atoll.errors import AlreadyExists, Conflict, FieldError, InvalidInput, NotFound
 from atoll.proxies.inventory import Inventory
-from atoll.proxies.reconciler import ProxyKind, ProxyReconciler, node_id, split_node_id
+from atoll.proxies.reconciler import (
+    INGRESS_PREFIX,
+    ProxyKind,
+    ProxyReconciler,
+    ingress_node_id,
+    node_id,
+    split_node_id,
+)
 from atoll.resources import Resource, decode, encode
 from atoll.resources.codec import decode_spec
 from atoll.resources.models.dataplane import DataplaneSpec
@@ -41,9 +48,10 @@ from atoll.xds.server import StreamRejected, StreamStatus
 log = logging.getLogger(__name__)
 
 MANAGED_LABEL = "atoll.io/managed"
-META_DATAPLANE = "atoll.dataplane"
+META_DATAPLANE = "atoll.dataplane"  # the proxy's resource (Dataplane or ZoneIngress), Universal JSON
 META_PROXY_TYPE = "atoll.proxy-type"
-PROXY_TYPES = ("dataplane",)
+PROXY_TYPES = ("dataplane", "ingress")
+_RESOURCE_TYPE = {"dataplane": "Dataplane", "ingress": "ZoneIngress"}
 XDS_MODES = ("sotw", "delta")
 
 
@@ -57,7 +65,9 @@ class DataplaneLifecycle:
         xds_port: int,
         xds_advertised_host: str | None = None,
         grace: float = 10.0,
+        zone: str = "default",
     ) -> None:
+        self._zone = zone
         self._store = store
         self._reconciler = reconciler
         self._inventory = inventory
@@ -86,33 +96,32 @@ class DataplaneLifecycle:
         if token is not None and not isinstance(token, str):
             errors.append(FieldError("token", "must be a string"))
         doc = body.get("dataplane")
-        dp: Resource[DataplaneSpec] | None = None
+        dp: Resource[Any] | None = None
         if doc is None:
-            errors.append(FieldError("dataplane", "required: the Dataplane resource of this proxy"))
-        else:
+            errors.append(FieldError("dataplane", "required: the resource of this proxy (Dataplane or ZoneIngress)"))
+        elif proxy_type in PROXY_TYPES:
             try:
-                dp = _decode_dataplane(doc)
+                dp = _decode_proxy_resource(doc, proxy_type)
             except InvalidInput as e:
                 errors.extend(e.prefixed("dataplane").errors)
         if errors or dp is None:
             raise InvalidInput(errors, title="invalid bootstrap request")
-        assert dp.mesh is not None
-        await self._require_mesh(dp.mesh, "dataplane.mesh")
-        nid = node_id(dp.mesh, dp.name)
+        if dp.mesh is not None:
+            await self._require_mesh(dp.mesh, "dataplane.mesh")
+        nid = _node_of(dp)
         if self._inventory.connected(nid):
             try:
-                current = await self._store.get("Dataplane", dp.name, dp.mesh)
+                current = await self._store.get(dp.type, dp.name, dp.mesh)
             except NotFound:
                 current = None
-            if current is not None and current.spec != dp.spec:
+            if current is not None and _identity_spec(current) != _identity_spec(dp):
                 raise Conflict(
-                    f"Dataplane {dp.mesh}/{dp.name} is registered by a proxy that is connected now; "
-                    "two proxies cannot share a name"
+                    f"{dp.type} {nid} is registered by a proxy that is connected now; two proxies cannot share a name"
                 )
         xds_host = self._xds_host or cp_host
         bootstrap = envoy_bootstrap(
             node_id=nid,
-            node_cluster=_first_service(dp),
+            node_cluster=_first_service(dp) if dp.type == "Dataplane" else f"ingress-{self._zone}",
             xds_host=xds_host,
             xds_port=self._xds_port,
             ads=mode,
@@ -135,35 +144,47 @@ class DataplaneLifecycle:
 
     async def on_stream_open(self, node: base_pb2.Node, metadata: Mapping[str, str | bytes]) -> None:
         nid = node.id
-        try:
-            mesh, name = split_node_id(nid)
-        except ValueError as e:
-            raise StreamRejected(grpc.StatusCode.INVALID_ARGUMENT, str(e)) from None
+        if nid.startswith(INGRESS_PREFIX):
+            mesh, name = None, nid.removeprefix(INGRESS_PREFIX)
+        else:
+            try:
+                mesh, name = split_node_id(nid)
+            except ValueError as e:
+                raise StreamRejected(grpc.StatusCode.INVALID_ARGUMENT, str(e)) from None
         if self._inventory.connected(nid):
             raise StreamRejected(
                 grpc.StatusCode.PERMISSION_DENIED,
                 f"proxy {nid} is already connected; two proxies cannot share a node id",
             )
         fields = json_format.MessageToDict(node.metadata) if node.HasField("metadata") else {}
-        kind = ProxyKind.PROXYLESS if fields.get("atoll.proxyless") in ("true", True) else ProxyKind.SIDECAR
+        if mesh is None:
+            kind = ProxyKind.INGRESS
+        elif fields.get("atoll.proxyless") in ("true", True):
+            kind = ProxyKind.PROXYLESS
+        else:
+            kind = ProxyKind.SIDECAR
         raw = fields.get(META_DATAPLANE)
-        try:
-            await self._require_mesh(mesh, "node.id")
-        except InvalidInput as e:
-            raise StreamRejected(grpc.StatusCode.NOT_FOUND, str(e.errors[0])) from None
-        if raw is not None:
+        if mesh is not None:
             try:
-                dp = _decode_dataplane(json.loads(raw) if isinstance(raw, str) else raw)
+                await self._require_mesh(mesh, "node.id")
+            except InvalidInput as e:
+                raise StreamRejected(grpc.StatusCode.NOT_FOUND, str(e.errors[0])) from None
+        if raw is not None:
+            proxy_type = "ingress" if kind is ProxyKind.INGRESS else "dataplane"
+            try:
+                dp = _decode_proxy_resource(json.loads(raw) if isinstance(raw, str) else raw, proxy_type)
             except (InvalidInput, ValueError) as e:
                 raise StreamRejected(
-                    grpc.StatusCode.INVALID_ARGUMENT, f"invalid Dataplane in node metadata: {e}"
+                    grpc.StatusCode.INVALID_ARGUMENT, f"invalid {_RESOURCE_TYPE[proxy_type]} in node metadata: {e}"
                 ) from None
-            if (dp.mesh, dp.name) != (mesh, name):
+            if _node_of(dp) != nid:
                 raise StreamRejected(
                     grpc.StatusCode.PERMISSION_DENIED,
-                    f"node id {nid} does not match its Dataplane {dp.mesh}.{dp.name}",
+                    f"node id {nid} does not match its {dp.type} {_node_of(dp)}",
                 )
             stored = await self._register(dp)
+        elif kind is ProxyKind.INGRESS:
+            raise StreamRejected(grpc.StatusCode.INVALID_ARGUMENT, "a zone ingress must be started with `atoll dp run`")
         else:
             try:
                 stored = await self._store.get("Dataplane", name, mesh)
@@ -175,8 +196,11 @@ class DataplaneLifecycle:
                 ) from None
         self._cancel_removal(nid)
         self._inventory.opened(nid, envoy_version=_version(node), kind=kind.value)
-        self._reconciler.upsert_dataplane(stored)
-        self._reconciler.flush()
+        if stored.type == "Dataplane":
+            self._reconciler.upsert_dataplane(stored)
+            self._reconciler.flush()
+        else:
+            self._reconciler.upsert_ingress(stored)
         if not self._reconciler.ensure(nid, kind):
             log.warning("no configuration yet for %s: its mesh view is not loaded", nid)
 
@@ -190,41 +214,55 @@ class DataplaneLifecycle:
     def on_status(self, nid: str, status: StreamStatus) -> None:
         self._inventory.status(nid, status)
 
-    async def _register(self, dp: Resource[DataplaneSpec]) -> Resource[DataplaneSpec]:
+    async def _register(self, dp: Resource[Any]) -> Resource[Any]:
         labels = {**dp.meta.labels, MANAGED_LABEL: "dp"}
         for _ in range(5):
             try:
-                current: Resource[DataplaneSpec] = await self._store.get("Dataplane", dp.name, dp.mesh)
+                current: Resource[Any] = await self._store.get(dp.type, dp.name, dp.mesh)
             except NotFound:
                 try:
-                    return await self._store.create(dp.with_meta(labels=labels))
+                    return await self._store.create(self._as_registered(dp, None).with_meta(labels=labels))
                 except AlreadyExists:
                     continue
-            if current.spec == dp.spec and dict(current.meta.labels) == labels:
+            wanted = self._as_registered(dp, current)
+            if current.spec == wanted.spec and dict(current.meta.labels) == labels:
                 return current
             try:
-                return await self._store.update(current.with_spec(dp.spec).with_meta(labels=labels))
+                return await self._store.update(current.with_spec(wanted.spec).with_meta(labels=labels))
             except (Conflict, NotFound):
                 continue
         raise StreamRejected(
             grpc.StatusCode.UNAVAILABLE, "could not register the Dataplane: too many concurrent writes"
         )
 
+    def _as_registered(self, r: Resource[Any], current: Resource[Any] | None) -> Resource[Any]:
+        """A ZoneIngress belongs to this zone, and its ``availableServices`` are the CP's, not the agent's."""
+        if r.type != "ZoneIngress":
+            return r
+        data = r.spec_dict()
+        data["zone"] = self._zone
+        data.pop("availableServices", None)
+        if current is not None and current.spec.available_services:
+            data["availableServices"] = current.spec_dict().get("availableServices", [])
+        return r.with_spec(decode_spec(get_type("ZoneIngress"), data))
+
     # --- removal --------------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Give every registered Dataplane whose proxy is not connected ``grace`` seconds to reconnect."""
-        offset: int | None = 0
-        while offset is not None:
-            page = await self._store.list(
-                ListFilter(type="Dataplane", labels={MANAGED_LABEL: "dp"}), offset=offset, limit=1000
-            )
-            for r in page.items:
-                assert r.mesh is not None
-                nid = node_id(r.mesh, r.name)
-                if not self._inventory.connected(nid):
-                    self._schedule_removal(nid)
-            offset = page.next_offset
+        for type_name in ("Dataplane", "ZoneIngress"):
+            offset: int | None = 0
+            while offset is not None:
+                page = await self._store.list(
+                    ListFilter(type=type_name, labels={MANAGED_LABEL: "dp"}), offset=offset, limit=1000
+                )
+                for r in page.items:
+                    if r.type == "ZoneIngress" and r.spec.zone not in (None, "", self._zone):
+                        continue
+                    nid = _node_of(r)
+                    if not self._inventory.connected(nid):
+                        self._schedule_removal(nid)
+                offset = page.next_offset
 
     async def close(self) -> None:
         for h in self._timers.values():
@@ -254,13 +292,17 @@ class DataplaneLifecycle:
     async def _remove(self, nid: str) -> None:
         if self._inventory.connected(nid):
             return
-        mesh, name = split_node_id(nid)
+        if nid.startswith(INGRESS_PREFIX):
+            type_name, mesh, name = "ZoneIngress", None, nid.removeprefix(INGRESS_PREFIX)
+        else:
+            type_name = "Dataplane"
+            mesh, name = split_node_id(nid)
         try:
-            current = await self._store.get("Dataplane", name, mesh)
+            current = await self._store.get(type_name, name, mesh)
             if current.meta.labels.get(MANAGED_LABEL) != "dp":
                 return
-            await self._store.delete("Dataplane", name, mesh, version=current.meta.version)
-            log.info("removed Dataplane %s/%s: its proxy stayed disconnected for %.1fs", mesh, name, self._grace)
+            await self._store.delete(type_name, name, mesh, version=current.meta.version)
+            log.info("removed %s %s: its proxy stayed disconnected for %.1fs", type_name, nid, self._grace)
         except (NotFound, Conflict):
             return
         except Exception:
@@ -321,6 +363,33 @@ class DataplaneLifecycle:
             except Conflict:
                 continue
         raise Conflict(f"Dataplane {mesh}/{name} changed too often to record its health")
+
+
+def _node_of(r: Resource[Any]) -> str:
+    return ingress_node_id(r.name) if r.type == "ZoneIngress" else node_id(r.mesh or "", r.name)
+
+
+def _identity_spec(r: Resource[Any]) -> Any:
+    """What must match for a second bootstrap of a connected proxy (not CP-computed fields)."""
+    if r.type == "ZoneIngress":
+        return r.spec.networking
+    return r.spec
+
+
+def _decode_proxy_resource(doc: object, proxy_type: str) -> Resource[Any]:
+    if proxy_type == "dataplane":
+        return _decode_dataplane(doc)
+    if isinstance(doc, str):
+        from atoll.resources import load_documents
+
+        docs = load_documents(doc)
+        if len(docs) != 1:
+            raise InvalidInput("the zone ingress must be exactly one document")
+        doc = docs[0]
+    r = decode(doc)
+    if r.type != "ZoneIngress":
+        raise InvalidInput(FieldError("type", f'must be ZoneIngress for a proxy of type ingress, got "{r.type}"'))
+    return r
 
 
 def _decode_dataplane(doc: object) -> Resource[DataplaneSpec]:

@@ -30,13 +30,17 @@ from typing import Any
 
 from google.protobuf.message import Message
 
+from atoll.errors import Conflict, NotFound
 from atoll.resources import Resource, get_type
+from atoll.resources.codec import decode_spec
 from atoll.resources.models.dataplane import DataplaneSpec
 from atoll.resources.models.mesh import MeshSpec
 from atoll.resources.models.zone_ingress import ZoneIngressSpec
 from atoll.store import ChangeEvent, EventKind, ListFilter, Store
 from atoll.topology import MeshView, ProxyView, dependents, proxy_view, services
+from atoll.topology.ingress import IngressView, available_services, ingress_view
 from atoll.xds.generate import EnvoyResources, grpc_proxyless_resources, sidecar_resources
+from atoll.xds.generate.ingress import ingress_resources
 from atoll.xds.server import Snapshot, SnapshotCache, VersionedResource
 
 log = logging.getLogger(__name__)
@@ -48,6 +52,15 @@ _MESH_WIDE_TYPES = frozenset({"ExternalService", "VirtualOutbound", "Secret"})
 class ProxyKind(enum.Enum):
     SIDECAR = "sidecar"
     PROXYLESS = "proxyless"
+    INGRESS = "ingress"
+
+
+INGRESS_PREFIX = "ingress:"
+
+
+def ingress_node_id(name: str) -> str:
+    """Zone ingresses belong to no mesh: their node id is ``ingress:<name>`` (":" is never in a name)."""
+    return INGRESS_PREFIX + name
 
 
 def node_id(mesh: str, name: str) -> str:
@@ -86,6 +99,9 @@ class ProxyReconciler:
         self._views: dict[str, MeshView] = {}
         self._last_view: dict[str, ProxyView] = {}
         self._kinds: dict[str, ProxyKind] = {}
+        self._ingress_nodes: set[str] = set()
+        self._ingress_dirty = False
+        self._last_ingress: dict[str, IngressView] = {}
         self._shared: dict[int, VersionedResource] = {}
         # marks for the next pass
         self._dirty_meshes: set[str] = set()
@@ -105,6 +121,7 @@ class ProxyReconciler:
             await self._load()
             self._dirty_meshes.update(self._meshes)
             self._flush(0)
+            await self.publish_available_services()
             self.ready.set()
             async for first in sub:
                 started = time.perf_counter()
@@ -122,6 +139,7 @@ class ProxyReconciler:
                         break
                     n += self._apply(ev)
                 self._flush(n, started)
+                await self.publish_available_services()
         finally:
             sub.close()
 
@@ -169,6 +187,7 @@ class ProxyReconciler:
             assert r.mesh is not None
             self.upsert_dataplane(r, deleted=deleted)
         elif r.type == "ZoneIngress":
+            self._ingress_dirty = True
             old = self._ingresses.get(r.name)
             if deleted:
                 self._ingresses.pop(r.name, None)
@@ -214,11 +233,21 @@ class ProxyReconciler:
         self._views.pop(r.mesh, None)
         self._dirty_services.setdefault(r.mesh, set()).update(changed)
 
+    def upsert_ingress(self, r: Resource[ZoneIngressSpec]) -> None:
+        """Mirror a ZoneIngress written by the lifecycle just now (its store event follows)."""
+        old = self._ingresses.get(r.name)
+        if old is None or old.meta.version <= r.meta.version:
+            self._ingresses[r.name] = r
+        self._ingress_dirty = True
+
     # --- generation -----------------------------------------------------------------------------
 
     def ensure(self, node: str, kind: ProxyKind = ProxyKind.SIDECAR) -> bool:
-        """Generate ``node``'s snapshot now (a stream just opened). False if its Dataplane is unknown."""
+        """Generate ``node``'s snapshot now (a stream just opened). False if its resource is unknown."""
         self._kinds[node] = kind
+        if kind is ProxyKind.INGRESS:
+            self._ingress_nodes.add(node)
+            return self._generate_ingress(node)
         mesh, name = split_node_id(node)
         view = self._mesh_view(mesh)
         if view is None or name not in view.index.dataplanes:
@@ -230,6 +259,7 @@ class ProxyReconciler:
     def forget(self, node: str) -> None:
         """The node's last stream closed: drop its snapshot (regenerated on reconnect)."""
         self._kinds.pop(node, None)
+        self._ingress_nodes.discard(node)
         self._last_view.pop(node, None)
         self._cache.clear(node)
 
@@ -241,6 +271,8 @@ class ProxyReconciler:
         t0 = started if started is not None else time.perf_counter()
         generated = unchanged = 0
         touched = set(self._dirty_meshes) | set(self._dirty_services) | {split_node_id(n)[0] for n in self._dirty_nodes}
+        if touched:
+            self._ingress_dirty = True
         for mesh in sorted(touched):
             view = self._mesh_view(mesh)
             names: set[str] = set()
@@ -260,6 +292,10 @@ class ProxyReconciler:
                     generated += 1
                 else:
                     unchanged += 1
+        if self._ingress_dirty:
+            for nid in sorted(self._ingress_nodes):
+                if self._generate_ingress(nid):
+                    generated += 1
         self._dirty_meshes.clear()
         self._dirty_services.clear()
         self._dirty_nodes.clear()
@@ -268,6 +304,59 @@ class ProxyReconciler:
         self.last_pass = PassStats(events, len(touched), generated, unchanged, time.perf_counter() - t0)
         if generated:
             log.debug("reconcile pass: %s", self.last_pass)
+
+    def _all_mesh_views(self) -> list[MeshView]:
+        return [v for m in sorted(self._meshes) if (v := self._mesh_view(m)) is not None]
+
+    def _generate_ingress(self, nid: str) -> bool:
+        name = nid.removeprefix(INGRESS_PREFIX)
+        zi = self._ingresses.get(name)
+        if zi is None:
+            return False
+        try:
+            view = ingress_view(name, zi, self._all_mesh_views())
+            if self._last_ingress.get(nid) == view and self._cache.get(nid) is not None:
+                return False
+            self._cache.set_snapshot(nid, self._snapshot(ingress_resources(view)))
+        except Exception:
+            log.exception("cannot generate configuration for zone ingress %s; it keeps its last configuration", name)
+            return False
+        self._last_ingress[nid] = view
+        return True
+
+    def local_ingresses(self) -> list[Resource[ZoneIngressSpec]]:
+        """ZoneIngresses of this zone (not copies of other zones' synced from global)."""
+        return [
+            zi
+            for _, zi in sorted(self._ingresses.items())
+            if (zi.spec.zone in (None, "", self._zone)) and zi.meta.labels.get("kuma.io/origin") != "global"
+        ]
+
+    async def publish_available_services(self) -> int:
+        """Write the current ``availableServices`` into every local ZoneIngress whose list differs.
+        Returns how many were updated (a conflict is retried on the next pass)."""
+        if not self._ingress_dirty:
+            return 0
+        self._ingress_dirty = False
+        wanted = available_services(self._all_mesh_views())
+        updated = 0
+        for zi in self.local_ingresses():
+            current = [
+                a.model_dump(mode="json", by_alias=True, exclude_none=True) for a in zi.spec.available_services or ()
+            ]
+            if current == wanted:
+                continue
+            data = zi.spec_dict()
+            data["availableServices"] = wanted
+            try:
+                spec = decode_spec(get_type("ZoneIngress"), data)
+                stored = await self._store.update(zi.with_spec(spec))
+            except (Conflict, NotFound):
+                self._ingress_dirty = True
+                continue
+            self._ingresses[zi.name] = stored
+            updated += 1
+        return updated
 
     def _interested(self, nid: str) -> bool:
         return self._cache.watcher_count(nid) > 0 or self._cache.get(nid) is not None

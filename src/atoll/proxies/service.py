@@ -58,6 +58,7 @@ class ProxyService:
             xds_port=xds_port,
             xds_advertised_host=xds_advertised_host,
             grace=grace,
+            zone=zone,
         )
         self.servicer = AdsServicer(
             self.cache,

@@ -1,0 +1,102 @@
+"""The zone ingress: what this zone offers to other zones, and the view its Envoy is built from.
+
+``available_services(mesh_views)`` counts, per mesh and full tag set, the ready local inbounds —
+the ``availableServices`` a zone CP keeps on its ZoneIngress (remote zones weight their endpoint
+for this zone by these counts). ``ingress_view(name, zone_ingress, mesh_views)`` lists, per mesh
+and service, the SNI other zones' sidecars use (``<service>{mesh=<mesh>}``) and the local endpoints
+that traffic goes to. Only local instances count: endpoints that are themselves other zones'
+ingresses are never offered again (no transit between zones). Pure functions of their inputs.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from atoll.resources.meta import Resource
+from atoll.resources.models.zone_ingress import ZoneIngressSpec
+from atoll.topology.tags import SERVICE_TAG, Tags
+from atoll.topology.view import Endpoint, MeshView, endpoints_by_service, sni
+
+
+@dataclass(frozen=True, slots=True)
+class IngressRoute:
+    """One SNI the ingress accepts and where it forwards it (a cluster per mesh and service)."""
+
+    mesh: str
+    service: str
+    sni: str
+    cluster: str
+    endpoints: tuple[Endpoint, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class IngressView:
+    name: str
+    zone: str
+    address: str
+    port: int
+    routes: tuple[IngressRoute, ...]
+
+
+def local_endpoints(view: MeshView) -> dict[str, tuple[Endpoint, ...]]:
+    return {
+        service: local
+        for service, eps in endpoints_by_service(view).items()
+        if (local := tuple(e for e in eps if not e.ingress))
+    }
+
+
+def available_services(mesh_views: Iterable[MeshView]) -> list[dict[str, Any]]:
+    """``availableServices`` entries (Universal shape) for the ready local inbounds of every mesh."""
+    out: list[dict[str, Any]] = []
+    for view in sorted(mesh_views, key=lambda v: v.name):
+        counts: Counter[Tags] = Counter()
+        for eps in local_endpoints(view).values():
+            for e in eps:
+                counts[e.tags] += 1
+        for tags, n in sorted(counts.items(), key=lambda kv: sorted(kv[0].items())):
+            out.append({"tags": dict(sorted(tags.items())), "instances": n, "mesh": view.name})
+    return out
+
+
+def ingress_cluster_name(mesh: str, service: str) -> str:
+    return f"{mesh}:{service}"
+
+
+def ingress_view(name: str, zone_ingress: Resource[ZoneIngressSpec], mesh_views: Iterable[MeshView]) -> IngressView:
+    """The routes of one zone ingress: every locally served service of every mesh with mTLS (cross-zone
+    traffic is mTLS end to end, routed by SNI; without mTLS other zones never send any)."""
+    spec = zone_ingress.spec
+    routes: list[IngressRoute] = []
+    for view in sorted(mesh_views, key=lambda v: v.name):
+        for service, eps in sorted(local_endpoints(view).items()):
+            routes.append(
+                IngressRoute(
+                    mesh=view.name,
+                    service=service,
+                    sni=sni(service, view.name),
+                    cluster=ingress_cluster_name(view.name, service),
+                    endpoints=eps,
+                )
+            )
+    return IngressView(
+        name=name,
+        zone=spec.zone or "",
+        address=spec.networking.address or "0.0.0.0",
+        port=spec.networking.port,
+        routes=tuple(routes),
+    )
+
+
+__all__ = [
+    "SERVICE_TAG",
+    "IngressRoute",
+    "IngressView",
+    "available_services",
+    "ingress_cluster_name",
+    "ingress_view",
+    "local_endpoints",
+]
