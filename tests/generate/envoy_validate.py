@@ -3,7 +3,9 @@
 ``static_bootstrap`` turns ``EnvoyResources`` into a bootstrap Envoy can check on its own: the
 listeners and clusters become static resources, each EDS cluster becomes STATIC with its
 ClusterLoadAssignment inlined as ``load_assignment``, an HCM that uses RDS gets its route
-configuration inlined, and an ``api_listener`` (proxyless gRPC) becomes a listener on a loopback port.
+configuration inlined, an ``api_listener`` (proxyless gRPC) becomes a listener on a loopback port,
+and SDS secrets become static ``secrets`` (every ``sds_config`` dropped, so the TLS contexts refer
+to the static secrets by name).
 """
 
 from __future__ import annotations
@@ -70,10 +72,22 @@ def static_bootstrap(resources: EnvoyResources, admin_port: int = 9901) -> dict[
                     f.typed_config.Unpack(manager)
                     f.typed_config.CopyFrom(e.pack(_inline_rds(manager, resources)))
         listeners.append(message_to_dict(out))
+    resources_out: dict[str, Any] = {"listeners": listeners, "clusters": clusters}
+    if resources.secrets:
+        resources_out["secrets"] = [message_to_dict(s) for s in resources.secrets]
     return {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
-        "static_resources": {"listeners": listeners, "clusters": clusters},
+        "static_resources": _static_sds(resources_out),
     }
+
+
+def _static_sds(value: Any) -> Any:
+    """Drop ``sds_config`` from every SDS secret reference: the secret is then a static one."""
+    if isinstance(value, dict):
+        return {k: _static_sds(v) for k, v in value.items() if not (k == "sds_config" and "name" in value)}
+    if isinstance(value, list):
+        return [_static_sds(v) for v in value]
+    return value
 
 
 def envoy_validate(bootstrap: dict[str, Any], tmp: Path) -> subprocess.CompletedProcess[str]:

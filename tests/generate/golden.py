@@ -40,10 +40,17 @@ def assert_golden(name: str, data: Any) -> None:
 
 
 def load_mesh_view(filename: str = "mesh.yaml", *, zone: str = "zone-1", extra: str = "") -> MeshView:
-    """A MeshView of the Mesh and Dataplanes (and ZoneIngresses) in ``testdata/<filename>``."""
+    """A MeshView of the Mesh, Dataplanes, ZoneIngresses and policies in ``testdata/<filename>`` + ``extra``."""
     resources = decode_all((TESTDATA / filename).read_text() + extra)
     meshes: list[Resource[MeshSpec]] = [r for r in resources if r.type == "Mesh"]
     dataplanes: list[Resource[DataplaneSpec]] = [r for r in resources if r.type == "Dataplane"]
     ingresses = [r for r in resources if r.type == "ZoneIngress"]
+    policies = [r for r in resources if r.type.startswith("Mesh") and r.type != "Mesh"]
     assert len(meshes) == 1
-    return MeshView(mesh=meshes[0], dataplanes=tuple(dataplanes), zone=zone, zone_ingresses=tuple(ingresses))
+    return MeshView(
+        mesh=meshes[0],
+        dataplanes=tuple(dataplanes),
+        zone=zone,
+        zone_ingresses=tuple(ingresses),
+        policies=tuple(policies),
+    )

@@ -20,6 +20,7 @@ from atoll.xds.generate import (
     sidecar_resources,
 )
 from atoll.xds.generate import envoy as e
+from tests.generate.certs import fixed_identity
 from tests.generate.golden import load_mesh_view
 from tests.generate.test_topology import INGRESSES, _dp, _mesh
 
@@ -93,7 +94,7 @@ def test_two_outbounds_of_one_service_share_the_cluster() -> None:
 def test_remote_ingress_endpoints_get_their_zone_and_weight() -> None:
     doc = _dp("a", "10.0.0.1", "a", 80) + "  outbound:\n    - port: 10001\n      tags: {kuma.io/service: svc}\n"
     mv = _mesh(doc, _dp("s", "10.0.0.2", "svc", 80, protocol="http"), INGRESSES, mtls=True)
-    (cla,) = sidecar_resources(proxy_view(mv, "a")).cluster_load_assignments
+    (cla,) = sidecar_resources(proxy_view(mv, "a"), fixed_identity()).cluster_load_assignments
     assert [
         (
             g.locality.zone,

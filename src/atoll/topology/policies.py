@@ -27,6 +27,8 @@ patch. The rules follow Kuma's:
    tags for MeshSubset, both for MeshServiceSubset — and the action) per ``from[]`` item, in the same
    least-to-most specific order: a caller gets the action of the **last** permission whose tags it
    has; no permission matching means denied. The RBAC generator turns this list into Envoy config.
+   MeshTrafficPermission ``rules[]`` (callers by SPIFFE ID) are collected per inbound into
+   ``IdentityRules``: the lists of all applicable policies appended, deny before allow.
 
 Results are frozen values (``Conf``, tuples, ``Tags``) so views stay hashable and comparable.
 """
@@ -41,6 +43,7 @@ from atoll.resources.meta import Resource
 from atoll.topology.tags import SERVICE_TAG, Tags
 
 __all__ = [
+    "EMPTY_CONF",
     "KIND_ORDER",
     "ORIGIN_LABEL",
     "TRAFFIC_PERMISSION",
@@ -108,6 +111,9 @@ class Conf(Mapping[str, Any]):
         return out
 
 
+EMPTY_CONF = Conf()
+
+
 def freeze(value: Any) -> Any:
     """Plain JSON data -> frozen (``Conf`` for objects, tuples for arrays)."""
     if isinstance(value, Conf):
@@ -151,6 +157,25 @@ class Permission:
 
 
 @dataclass(frozen=True, slots=True)
+class IdentityRules:
+    """MeshTrafficPermission ``rules[]`` of one inbound: SPIFFE ID matches ``(type, value)`` with
+    type ``Exact`` or ``Prefix``, the lists of every applicable policy appended (in policy order).
+    A caller matching ``deny`` is denied; else one matching ``allow_with_shadow_deny`` or ``allow``
+    is allowed (the first only in enforcement: the shadow decision is deny); else ``from[]``
+    permissions decide."""
+
+    allow: tuple[tuple[str, str], ...] = ()
+    deny: tuple[tuple[str, str], ...] = ()
+    allow_with_shadow_deny: tuple[tuple[str, str], ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.allow or self.deny or self.allow_with_shadow_deny)
+
+
+NO_IDENTITY_RULES = IdentityRules()
+
+
+@dataclass(frozen=True, slots=True)
 class InboundRef:
     """What selection needs of one inbound: its tags, name and port."""
 
@@ -168,6 +193,7 @@ class MatchedPolicies:
     outbounds: tuple[Conf, ...]
     inbounds: tuple[Conf, ...]
     permissions: tuple[tuple[Permission, ...], ...]
+    identity_rules: tuple[IdentityRules, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,6 +316,7 @@ def match_policies(
     to_items: list[list[tuple[str, Mapping[str, Any]]]] = [[] for _ in outbounds]
     in_items: list[list[tuple[str, Mapping[str, Any]]]] = [[] for _ in inbounds]
     perm_items: list[list[tuple[Mapping[str, Any], str]]] = [[] for _ in inbounds]
+    id_rules: list[dict[str, list[tuple[str, str]]]] = [{} for _ in inbounds]
     for policy in policies:
         spec = policy.spec
         proxy, chosen = selects(_top_ref(spec), dataplane, labels, inbounds)
@@ -310,6 +337,11 @@ def match_policies(
             for item in spec.get("rules") or ():
                 if policy.type != TRAFFIC_PERMISSION:
                     in_items[i].append((policy.type, {"targetRef": _MESH_REF, **item}))
+                    continue
+                for key in ("allow", "deny", "allowWithShadowDeny"):
+                    for match in (item.get("default") or {}).get(key) or ():
+                        sid = match.get("spiffeID") or {}
+                        id_rules[i].setdefault(key, []).append((str(sid.get("type")), str(sid.get("value"))))
     permissions = []
     for items in perm_items:
         perms: list[Permission] = []
@@ -324,4 +356,12 @@ def match_policies(
         outbounds=tuple(_fold(items) for items in to_items),
         inbounds=tuple(_fold(items) for items in in_items),
         permissions=tuple(permissions),
+        identity_rules=tuple(
+            IdentityRules(
+                allow=tuple(r.get("allow", ())),
+                deny=tuple(r.get("deny", ())),
+                allow_with_shadow_deny=tuple(r.get("allowWithShadowDeny", ())),
+            )
+            for r in id_rules
+        ),
     )

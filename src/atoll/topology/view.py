@@ -32,9 +32,12 @@ Rules, as in Kuma:
 Every view is a frozen value made of tuples and ``Tags``: equal inputs give equal (and hashable)
 views, so a caller can compare the new view of a proxy with the old one and skip regeneration.
 
-Room to grow without reshaping: ``Endpoint.weight``/``Endpoint.ingress`` carry remote zone-ingress
-endpoints (weight = instances, locality = remote zone); ``ProxyView.mtls`` plus ``sni``/``spiffe_id``
-carry mTLS; ``MeshView.zone_ingresses``/``policies`` are the inputs for both.
+- the ``Mesh*`` policies (``MeshView.policies``) are ordered once per mesh and matched per proxy
+  (``atoll.topology.policies``): each ``OutboundView.policies``/``InboundView.policies`` holds the
+  merged ``default`` per policy kind, ``InboundView.permissions`` the MeshTrafficPermission items.
+
+``Endpoint.weight``/``Endpoint.ingress`` carry remote zone-ingress endpoints (weight = instances,
+locality = remote zone); ``ProxyView.mtls`` plus ``sni``/``spiffe_id`` carry mTLS.
 """
 
 from __future__ import annotations
@@ -49,7 +52,17 @@ from atoll.resources.meta import Resource
 from atoll.resources.models.dataplane import DataplaneSpec, Inbound
 from atoll.resources.models.mesh import MeshSpec
 from atoll.resources.models.zone_ingress import ZoneIngressSpec
-from atoll.topology.policies import Conf, InboundRef, Permission, PolicyEntry, match_policies, sort_policies
+from atoll.topology.policies import (
+    EMPTY_CONF,
+    NO_IDENTITY_RULES,
+    Conf,
+    IdentityRules,
+    InboundRef,
+    Permission,
+    PolicyEntry,
+    match_policies,
+    sort_policies,
+)
 from atoll.topology.tags import SERVICE_TAG, ZONE_TAG, Protocol, Tags, common_protocol, protocol_of
 
 __all__ = [
@@ -111,10 +124,12 @@ class InboundView:
     service_port: int
     ready: bool
     tags: Tags
-    policies: Conf = Conf()
+    policies: Conf = EMPTY_CONF
     """Merged ``from[]``(Mesh)/``rules[]`` ``default`` per policy kind (``atoll.topology.policies``)."""
     permissions: tuple[Permission, ...] = ()
     """MeshTrafficPermission ``from[]`` items, least to most specific: a caller gets the last match."""
+    identity_rules: IdentityRules = NO_IDENTITY_RULES
+    """MeshTrafficPermission ``rules[]``: callers by SPIFFE ID (checked before ``permissions``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +143,7 @@ class OutboundView:
     protocol: Protocol
     endpoints: tuple[Endpoint, ...]
     tags: Tags
-    policies: Conf = Conf()
+    policies: Conf = EMPTY_CONF
     """Merged ``to[]`` ``default`` per policy kind (``atoll.topology.policies``)."""
 
 
@@ -153,6 +168,8 @@ class ProxyView:
     outbounds: tuple[OutboundView, ...]
     mtls: MtlsView | None = None
     admin_port: int | None = None
+    locality_aware: bool = False
+    """The Mesh's ``routing.localityAwareLoadBalancing``: local zone first, then the others."""
     policies: tuple[tuple[str, str], ...] = ()
     """(type, name) of every policy that selects this proxy or one of its inbounds, in merge order."""
 
@@ -178,7 +195,7 @@ class MeshView:
     """The inputs for one mesh in one zone. Indexed on construction (see ``MeshIndex``).
 
     ``zone_ingresses`` are every known ZoneIngress (all zones, all meshes: each lists services of
-    several meshes); ``policies`` are accepted now and used by later generators.
+    several meshes); ``policies`` are the ``Mesh*`` policies of the mesh (ordered once, on construction).
     """
 
     mesh: Resource[MeshSpec]
@@ -243,6 +260,7 @@ def proxy_view(mesh_view: MeshView, dataplane_name: str) -> ProxyView:
             tags=Tags(ib.tags),
             policies=matched.inbounds[i],
             permissions=matched.permissions[i],
+            identity_rules=matched.identity_rules[i],
         )
         for i, ib in enumerate(served)
         if ib.port is not None
@@ -269,6 +287,7 @@ def proxy_view(mesh_view: MeshView, dataplane_name: str) -> ProxyView:
         outbounds=tuple(sorted(outbounds, key=lambda o: (o.address, o.port))),
         mtls=_mtls(mesh_view.mesh.spec),
         admin_port=net.admin.port if net.admin else None,
+        locality_aware=bool(mesh_view.mesh.spec.routing and mesh_view.mesh.spec.routing.locality_aware_load_balancing),
         policies=matched.names,
     )
 

@@ -1,8 +1,11 @@
 """Per-proxy views -> Envoy v3 resources and bootstraps (pure: no I/O, no clock, no store).
 
-``sidecar_resources(view)`` and ``grpc_proxyless_resources(view)`` return ``EnvoyResources``
-(sorted tuples of protobuf messages per xDS type); ``envoy_bootstrap``/``grpc_xds_bootstrap`` return
-plain JSON-able bootstrap documents. Names and builders live in ``atoll.xds.generate.envoy``.
+``sidecar_resources(view, identity=None)`` and ``grpc_proxyless_resources(view)`` return
+``EnvoyResources`` (sorted tuples of protobuf messages per xDS type); ``envoy_bootstrap``/
+``grpc_xds_bootstrap`` return plain JSON-able bootstrap documents. Names and builders live in
+``atoll.xds.generate.envoy``; mTLS/SDS in ``tls``, MeshTrafficPermission -> RBAC in ``rbac``, the
+other policies in ``policies``. A mesh with mTLS needs the proxy's ``Identity``
+(``MissingIdentity`` otherwise, a ``GenerationError``).
 """
 
 from atoll.xds.generate.bootstrap import ADS_CLUSTER, TOKEN_HEADER, envoy_bootstrap, grpc_xds_bootstrap
@@ -18,7 +21,7 @@ from atoll.xds.generate.resources import (
     message_to_dict,
     resource_name,
 )
-from atoll.xds.generate.sidecar import sidecar_resources
+from atoll.xds.generate.sidecar import GenerationError, MissingIdentity, sidecar_resources
 
 __all__ = [
     "ADS_CLUSTER",
@@ -30,6 +33,8 @@ __all__ = [
     "TOKEN_HEADER",
     "TYPE_ORDER",
     "EnvoyResources",
+    "GenerationError",
+    "MissingIdentity",
     "envoy_bootstrap",
     "grpc_listener_name",
     "grpc_proxyless_resources",

@@ -24,10 +24,15 @@ from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import address_pb2, base_pb2, config_source_pb2, protocol_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 from envoy.config.listener.v3 import api_listener_pb2, listener_components_pb2, listener_pb2
+from envoy.config.rbac.v3 import rbac_pb2
 from envoy.config.route.v3 import route_components_pb2, route_pb2
+from envoy.extensions.filters.http.rbac.v3 import rbac_pb2 as http_rbac_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
+from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
+from envoy.extensions.filters.network.rbac.v3 import rbac_pb2 as network_rbac_pb2
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
+from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from google.protobuf import any_pb2, duration_pb2, struct_pb2, wrappers_pb2
@@ -60,8 +65,18 @@ __all__ = [
     "tcp_proxy_pb2",
 ]
 
-# Referenced so the imports above (needed to render packed Anys and future TLS/SDS types) stay.
-_RENDERABLE = (common_pb2, secret_pb2, tls_pb2, api_listener_pb2)
+# Referenced so the imports above (needed to render packed Anys: TLS/SDS, RBAC, ...) stay.
+_RENDERABLE = (
+    common_pb2,
+    secret_pb2,
+    tls_pb2,
+    api_listener_pb2,
+    rbac_pb2,
+    http_rbac_pb2,
+    network_rbac_pb2,
+    tls_inspector_pb2,
+    previous_hosts_pb2,
+)
 
 HCM_FILTER = "envoy.filters.network.http_connection_manager"
 TCP_PROXY_FILTER = "envoy.filters.network.tcp_proxy"
@@ -90,8 +105,10 @@ def stat_name(prefix: str, service: str) -> str:
 
 
 def pack(message: Message) -> any_pb2.Any:
+    """``message`` in an ``Any``, serialized deterministically (map entries sorted: RBAC policies,
+    metadata), so equal configs give equal bytes and the xDS cache sees no false changes."""
     a = any_pb2.Any()
-    a.Pack(message)
+    a.Pack(message, deterministic=True)
     return a
 
 
@@ -140,13 +157,25 @@ def lb_endpoint(ep: Endpoint) -> endpoint_components_pb2.LbEndpoint:
     return out
 
 
-def cluster_load_assignment(cluster_name: str, endpoints: Iterable[Endpoint]) -> endpoint_pb2.ClusterLoadAssignment:
-    """Endpoints grouped by locality (zone), zones and endpoints in sorted order."""
+def cluster_load_assignment(
+    cluster_name: str,
+    endpoints: Iterable[Endpoint],
+    priorities: tuple[tuple[str, int], ...] | None = None,
+    overprovisioning_factor: int | None = None,
+) -> endpoint_pb2.ClusterLoadAssignment:
+    """Endpoints grouped by locality (zone), zones and endpoints in sorted order.
+
+    Without ``priorities`` every zone is priority 0 (traffic split by endpoint weight). With them
+    (zone -> priority), zones are ordered by priority, zones not listed are left out, and the
+    priorities in use are renumbered 0, 1, 2, ... (Envoy needs them without gaps)."""
     by_zone: dict[str, list[Endpoint]] = {}
     for ep in endpoints:
         by_zone.setdefault(ep.zone, []).append(ep)
+    prio = dict(priorities) if priorities is not None else None
+    zones = sorted(by_zone) if prio is None else sorted((z for z in by_zone if z in prio), key=lambda z: (prio[z], z))
+    dense = {p: i for i, p in enumerate(sorted({prio[z] for z in zones}))} if prio is not None else {}
     cla = endpoint_pb2.ClusterLoadAssignment(cluster_name=cluster_name)
-    for zone in sorted(by_zone):
+    for zone in zones:
         group = endpoint_components_pb2.LocalityLbEndpoints(
             lb_endpoints=[
                 lb_endpoint(ep) for ep in sorted(by_zone[zone], key=lambda e: (e.address, e.port, e.dataplane or ""))
@@ -154,17 +183,24 @@ def cluster_load_assignment(cluster_name: str, endpoints: Iterable[Endpoint]) ->
         )
         if zone:
             group.locality.CopyFrom(base_pb2.Locality(zone=zone))
+        if prio is not None:
+            group.priority = dense[prio[zone]]
         cla.endpoints.append(group)
+    if overprovisioning_factor is not None:
+        cla.policy.overprovisioning_factor.CopyFrom(wrappers_pb2.UInt32Value(value=overprovisioning_factor))
     return cla
 
 
 @functools.lru_cache(maxsize=8192)
 def shared_cluster_load_assignment(
-    cluster_name: str, endpoints: tuple[Endpoint, ...]
+    cluster_name: str,
+    endpoints: tuple[Endpoint, ...],
+    priorities: tuple[tuple[str, int], ...] | None = None,
+    overprovisioning_factor: int | None = None,
 ) -> endpoint_pb2.ClusterLoadAssignment:
     """``cluster_load_assignment`` memoized: every proxy reaching a service gets the same message
     object (building endpoints dominates generation time). The result is shared: never mutate it."""
-    return cluster_load_assignment(cluster_name, endpoints)
+    return cluster_load_assignment(cluster_name, endpoints, priorities, overprovisioning_factor)
 
 
 def static_cluster(name: str, address: str, port: int, *, protocol: str = "tcp") -> cluster_pb2.Cluster:
@@ -227,13 +263,14 @@ def hcm(
     *,
     route_config: route_pb2.RouteConfiguration | None = None,
     rds_name: str | None = None,
+    http_filters: Iterable[hcm_pb2.HttpFilter] = (),
 ) -> hcm_pb2.HttpConnectionManager:
-    """An HTTP connection manager (codec AUTO: HTTP/1.1 and HTTP/2 downstream) with the router
-    filter, routing with ``route_config`` inline or by RDS name ``rds_name`` over ADS."""
+    """An HTTP connection manager (codec AUTO: HTTP/1.1 and HTTP/2 downstream) with ``http_filters``
+    then the router filter, routing with ``route_config`` inline or by RDS name ``rds_name`` over ADS."""
     out = hcm_pb2.HttpConnectionManager(
         stat_prefix=stat_prefix,
         codec_type=hcm_pb2.HttpConnectionManager.AUTO,
-        http_filters=[hcm_pb2.HttpFilter(name=ROUTER_FILTER, typed_config=pack(router_pb2.Router()))],
+        http_filters=[*http_filters, hcm_pb2.HttpFilter(name=ROUTER_FILTER, typed_config=pack(router_pb2.Router()))],
     )
     if route_config is not None:
         out.route_config.CopyFrom(route_config)
@@ -245,11 +282,22 @@ def hcm(
 
 
 def network_filter(
-    protocol: str, *, stat_prefix: str, service: str, cluster: str, route_name: str
+    protocol: str,
+    *,
+    stat_prefix: str,
+    service: str,
+    cluster: str,
+    route_name: str,
+    http_filters: Iterable[hcm_pb2.HttpFilter] = (),
 ) -> listener_components_pb2.Filter:
-    """The one network filter of a listener: HCM with an inline route for HTTP protocols, else tcp_proxy."""
+    """The main network filter of a listener: HCM with an inline route (and ``http_filters`` before
+    the router) for HTTP protocols, else tcp_proxy."""
     if protocol in HTTP_PROTOCOLS:
-        manager = hcm(stat_prefix, route_config=route_configuration(route_name, service, cluster))
+        manager = hcm(
+            stat_prefix,
+            route_config=route_configuration(route_name, service, cluster),
+            http_filters=http_filters,
+        )
         return listener_components_pb2.Filter(name=HCM_FILTER, typed_config=pack(manager))
     tcp = tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix, cluster=cluster)
     return listener_components_pb2.Filter(name=TCP_PROXY_FILTER, typed_config=pack(tcp))
@@ -261,14 +309,19 @@ def listener(
     port: int,
     *,
     direction: int,
-    filters: Iterable[listener_components_pb2.Filter],
+    filters: Iterable[listener_components_pb2.Filter] = (),
+    filter_chains: Iterable[listener_components_pb2.FilterChain] = (),
+    listener_filters: Iterable[listener_components_pb2.ListenerFilter] = (),
 ) -> listener_pb2.Listener:
-    """A listener on ``address:port`` with one filter chain; ``direction`` is ``base_pb2.INBOUND``/``OUTBOUND``."""
+    """A listener on ``address:port`` with ``filter_chains`` or one chain of ``filters``;
+    ``direction`` is ``base_pb2.INBOUND``/``OUTBOUND``."""
+    chains = list(filter_chains) or [listener_components_pb2.FilterChain(filters=list(filters))]
     return listener_pb2.Listener(
         name=name,
         address=socket_address(address, port),
         traffic_direction=direction,
-        filter_chains=[listener_components_pb2.FilterChain(filters=list(filters))],
+        listener_filters=list(listener_filters),
+        filter_chains=chains,
     )
 
 

@@ -71,7 +71,7 @@ def message_to_dict(message: Message) -> dict[str, Any]:
 # Map fields of the Envoy messages Atoll generates: keys sorted; under the deep ones (Struct values)
 # every nested mapping is sorted too.
 _MAPS_DEEP = frozenset(("filter_metadata", "typed_filter_metadata", "metadata"))
-_MAPS = frozenset(("typed_extension_protocol_options", "typed_per_filter_config"))
+_MAPS = frozenset(("typed_extension_protocol_options", "typed_per_filter_config", "policies"))
 
 
 def _sort_maps(value: Any, deep: bool = False) -> Any:

@@ -1,4 +1,4 @@
-"""ProxyView -> the Envoy resources of a sidecar (pure).
+"""ProxyView (+ Identity) -> the Envoy resources of a sidecar (pure).
 
 Per inbound: listener ``inbound:<addr>:<port>`` on the inbound address and port, forwarding to the
 STATIC cluster ``localhost:<servicePort>`` (the application at serviceAddress:servicePort).
@@ -10,10 +10,27 @@ HTTP protocols (``http``, ``http2``, ``grpc``) get an HTTP connection manager wi
 configuration **inline** (named like the listener, one virtual host named after the service), so a
 sidecar needs no RDS; ``tcp`` (and ``kafka``) get tcp_proxy. ``http2``/``grpc`` clusters speak
 HTTP/2 upstream. Stat prefixes: ``inbound_<service>``, ``outbound_<service>``. Output is sorted by
-name and has no time in it: equal views give equal resources.
+name and has no time in it: equal inputs give equal resources.
 
-mTLS (``view.mtls``), remote zone-ingress endpoints and policies are not applied yet; ``secrets``
-stays empty.
+mTLS (``view.mtls`` set; ``identity`` then required, else ``MissingIdentity``), see
+``atoll.xds.generate.tls``: the two SDS secrets go in ``secrets``; each outbound cluster originates
+mTLS; each inbound listener terminates it:
+
+- ``STRICT``: one filter chain with the downstream TLS context (client certificate required);
+- ``PERMISSIVE``: a TLS inspector and two chains, ``transport_protocol: tls`` (mTLS, as STRICT) and
+  ``raw_buffer`` (plaintext). Plaintext callers have no identity, so the plaintext chain carries no
+  RBAC: PERMISSIVE exists to let not-yet-meshed callers in.
+
+Permissions (``atoll.xds.generate.rbac``) apply only with mTLS (identities come from certificates,
+as in Kuma): every mTLS chain gets RBAC from ``InboundView.permissions``; none -> every caller denied.
+
+The other policies (``atoll.xds.generate.policies``): MeshHealthCheck, MeshCircuitBreaker,
+MeshTimeout, MeshLoadBalancingStrategy on the outbound cluster (plus outlier detection by default
+when the service has zone-ingress endpoints); MeshTimeout, MeshRetry and hash policies on the
+outbound listener's route/HCM/tcp_proxy; inbound MeshTimeout on the inbound listener; locality
+priorities (MeshLoadBalancingStrategy ``localityAwareness`` or the Mesh's
+``routing.localityAwareLoadBalancing``) in the ClusterLoadAssignment. Two outbounds of one service
+share its cluster, configured by the first one's policies.
 """
 
 from __future__ import annotations
@@ -21,69 +38,137 @@ from __future__ import annotations
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import base_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
-from envoy.config.listener.v3 import listener_pb2
+from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
+from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
-from atoll.topology import ProxyView
+from atoll.errors import AtollError
+from atoll.topology import HTTP_PROTOCOLS, Identity, InboundView, MtlsView, ProxyView
 from atoll.xds.generate import envoy as e
+from atoll.xds.generate import policies as p
+from atoll.xds.generate import rbac, tls
 from atoll.xds.generate.resources import EnvoyResources
 
-__all__ = ["sidecar_resources"]
+__all__ = ["GenerationError", "MissingIdentity", "sidecar_resources"]
 
 
-def sidecar_resources(view: ProxyView) -> EnvoyResources:
-    """The listeners, clusters and ClusterLoadAssignments of the sidecar described by ``view``."""
+class GenerationError(AtollError, ValueError):
+    """The control plane cannot generate a proxy's configuration from what it was given (a local error)."""
+
+
+class MissingIdentity(GenerationError):
+    """The mesh has mTLS enabled but no identity certificate was given for the proxy."""
+
+
+def sidecar_resources(view: ProxyView, identity: Identity | None = None) -> EnvoyResources:
+    """The listeners, clusters, ClusterLoadAssignments (and, with mTLS, secrets) of the sidecar ``view``."""
+    mtls = view.mtls
+    if mtls is not None and identity is None:
+        raise MissingIdentity(
+            f'mesh "{view.mesh}" has mTLS enabled (backend "{mtls.backend}"): proxy "{view.name}" needs an identity'
+        )
     listeners: list[listener_pb2.Listener] = []
     clusters: list[cluster_pb2.Cluster] = []
     clas: list[endpoint_pb2.ClusterLoadAssignment] = []
+    secrets: list[secret_pb2.Secret] = []
+    if mtls is not None and identity is not None:
+        secrets = tls.mesh_secrets(view.mesh, identity)
 
     local: dict[str, cluster_pb2.Cluster] = {}
     for ib in view.inbounds:
-        name = e.inbound_listener_name(ib.address, ib.port)
+        inbound = _inbound_listener(view.mesh, ib, mtls)
+        p.apply_inbound_policies(inbound, ib)
+        listeners.append(inbound)
         cluster = e.local_cluster_name(ib.service_port)
-        listeners.append(
-            e.listener(
-                name,
-                ib.address,
-                ib.port,
-                direction=base_pb2.INBOUND,
-                filters=[
-                    e.network_filter(
-                        ib.protocol,
-                        stat_prefix=e.stat_name("inbound", ib.service),
-                        service=ib.service,
-                        cluster=cluster,
-                        route_name=name,
-                    )
-                ],
-            )
-        )
         # Two inbounds on one local port share the cluster; the first (in address:port order) wins.
-        local.setdefault(cluster, e.static_cluster(cluster, ib.service_address, ib.service_port, protocol=ib.protocol))
+        if cluster not in local:
+            local[cluster] = e.static_cluster(cluster, ib.service_address, ib.service_port, protocol=ib.protocol)
+            p.apply_local_cluster_policies(local[cluster], ib)
     clusters.extend(local.values())
 
     remote: dict[str, cluster_pb2.Cluster] = {}
     for ob in view.outbounds:
         name = e.outbound_listener_name(ob.address, ob.port)
-        listeners.append(
-            e.listener(
-                name,
-                ob.address,
-                ob.port,
-                direction=base_pb2.OUTBOUND,
-                filters=[
-                    e.network_filter(
-                        ob.protocol,
-                        stat_prefix=e.stat_name("outbound", ob.service),
-                        service=ob.service,
-                        cluster=ob.service,
-                        route_name=name,
-                    )
-                ],
-            )
+        outbound = e.listener(
+            name,
+            ob.address,
+            ob.port,
+            direction=base_pb2.OUTBOUND,
+            filters=[
+                e.network_filter(
+                    ob.protocol,
+                    stat_prefix=e.stat_name("outbound", ob.service),
+                    service=ob.service,
+                    cluster=ob.service,
+                    route_name=name,
+                )
+            ],
         )
+        p.apply_outbound_listener_policies(outbound, ob)
+        listeners.append(outbound)
         if ob.service not in remote:
-            remote[ob.service] = e.eds_cluster(ob.service, protocol=ob.protocol)
-            clas.append(e.shared_cluster_load_assignment(ob.service, ob.endpoints))
+            cluster = e.eds_cluster(ob.service, protocol=ob.protocol)
+            if mtls is not None:
+                ctx = tls.upstream_tls_context(view.mesh, ob.service, ob.protocol)
+                cluster.transport_socket.CopyFrom(tls.transport_socket(ctx))
+            p.apply_outbound_policies(cluster, ob)
+            remote[ob.service] = cluster
+            lb = p.zone_priorities(
+                ob.policies.get("MeshLoadBalancingStrategy") or {},
+                view.zone,
+                (ep.zone for ep in ob.endpoints),
+                mesh_locality_aware=view.locality_aware,
+            )
+            priorities, factor = lb if lb is not None else (None, None)
+            clas.append(e.shared_cluster_load_assignment(ob.service, ob.endpoints, priorities, factor))
     clusters.extend(remote.values())
 
-    return EnvoyResources.of(listeners=listeners, clusters=clusters, cluster_load_assignments=clas)
+    return EnvoyResources.of(listeners=listeners, clusters=clusters, cluster_load_assignments=clas, secrets=secrets)
+
+
+def _inbound_filters(mesh: str, ib: InboundView, *, permissions: bool) -> list[listener_components_pb2.Filter]:
+    stat_prefix = e.stat_name("inbound", ib.service)
+    name = e.inbound_listener_name(ib.address, ib.port)
+    cluster = e.local_cluster_name(ib.service_port)
+    if ib.protocol in HTTP_PROTOCOLS:
+        http_filters = [rbac.http_rbac_filter(mesh, ib.permissions, ib.identity_rules)] if permissions else []
+        return [
+            e.network_filter(
+                ib.protocol,
+                stat_prefix=stat_prefix,
+                service=ib.service,
+                cluster=cluster,
+                route_name=name,
+                http_filters=http_filters,
+            )
+        ]
+    main = e.network_filter(ib.protocol, stat_prefix=stat_prefix, service=ib.service, cluster=cluster, route_name=name)
+    if not permissions:
+        return [main]
+    return [rbac.network_rbac_filter(mesh, ib.permissions, stat_prefix, ib.identity_rules), main]
+
+
+def _inbound_listener(mesh: str, ib: InboundView, mtls: MtlsView | None) -> listener_pb2.Listener:
+    name = e.inbound_listener_name(ib.address, ib.port)
+    if mtls is None:
+        return e.listener(
+            name, ib.address, ib.port, direction=base_pb2.INBOUND, filters=_inbound_filters(mesh, ib, permissions=False)
+        )
+    secure = listener_components_pb2.FilterChain(
+        filters=_inbound_filters(mesh, ib, permissions=True),
+        transport_socket=tls.transport_socket(tls.downstream_tls_context(mesh, ib.protocol)),
+    )
+    if mtls.mode != "PERMISSIVE":
+        return e.listener(name, ib.address, ib.port, direction=base_pb2.INBOUND, filter_chains=[secure])
+    secure.filter_chain_match.CopyFrom(listener_components_pb2.FilterChainMatch(transport_protocol="tls"))
+    plain = listener_components_pb2.FilterChain(
+        filter_chain_match=listener_components_pb2.FilterChainMatch(transport_protocol="raw_buffer"),
+        filters=_inbound_filters(mesh, ib, permissions=False),
+    )
+    return e.listener(
+        name,
+        ib.address,
+        ib.port,
+        direction=base_pb2.INBOUND,
+        filter_chains=[secure, plain],
+        listener_filters=[tls.tls_inspector()],
+    )
