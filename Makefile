@@ -41,3 +41,25 @@ test: lint typecheck layers pytest
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Regenerate the KDS resource wrapper (src/atoll/kds/kds_pb2.py[i]) from kds.proto; the output is committed.
+.PHONY: kds-proto
+kds-proto: install
+	$(BIN)/pip install -q grpcio-tools==1.85.1
+	cd src && ../$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. atoll/kds/kds.proto
+	sed -i '1i # ruff: noqa' src/atoll/kds/kds_pb2.py src/atoll/kds/kds_pb2.pyi
+	sed -i '1a # mypy: ignore-errors' src/atoll/kds/kds_pb2.pyi
+	$(BIN)/ruff format -q src/atoll/kds/kds_pb2.py src/atoll/kds/kds_pb2.pyi
+
+# Benchmarks (not tests): each prints a table and writes bench/results/<name>-<timestamp>.json and
+# bench/results/latest.json. Pass options with BENCH_ARGS, e.g. `make bench-convergence BENCH_ARGS="--n 100"`.
+.PHONY: bench-convergence bench-dataplane bench-reconnect
+bench-convergence: install
+	$(BIN)/python -m bench.convergence $(BENCH_ARGS)
+
+bench-dataplane: install
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; } || true
+	$(BIN)/python -m bench.dataplane $(BENCH_ARGS)
+
+bench-reconnect: install
+	$(BIN)/python -m bench.reconnect $(BENCH_ARGS)

@@ -6,7 +6,10 @@
     │   ├── NotFound                the resource does not exist
     │   ├── AlreadyExists           create of a resource that exists
     │   └── Conflict                optimistic concurrency: the version given is stale
-    └── ConfigError                 a control-plane / agent configuration value is wrong
+    ├── ConfigError                 a control-plane / agent configuration value is wrong
+    └── AuthError                   a caller could not be let in
+        ├── Unauthenticated         no credentials, or ones that do not verify (missing/expired/forged token)
+        └── Forbidden               valid credentials that do not allow this (token for another proxy)
 
 Errors name the side at fault: ``InvalidInput`` is the caller's, ``StoreError`` describes state.
 """
@@ -76,3 +79,19 @@ class Conflict(StoreError):
 
 class ConfigError(AtollError):
     """A configuration value of a control plane or agent is wrong."""
+
+
+class AuthError(AtollError):
+    """A caller (a proxy, a zone, an API client) could not be let in; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class Unauthenticated(AuthError):
+    """No credentials, or credentials that do not verify (missing, expired, forged, revoked token)."""
+
+
+class Forbidden(AuthError):
+    """Valid credentials that do not allow this (a token for another mesh, Dataplane or zone)."""

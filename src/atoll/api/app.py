@@ -14,8 +14,14 @@ holds no global state. Routes are registered per ``ResourceType`` known at const
   (all field errors at once) before the store is touched. ``If-Match: <version>`` makes the write
   conditional. 201 on create, 200 on update; responses carry ``ETag: "<version>"``.
 - Creating a Mesh also creates its initial policies (``atoll.resources.defaults.initial_policies``).
-- Secret types answer only admin clients (``is_admin``: loopback for now) — 403 otherwise.
+- Secret types answer only admin clients, and every write (PUT, DELETE) needs an admin: ``is_admin``
+  decides (``atoll.security.AdminAuth`` in a CP: loopback clients or ``Authorization: Bearer <admin
+  token>``; it raises ``Unauthenticated`` -> 401). A check that returns False gives 403.
+- ``POST /tokens/dataplane``, ``/tokens/zone``, ``/tokens/revocations`` (admin only) hand the JSON
+  body to the injected ``TokenEndpoints`` (``atoll.security.TokenEndpoints``).
 - ``POST /bootstrap`` hands the JSON body to the injected ``BootstrapHandler``.
+- ``GET /zones+insights`` lists Zones with ``zoneInsight`` from the injected ``zone_insights``; a CP
+  without proxies (global) answers ``dataplanes+insights`` from ``dataplane_insights`` (``atoll.kds``).
 
 Errors are mapped to HTTP in ``atoll.api.errors`` only.
 """
@@ -78,7 +84,21 @@ class ProxyEndpoints(Protocol):
     async def admin(self, mesh: str, name: str, path: str) -> Any: ...
 
 
+class TokenEndpoints(Protocol):
+    """What a CP that issues tokens adds to the API (``atoll.security`` implements it)."""
+
+    async def issue_dataplane(self, body: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def issue_zone(self, body: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def revoke(self, body: dict[str, Any]) -> dict[str, Any]: ...
+
+
 AdminCheck = Callable[[Request], bool]
+DataplaneInsights = Callable[[str, str], dict[str, Any] | None]
+"""``(mesh, name) -> insight`` for CPs that serve no proxies themselves (global: synced insights)."""
+ZoneInsights = Callable[[str], Awaitable[dict[str, Any]]]
+"""``zone name -> zoneInsight`` for ``GET /zones+insights`` (global: ``atoll.kds.GlobalInventory``)."""
 InitialPolicies = Callable[[Resource[Any]], Iterable[Resource[Any]]]
 
 
@@ -119,6 +139,9 @@ def create_app(
     is_admin: AdminCheck = is_loopback_admin,
     initial_policies: InitialPolicies = default_initial_policies,
     types: Iterable[ResourceType] | None = None,
+    tokens: TokenEndpoints | None = None,
+    dataplane_insights: DataplaneInsights | None = None,
+    zone_insights: ZoneInsights | None = None,
 ) -> FastAPI:
     """The REST API app over ``store``. ``types`` defaults to every registered resource type."""
     app = FastAPI(
@@ -203,6 +226,24 @@ def create_app(
         doc = await json_object(request, "health report")
         return JSONResponse(await proxies.report_health(doc))
 
+    def token_route(
+        path: str, what: str, call: Callable[[TokenEndpoints, dict[str, Any]], Awaitable[dict[str, Any]]]
+    ) -> None:
+        async def handler(request: Request) -> Response:
+            api.require_admin(request, f"{what}s are issued to admin clients only")
+            if tokens is None:
+                raise ApiError(404, "not found", "this control plane issues no tokens")
+            doc = await json_object(request, what)
+            return JSONResponse(await call(tokens, doc))
+
+        app.add_api_route(
+            path, handler, methods=["POST"], summary=f"{what[0].upper()}{what[1:]} (admin only)", tags=["tokens"]
+        )
+
+    token_route(paths.TOKENS_DATAPLANE, "dataplane token request", lambda t, body: t.issue_dataplane(body))
+    token_route(paths.TOKENS_ZONE, "zone token request", lambda t, body: t.issue_zone(body))
+    token_route(paths.TOKENS_REVOCATIONS, "token revocation", lambda t, body: t.revoke(body))
+
     dp_type = find_type("Dataplane")
 
     @app.get(paths.DATAPLANES_INSIGHTS, summary="Dataplanes of a mesh with their proxies' xDS status")
@@ -218,6 +259,8 @@ def create_app(
         for r in page.items:
             doc = encode(r)
             insight = proxies.insight(mesh, r.name) if proxies is not None else None
+            if insight is None and dataplane_insights is not None:
+                insight = dataplane_insights(mesh, r.name)
             doc["dataplaneInsight"] = insight if insight is not None else {"online": False}
             items.append(doc)
         next_url = None
@@ -270,6 +313,19 @@ def create_app(
         return JSONResponse(await proxies.admin(mesh, name, "/config_dump"))
 
     # Serve these before the generic /meshes/{mesh}/{plural}[/{name}] routes that would shadow them.
+    @app.get(paths.ZONES_INSIGHTS, summary="Zones with their connection state (global control plane)")
+    async def zones_insights(request: Request) -> Response:
+        size, offset, prefix = _paging(request.query_params)
+        page = await store.list(ListFilter(type="Zone", name_prefix=prefix or None), offset=offset, limit=size)
+        items = []
+        for r in page.items:
+            zone_insight = await zone_insights(r.name) if zone_insights is not None else {"online": False}
+            items.append({"type": "Zone", "name": r.name, "enabled": r.spec.is_enabled, "zoneInsight": zone_insight})
+        next_url = None
+        if page.next_offset is not None:
+            next_url = str(request.url.include_query_params(offset=page.next_offset, size=size))
+        return _respond(request, {"total": page.total, "items": items, "next": next_url})
+
     first = [
         r
         for r in app.router.routes
@@ -397,6 +453,7 @@ class _ResourceApi:
     def delete_handler(self, rt: ResourceType) -> Callable[[Request], Awaitable[Response]]:
         async def delete_resource(request: Request) -> Response:
             self._check_access(rt, request)
+            self.require_admin(request, f"writing {rt.name} resources needs an admin client")
             self._check_writable(rt)
             name, mesh = _ident(request)
             version = _if_match(request)
@@ -408,6 +465,7 @@ class _ResourceApi:
     def put_handler(self, rt: ResourceType) -> Callable[[Request], Awaitable[Response]]:
         async def put_resource(request: Request) -> Response:
             self._check_access(rt, request)
+            self.require_admin(request, f"writing {rt.name} resources needs an admin client")
             self._check_writable(rt)
             name, mesh = _ident(request)
             version = _if_match(request)
@@ -428,6 +486,11 @@ class _ResourceApi:
     def _check_access(self, rt: ResourceType, request: Request) -> None:
         if rt.secret and not self.is_admin(request):
             raise ApiError(403, "access denied", f"{rt.name} resources are only available to admin clients")
+
+    def require_admin(self, request: Request, details: str) -> None:
+        """403 if ``is_admin`` says no (an ``AdminAuth`` raises ``Unauthenticated`` -> 401 itself)."""
+        if not self.is_admin(request):
+            raise ApiError(403, "access denied", details)
 
     def _check_writable(self, rt: ResourceType) -> None:
         info = self.info

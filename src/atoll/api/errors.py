@@ -7,7 +7,8 @@ Every error body has the same shape (Kuma's)::
 Handlers raise ``ApiError`` (a status and that body) or let an ``AtollError`` through;
 ``install_error_handlers`` turns both, plus Starlette's own 404/405 and FastAPI's request validation
 errors, into that shape. Store errors map as ``NotFound`` -> 404, ``AlreadyExists`` and ``Conflict``
--> 409, any other ``StoreError`` -> 500; ``InvalidInput`` -> 400 with one entry per field error.
+-> 409, any other ``StoreError`` -> 500; ``InvalidInput`` -> 400 with one entry per field error;
+``Unauthenticated`` -> 401 (``WWW-Authenticate: Bearer``), ``Forbidden`` -> 403.
 """
 
 from __future__ import annotations
@@ -22,7 +23,17 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from atoll.errors import AlreadyExists, AtollError, Conflict, FieldError, InvalidInput, NotFound, StoreError
+from atoll.errors import (
+    AlreadyExists,
+    AtollError,
+    Conflict,
+    FieldError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    StoreError,
+    Unauthenticated,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +81,10 @@ def api_error(exc: Exception, request: Request | None = None) -> ApiError:
         return ApiError(409, "conflict", str(exc))
     if isinstance(exc, StoreError):
         return ApiError(500, "store error", str(exc))
+    if isinstance(exc, Unauthenticated):
+        return ApiError(401, "unauthenticated", exc.reason, headers={"WWW-Authenticate": "Bearer"})
+    if isinstance(exc, Forbidden):
+        return ApiError(403, "forbidden", exc.reason)
     if isinstance(exc, AtollError):
         return ApiError(500, "internal error", str(exc))
     if isinstance(exc, StarletteHTTPException):

@@ -9,6 +9,7 @@ just before a scrape (the diagnostics server calls it), so the gauge needs no wa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -16,7 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from atoll.errors import AlreadyExists, Conflict, NotFound
 from atoll.resources.meta import Resource
 from atoll.resources.types import all_types
-from atoll.store.protocol import ListFilter, Page, Store, Subscription
+from atoll.store.protocol import Events, ListFilter, Op, Page, Store, Subscription
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -130,6 +131,15 @@ class InstrumentedStore:
             self._done("list", e)
             raise
         self._done("list", None)
+        return out
+
+    async def apply(self, ops: Sequence[Op]) -> Events:
+        try:
+            out = await self.inner.apply(ops)
+        except Exception as e:
+            self._done("apply", e)
+            raise
+        self._done("apply", None)
         return out
 
     def watch(self) -> Subscription:

@@ -15,6 +15,7 @@ answer at the address).
 from __future__ import annotations
 
 import builtins
+import ssl
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -80,13 +81,15 @@ class Client:
         token: str | None = None,
         source: str = "default",
         transport: httpx.BaseTransport | None = None,
+        verify: str | bool = True,  # a CA file (PEM) to trust, or True/False
     ) -> None:
         self.address = address
         self.source = source
         headers = {"Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        self._http = httpx.Client(base_url=address, headers=headers, timeout=TIMEOUT, transport=transport)
+        tls: ssl.SSLContext | bool = ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+        self._http = httpx.Client(base_url=address, headers=headers, timeout=TIMEOUT, transport=transport, verify=tls)
 
     def __enter__(self) -> Client:
         return self
@@ -152,6 +155,10 @@ class Client:
 
     def delete(self, rt: ResourceType, name: str, mesh: str | None) -> None:
         self._request("DELETE", item_path(rt, name, mesh))
+
+    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST`` a JSON object (e.g. to ``/tokens/dataplane``); the JSON object answered."""
+        return _as_dict(self._request("POST", path, json=body))
 
     # -- plumbing ---------------------------------------------------------------------------
 

@@ -29,7 +29,8 @@ class State:
 
     def client(self) -> Client:
         t = self.target()
-        return Client(t.address, token=t.token, source=t.source)
+        # ATOLL_CACERT: a PEM file to trust for an HTTPS API (e.g. a CP's <data_dir>/tls/api-cert.pem).
+        return Client(t.address, token=t.token, source=t.source, verify=os.environ.get("ATOLL_CACERT") or True)
 
 
 def state() -> State:

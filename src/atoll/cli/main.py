@@ -24,6 +24,7 @@ from atoll.cli.common import State, err, report_error, state
 from atoll.cli.config_cmd import config_group
 from atoll.cli.dp import dp
 from atoll.cli.resources import apply, delete, get
+from atoll.cli.token import token
 from atoll.errors import AtollError
 
 _debug = False
@@ -130,6 +131,7 @@ cli.add_command(get)
 cli.add_command(delete)
 cli.add_command(config_group)
 cli.add_command(dp)
+cli.add_command(token)
 
 
 def main(argv: list[str] | None = None) -> None:

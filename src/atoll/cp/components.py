@@ -11,7 +11,8 @@ to return, cancels the ones that hang, and reports why it stopped in an ``Outcom
 only while every component is ready and no shutdown has begun.
 
 ``HttpServer`` is the component for an ASGI app served by uvicorn on a socket it binds itself, so a
-busy port is a clear startup error, and readiness means "listening".
+busy port is a clear startup error, and readiness means "listening"; given a certificate and key
+(PEM files) it serves HTTPS.
 """
 
 from __future__ import annotations
@@ -191,7 +192,16 @@ class HttpServer:
     """An ASGI app served by uvicorn on ``host:port``: a ``Component``."""
 
     def __init__(
-        self, name: str, app: ASGIApp, host: str, port: int, *, graceful_timeout: float = 5.0, access_log: bool = False
+        self,
+        name: str,
+        app: ASGIApp,
+        host: str,
+        port: int,
+        *,
+        graceful_timeout: float = 5.0,
+        access_log: bool = False,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
     ) -> None:
         self._name = name
         self._app = app
@@ -199,6 +209,8 @@ class HttpServer:
         self.port = port
         self._graceful_timeout = graceful_timeout
         self._access_log = access_log
+        self._ssl_certfile = ssl_certfile  # both set: serve HTTPS
+        self._ssl_keyfile = ssl_keyfile
         self._server: _Server | None = None
         self._stop_requested = False
 
@@ -222,6 +234,8 @@ class HttpServer:
             access_log=self._access_log,
             server_header=False,
             timeout_graceful_shutdown=int(max(1, self._graceful_timeout)),
+            ssl_certfile=self._ssl_certfile,
+            ssl_keyfile=self._ssl_keyfile,
         )
         server = _Server(config)
         server.should_exit = self._stop_requested

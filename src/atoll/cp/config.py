@@ -11,9 +11,13 @@ The CLI builds its ``atoll cp`` flags from ``OPTIONS`` (``Option.flag``, ``Optio
 ``Option.choices``), so an option added here appears on the command line, in the environment and
 in the file at once.
 
-``api_host`` defaults to loopback (``127.0.0.1``), unlike Kuma's ``0.0.0.0``: the API has no
-authentication yet, and loopback clients are treated as admins. Set ``api_host: 0.0.0.0`` to
-expose it.
+``api_host`` defaults to loopback (``127.0.0.1``), unlike Kuma's ``0.0.0.0``. Writes, secrets and
+token endpoints need an admin: a loopback client (unless ``loopback_admin: false``) or one sending
+``Authorization: Bearer <token>`` with the token of ``admin_token_file`` (``<data_dir>/admin-token``,
+generated at first start, mode 0600). Set ``api_host: 0.0.0.0`` to expose the API, ideally with TLS:
+``tls_cert`` + ``tls_key`` (PEM files), or ``tls_generate: true`` for a self-signed pair in
+``<data_dir>/tls/`` (clients trust ``api-cert.pem``). With TLS the API port speaks HTTPS only.
+``auth: none`` lets proxies connect without a dataplane token (local experiments only).
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ MODES = ("standalone", "zone", "global")
 STORES = ("sqlite", "memory", "postgres")
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+AUTH_MODES = ("token", "none")
+BOOLEAN = ("true", "false")
 ENV_PREFIX = "ATOLL_"
 
 
@@ -67,11 +73,33 @@ class CpConfig:
     log_level: str = "info"
     max_body_bytes: int = 1024 * 1024
     shutdown_timeout: float = 10.0
+    auth: str = "token"
+    admin_token_file: Path | None = None
+    loopback_admin: bool = True
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_generate: bool = False
+    kds_host: str = "127.0.0.1"
+    kds_port: int = 5685
+    kds_tls_cert: Path | None = None
+    kds_tls_key: Path | None = None
+    global_address: str | None = None
+    zone_token_file: Path | None = None
+    global_ca_file: Path | None = None
 
     @property
     def store_path(self) -> Path:
         """The SQLite database file (``<data_dir>/atoll.db``)."""
         return self.data_dir / "atoll.db"
+
+    @property
+    def admin_token_path(self) -> Path:
+        """``admin_token_file``, else ``<data_dir>/admin-token``."""
+        return self.admin_token_file or self.data_dir / "admin-token"
+
+    @property
+    def api_tls(self) -> bool:
+        return self.tls_generate or self.tls_cert is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +172,54 @@ OPTIONS: list[Option] = [
         10.0,
         "Seconds a graceful shutdown may take before remaining work is cancelled.",
         minimum=0.1,
+    ),
+    Option("auth", str, "token", "How proxies authenticate: dataplane/zone tokens, or none (experiments).", AUTH_MODES),
+    Option(
+        "admin_token_file",
+        Path,
+        None,
+        "File holding the REST API admin token, generated (mode 0600) if absent (default: <data_dir>/admin-token).",
+    ),
+    Option(
+        "loopback_admin",
+        str,
+        True,
+        "Treat REST clients on loopback addresses as admins without a token.",
+        choices=BOOLEAN,
+    ),
+    Option("tls_cert", Path, None, "PEM certificate (chain) the REST API serves HTTPS with (needs tls_key)."),
+    Option("tls_key", Path, None, "PEM private key of tls_cert."),
+    Option(
+        "tls_generate",
+        str,
+        False,
+        "Serve the REST API over HTTPS with a self-signed pair generated in <data_dir>/tls/.",
+        choices=BOOLEAN,
+    ),
+    Option("kds_host", str, "127.0.0.1", "Address the KDS server of a global CP listens on (0.0.0.0 for all)."),
+    Option("kds_port", int, 5685, "Port of KDS, where zone CPs connect to a global CP.", minimum=1, maximum=65535),
+    Option(
+        "kds_tls_cert",
+        Path,
+        None,
+        "PEM certificate of the global KDS server (default: self-signed, generated in <data_dir>/kds-tls.crt).",
+    ),
+    Option("kds_tls_key", Path, None, "PEM private key of kds_tls_cert."),
+    Option(
+        "global_address",
+        str,
+        None,
+        "KDS address of the global CP a zone CP syncs with: grpcs://host:5685 (grpc:// is plaintext). "
+        "Without it a zone CP runs standalone.",
+    ),
+    Option(
+        "zone_token_file", Path, None, "File with this zone's token for the global CP (required with global_address)."
+    ),
+    Option(
+        "global_ca_file",
+        Path,
+        None,
+        "PEM CA certificate that signed the global KDS certificate (default: system roots).",
     ),
 ]
 
@@ -230,6 +306,8 @@ def _convert(opt: Option, raw: object, source: str) -> object:
             raise bad("must be a path")
         value = Path(os.path.expanduser(str(raw)))
     else:
+        if isinstance(raw, bool) and opt.choices == BOOLEAN:  # YAML true/false
+            return raw
         if not isinstance(raw, str):
             raise bad("must be a string")
         value = raw.strip()
@@ -237,6 +315,8 @@ def _convert(opt: Option, raw: object, source: str) -> object:
             value = str(value).lower()
             if value not in opt.choices:
                 raise bad(f"must be one of {', '.join(opt.choices)}")
+            if opt.choices == BOOLEAN:
+                value = value == "true"
     if isinstance(value, int | float):
         if (opt.minimum is not None and value < opt.minimum) or (opt.maximum is not None and value > opt.maximum):
             if opt.maximum is not None and opt.minimum is not None and opt.name.endswith("_port"):
@@ -262,9 +342,51 @@ def _check(c: CpConfig) -> None:
         raise ConfigError("store_dsn: required with store=postgres")
     if c.store != "postgres" and c.store_dsn:
         raise ConfigError(f"store_dsn: only used with store=postgres (store is {c.store})")
+    if (c.tls_cert is None) != (c.tls_key is None):
+        raise ConfigError(
+            "tls_key: tls_cert and tls_key go together"
+            if c.tls_key is None
+            else "tls_cert: tls_cert and tls_key go together"
+        )
+    if c.tls_generate and c.tls_cert is not None:
+        raise ConfigError("tls_generate: not with tls_cert/tls_key (use your files or a generated pair, not both)")
+    for name, path in (("tls_cert", c.tls_cert), ("tls_key", c.tls_key)):
+        if path is not None and not path.is_file():
+            raise ConfigError(f"{name}: no such file {path}")
+    _check_kds(c)
     ports = {"api_port": c.api_port, "diagnostics_port": c.diagnostics_port, "xds_port": c.xds_port}
+    if c.mode == "global":
+        ports["kds_port"] = c.kds_port
     seen: dict[int, str] = {}
     for name, port in ports.items():
         if port in seen:
             raise ConfigError(f"{name}: {port} is already used by {seen[port]}")
         seen[port] = name
+
+
+def _check_kds(c: CpConfig) -> None:
+    """Rules of the multi-zone options (global_address, zone_token_file, KDS TLS)."""
+    if c.global_address is not None:
+        if c.mode != "zone":
+            raise ConfigError(f"global_address: only used with mode=zone (mode is {c.mode})")
+        from atoll.kds.client import parse_global_address
+
+        try:
+            parse_global_address(c.global_address)
+        except ValueError as e:
+            raise ConfigError(f"global_address: {e}") from None
+        if c.zone_token_file is None:
+            raise ConfigError("zone_token_file: required with global_address (the zone token global accepts)")
+    else:
+        for name in ("zone_token_file", "global_ca_file"):
+            if getattr(c, name) is not None:
+                raise ConfigError(f"{name}: only used with global_address (a zone CP that syncs with global)")
+    for name in ("zone_token_file", "global_ca_file", "kds_tls_cert", "kds_tls_key"):
+        path = getattr(c, name)
+        if path is not None and not path.is_file():
+            raise ConfigError(f"{name}: no such file {path}")
+    if (c.kds_tls_cert is None) != (c.kds_tls_key is None):
+        missing = "kds_tls_key" if c.kds_tls_key is None else "kds_tls_cert"
+        raise ConfigError(f"{missing}: kds_tls_cert and kds_tls_key go together")
+    if c.kds_tls_cert is not None and c.mode != "global":
+        raise ConfigError(f"kds_tls_cert: only used with mode=global (mode is {c.mode})")

@@ -10,7 +10,13 @@ stopped. ``build_supervisor`` is the explicit wiring — each part gets exactly 
 
     store ──► ProxyService (XdsComponent "xds": ADS on xds_host:xds_port; not on global)
     store, ProxyService ──► REST API app (HttpServer "api", api_host:api_port; /bootstrap, /dp/health)
+    admin token file, TLS files ──► ApiSecurity (AdminAuth for the API, HTTPS when configured)
+    store ──► TokenIssuer ──► TokenEndpoints (POST /tokens/...)
     supervisor.ready, metrics, store ──► diagnostics app (HttpServer "diagnostics", diagnostics_port)
+    global: store, zone token verifier, KDS TLS ──► GlobalKds ("kds", kds_host:kds_port); its inventory
+            ──► REST API (/zones+insights, dataplanes+insights of every zone)
+    zone with global_address: store, zone token file, ProxyService insights ──► ZoneKds ("kds", dials
+            global); the REST API becomes federated (global-owned types are read-only)
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from dataclasses import dataclass
+from pathlib import Path
 
 import atoll
 from atoll.api.app import ApiInfo, create_app
@@ -28,7 +36,18 @@ from atoll.cp.config import CpConfig
 from atoll.cp.logs import setup_logging
 from atoll.cp.xds import XdsComponent
 from atoll.errors import AtollError
+from atoll.kds import GlobalKds, ZoneKds, ensure_self_signed, server_credentials
+from atoll.kds.flows import InsightData
+from atoll.proxies.reconciler import INGRESS_PREFIX, split_node_id
 from atoll.proxies.service import ProxyService
+from atoll.security import (
+    AdminAuth,
+    TokenEndpoints,
+    TokenIssuer,
+    ensure_admin_token,
+    ensure_tls_files,
+    proxy_authenticator,
+)
 from atoll.store import open_store
 from atoll.store.protocol import Store
 
@@ -63,10 +82,33 @@ async def open_configured_store(config: CpConfig) -> Store:
     return await open_store(config.store)
 
 
-def build_supervisor(config: CpConfig, store: Store, metrics: Metrics) -> Supervisor:
+@dataclass(frozen=True, slots=True)
+class ApiSecurity:
+    """The REST API's admin check and, for HTTPS, its certificate and key files."""
+
+    admin: AdminAuth
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+
+def prepare_api_security(config: CpConfig) -> ApiSecurity:
+    """Read or generate the admin token (and the self-signed TLS pair); ``AtollError`` if impossible."""
+    token_file = config.admin_token_path
+    admin = AdminAuth(ensure_admin_token(token_file), loopback_admin=config.loopback_admin, token_file=token_file)
+    if config.tls_generate:
+        cert, key = ensure_tls_files(config.data_dir, config.api_host)
+        return ApiSecurity(admin, cert, key)
+    return ApiSecurity(admin, config.tls_cert, config.tls_key)
+
+
+def build_supervisor(
+    config: CpConfig, store: Store, metrics: Metrics, *, api_security: ApiSecurity | None = None
+) -> Supervisor:
     """The components of a control plane over ``store``, wired and ready to run."""
+    security = api_security or prepare_api_security(config)
     supervisor = Supervisor(stop_timeout=config.shutdown_timeout)
-    info = ApiInfo(version=atoll.__version__, mode=config.mode, zone=config.zone)
+    federated = config.mode == "zone" and config.global_address is not None
+    info = ApiInfo(version=atoll.__version__, mode=config.mode, zone=config.zone, federated=federated)
     proxies: ProxyService | None = None
     if config.mode in ("standalone", "zone"):
         proxies = ProxyService(
@@ -79,14 +121,89 @@ def build_supervisor(config: CpConfig, store: Store, metrics: Metrics) -> Superv
             window=config.xds_coalesce,
         )
         supervisor.add(XdsComponent(proxies))
-    api_app = create_app(store, info, proxies=proxies, metrics=metrics, max_body_bytes=config.max_body_bytes)
+    global_kds = build_global_kds(config, store) if config.mode == "global" else None
+    if global_kds is not None:
+        supervisor.add(global_kds)
+    if federated and proxies is not None:
+        supervisor.add(build_zone_kds(config, store, proxies))
+    api_app = create_app(
+        store,
+        info,
+        proxies=proxies,
+        metrics=metrics,
+        max_body_bytes=config.max_body_bytes,
+        is_admin=security.admin,
+        tokens=TokenEndpoints(TokenIssuer(store)),
+        dataplane_insights=global_kds.inventory.insight if global_kds is not None else None,
+        zone_insights=global_kds.inventory.zone_insight if global_kds is not None else None,
+    )
     graceful = max(1.0, config.shutdown_timeout / 2)
-    supervisor.add(HttpServer("api", api_app, config.api_host, config.api_port, graceful_timeout=graceful))
+    supervisor.add(
+        HttpServer(
+            "api",
+            api_app,
+            config.api_host,
+            config.api_port,
+            graceful_timeout=graceful,
+            ssl_certfile=str(security.tls_cert) if security.tls_cert else None,
+            ssl_keyfile=str(security.tls_key) if security.tls_key else None,
+        )
+    )
     diag_app = create_diagnostics_app(lambda: supervisor.ready, metrics, store)
     supervisor.add(
         HttpServer("diagnostics", diag_app, config.diagnostics_host, config.diagnostics_port, graceful_timeout=graceful)
     )
     return supervisor
+
+
+def build_global_kds(config: CpConfig, store: Store) -> GlobalKds:
+    """Global's KDS server: TLS from kds_tls_cert/key or a self-signed pair in the data dir; zones
+    authenticate with zone tokens (scope ``cp``) checked by ``atoll.security``."""
+    verifier = proxy_authenticator(config.auth, store)
+
+    async def authenticate(zone: str, token: str) -> None:
+        await verifier.verify_zone(token, zone, "cp")
+
+    if config.kds_tls_cert is not None and config.kds_tls_key is not None:
+        cert, key = config.kds_tls_cert, config.kds_tls_key
+    else:
+        cert, key = ensure_self_signed(config.data_dir)
+    return GlobalKds(
+        store,
+        authenticate,
+        host=config.kds_host,
+        port=config.kds_port,
+        credentials=server_credentials(cert, key),
+        stop_grace=max(0.5, config.shutdown_timeout / 2),
+    )
+
+
+def build_zone_kds(config: CpConfig, store: Store, proxies: ProxyService) -> ZoneKds:
+    """A federated zone's KDS client; the token file is re-read on every connect."""
+    assert config.zone is not None and config.global_address is not None and config.zone_token_file is not None
+    token_file = config.zone_token_file
+
+    def insights() -> InsightData:
+        out: InsightData = []
+        for insight in proxies.inventory.all():
+            if insight.node_id.startswith(INGRESS_PREFIX):
+                continue
+            try:
+                mesh, name = split_node_id(insight.node_id)
+            except ValueError:
+                continue
+            out.append((mesh, name, insight.to_json()))
+        return out
+
+    return ZoneKds(
+        store,
+        zone=config.zone,
+        global_address=config.global_address,
+        token=lambda: token_file.read_text(encoding="utf-8"),
+        ca_file=config.global_ca_file,
+        insights=insights,
+        version=atoll.__version__,
+    )
 
 
 async def serve_cp(config: CpConfig) -> int:
@@ -103,13 +220,23 @@ async def serve_cp(config: CpConfig) -> int:
         },
     )
     try:
+        api_security = prepare_api_security(config)
+    except AtollError as e:
+        log.error("cannot set up API security: %s", e)
+        return 1
+    log.info(
+        "REST API admin token in %s; serving %s",
+        config.admin_token_path,
+        "HTTPS" if api_security.tls_cert else "plain HTTP",
+    )
+    try:
         raw_store = await open_configured_store(config)
     except (AtollError, OSError) as e:
         log.error("cannot open the %s store: %s", config.store, e)
         return 1
     metrics = Metrics()
     store = InstrumentedStore(raw_store, metrics)
-    supervisor = build_supervisor(config, store, metrics)
+    supervisor = build_supervisor(config, store, metrics, api_security=api_security)
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -1,1 +1,36 @@
-"""atoll.kds"""
+"""KDS: the sync between the global control plane and zone control planes.
+
+Layout (services layer; imports ``store`` and ``resources`` only):
+
+- ``kds.proto`` / ``kds_pb2``: the ``KdsResource`` wrapper (meta + JSON spec) carried in delta xDS.
+- ``wire``: ``Resource`` <-> wire; ``names``: origin/zone labels and hashed names of synced copies.
+- ``protocol``: sans-I/O ``Sender`` / ``Receiver`` (full set then deltas, nonces, ACK/NACK).
+- ``reconcile``: ``StoreSink`` applies a received batch in one store transaction.
+- ``flows``: what flows each way (``GlobalToZoneSource``, ``ZoneToGlobalSource``).
+- ``pump``: the grpc.aio pumps; ``server``: global's service, zone registry, inventory, component
+  ``GlobalKds``; ``client``: the zone's component ``ZoneKds``; ``tls``: KDS certificates.
+- ``insight``: the ``DataplaneInsight`` resource type (registered on import of this package).
+
+Public surface: ``GlobalKds``, ``ZoneKds``, ``ZoneRegistry``, ``GlobalInventory``,
+``parse_global_address``, ``ensure_self_signed``, ``server_credentials``, ``DATAPLANE_INSIGHT``.
+"""
+
+from atoll.kds.client import GlobalAddress, ZoneKds, parse_global_address
+from atoll.kds.insight import DATAPLANE_INSIGHT, DataplaneInsightSpec
+from atoll.kds.server import Authenticate, GlobalInventory, GlobalKds, KdsServicer, ZoneRegistry
+from atoll.kds.tls import ensure_self_signed, server_credentials
+
+__all__ = [
+    "DATAPLANE_INSIGHT",
+    "Authenticate",
+    "DataplaneInsightSpec",
+    "GlobalAddress",
+    "GlobalInventory",
+    "GlobalKds",
+    "KdsServicer",
+    "ZoneKds",
+    "ZoneRegistry",
+    "ensure_self_signed",
+    "parse_global_address",
+    "server_credentials",
+]

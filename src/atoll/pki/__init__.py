@@ -1,1 +1,79 @@
-"""atoll.pki"""
+"""Mesh PKI: builtin CAs, workload identities, dataplane and zone tokens (pure: no sockets, no store).
+
+``ca`` makes CA keys and certificates, issues workload certificates (EC P-256, SPIFFE and
+``kuma://`` URI SANs) and verifies chains; ``tokens`` issues and verifies RS256 JWTs for proxies
+and zones. Callers pass the time (``now``) explicitly; the store-backed managers that keep CAs and
+signing keys as Secrets live in ``atoll.security``.
+"""
+
+from atoll.pki.ca import (
+    CaBundle,
+    CertificateError,
+    Identity,
+    certificate_facts,
+    certificate_uris,
+    check_ca,
+    generate_ca,
+    generate_ca_key,
+    generate_self_signed,
+    identity_uris,
+    issue_identity,
+    rsa_key_bits,
+    self_sign_ca,
+    spiffe_id,
+    tag_uri,
+    verify_chain,
+)
+from atoll.pki.tokens import (
+    PROXY_TYPES,
+    ZONE_SCOPES,
+    DataplaneClaims,
+    InvalidToken,
+    ProxyType,
+    SigningKey,
+    ZoneClaims,
+    ZoneScope,
+    claims_match,
+    generate_signing_key,
+    issue_dataplane_token,
+    issue_zone_token,
+    token_id,
+    unverified_claims,
+    verify_dataplane_token,
+    verify_zone_token,
+)
+
+__all__ = [
+    "PROXY_TYPES",
+    "ZONE_SCOPES",
+    "CaBundle",
+    "CertificateError",
+    "DataplaneClaims",
+    "Identity",
+    "InvalidToken",
+    "ProxyType",
+    "SigningKey",
+    "ZoneClaims",
+    "ZoneScope",
+    "certificate_facts",
+    "certificate_uris",
+    "check_ca",
+    "claims_match",
+    "generate_ca",
+    "generate_ca_key",
+    "generate_self_signed",
+    "generate_signing_key",
+    "identity_uris",
+    "issue_dataplane_token",
+    "issue_identity",
+    "issue_zone_token",
+    "rsa_key_bits",
+    "self_sign_ca",
+    "spiffe_id",
+    "tag_uri",
+    "token_id",
+    "unverified_claims",
+    "verify_chain",
+    "verify_dataplane_token",
+    "verify_zone_token",
+]

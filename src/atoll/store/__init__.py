@@ -6,16 +6,19 @@ are exported here; ``atoll.store.postgres.PostgresStore`` is imported on demand 
 
 from atoll.store.factory import KINDS, open_store
 from atoll.store.memory import MemoryStore
-from atoll.store.protocol import ChangeEvent, EventKind, ListFilter, Page, Store, Subscription
+from atoll.store.protocol import ChangeEvent, Delete, EventKind, ListFilter, Op, Page, Put, Store, Subscription
 from atoll.store.sqlite import SqliteStore
 
 __all__ = [
     "KINDS",
     "ChangeEvent",
+    "Delete",
     "EventKind",
     "ListFilter",
     "MemoryStore",
+    "Op",
     "Page",
+    "Put",
     "SqliteStore",
     "Store",
     "Subscription",

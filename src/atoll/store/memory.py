@@ -1,20 +1,23 @@
 """In-memory store: a dict of resources guarded by the event loop (no awaits inside a write).
 
 Used by tests and ``--store memory``. Watchers get events through unbounded queues filled in the
-same step as the write, so event order is commit order.
+same step as the write, so event order is commit order. ``apply`` runs its ops on a copy of the dict
+and swaps it in only when every op succeeded (all or nothing).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from atoll.errors import AlreadyExists, Conflict, NotFound, StoreError
 from atoll.resources.meta import Resource
 from atoll.store._common import CLOSED, check_paging
-from atoll.store.protocol import ChangeEvent, EventKind, ListFilter, Page, Subscription
+from atoll.store.protocol import ChangeEvent, Delete, EventKind, ListFilter, Op, Page, Put, Subscription
 
+_Events = list[ChangeEvent]
 _Key = tuple[str, str, str]  # (type, mesh or "", name)
 
 
@@ -99,6 +102,20 @@ class MemoryStore:
         items = matches[offset:end]
         return Page(items=items, total=len(matches), next_offset=end if end < len(matches) else None)
 
+    async def apply(self, ops: Sequence[Op]) -> _Events:
+        self._check_open()
+        items = dict(self._items)
+        pending: list[tuple[EventKind, Resource[Any]]] = []
+        for op in ops:
+            if isinstance(op, Put):
+                pending.append(_put(items, op.resource))
+            elif isinstance(op, Delete):
+                pending.extend(_delete(items, op))
+            else:
+                raise TypeError(f"not a store op: {op!r}")
+        self._items = items
+        return [self._emit(kind, r) for kind, r in pending]
+
     def watch(self) -> Subscription:
         self._check_open()
         q: asyncio.Queue[ChangeEvent | None] = asyncio.Queue()
@@ -115,8 +132,50 @@ class MemoryStore:
         if self._closed:
             raise StoreError(CLOSED)
 
-    def _emit(self, kind: EventKind, r: Resource[Any]) -> None:
+    def _emit(self, kind: EventKind, r: Resource[Any]) -> ChangeEvent:
         self._revision += 1
         ev = ChangeEvent(kind, r, self._revision)
         for q in self._watchers:
             q.put_nowait(ev)
+        return ev
+
+
+def _put(items: dict[_Key, Resource[Any]], resource: Resource[Any]) -> tuple[EventKind, Resource[Any]]:
+    k = _key(resource.type, resource.name, resource.mesh)
+    cur = items.get(k)
+    now = datetime.now(UTC)
+    if cur is None:
+        if resource.meta.version:
+            raise NotFound(f"{resource.key} not found")
+        stored = resource.with_meta(version=1, creation_time=now, modification_time=now)
+        items[k] = stored
+        return EventKind.CREATED, stored
+    if resource.meta.version and resource.meta.version != cur.meta.version:
+        raise Conflict(
+            f"{resource.key}: version {resource.meta.version} is stale, stored version is {cur.meta.version}"
+        )
+    stored = resource.with_meta(
+        version=cur.meta.version + 1, creation_time=cur.meta.creation_time, modification_time=now
+    )
+    items[k] = stored
+    return EventKind.UPDATED, stored
+
+
+def _delete(items: dict[_Key, Resource[Any]], op: Delete) -> list[tuple[EventKind, Resource[Any]]]:
+    k = _key(op.type, op.name, op.mesh)
+    cur = items.get(k)
+    if cur is None:
+        if op.missing_ok:
+            return []
+        raise NotFound(f"{op.type} {op.name} not found")
+    if op.version and op.version != cur.meta.version:
+        raise Conflict(f"{cur.key}: version {op.version} is stale, stored version is {cur.meta.version}")
+    out: list[tuple[EventKind, Resource[Any]]] = []
+    if op.type == "Mesh":
+        for ck, r in sorted(items.items()):
+            if r.mesh == op.name:
+                del items[ck]
+                out.append((EventKind.DELETED, r))
+    del items[k]
+    out.append((EventKind.DELETED, cur))
+    return out

@@ -9,6 +9,9 @@ handed out in commit order. The transaction changes ``resources``, appends one r
 event to ``store_events`` (the full resource, for DELETED its last state), stores the new
 revision and sends ``NOTIFY atoll_store_changes, '<revision>'``.
 
+``apply`` runs a batch of ``Put``/``Delete`` in one such transaction (all or nothing): its events
+get consecutive revisions and are published together.
+
 Events. Each instance remembers the last revision it published. On a notification, and right
 after each of its own commits, it reads ``store_events`` past that revision in order and publishes
 them to its watchers (under a lock, so publication is in revision order). So a write returns only
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -47,10 +50,11 @@ from atoll.store._common import (
     resource_from_row,
     stale,
 )
-from atoll.store.protocol import ChangeEvent, EventKind, ListFilter, Page, Subscription
+from atoll.store.protocol import ChangeEvent, Delete, EventKind, ListFilter, Op, Page, Put, Subscription
 
 log = logging.getLogger(__name__)
 
+_Events = list[ChangeEvent]
 T = TypeVar("T")
 Conn = psycopg.AsyncConnection[TupleRow]
 
@@ -221,6 +225,23 @@ class PostgresStore:
 
         return await self._call(run)
 
+    async def apply(self, ops: Sequence[Op]) -> _Events:
+        ops = list(ops)
+
+        async def run(conn: Conn) -> tuple[None, _Pendings]:
+            pending: _Pendings = []
+            for op in ops:
+                if isinstance(op, Put):
+                    pending.append(await _put(conn, op.resource))
+                elif isinstance(op, Delete):
+                    pending.extend(await _delete(conn, op))
+                else:
+                    raise TypeError(f"not a store op: {op!r}")
+            return None, pending
+
+        _, events = await self._write_events(run)
+        return events
+
     def watch(self) -> Subscription:
         return self._watchers.subscribe()
 
@@ -262,13 +283,21 @@ class PostgresStore:
 
     async def _write(self, fn: Callable[[Conn], Awaitable[tuple[T, _Pendings]]]) -> T:
         """Run ``fn`` in a write transaction, log and announce its events, then publish them here."""
+        result, _ = await self._write_events(fn)
+        return result
+
+    async def _write_events(self, fn: Callable[[Conn], Awaitable[tuple[T, _Pendings]]]) -> tuple[T, _Events]:
+        """``_write`` that also returns the events of the transaction."""
+        events: _Events = []
 
         async def run(conn: Conn) -> tuple[T, int]:
+            events.clear()
             async with conn.transaction():
                 revision = await _read_revision(conn, lock=True)
                 result, pending = await fn(conn)
                 if not pending:
                     return result, revision
+                events.extend(ChangeEvent(kind, r, revision + i) for i, (kind, r) in enumerate(pending, start=1))
                 async with conn.cursor() as cur:
                     await cur.executemany(
                         f"INSERT INTO store_events (revision, kind, {_COLUMNS})"
@@ -284,7 +313,7 @@ class PostgresStore:
 
         result, revision = await self._call(run)
         await self._catch_up(revision)
-        return result
+        return result, list(events)
 
     async def _catch_up(self, upto: int | None = None) -> None:
         """Publish every logged event past the last published one (at least up to ``upto``)."""
@@ -339,6 +368,65 @@ class PostgresStore:
                 log.warning("store change listener failed (%s); reconnecting in %.1fs", e, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+
+async def _put(conn: Conn, resource: Resource[Any]) -> _Pending:
+    """Upsert inside a transaction (see ``Put``)."""
+    cur = await conn.execute(
+        "SELECT version, creation_time FROM resources WHERE type = %s AND mesh = %s AND name = %s FOR UPDATE",
+        (resource.type, mesh_column(resource.mesh), resource.name),
+    )
+    row = await cur.fetchone()
+    now = datetime.now(UTC)
+    if row is None:
+        if resource.meta.version:
+            raise not_found(resource.type, resource.name, resource.mesh)
+        stored = resource.with_meta(version=1, creation_time=now, modification_time=now)
+        await conn.execute(
+            f"INSERT INTO resources ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", _row_params(stored)
+        )
+        return EventKind.CREATED, stored
+    version, ctime = int(row[0]), row[1]
+    if resource.meta.version and resource.meta.version != version:
+        raise stale(resource.key, resource.meta.version, version)
+    stored = resource.with_meta(version=version + 1, creation_time=ctime.astimezone(UTC), modification_time=now)
+    await conn.execute(
+        "UPDATE resources SET version = %s, labels = %s, spec = %s, modification_time = %s"
+        " WHERE type = %s AND mesh = %s AND name = %s",
+        (
+            stored.meta.version,
+            Jsonb(dict(stored.meta.labels)),
+            Jsonb(stored.spec_dict()),
+            stored.meta.modification_time,
+            stored.type,
+            mesh_column(stored.mesh),
+            stored.name,
+        ),
+    )
+    return EventKind.UPDATED, stored
+
+
+async def _delete(conn: Conn, op: Delete) -> _Pendings:
+    """Delete inside a transaction (see ``Delete``)."""
+    cur = await conn.execute(
+        f"DELETE FROM resources WHERE type = %s AND mesh = %s AND name = %s RETURNING {_COLUMNS}",
+        (op.type, mesh_column(op.mesh), op.name),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        if op.missing_ok:
+            return []
+        raise not_found(op.type, op.name, op.mesh)
+    gone = _from_row(row)
+    if op.version and op.version != gone.meta.version:
+        raise stale(gone.key, op.version, gone.meta.version)  # rolls the whole transaction back
+    events: _Pendings = []
+    if op.type == "Mesh":
+        cur = await conn.execute(f"DELETE FROM resources WHERE mesh = %s RETURNING {_COLUMNS}", (op.name,))
+        children = sorted((_from_row(r) for r in await cur.fetchall()), key=lambda r: (r.type, r.name))
+        events.extend((EventKind.DELETED, r) for r in children)
+    events.append((EventKind.DELETED, gone))
+    return events
 
 
 async def migrate(conn: Conn, migrations: list[_migrations.Migration] | None = None) -> list[int]:

@@ -79,6 +79,7 @@ class Delete:
 
 
 Op = Put | Delete
+Events = list[ChangeEvent]
 
 
 class Subscription:
@@ -134,7 +135,7 @@ class Store(Protocol):
         """Matching resources sorted by (mesh, name), paged by ``offset``/``limit``."""
         ...
 
-    async def apply(self, ops: Sequence[Op]) -> list[ChangeEvent]:
+    async def apply(self, ops: Sequence[Op]) -> Events:
         """Run every op in one transaction, in order (later ops see earlier ones). All or nothing:
         the first failing op (``NotFound``, ``Conflict``) rolls back the batch. Returns the events,
         which watchers also get, in order, after the commit."""

@@ -8,6 +8,8 @@ events on the loop (``call_soon_threadsafe``). Those callbacks run in commit ord
 FIFO) and before the caller's ``await`` resumes, so watchers see events in commit order, and a
 write whose caller was cancelled still publishes what it committed.
 
+``apply`` runs a batch of ``Put``/``Delete`` in one such transaction (all or nothing).
+
 Migrations are ``migrations/sqlite/NNNN_*.sql`` (see ``_migrations``), applied at ``open`` in one
 transaction. Watchers see the writes of this ``SqliteStore`` only; one control plane process owns
 a file (other processes writing the same file stay consistent but are not watched).
@@ -18,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,8 +39,9 @@ from atoll.store._common import (
     resource_from_row,
     stale,
 )
-from atoll.store.protocol import ChangeEvent, EventKind, ListFilter, Page, Subscription
+from atoll.store.protocol import ChangeEvent, Delete, EventKind, ListFilter, Op, Page, Put, Subscription
 
+_Events = list[ChangeEvent]
 T = TypeVar("T")
 
 _COLUMNS = "type, mesh, name, version, labels, spec, creation_time, modification_time"
@@ -181,6 +184,23 @@ class SqliteStore:
 
         return await self._call(run)
 
+    async def apply(self, ops: Sequence[Op]) -> _Events:
+        ops = list(ops)
+
+        def run(conn: sqlite3.Connection) -> tuple[None, _Pendings]:
+            pending: _Pendings = []
+            for op in ops:
+                if isinstance(op, Put):
+                    pending.append(_put(conn, op.resource))
+                elif isinstance(op, Delete):
+                    pending.extend(_delete(conn, op))
+                else:
+                    raise TypeError(f"not a store op: {op!r}")
+            return None, pending
+
+        _, events = await self._write_events(run)
+        return events
+
     def watch(self) -> Subscription:
         return self._watchers.subscribe()
 
@@ -212,8 +232,13 @@ class SqliteStore:
 
     async def _write(self, fn: Callable[[sqlite3.Connection], tuple[T, _Pendings]]) -> T:
         """Run ``fn`` in a write transaction, number its events and publish them after commit."""
+        result, _ = await self._write_events(fn)
+        return result
 
-        def run(conn: sqlite3.Connection) -> T:
+    async def _write_events(self, fn: Callable[[sqlite3.Connection], tuple[T, _Pendings]]) -> tuple[T, _Events]:
+        """``_write`` that also returns the events it published."""
+
+        def run(conn: sqlite3.Connection) -> tuple[T, _Events]:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 result, pending = fn(conn)
@@ -228,9 +253,69 @@ class SqliteStore:
                 self._loop.call_soon_threadsafe(self._watchers.publish, events)
             except RuntimeError:  # the loop is closed: nobody is watching any more
                 pass
-            return result
+            return result, events
 
         return await self._call(run)
+
+
+def _put(conn: sqlite3.Connection, resource: Resource[Any]) -> _Pending:
+    """Upsert inside a transaction (see ``Put``)."""
+    row = conn.execute(
+        "SELECT version, creation_time FROM resources WHERE type = ? AND mesh = ? AND name = ?",
+        (resource.type, mesh_column(resource.mesh), resource.name),
+    ).fetchone()
+    now = datetime.now(UTC)
+    if row is None:
+        if resource.meta.version:
+            raise not_found(resource.type, resource.name, resource.mesh)
+        stored = resource.with_meta(version=1, creation_time=now, modification_time=now)
+        conn.execute(f"INSERT INTO resources ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", _row_params(stored))
+        return EventKind.CREATED, stored
+    version, ctime = int(row[0]), datetime.fromisoformat(row[1])
+    if resource.meta.version and resource.meta.version != version:
+        raise stale(resource.key, resource.meta.version, version)
+    stored = resource.with_meta(version=version + 1, creation_time=ctime, modification_time=now)
+    conn.execute(
+        "UPDATE resources SET version = ?, labels = ?, spec = ?, modification_time = ?"
+        " WHERE type = ? AND mesh = ? AND name = ?",
+        (
+            stored.meta.version,
+            _json(stored.meta.labels),
+            _json(stored.spec_dict()),
+            _iso(stored.meta.modification_time),
+            stored.type,
+            mesh_column(stored.mesh),
+            stored.name,
+        ),
+    )
+    return EventKind.UPDATED, stored
+
+
+def _delete(conn: sqlite3.Connection, op: Delete) -> _Pendings:
+    """Delete inside a transaction (see ``Delete``)."""
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM resources WHERE type = ? AND mesh = ? AND name = ?",
+        (op.type, mesh_column(op.mesh), op.name),
+    ).fetchone()
+    if row is None:
+        if op.missing_ok:
+            return []
+        raise not_found(op.type, op.name, op.mesh)
+    cur = _from_row(row)
+    if op.version and op.version != cur.meta.version:
+        raise stale(cur.key, op.version, cur.meta.version)
+    events: _Pendings = []
+    if op.type == "Mesh":
+        children = conn.execute(
+            f"SELECT {_COLUMNS} FROM resources WHERE mesh = ? ORDER BY type, name", (op.name,)
+        ).fetchall()
+        conn.execute("DELETE FROM resources WHERE mesh = ?", (op.name,))
+        events.extend((EventKind.DELETED, _from_row(r)) for r in children)
+    conn.execute(
+        "DELETE FROM resources WHERE type = ? AND mesh = ? AND name = ?", (op.type, mesh_column(op.mesh), op.name)
+    )
+    events.append((EventKind.DELETED, cur))
+    return events
 
 
 def _connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:

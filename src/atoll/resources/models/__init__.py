@@ -7,6 +7,7 @@ policies share.
 from atoll.resources.models import (
     dataplane,
     external_service,
+    global_secret,
     mesh,
     mesh_access_log,
     mesh_circuit_breaker,
@@ -29,6 +30,7 @@ from atoll.resources.models import (
 __all__ = [
     "dataplane",
     "external_service",
+    "global_secret",
     "mesh",
     "mesh_access_log",
     "mesh_circuit_breaker",

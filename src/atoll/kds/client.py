@@ -1,0 +1,303 @@
+"""A zone's side of KDS: dial global, keep both streams up, reconnect with backoff.
+
+``ZoneKds`` is a supervisor component (structurally a ``cp.components.Component``). Each
+connection opens ``GlobalToZoneSync`` (the zone is the ``Receiver``: global's Meshes, policies,
+other zones' ingresses land in the store through a ``StoreSink`` scoped to ``kuma.io/origin:
+global``, reconciled in one transaction per type on every (re)connect) and ``ZoneToGlobalSync`` (the
+zone is the ``Sender`` of its Dataplanes, ZoneIngresses, ZoneEgresses and insights). Metadata:
+zone name, this process's instance id, version and ``authorization: Bearer <zone token>`` (the token
+file is re-read on every connect, so a rotated token is picked up).
+
+When either stream ends or fails, both are closed and the client reconnects after an exponential
+backoff with full jitter (``backoff_base`` doubling up to ``backoff_max``; reset once a connection
+delivered its first message). A refusal (bad token, zone claimed by another instance) is logged
+with global's reason and retried the same way. The zone CP keeps serving its proxies from its store
+meanwhile; ``ready`` means "running", ``connected`` means "global answered".
+
+Addresses: ``grpcs://host:port`` (TLS; ``ca_file`` is the root to trust, else the system's) or
+``grpc://host:port`` (plaintext, logged as a warning).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from envoy.service.discovery.v3 import discovery_pb2
+
+from atoll.errors import AtollError
+from atoll.kds.flows import Insights, ZoneToGlobalSource, global_to_zone_types
+from atoll.kds.names import ORIGIN, ORIGIN_GLOBAL, from_global
+from atoll.kds.protocol import Batch, PeerProtocolError, Receiver, Sender
+from atoll.kds.pump import run_receiver, run_sender
+from atoll.kds.reconcile import StoreSink
+from atoll.kds.server import GLOBAL_TO_ZONE, MD_AUTHORIZATION, MD_INSTANCE, MD_VERSION, MD_ZONE, SERVICE, ZONE_TO_GLOBAL
+from atoll.store.protocol import Store
+
+log = logging.getLogger(__name__)
+
+CHANNEL_OPTIONS = (
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.http2.bdp_probe", 0),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalAddress:
+    tls: bool
+    host: str
+    port: int
+
+    @property
+    def target(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def __str__(self) -> str:
+        return f"{'grpcs' if self.tls else 'grpc'}://{self.target}"
+
+
+def parse_global_address(value: str) -> GlobalAddress:
+    """``grpcs://host:port`` or ``grpc://host:port``; ``ValueError`` saying what is wrong."""
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme not in ("grpc", "grpcs"):
+        raise ValueError(f'must be grpcs://host:port (or grpc://host:port for plaintext), got "{value}"')
+    rest = rest.rstrip("/")
+    host, colon, port_text = rest.rpartition(":")
+    if not colon or not host or not port_text.isdigit():
+        raise ValueError(f'must name a host and a port, e.g. grpcs://global.example:5685, got "{value}"')
+    port = int(port_text)
+    if not 1 <= port <= 65535:
+        raise ValueError(f'port {port} out of range 1..65535 in "{value}"')
+    return GlobalAddress(scheme == "grpcs", host.strip("[]"), port)
+
+
+def backoff_delay(attempt: int, base: float, cap: float, rand: Callable[[], float] = random.random) -> float:
+    """Full jitter: uniform in [0, min(cap, base * 2**attempt)], at least ``base / 2``."""
+    ceiling = min(cap, base * (2 ** min(attempt, 30)))
+    return float(max(base / 2, ceiling * rand()))
+
+
+class ZoneKds:
+    """Component: keeps a zone CP synced with global (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        zone: str,
+        global_address: str,
+        token: Callable[[], str],
+        ca_file: Path | None = None,
+        insights: Insights | None = None,
+        instance_id: str | None = None,
+        version: str = "",
+        backoff_base: float = 0.2,
+        backoff_max: float = 10.0,
+        insight_interval: float = 0.5,
+    ) -> None:
+        self.store = store
+        self.zone = zone
+        self.address = parse_global_address(global_address)
+        self._token = token
+        self._ca_file = ca_file
+        self._insights = insights
+        self.instance_id = instance_id or uuid.uuid4().hex[:12]
+        self.version = version
+        self._backoff_base = backoff_base
+        self._backoff_max = backoff_max
+        self._insight_interval = insight_interval
+        self._stop = asyncio.Event()
+        self._running = False
+        self.connected = False
+        self.connects = 0  # connections that delivered a first message
+        self.last_error: str | None = None
+
+    @property
+    def name(self) -> str:
+        return "kds"
+
+    @property
+    def ready(self) -> bool:
+        return self._running
+
+    async def start(self) -> None:
+        if self._stop.is_set():
+            return
+        if not self.address.tls:
+            log.warning("KDS to global at %s is plaintext (grpc://): use grpcs:// outside tests", self.address)
+        self._running = True
+        attempt = 0
+        try:
+            while not self._stop.is_set():
+                delivered = await self._connect_once()
+                if self._stop.is_set():
+                    break
+                attempt = 0 if delivered else attempt + 1
+                delay = backoff_delay(attempt, self._backoff_base, self._backoff_max)
+                log.info("KDS: reconnecting to global in %.2fs", delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+        finally:
+            self._running = False
+            self.connected = False
+
+    async def stop(self) -> None:
+        self._stop.set()
+
+    def _credentials(self) -> grpc.ChannelCredentials:
+        root = None
+        if self._ca_file is not None:
+            try:
+                root = self._ca_file.read_bytes()
+            except OSError as e:
+                raise AtollError(f"global_ca_file: cannot read {self._ca_file}: {e.strerror or e}") from None
+        return grpc.ssl_channel_credentials(root_certificates=root)
+
+    async def _connect_once(self) -> bool:
+        """One connection: both streams until either ends. True if global delivered something."""
+        delivered = False
+        try:
+            token = self._token().strip()
+        except (OSError, AtollError) as e:
+            self.last_error = f"cannot read the zone token: {e}"
+            log.error("KDS: %s", self.last_error)
+            return False
+        if self.address.tls:
+            try:
+                creds = self._credentials()
+            except AtollError as e:
+                self.last_error = str(e)
+                log.error("KDS: %s", e)
+                return False
+            channel = grpc.aio.secure_channel(self.address.target, creds, options=CHANNEL_OPTIONS)
+        else:
+            channel = grpc.aio.insecure_channel(self.address.target, options=CHANNEL_OPTIONS)
+        metadata = (
+            (MD_ZONE, self.zone),
+            (MD_INSTANCE, self.instance_id),
+            (MD_VERSION, self.version),
+            (MD_AUTHORIZATION, f"Bearer {token}"),
+        )
+
+        def on_batch(batch: Batch, errors: list[str]) -> None:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                self.connects += 1
+                self.connected = True
+                self.last_error = None
+                log.info("KDS: connected to global at %s as zone %s", self.address, self.zone)
+
+        try:
+            g2z = channel.stream_stream(
+                f"/{SERVICE}/{GLOBAL_TO_ZONE}",
+                request_serializer=discovery_pb2.DeltaDiscoveryRequest.SerializeToString,
+                response_deserializer=discovery_pb2.DeltaDiscoveryResponse.FromString,
+            )(metadata=metadata)
+            z2g = channel.stream_stream(
+                f"/{SERVICE}/{ZONE_TO_GLOBAL}",
+                request_serializer=discovery_pb2.DeltaDiscoveryResponse.SerializeToString,
+                response_deserializer=discovery_pb2.DeltaDiscoveryRequest.FromString,
+            )(metadata=metadata)
+            # Global answers with headers once it accepted the zone, or ends the call with the reason.
+            try:
+                await asyncio.gather(g2z.initial_metadata(), z2g.initial_metadata())
+            except grpc.aio.AioRpcError as e:
+                self._note_end([e])
+                return False
+            refused = await _final_statuses(g2z, z2g)
+            if refused:
+                self._note_end(refused)
+                return False
+            sink = StoreSink(
+                self.store,
+                scope={ORIGIN: ORIGIN_GLOBAL},
+                adopt=from_global,
+                local_name=lambda name, mesh: name,
+            )
+            source = ZoneToGlobalSource(self.store, self._insights)
+            receive = asyncio.create_task(
+                run_receiver(g2z, Receiver(global_to_zone_types()), sink, on_batch=on_batch, label="kds global->zone"),
+                name="kds-global-to-zone",
+            )
+            send = asyncio.create_task(
+                run_sender(
+                    z2g,
+                    Sender(source.types),
+                    source,
+                    self.store,
+                    insight_interval=self._insight_interval,
+                    label="kds zone->global",
+                ),
+                name="kds-zone-to-global",
+            )
+            stop = asyncio.create_task(self._stop.wait(), name="kds-stop")
+            tasks = [receive, send, stop]
+            try:
+                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for t in tasks:
+                    t.cancel()
+                results = await asyncio.gather(*tasks, return_exceptions=True)
+            if not self._stop.is_set():
+                self._note_end([*await _final_statuses(g2z, z2g), *results[:2]])
+        finally:
+            self.connected = False
+            await channel.close(grace=None)
+        return delivered
+
+    def _note_end(self, results: Sequence[object]) -> None:
+        """Log why the connection ended: the calls' final statuses first (a refusal by global
+        shows there even when a write failed first), then what the pumps raised."""
+        for r in results:
+            if isinstance(r, tuple):
+                code, details = r
+                self.last_error = f"{code.name}: {details}"
+                if code in _REFUSALS:
+                    log.error("KDS: global refused zone %s: %s", self.zone, details)
+                else:
+                    log.warning("KDS: stream to global ended: %s", self.last_error)
+                return
+            if isinstance(r, grpc.aio.AioRpcError):
+                code = r.code()
+                self.last_error = f"{code.name}: {r.details()}"
+                if code in _REFUSALS:
+                    log.error("KDS: global refused zone %s: %s", self.zone, r.details())
+                else:
+                    log.warning("KDS: stream to global ended: %s", self.last_error)
+                return
+            if isinstance(r, PeerProtocolError):
+                self.last_error = f"global broke the protocol: {r}"
+                log.warning("KDS: %s", self.last_error)
+                return
+            if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError):
+                self.last_error = f"{type(r).__name__}: {r}"
+                log.error("KDS: sync failed", exc_info=r)
+                return
+        self.last_error = "global closed the stream"
+        log.warning("KDS: %s", self.last_error)
+
+
+_REFUSALS = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.ALREADY_EXISTS)
+
+
+async def _final_statuses(*calls: Any) -> list[tuple[grpc.StatusCode, str]]:
+    """(code, details) of the calls that ended with an error other than our own cancellation."""
+    out = []
+    for call in calls:
+        if not call.done():
+            continue
+        code = await call.code()
+        if code not in (grpc.StatusCode.OK, grpc.StatusCode.CANCELLED):
+            out.append((code, str(await call.details())))
+    return out
