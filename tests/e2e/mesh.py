@@ -58,6 +58,7 @@ class CpProcess:
             "ATOLL_DIAGNOSTICS_PORT": str(self.diag_port),
             "ATOLL_XDS_PORT": str(self.xds_port),
             "ATOLL_DATAPLANE_GRACE": "1",
+            "ATOLL_AUTH": "none",  # tests of tokens set ATOLL_AUTH=token
             **self.extra_env,
         }
         log = open(self.log_path, "ab")

@@ -77,7 +77,9 @@ class ProxyEndpoints(Protocol):
 
     def xds_config(self, mesh: str, name: str) -> dict[str, Any] | None: ...
 
-    async def poll_admin_request(self, mesh: str, name: str, wait: float) -> dict[str, Any] | None: ...
+    async def poll_admin_request(
+        self, mesh: str, name: str, wait: float, token: str | None = None
+    ) -> dict[str, Any] | None: ...
 
     def admin_response(self, body: dict[str, Any]) -> None: ...
 
@@ -271,6 +273,7 @@ def create_app(
     @app.get(paths.DATAPLANE_XDS, summary="The xDS configuration the CP serves to one proxy")
     async def dataplane_xds(request: Request) -> Response:
         mesh, name = request.path_params["mesh"], request.path_params["name"]
+        api.require_admin(request, "the served configuration holds the proxy's private key")
         assert dp_type is not None
         await store.get(dp_type.name, name, mesh)
         config = proxies.xds_config(mesh, name) if proxies is not None else None
@@ -293,7 +296,7 @@ def create_app(
         if errors:
             raise InvalidInput(errors, title="invalid poll")
         assert mesh is not None and name is not None
-        req = await proxies.poll_admin_request(mesh, name, wait)
+        req = await proxies.poll_admin_request(mesh, name, wait, request.headers.get("x-atoll-token"))
         return Response(status_code=204) if req is None else JSONResponse(req)
 
     @app.post(paths.DP_RESPONSES, summary="An agent's answer to an Envoy admin request")
@@ -306,6 +309,7 @@ def create_app(
     @app.get(paths.DATAPLANE_CONFIG_DUMP, summary="Envoy's own config dump of one proxy, through its agent")
     async def dataplane_config_dump(request: Request) -> Response:
         mesh, name = request.path_params["mesh"], request.path_params["name"]
+        api.require_admin(request, "a config dump holds the proxy's secrets")
         assert dp_type is not None
         await store.get(dp_type.name, name, mesh)
         if proxies is None:

@@ -119,6 +119,8 @@ def build_supervisor(
             xds_advertised_host=config.xds_advertised_host,
             grace=config.dataplane_grace,
             window=config.xds_coalesce,
+            auth=proxy_authenticator(config.auth, store),
+            ca_authority=not federated,
         )
         supervisor.add(XdsComponent(proxies))
     global_kds = build_global_kds(config, store) if config.mode == "global" else None

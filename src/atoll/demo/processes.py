@@ -106,3 +106,11 @@ def put(api: str, path: str, doc: Mapping[str, Any]) -> None:
     with urllib.request.urlopen(req, timeout=10) as r:
         if r.status not in (200, 201):
             raise RuntimeError(f"PUT {path}: HTTP {r.status}")
+
+
+def post(api: str, path: str, doc: Mapping[str, Any]) -> Any:
+    req = urllib.request.Request(
+        api + path, data=json.dumps(doc).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())

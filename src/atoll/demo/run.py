@@ -13,7 +13,20 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from atoll.demo.apps import Load, backend, frontend
-from atoll.demo.processes import Child, free_port, http_ok, port_free, put, python_module
+from atoll.demo.processes import Child, free_port, http_ok, port_free, post, put, python_module
+
+MESH = {
+    "type": "Mesh",
+    "name": "default",
+    "mtls": {"enabledBackend": "ca-1", "backends": [{"name": "ca-1", "type": "builtin"}]},
+}
+# With mTLS on, nothing is allowed until a MeshTrafficPermission says so.
+ALLOW_ALL = {
+    "type": "MeshTrafficPermission",
+    "mesh": "default",
+    "name": "allow-all",
+    "spec": {"targetRef": {"kind": "Mesh"}, "from": [{"targetRef": {"kind": "Mesh"}, "default": {"action": "Allow"}}]},
+}
 
 
 def _port(preferred: int) -> int:
@@ -70,7 +83,9 @@ def run_demo(duration: float | None = None, out: TextIO = sys.stdout, keep: bool
             cp.wait_for(lambda: http_ok(f"http://127.0.0.1:{diag}/ready"), 30, "the control plane to be ready")
             api_url = f"http://127.0.0.1:{api}"
             say(f"  control plane   REST {api_url}   ADS 127.0.0.1:{xds}   diagnostics http://127.0.0.1:{diag}")
-            put(api_url, "/meshes/default", {"type": "Mesh", "name": "default"})
+            put(api_url, "/meshes/default", MESH)
+            put(api_url, "/meshes/default/meshtrafficpermissions/allow-all", ALLOW_ALL)
+            say("  mesh default    mTLS (builtin CA), MeshTrafficPermission allow-all")
 
             backend_out = free_port()
             apps: dict[str, Any] = {}
@@ -88,9 +103,13 @@ def run_demo(duration: float | None = None, out: TextIO = sys.stdout, keep: bool
                 doc = _dataplane(name, service, free_port(), app_port, outbound)
                 f = work / f"{name}.json"
                 f.write_text(json.dumps(doc, indent=2))
+                token = work / f"{name}.token"
+                token.write_text(post(api_url, "/tokens/dataplane", {"mesh": "default", "name": name})["token"])
                 agent = Child(
                     f"sidecar {name}",
-                    python_module("atoll.cli.dp", "run", "--cp", api_url, "--dataplane-file", str(f)),
+                    python_module(
+                        "atoll.cli.dp", "run", "--cp", api_url, "--dataplane-file", str(f), "--token-file", str(token)
+                    ),
                     work / f"{name}.log",
                 )
                 stack.callback(agent.stop)

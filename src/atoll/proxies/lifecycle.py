@@ -27,7 +27,7 @@ import grpc
 from envoy.config.core.v3 import base_pb2
 from google.protobuf import json_format
 
-from atoll.errors import AlreadyExists, Conflict, FieldError, InvalidInput, NotFound
+from atoll.errors import AlreadyExists, Conflict, FieldError, Forbidden, InvalidInput, NotFound, Unauthenticated
 from atoll.proxies.inventory import Inventory
 from atoll.proxies.reconciler import (
     INGRESS_PREFIX,
@@ -41,8 +41,9 @@ from atoll.resources import Resource, decode, encode
 from atoll.resources.codec import decode_spec
 from atoll.resources.models.dataplane import DataplaneSpec
 from atoll.resources.types import get_type
+from atoll.security import NoAuth, ProxyAuthenticator
 from atoll.store import ListFilter, Store
-from atoll.xds.generate import envoy_bootstrap
+from atoll.xds.generate import TOKEN_HEADER, envoy_bootstrap
 from atoll.xds.server import StreamRejected, StreamStatus
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,10 @@ class DataplaneLifecycle:
         xds_advertised_host: str | None = None,
         grace: float = 10.0,
         zone: str = "default",
+        auth: ProxyAuthenticator | None = None,
     ) -> None:
         self._zone = zone
+        self._auth: ProxyAuthenticator = auth or NoAuth()
         self._store = store
         self._reconciler = reconciler
         self._inventory = inventory
@@ -108,6 +111,7 @@ class DataplaneLifecycle:
             raise InvalidInput(errors, title="invalid bootstrap request")
         if dp.mesh is not None:
             await self._require_mesh(dp.mesh, "dataplane.mesh")
+        await self.verify(token, dp)
         nid = _node_of(dp)
         if self._inventory.connected(nid):
             try:
@@ -133,6 +137,22 @@ class DataplaneLifecycle:
             token=token,
         )
         return {"bootstrap": bootstrap, "xds": {"host": xds_host, "port": self._xds_port}}
+
+    async def verify(self, token: str | None, proxy: Resource[Any]) -> None:
+        """The proxy's token must let it in: a dataplane token matching its mesh, name and tags, or a
+        zone token of this zone with scope ``ingress``. ``Unauthenticated``/``Forbidden`` otherwise."""
+        if proxy.type == "ZoneIngress":
+            await self._auth.verify_zone(token, self._zone, "ingress")
+        else:
+            await self._auth.verify_dataplane(token, proxy)
+
+    async def _verify_stream(self, token: str | None, proxy: Resource[Any]) -> None:
+        try:
+            await self.verify(token, proxy)
+        except Unauthenticated as e:
+            raise StreamRejected(grpc.StatusCode.UNAUTHENTICATED, str(e)) from None
+        except Forbidden as e:
+            raise StreamRejected(grpc.StatusCode.PERMISSION_DENIED, str(e)) from None
 
     async def _require_mesh(self, mesh: str, field: str) -> None:
         try:
@@ -164,6 +184,8 @@ class DataplaneLifecycle:
         else:
             kind = ProxyKind.SIDECAR
         raw = fields.get(META_DATAPLANE)
+        token_value = metadata.get(TOKEN_HEADER)
+        token = token_value.decode() if isinstance(token_value, bytes) else token_value
         if mesh is not None:
             try:
                 await self._require_mesh(mesh, "node.id")
@@ -182,6 +204,7 @@ class DataplaneLifecycle:
                     grpc.StatusCode.PERMISSION_DENIED,
                     f"node id {nid} does not match its {dp.type} {_node_of(dp)}",
                 )
+            await self._verify_stream(token, dp)
             stored = await self._register(dp)
         elif kind is ProxyKind.INGRESS:
             raise StreamRejected(grpc.StatusCode.INVALID_ARGUMENT, "a zone ingress must be started with `atoll dp run`")
@@ -194,6 +217,7 @@ class DataplaneLifecycle:
                     f"no Dataplane {name} in mesh {mesh}: start the proxy with `atoll dp run`, "
                     "or `atoll apply` its Dataplane first",
                 ) from None
+            await self._verify_stream(token, stored)
         self._cancel_removal(nid)
         self._inventory.opened(nid, envoy_version=_version(node), kind=kind.value)
         if stored.type == "Dataplane":
@@ -336,6 +360,8 @@ class DataplaneLifecycle:
         if errors:
             raise InvalidInput(errors, title="invalid health report")
         assert isinstance(mesh, str) and isinstance(name, str)
+        token = body.get("token")
+        await self.verify(token if isinstance(token, str) else None, await self._store.get("Dataplane", name, mesh))
         for _ in range(5):
             current: Resource[DataplaneSpec] = await self._store.get("Dataplane", name, mesh)
             data = current.spec_dict()

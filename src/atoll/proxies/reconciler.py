@@ -24,20 +24,22 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf.message import Message
 
 from atoll.errors import Conflict, NotFound
+from atoll.pki import CaBundle
+from atoll.proxies.identities import IdentityBook
 from atoll.resources import Resource, get_type
 from atoll.resources.codec import decode_spec
 from atoll.resources.models.dataplane import DataplaneSpec
 from atoll.resources.models.mesh import MeshSpec
 from atoll.resources.models.zone_ingress import ZoneIngressSpec
 from atoll.store import ChangeEvent, EventKind, ListFilter, Store
-from atoll.topology import MeshView, ProxyView, dependents, proxy_view, services
+from atoll.topology import Identity, MeshView, ProxyView, dependents, proxy_view, services
 from atoll.topology.ingress import IngressView, available_services, ingress_view
 from atoll.xds.generate import EnvoyResources, grpc_proxyless_resources, sidecar_resources
 from atoll.xds.generate.ingress import ingress_resources
@@ -46,6 +48,9 @@ from atoll.xds.server import Snapshot, SnapshotCache, VersionedResource
 log = logging.getLogger(__name__)
 
 # Types whose change affects every proxy of their mesh.
+CaSource = Callable[[Resource[MeshSpec]], Awaitable[CaBundle | None]]
+"""Where a mesh's CA comes from: created by the CP that is its authority, or read (synced from global)."""
+
 _MESH_WIDE_TYPES = frozenset({"ExternalService", "VirtualOutbound", "Secret"})
 
 
@@ -87,8 +92,20 @@ class PassStats:
 
 
 class ProxyReconciler:
-    def __init__(self, store: Store, cache: SnapshotCache, *, zone: str, window: float = 0.02) -> None:
+    def __init__(
+        self,
+        store: Store,
+        cache: SnapshotCache,
+        *,
+        zone: str,
+        window: float = 0.02,
+        ca_source: CaSource | None = None,
+        identities: IdentityBook | None = None,
+    ) -> None:
         self._store = store
+        self._ca_source = ca_source
+        self.identities = identities or IdentityBook(zone=zone)
+        self._last_identity: dict[str, Identity | None] = {}
         self._cache = cache
         self._zone = zone
         self._window = window
@@ -120,10 +137,20 @@ class ProxyReconciler:
         try:
             await self._load()
             self._dirty_meshes.update(self._meshes)
+            await self._refresh_cas()
             self._flush(0)
             await self.publish_available_services()
             self.ready.set()
-            async for first in sub:
+            while True:
+                due_in = self.identities.seconds_until_due()
+                try:
+                    first = await (anext(sub) if due_in is None else asyncio.wait_for(anext(sub), due_in + 0.01))
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:  # certificates reached their rotation point
+                    self._dirty_nodes.update(self.identities.due())
+                    self._flush(0)
+                    continue
                 started = time.perf_counter()
                 n = self._apply(first)
                 deadline = time.monotonic() + self._window
@@ -138,10 +165,25 @@ class ProxyReconciler:
                     except TimeoutError:
                         break
                     n += self._apply(ev)
+                await self._refresh_cas()
                 self._flush(n, started)
                 await self.publish_available_services()
         finally:
             sub.close()
+
+    async def _refresh_cas(self) -> None:
+        """Load (or, where this CP is the authority, create) the CA of every touched mesh with mTLS."""
+        if self._ca_source is None:
+            return
+        for name in sorted(self._dirty_meshes):
+            mesh = self._meshes.get(name)
+            enabled = mesh is not None and mesh.spec.mtls is not None and mesh.spec.mtls.enabled() is not None
+            try:
+                ca = await self._ca_source(mesh) if mesh is not None and enabled else None
+            except Exception:
+                log.exception("cannot load the CA of mesh %s; its proxies keep their configuration", name)
+                continue
+            self.identities.set_ca(name, ca)
 
     async def _load(self) -> None:
         for r in await self._list("Mesh"):
@@ -260,6 +302,8 @@ class ProxyReconciler:
         """The node's last stream closed: drop its snapshot (regenerated on reconnect)."""
         self._kinds.pop(node, None)
         self._ingress_nodes.discard(node)
+        self._last_identity.pop(node, None)
+        self.identities.forget(node)
         self._last_view.pop(node, None)
         self._cache.clear(node)
 
@@ -380,11 +424,24 @@ class ProxyReconciler:
 
     def _generate(self, view: MeshView, nid: str, name: str) -> bool:
         pv = proxy_view(view, name)
-        if self._last_view.get(nid) == pv and self._cache.get(nid) is not None:
-            return False
         kind = self._kinds.get(nid, ProxyKind.SIDECAR)
+        identity: Identity | None = None
+        if pv.mtls is not None and kind is not ProxyKind.PROXYLESS:
+            identity = self.identities.identity_for(nid, view.mesh, view.index.dataplanes[name])
+            if identity is None:
+                log.warning("mesh %s has mTLS on but no CA yet: proxy %s waits for it", view.name, nid)
+                return False
+        if (
+            self._last_view.get(nid) == pv
+            and self._last_identity.get(nid) == identity
+            and self._cache.get(nid) is not None
+        ):
+            return False
         try:
-            res = grpc_proxyless_resources(pv) if kind is ProxyKind.PROXYLESS else sidecar_resources(pv)
+            if kind is ProxyKind.PROXYLESS:
+                res = grpc_proxyless_resources(pv)
+            else:
+                res = sidecar_resources(pv, identity)
             snapshot = self._snapshot(res)
             self._cache.set_snapshot(nid, snapshot)
         except Exception:
@@ -392,6 +449,7 @@ class ProxyReconciler:
             log.exception("cannot generate configuration for proxy %s; it keeps its last configuration", nid)
             return False
         self._last_view[nid] = pv
+        self._last_identity[nid] = identity
         return True
 
     def _snapshot(self, res: EnvoyResources) -> Snapshot:

@@ -16,10 +16,14 @@ import uuid
 from typing import Any
 
 from atoll.errors import FieldError, InvalidInput, NotFound
+from atoll.pki import CaBundle
 from atoll.proxies.admin_relay import AdminRelay, RelayTimeout
 from atoll.proxies.inventory import Inventory
 from atoll.proxies.lifecycle import DataplaneLifecycle
 from atoll.proxies.reconciler import ProxyReconciler, node_id
+from atoll.resources import Resource
+from atoll.resources.models.mesh import MeshSpec
+from atoll.security import CaManager, NoAuth, ProxyAuthenticator
 from atoll.store import Store
 from atoll.xds.generate import message_to_dict
 from atoll.xds.server import PUSH_ORDER, AdsServicer, SnapshotCache, make_server
@@ -35,6 +39,15 @@ _SHORT = {
 }
 
 
+def _redact(value: Any) -> Any:
+    """Private keys never leave the CP through inspection: ``private_key`` becomes ``[redacted]``."""
+    if isinstance(value, dict):
+        return {k: ("[redacted]" if k == "private_key" else _redact(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v) for v in value]
+    return value
+
+
 class ProxyService:
     def __init__(
         self,
@@ -46,11 +59,22 @@ class ProxyService:
         xds_advertised_host: str | None = None,
         grace: float = 10.0,
         window: float = 0.02,
+        auth: ProxyAuthenticator | None = None,
+        ca_authority: bool = True,
     ) -> None:
         self.instance = f"{zone}-{uuid.uuid4().hex[:8]}"
         self.cache = SnapshotCache()
         self.inventory = Inventory(cp_instance=self.instance)
-        self.reconciler = ProxyReconciler(store, self.cache, zone=zone, window=window)
+        self.cas = CaManager(store)
+
+        async def ca_source(mesh: Resource[MeshSpec]) -> CaBundle | None:
+            # A standalone CP (or global) creates a mesh's CA; a federated zone uses the one synced from global.
+            if ca_authority:
+                return await self.cas.ensure_ca(mesh)
+            backend = mesh.spec.mtls.enabled() if mesh.spec.mtls is not None else None
+            return await self.cas.get_ca(mesh.name, backend.name) if backend is not None else None
+
+        self.reconciler = ProxyReconciler(store, self.cache, zone=zone, window=window, ca_source=ca_source)
         self.lifecycle = DataplaneLifecycle(
             store,
             self.reconciler,
@@ -59,6 +83,7 @@ class ProxyService:
             xds_advertised_host=xds_advertised_host,
             grace=grace,
             zone=zone,
+            auth=auth or NoAuth(),
         )
         self.servicer = AdsServicer(
             self.cache,
@@ -67,6 +92,7 @@ class ProxyService:
             on_status=self.lifecycle.on_status,
         )
         self.relay = AdminRelay()
+        self._store = store
         self._host = xds_host
         self._port = xds_port
         self.ready = asyncio.Event()
@@ -88,12 +114,15 @@ class ProxyService:
         if snapshot is None:
             return None
         return {
-            _SHORT[t]: [message_to_dict(vr.message) for _, vr in sorted(snapshot.resources(t).items())]
+            _SHORT[t]: [_redact(message_to_dict(vr.message)) for _, vr in sorted(snapshot.resources(t).items())]
             for t in PUSH_ORDER
         }
 
-    async def poll_admin_request(self, mesh: str, name: str, wait: float) -> dict[str, Any] | None:
+    async def poll_admin_request(
+        self, mesh: str, name: str, wait: float, token: str | None = None
+    ) -> dict[str, Any] | None:
         """The agent's long poll: the next admin request for its proxy, or None."""
+        await self.lifecycle.verify(token, await self._store.get("Dataplane", name, mesh))
         req = await self.relay.poll(node_id(mesh, name), wait)
         return None if req is None else {"id": req.id, "path": req.path}
 
