@@ -36,8 +36,9 @@ def agents(tmp_path: Path) -> Iterator[AgentFactory]:
         xds: str = "delta",
         wait: bool = True,
         proxy_type: str = "dataplane",
+        token: str | None = None,
     ) -> Agent:
-        a = Agent(cp, tmp_path, dataplane, xds=xds, proxy_type=proxy_type)
+        a = Agent(cp, tmp_path, dataplane, xds=xds, proxy_type=proxy_type, token=token)
         started.append(a)
         return a.start(wait=wait)
 

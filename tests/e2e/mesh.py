@@ -103,6 +103,14 @@ class CpProcess:
         assert status == 200, (status, body)
         return body
 
+    def post(self, path: str, body: object) -> Any:
+        status, answer = http_json("POST", self.url + path, body)
+        assert status == 200, (status, answer)
+        return answer
+
+    def dataplane_token(self, mesh: str, name: str, **extra: Any) -> str:
+        return str(self.post("/tokens/dataplane", {"mesh": mesh, "name": name, **extra})["token"])
+
     def insight(self, mesh: str, name: str) -> dict[str, Any]:
         items = self.get(f"/meshes/{mesh}/dataplanes+insights")["items"]
         for it in items:
@@ -122,8 +130,13 @@ class Agent:
         *,
         xds: str = "delta",
         proxy_type: str = "dataplane",
+        token: str | None = None,
     ) -> None:
         self.proxy_type = proxy_type
+        self.token_file: Path | None = None
+        if token is not None:
+            self.token_file = workdir / f"token-{dataplane['name']}"
+            self.token_file.write_text(token)
         self.cp = cp
         self.name = str(dataplane["name"])
         self.file = workdir / f"dp-{self.name}.json"
@@ -151,6 +164,7 @@ class Agent:
                 "1s",
                 "--proxy-type",
                 self.proxy_type,
+                *(["--token-file", str(self.token_file)] if self.token_file else []),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -139,3 +139,43 @@ async def test_mesh_wide_policy_regenerates_every_proxy_of_the_mesh() -> None:
         assert rec.generated_total >= generated
     finally:
         await _stop(store, task)
+
+
+async def test_a_mesh_update_reaches_every_proxy_of_the_mesh() -> None:
+    """PERMISSIVE -> STRICT changes every inbound listener of the mesh (the mesh view is rebuilt)."""
+    from datetime import UTC, datetime, timedelta
+
+    from atoll.pki import generate_ca
+    from atoll.xds.server import LISTENER
+
+    ca = generate_ca("default", valid_for=timedelta(days=1), now=datetime.now(UTC))
+
+    async def ca_source(mesh: Resource[Any]) -> Any:
+        return ca
+
+    def mtls_mesh(mode: str) -> Resource[Any]:
+        backend = {"name": "ca-1", "type": "builtin", "mode": mode}
+        return decode({"type": "Mesh", "name": "default", "mtls": {"enabledBackend": "ca-1", "backends": [backend]}})
+
+    store = MemoryStore()
+    await store.create(mtls_mesh("PERMISSIVE"))
+    await store.create(dp("backend-1", "backend", 8080))
+    cache = SnapshotCache()
+    cache.watch("default.backend-1", lambda s: None)
+    rec = ProxyReconciler(store, cache, zone="zone-1", window=0.0, ca_source=ca_source)
+    task = asyncio.create_task(rec.run())
+    try:
+        await asyncio.wait_for(rec.ready.wait(), 5)
+
+        def inbound_chains() -> int:
+            snap = cache.get("default.backend-1")
+            assert snap is not None
+            (listener,) = [r.message for n, r in snap.resources(LISTENER).items() if n.startswith("inbound:")]
+            return len(listener.filter_chains)
+
+        assert inbound_chains() == 2, "PERMISSIVE: a TLS chain and a plaintext chain"
+        mesh = await store.get("Mesh", "default")
+        await store.update(mtls_mesh("STRICT").with_meta(version=mesh.meta.version))
+        await await_until(lambda: inbound_chains() == 1, what="STRICT: the TLS chain only")
+    finally:
+        await _stop(store, task)

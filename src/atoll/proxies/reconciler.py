@@ -221,9 +221,9 @@ class ProxyReconciler:
         if r.type == "Mesh":
             if deleted:
                 self._meshes.pop(r.name, None)
-                self._views.pop(r.name, None)
             else:
                 self._meshes[r.name] = r
+            self._views.pop(r.name, None)
             self._dirty_meshes.add(r.name)
         elif r.type == "Dataplane":
             assert r.mesh is not None
