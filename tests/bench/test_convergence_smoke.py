@@ -28,6 +28,7 @@ async def test_convergence_smoke(tmp_path: Path) -> None:
         outbounds=3,
         envoys=1,
         peers=["floor"],
+        write=False,
         quiet=0.15,
         timeout=30,
     )

@@ -35,25 +35,32 @@ def http_json(method: str, url: str, body: object | None = None, timeout: float 
 class CpProcess:
     """A standalone/zone control plane on free ports."""
 
-    def __init__(self, workdir: Path, *, store: str = "sqlite", env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, workdir: Path, *, store: str = "sqlite", env: Mapping[str, str] | None = None, name: str = "cp"
+    ) -> None:
         self.workdir = workdir
+        self.name = name
         self.api_port = free_port()
         self.diag_port = free_port()
         self.xds_port = free_port()
         self.store = store
         self.extra_env = dict(env or {})
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = workdir / f"cp-{self.api_port}.log"
+        self.log_path = workdir / f"{name}-{self.api_port}.log"
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
 
+    @property
+    def data_dir(self) -> Path:
+        return self.workdir / f"{self.name}-data"
+
     def start(self) -> CpProcess:
         env = {
             **os.environ,
             "ATOLL_STORE": self.store,
-            "ATOLL_DATA_DIR": str(self.workdir / "cp-data"),
+            "ATOLL_DATA_DIR": str(self.data_dir),
             "ATOLL_API_PORT": str(self.api_port),
             "ATOLL_DIAGNOSTICS_PORT": str(self.diag_port),
             "ATOLL_XDS_PORT": str(self.xds_port),
@@ -72,7 +79,7 @@ class CpProcess:
     def is_ready(self) -> bool:
         assert self.proc is not None
         if self.proc.poll() is not None:
-            raise AssertionError(f"control plane exited {self.proc.returncode}: {self.log()}")
+            raise AssertionError(f"control plane {self.name} exited {self.proc.returncode}: {self.log()}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.diag_port}/ready", timeout=1) as r:
                 return r.status == 200

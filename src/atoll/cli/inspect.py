@@ -115,3 +115,44 @@ def dataplane(name: str, mesh: str, what: str | None, output: str) -> None:
                 raise click.ClickException(f"Dataplane {name} not found in mesh {mesh}")
             body = matches[0]
     click.echo(to_json(body) if output == "json" else to_yaml([body]), nl=output == "json")
+
+
+@inspect.command(
+    epilog="""\b
+Example:
+  atoll --cp http://global:5681 inspect zones""",
+)
+@click.option("-o", "--output", type=OUTPUT, default="table", show_default=True)
+def zones(output: str) -> None:
+    """Zones connected to this global control plane: online state, CP version, last sync, proxies."""
+    with state().client() as client:
+        items = client.get_all("/zones+insights")
+    if output == "json":
+        click.echo(to_json(items))
+        return
+    if output == "yaml":
+        click.echo(to_yaml(items), nl=False)
+        return
+    now = now_utc()
+    header = ["NAME", "STATUS", "ENABLED", "CP VERSION", "CONNECTED", "LAST SYNC DOWN", "LAST SYNC UP", "PROXIES"]
+    rows = []
+    for z in sorted(items, key=lambda z: str(z.get("name"))):
+        i = z.get("zoneInsight") or {}
+        sync = i.get("lastSync") or {}
+
+        def ago(t: object) -> str:
+            return age(t, now) + " ago" if t else "-"
+
+        rows.append(
+            [
+                str(z.get("name", "")),
+                "Online" if i.get("online") else "Offline",
+                "yes" if z.get("enabled", True) is not False else "no",
+                str(i.get("cpVersion") or "-"),
+                ago(i.get("connectedSince")),
+                ago(sync.get("globalToZone")),
+                ago(sync.get("zoneToGlobal")),
+                str(i.get("dataplanes", 0)),
+            ]
+        )
+    print_table(make_console(), header, rows)

@@ -48,6 +48,7 @@ from atoll.security import (
     ensure_tls_files,
     proxy_authenticator,
 )
+from atoll.security.authority import CaAuthority
 from atoll.store import open_store
 from atoll.store.protocol import Store
 
@@ -126,6 +127,7 @@ def build_supervisor(
     global_kds = build_global_kds(config, store) if config.mode == "global" else None
     if global_kds is not None:
         supervisor.add(global_kds)
+        supervisor.add(CaAuthority(store))  # zones use the CAs global creates, synced as Secrets
     if federated and proxies is not None:
         supervisor.add(build_zone_kds(config, store, proxies))
     api_app = create_app(
