@@ -135,6 +135,7 @@ def test_global_keeps_an_inventory_of_every_proxy_in_every_zone(mz: MultiZone) -
     for zone, n in (("zone-1", 2), ("zone-2", 4)):
         z = mz.zone_insight(zone)
         assert z["online"] and z["connectedSince"] and z["cpVersion"], z
+        assert z["dataplanes"] == n, z
         assert z["lastSync"]["globalToZone"] and z["lastSync"]["zoneToGlobal"], z
     table = subprocess.run(
         [*ATOLL, "--cp", mz.glob.url, "inspect", "zones"], capture_output=True, text=True, timeout=30
