@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +36,19 @@ class CpProcess:
     """A standalone/zone control plane on free ports."""
 
     def __init__(
-        self, workdir: Path, *, store: str = "sqlite", env: Mapping[str, str] | None = None, name: str = "cp"
+        self,
+        workdir: Path,
+        *,
+        store: str = "sqlite",
+        env: Mapping[str, str] | None = None,
+        name: str = "cp",
+        prefix: Sequence[str] = (),
+        host: str = "127.0.0.1",
     ) -> None:
         self.workdir = workdir
         self.name = name
+        self.prefix = list(prefix)  # e.g. ["ip", "netns", "exec", NS]: run inside a network namespace
+        self.host = host
         self.api_port = free_port()
         self.diag_port = free_port()
         self.xds_port = free_port()
@@ -50,7 +59,7 @@ class CpProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.api_port}"
+        return f"http://{self.host}:{self.api_port}"
 
     @property
     def data_dir(self) -> Path:
@@ -70,7 +79,11 @@ class CpProcess:
         }
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "atoll.cp"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            [*self.prefix, sys.executable, "-m", "atoll.cp"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
         wait_until(self.is_ready, timeout=20, what=f"control plane ready (log: {self.log_path})")
@@ -81,7 +94,7 @@ class CpProcess:
         if self.proc.poll() is not None:
             raise AssertionError(f"control plane {self.name} exited {self.proc.returncode}: {self.log()}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.diag_port}/ready", timeout=1) as r:
+            with urllib.request.urlopen(f"http://{self.host}:{self.diag_port}/ready", timeout=1) as r:
                 return r.status == 200
         except OSError:
             return False
@@ -138,7 +151,9 @@ class Agent:
         xds: str = "delta",
         proxy_type: str = "dataplane",
         token: str | None = None,
+        prefix: Sequence[str] = (),
     ) -> None:
+        self.prefix = list(prefix)
         self.proxy_type = proxy_type
         self.token_file: Path | None = None
         if token is not None:
@@ -157,6 +172,7 @@ class Agent:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [
+                *self.prefix,
                 *DP,
                 "run",
                 "--cp",
