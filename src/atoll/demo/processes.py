@@ -42,16 +42,23 @@ def port_free(port: int) -> bool:
 
 
 class Child:
+    """A child process in its own session, logging to ``log``; ``stop``/``start`` again at will."""
+
     def __init__(self, name: str, argv: list[str], log: Path, env: Mapping[str, str] | None = None) -> None:
         self.name = name
         self.log = log
-        with open(log, "ab") as f:
+        self.argv = argv
+        self.env = {**os.environ, **(env or {})}
+        self.start()
+
+    def start(self) -> None:
+        with open(self.log, "ab") as f:
             self.proc = subprocess.Popen(
-                argv,
+                self.argv,
                 stdout=f,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env={**os.environ, **(env or {})},
+                env=self.env,
                 start_new_session=True,
             )
 

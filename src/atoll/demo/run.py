@@ -1,4 +1,11 @@
-"""The demo's wiring: processes, resources, apps and the live traffic report (see ``atoll.demo``)."""
+"""The demo's wiring: a multi-zone mesh of real processes, live traffic, and commands to break it.
+
+Global CP; zone-1 and zone-2, each a zone CP (its own SQLite store) dialing global's KDS over TLS with a
+zone token, and a zone ingress; mesh ``default`` with mTLS (builtin CA, created at global and synced) and
+an allow-all MeshTrafficPermission. ``frontend`` (zone-1) calls ``backend`` through its sidecar; backend
+runs once in zone-1 and twice in zone-2, so about 1/3 of the traffic stays local and 2/3 crosses to
+zone-2 through its ingress. Every sidecar has a dataplane token issued by global. See ``atoll.demo``.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +13,15 @@ import json
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TextIO
 
-from atoll.demo.apps import Load, backend, frontend
+from atoll.demo.apps import App, Load, backend, frontend
 from atoll.demo.processes import Child, free_port, http_ok, port_free, post, put, python_module
 
 MESH = {
@@ -27,13 +36,14 @@ ALLOW_ALL = {
     "name": "allow-all",
     "spec": {"targetRef": {"kind": "Mesh"}, "from": [{"targetRef": {"kind": "Mesh"}, "default": {"action": "Allow"}}]},
 }
+BACKENDS = {"backend-1": "zone-1", "backend-2a": "zone-2", "backend-2b": "zone-2"}
 
 
 def _port(preferred: int) -> int:
     return preferred if port_free(preferred) else free_port()
 
 
-def _dataplane(name: str, service: str, inbound_port: int, app_port: int, outbound: dict[str, int]) -> dict[str, Any]:
+def _dataplane(name: str, service: str, app_port: int, outbound: dict[str, int]) -> dict[str, Any]:
     return {
         "type": "Dataplane",
         "mesh": "default",
@@ -42,7 +52,7 @@ def _dataplane(name: str, service: str, inbound_port: int, app_port: int, outbou
             "address": "127.0.0.1",
             "inbound": [
                 {
-                    "port": inbound_port,
+                    "port": free_port(),
                     "servicePort": app_port,
                     "tags": {"kuma.io/service": service, "kuma.io/protocol": "http"},
                     "serviceProbe": {"interval": "1s", "timeout": "1s", "tcp": {}},
@@ -51,6 +61,60 @@ def _dataplane(name: str, service: str, inbound_port: int, app_port: int, outbou
             "outbound": [{"port": p, "tags": {"kuma.io/service": s}} for s, p in outbound.items()],
         },
     }
+
+
+class Demo:
+    def __init__(self, work: Path, stack: ExitStack, say: Callable[[str], None]) -> None:
+        self.work = work
+        self.stack = stack
+        self.say = say
+        self.children: dict[str, Child] = {}
+        self.apps: dict[str, App] = {}
+        self.cps: dict[str, str] = {}  # name -> REST URL
+
+    def child(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Child:
+        c = Child(name, argv, self.work / f"{name}.log", env)
+        self.stack.callback(c.stop)
+        self.children[name] = c
+        return c
+
+    def control_plane(self, name: str, env: dict[str, str], api: int, diag: int) -> str:
+        cp = self.child(
+            name,
+            python_module("atoll.cp"),
+            {
+                "ATOLL_STORE": "sqlite",
+                "ATOLL_DATA_DIR": str(self.work / name),
+                "ATOLL_API_PORT": str(api),
+                "ATOLL_DIAGNOSTICS_PORT": str(diag),
+                "ATOLL_DATAPLANE_GRACE": "3",
+                **env,
+            },
+        )
+        cp.wait_for(lambda: http_ok(f"http://127.0.0.1:{diag}/ready"), 60, f"{name} to be ready")
+        self.cps[name] = f"http://127.0.0.1:{api}"
+        return self.cps[name]
+
+    def proxy(self, zone: str, name: str, doc: dict[str, Any], token: str, proxy_type: str = "dataplane") -> Child:
+        f = self.work / f"{name}.json"
+        f.write_text(json.dumps(doc, indent=2))
+        t = self.work / f"{name}.token"
+        t.write_text(token)
+        argv = python_module(
+            "atoll.cli.dp", "run", "--cp", self.cps[zone], "--dataplane-file", str(f), "--token-file", str(t),
+            "--proxy-type", proxy_type,
+        )  # fmt: skip
+        # The zone verifies tokens with global's signing keys, synced over KDS: retry until they are there.
+        deadline = time.monotonic() + 60
+        while True:
+            c = self.child(name, argv)
+            try:
+                c.wait_log("atoll-dp ready", timeout=30)
+                return c
+            except RuntimeError:
+                c.stop()
+                if time.monotonic() > deadline:
+                    raise
 
 
 def run_demo(duration: float | None = None, out: TextIO = sys.stdout, keep: bool = False) -> int:
@@ -63,74 +127,78 @@ def run_demo(duration: float | None = None, out: TextIO = sys.stdout, keep: bool
     with ExitStack() as stack:
         if not keep:
             stack.callback(shutil.rmtree, work, True)
+        demo = Demo(work, stack, say)
         try:
-            api, diag, xds = _port(5681), _port(5680), _port(5678)
             say(f"Atoll demo: files in {work}")
-            cp = Child(
-                "control plane",
-                python_module("atoll.cp"),
-                work / "cp.log",
-                env={
-                    "ATOLL_STORE": "sqlite",
-                    "ATOLL_DATA_DIR": str(work / "cp"),
-                    "ATOLL_API_PORT": str(api),
-                    "ATOLL_DIAGNOSTICS_PORT": str(diag),
-                    "ATOLL_XDS_PORT": str(xds),
-                    "ATOLL_DATAPLANE_GRACE": "3",
-                },
+            kds = _port(5685)
+            glob = demo.control_plane(
+                "global", {"ATOLL_MODE": "global", "ATOLL_KDS_PORT": str(kds)}, _port(5681), _port(5680)
             )
-            stack.callback(cp.stop)
-            cp.wait_for(lambda: http_ok(f"http://127.0.0.1:{diag}/ready"), 30, "the control plane to be ready")
-            api_url = f"http://127.0.0.1:{api}"
-            say(f"  control plane   REST {api_url}   ADS 127.0.0.1:{xds}   diagnostics http://127.0.0.1:{diag}")
-            put(api_url, "/meshes/default", MESH)
-            put(api_url, "/meshes/default/meshtrafficpermissions/allow-all", ALLOW_ALL)
-            say("  mesh default    mTLS (builtin CA), MeshTrafficPermission allow-all")
-
-            backend_out = free_port()
-            apps: dict[str, Any] = {}
-            agents: dict[str, Child] = {}
-            plan = [("backend-1", "backend"), ("backend-2", "backend"), ("frontend", "frontend")]
-            for name, service in plan:
-                app_port = free_port()
-                if service == "backend":
-                    apps[name] = backend(app_port, name)
-                    outbound: dict[str, int] = {}
-                else:
-                    apps[name] = frontend(app_port, backend_out)
-                    outbound = {"backend": backend_out}
-                stack.callback(apps[name].stop)
-                doc = _dataplane(name, service, free_port(), app_port, outbound)
-                f = work / f"{name}.json"
-                f.write_text(json.dumps(doc, indent=2))
-                token = work / f"{name}.token"
-                token.write_text(post(api_url, "/tokens/dataplane", {"mesh": "default", "name": name})["token"])
-                agent = Child(
-                    f"sidecar {name}",
-                    python_module(
-                        "atoll.cli.dp", "run", "--cp", api_url, "--dataplane-file", str(f), "--token-file", str(token)
-                    ),
-                    work / f"{name}.log",
+            say(f"  global CP    REST {glob}   KDS grpcs://127.0.0.1:{kds}")
+            put(glob, "/meshes/default", MESH)
+            put(glob, "/meshes/default/meshtrafficpermissions/allow-all", ALLOW_ALL)
+            say("  mesh default mTLS (builtin CA from global), MeshTrafficPermission allow-all")
+            for zone in ("zone-1", "zone-2"):
+                token = work / f"{zone}.zone-token"
+                token.write_text(post(glob, "/tokens/zone", {"zone": zone, "scope": ["cp", "ingress"]})["token"])
+                url = demo.control_plane(
+                    zone,
+                    {
+                        "ATOLL_MODE": "zone",
+                        "ATOLL_ZONE": zone,
+                        "ATOLL_GLOBAL_ADDRESS": f"grpcs://127.0.0.1:{kds}",
+                        "ATOLL_ZONE_TOKEN_FILE": str(token),
+                        "ATOLL_GLOBAL_CA_FILE": str(work / "global" / "kds-tls.crt"),
+                        "ATOLL_XDS_PORT": str(free_port()),
+                    },
+                    free_port(),
+                    free_port(),
                 )
-                stack.callback(agent.stop)
-                agents[name] = agent
-            for name, agent in agents.items():
-                agent.wait_log("atoll-dp ready", timeout=60)
-                say(f"  sidecar {name:<10} ready (pid {agent.proc.pid})")
+                say(f"  {zone} CP    REST {url}")
+                port = free_port()
+                zi = {
+                    "type": "ZoneIngress",
+                    "name": f"ingress-{zone}",
+                    "networking": {
+                        "address": "127.0.0.1",
+                        "port": port,
+                        "advertisedAddress": "127.0.0.1",
+                        "advertisedPort": port,
+                    },
+                }
+                zi_token = post(glob, "/tokens/zone", {"zone": zone, "scope": ["ingress"]})["token"]
+                demo.proxy(zone, f"ingress-{zone}", zi, zi_token, proxy_type="ingress")
+                say(f"  {zone} ingress 127.0.0.1:{port}")
+            out_port = free_port()
+            for name, zone in [*BACKENDS.items(), ("frontend", "zone-1")]:
+                app_port = free_port()
+                if name == "frontend":
+                    demo.apps[name] = frontend(app_port, out_port)
+                    doc = _dataplane(name, "frontend", app_port, {"backend": out_port})
+                else:
+                    demo.apps[name] = backend(app_port, name)
+                    doc = _dataplane(name, "backend", app_port, {})
+                stack.callback(demo.apps[name].stop)
+                token = post(glob, "/tokens/dataplane", {"mesh": "default", "name": name})["token"]
+                demo.proxy(zone, name, doc, token)
+                say(f"  {zone} sidecar {name}")
         except (RuntimeError, OSError) as e:
             say(f"demo failed to start: {e}")
             return 1
 
-        atoll = f"{Path(sys.executable).parent / 'atoll'} --cp {api_url}"
+        atoll = f"{Path(sys.executable).parent / 'atoll'}"
         say("")
-        say("Try, in another terminal:")
-        say(f"  {atoll} get dataplanes")
-        say(f"  {atoll} inspect dataplanes")
-        say(f"  {atoll} inspect dataplane frontend --config-dump | less")
-        say(f"  kill {agents['backend-2'].proc.pid}      # stop backend-2's sidecar: traffic moves to backend-1")
+        say("Look around (in another terminal):")
+        say(f"  {atoll} --cp {glob} inspect zones")
+        say(f"  {atoll} --cp {glob} inspect dataplanes")
+        say(f"  {atoll} --cp {demo.cps['zone-1']} inspect dataplane frontend --config-dump | less")
+        say("Break it (type a number and Enter here):")
+        say("  1  stop zone-2's backends       2  start them again")
+        say("  3  take zone-2 down entirely    4  bring zone-2 back")
         say("")
-        load = Load(apps["frontend"].port)
+        load = Load(demo.apps["frontend"].port)
         stack.callback(load.stop)
+        _commands(demo, say)
         started = time.monotonic()
         try:
             while duration is None or time.monotonic() - started < duration:
@@ -143,11 +211,45 @@ def run_demo(duration: float | None = None, out: TextIO = sys.stdout, keep: bool
     return 0
 
 
+def _commands(demo: Demo, say: Callable[[str], None]) -> None:
+    """Read 1-4 from stdin (when it is a terminal) to stop and start parts of zone-2."""
+    if not sys.stdin.isatty():
+        return
+    zone2 = ["ingress-zone-2", "backend-2a", "backend-2b", "zone-2"]
+
+    def act(line: str) -> None:
+        names = {"1": ["backend-2a", "backend-2b"], "2": ["backend-2a", "backend-2b"], "3": zone2, "4": zone2}.get(line)
+        if names is None:
+            return
+        if line in ("1", "3"):
+            for n in names:
+                demo.children[n].stop()
+            say(f">>> stopped {', '.join(names)}")
+        else:
+            for n in reversed(names):
+                if not demo.children[n].alive():
+                    demo.children[n].start()
+            say(f">>> started {', '.join(reversed(names))}")
+
+    def read() -> None:
+        for line in sys.stdin:
+            try:
+                act(line.strip())
+            except Exception as e:  # a demo command must never take the demo down
+                say(f">>> {e}")
+
+    threading.Thread(target=read, daemon=True).start()
+
+
 def _report(answers: Counter[str], errors: Counter[str]) -> str:
     total = sum(answers.values()) + sum(errors.values())
     if total == 0:
         return "traffic: no requests"
-    shares = "  ".join(f"{name} {100 * n / total:3.0f}%" for name, n in sorted(answers.items()))
+    by_zone: Counter[str] = Counter()
+    for name, n in answers.items():
+        by_zone[BACKENDS.get(name, name)] += n
+    zones = "  ".join(f"{z} {100 * n / total:3.0f}%" for z, n in sorted(by_zone.items()))
+    shares = " ".join(f"{name} {100 * n / total:.0f}%" for name, n in sorted(answers.items()))
     failed = sum(errors.values())
     detail = f" ({', '.join(f'{k} x{v}' for k, v in errors.items())})" if errors else ""
-    return f"traffic: {total / 2:5.1f} req/s  {shares}  failed {failed}{detail}"
+    return f"traffic: {total / 2:5.1f} req/s  {zones}   [{shares}]  failed {failed}{detail}"
