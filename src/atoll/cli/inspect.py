@@ -4,7 +4,11 @@
 xDS mode, when config was last ACKed, how many NACKs and the last NACK error, Envoy version.
 ``inspect dataplane NAME`` shows one in full; ``--xds`` prints the configuration the CP serves it, and
 ``--config-dump`` Envoy's own config dump, fetched through the CP (the proxy's agent relays it, so the
-admin API never leaves the proxy's loopback).
+admin API never leaves the proxy's loopback), and ``--stats`` Envoy's counters the same way (non-zero
+ones, optionally only those containing ``--filter``: ``ssl.fail_verify_error`` shows a wrong CA).
+``inspect zoneegresses`` lists a zone's egresses (online, address, what they route), ``inspect
+zoneegress NAME`` shows one with every SNI it passes through (and to which zones, with weights) and
+every external service it terminates and originates for, with the permissions checked there.
 """
 
 from __future__ import annotations
@@ -99,15 +103,19 @@ Examples:
 @click.option("-m", "--mesh", default="default", show_default=True)
 @click.option("--xds", "what", flag_value="xds", help="Print the xDS configuration the CP serves to the proxy.")
 @click.option("--config-dump", "what", flag_value="config-dump", help="Print Envoy's config dump (via the CP).")
+@click.option("--stats", "what", flag_value="stats", help="Print Envoy's non-zero counters and gauges (via the CP).")
+@click.option("--filter", "stat_filter", default="", help="With --stats: only stats whose name contains this.")
 @click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
-def dataplane(name: str, mesh: str, what: str | None, output: str) -> None:
-    """One Dataplane and its proxy's state; or its served xDS config, or Envoy's config dump."""
+def dataplane(name: str, mesh: str, what: str | None, stat_filter: str, output: str) -> None:
+    """One Dataplane and its proxy's state; or its served xDS config, Envoy's config dump or stats."""
     base = _mesh_path(mesh) + "/dataplanes/" + quote(name, safe="")
     with state().client() as client:
         if what == "xds":
             body: Any = client.get_path(base + "/xds")
         elif what == "config-dump":
             body = client.get_path(base + "/config-dump")
+        elif what == "stats":
+            body = _nonzero_stats(client.get_path(base + "/stats"), stat_filter)
         else:
             items = client.get_all(_mesh_path(mesh) + "/dataplanes+insights?name=" + quote(name, safe=""))
             matches = [i for i in items if i.get("name") == name]
@@ -120,7 +128,7 @@ def dataplane(name: str, mesh: str, what: str | None, output: str) -> None:
 @inspect.command(
     epilog="""\b
 Example:
-  atoll --cp http://global:5681 inspect zones""",
+  atoll inspect zones        # against the global control plane""",
 )
 @click.option("-o", "--output", type=OUTPUT, default="table", show_default=True)
 def zones(output: str) -> None:
@@ -156,3 +164,73 @@ def zones(output: str) -> None:
             ]
         )
     print_table(make_console(), header, rows)
+
+
+def _nonzero_stats(doc: Any, contains: str) -> dict[str, Any]:
+    """Envoy's ``/stats?format=json`` as ``{name: value}``: plain values only, zeros left out."""
+    out: dict[str, Any] = {}
+    for item in (doc or {}).get("stats") or ():
+        value = item.get("value")
+        name = str(item.get("name", ""))
+        if isinstance(value, int | float) and value and contains in name:
+            out[name] = value
+    return dict(sorted(out.items()))
+
+
+def egress_rows(items: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    header = ["NAME", "ZONE", "STATUS", "ADDRESS", "PASS-THROUGH", "EXTERNAL SERVICES", "LAST ACK", "NACKS"]
+    rows = []
+    for e in sorted(items, key=lambda e: str(e.get("name"))):
+        i = e.get("zoneEgressInsight") or {}
+        net = e.get("networking") or {}
+        externals = [f"{x.get('mesh')}/{x.get('service')}" for x in i.get("externalServices") or ()]
+        rows.append(
+            [
+                str(e.get("name", "")),
+                str(e.get("zone") or ""),
+                "Online" if i.get("online") else "Offline",
+                f"{net.get('address', '')}:{net.get('port', '')}",
+                str(len(i.get("passThrough") or ())),
+                ",".join(externals) or "-",
+                _last_ack(i),
+                str(i.get("nackCount", 0)),
+            ]
+        )
+    return header, rows
+
+
+@inspect.command(
+    epilog="""\b
+Example:
+  atoll --cp http://zone-1:5681 inspect zoneegresses""",
+)
+@click.option("-o", "--output", type=OUTPUT, default="table", show_default=True)
+def zoneegresses(output: str) -> None:
+    """Zone egresses of this zone: online state, address, how many SNIs they pass through, external services."""
+    with state().client() as client:
+        items = client.get_all("/zoneegresses+insights")
+    if output == "json":
+        click.echo(to_json(items))
+    elif output == "yaml":
+        click.echo(to_yaml(items), nl=False)
+    else:
+        header, rows = egress_rows(items)
+        print_table(make_console(), header, rows)
+
+
+@inspect.command(
+    epilog="""\b
+Example:
+  atoll inspect zoneegress egress-1      # every SNI it routes, and where to""",
+)
+@click.argument("name")
+@click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
+def zoneegress(name: str, output: str) -> None:
+    """One zone egress: its proxy's state, the remote services it passes through, the external services it serves."""
+    with state().client() as client:
+        items = client.get_all("/zoneegresses+insights?name=" + quote(name, safe=""))
+    matches = [i for i in items if i.get("name") == name]
+    if not matches:
+        raise click.ClickException(f"ZoneEgress {name} not found")
+    body = matches[0]
+    click.echo(to_json(body) if output == "json" else to_yaml([body]), nl=output == "json")

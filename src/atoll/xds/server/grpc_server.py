@@ -147,6 +147,14 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
                 wake.set()
 
         reader = asyncio.create_task(read_loop(), name=f"ads-read-{stream_id}")
+
+        def on_done(_: object) -> None:
+            # The RPC ended (peer cancelled, connection lost): do not wait for read() to notice.
+            if not ended:
+                ended.append(None)
+            wake.set()
+
+        context.add_done_callback(on_done)
         newest: list[Snapshot] = []
         unwatch: Callable[[], None] | None = None
         node_id: str | None = None
