@@ -1,4 +1,6 @@
-"""Test helpers shared by every suite: polling with a deadline, free ports, process handling.
+"""Test helpers shared by every suite: polling with a deadline, free ports, process handling,
+a real HTTP backend (``HttpBackend``, ``http_get``), Envoy static clusters (``static_cluster``) and
+control-plane processes (``CpProcesses``, ``wait_cp_ready``).
 
 Tests never sleep to wait for state: they poll a condition until a deadline (``wait_until`` /
 ``await_until``) and fail with the last observed value when it passes.
@@ -15,9 +17,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import IO, Any, TypeVar
 
 T = TypeVar("T")
 
@@ -107,22 +110,32 @@ def stop_process(p: subprocess.Popen[bytes] | subprocess.Popen[str], timeout: fl
 class HttpBackend:
     """A real HTTP/1.1 backend on 127.0.0.1 answering ``backend=<label>``.
 
-    ``stop()`` also closes connections kept alive by clients (a plain ``ThreadingHTTPServer`` keeps
-    serving them from their handler threads after ``shutdown()``), so a stopped backend is really gone.
-    Responses go out in one write with Nagle off (Envoy pitfall 11).
+    ``/slow`` blocks until ``release_slow`` is set (30 s at most); ``slow_started`` is set when such a
+    request got there. Started on construction unless ``start=False``; ``stop()``/``start()`` take it
+    down and bring it back on the same port. ``stop()`` also closes connections kept alive by clients
+    (a plain ``ThreadingHTTPServer`` keeps serving them from their handler threads after
+    ``shutdown()``), so a stopped backend is really gone. Responses go out in one write with Nagle off
+    (Envoy pitfall 11).
     """
 
-    def __init__(self, label: str, port: int | None = None) -> None:
-        import http.server
-
+    def __init__(self, label: str, port: int | None = None, *, start: bool = True) -> None:
         self.label = label
         self.port = port or free_port()
         self.requests = 0
-        body = f"backend={label}".encode()
-        backend = self
-        conns: set[socket.socket] = set()
-        self._conns = conns
+        self.release_slow = threading.Event()
+        self.slow_started = threading.Event()
+        self.server: Any = None  # the running ``http.server.ThreadingHTTPServer``
+        self._conns: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        import http.server
+
+        backend = self
+        body = f"backend={self.label}".encode()
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -132,15 +145,18 @@ class HttpBackend:
             def setup(self) -> None:
                 super().setup()
                 with backend._lock:
-                    conns.add(self.connection)
+                    backend._conns.add(self.connection)
 
             def finish(self) -> None:
                 with backend._lock:
-                    conns.discard(self.connection)
+                    backend._conns.discard(self.connection)
                 super().finish()
 
             def do_GET(self) -> None:
                 backend.requests += 1
+                if self.path == "/slow":
+                    backend.slow_started.set()
+                    backend.release_slow.wait(30)
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -155,15 +171,20 @@ class HttpBackend:
         self._thread.start()
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        """Stop serving and drop open connections; a no-op when stopped."""
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
         with self._lock:
             for c in list(self._conns):
                 try:
                     c.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
-        self._thread.join(5)
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
 
 
 def http_get(port: int, path: str = "/", timeout: float = 2.0, host: str = "127.0.0.1") -> tuple[int, str]:
@@ -177,3 +198,88 @@ def http_get(port: int, path: str = "/", timeout: float = 2.0, host: str = "127.
         return resp.status, resp.read().decode()
     finally:
         conn.close()
+
+
+def static_cluster(name: str, port: int, *, connect_timeout: str = "1s") -> dict[str, Any]:
+    """An Envoy STATIC cluster (bootstrap JSON) with one endpoint, 127.0.0.1:``port``."""
+    return {
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": connect_timeout,
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}
+                    ]
+                }
+            ],
+        },
+    }
+
+
+@dataclass
+class CpProcess:
+    """A control plane started by ``CpProcesses``; suites subclass it to add their own accessors."""
+
+    proc: subprocess.Popen[bytes]
+    api: str
+    """``http://127.0.0.1:<api port>``"""
+    diag: str
+    """``http://127.0.0.1:<diagnostics port>``"""
+    log: Path
+    """its stdout and stderr"""
+
+
+class CpProcesses:
+    """Starts real control planes (``python -m atoll.cp``) and stops them all in ``close()``.
+
+    Each runs in its own session on free loopback ports (API, diagnostics, xDS) with the SQLite
+    store in ``data_dir``, stdout and stderr going to ``log``; ``env`` adds or overrides ``ATOLL_*``.
+    """
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self._files: list[IO[bytes]] = []
+
+    def start(
+        self, data_dir: Path, log: Path, env: Mapping[str, str] | None = None, *, api_port: int | None = None
+    ) -> CpProcess:
+        api_port = api_port or free_port()
+        diag_port = free_port()
+        full = {
+            **os.environ,
+            "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+            "ATOLL_API_PORT": str(api_port),
+            "ATOLL_DIAGNOSTICS_PORT": str(diag_port),
+            "ATOLL_XDS_PORT": str(free_port()),
+            "ATOLL_DATA_DIR": str(data_dir),
+            "ATOLL_STORE": "sqlite",
+            **(env or {}),
+        }
+        out = log.open("wb")
+        self._files.append(out)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "atoll.cp"], env=full, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self.procs.append(proc)
+        return CpProcess(proc, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{diag_port}", log)
+
+    def close(self) -> None:
+        for p in self.procs:
+            stop_process(p)
+        for f in self._files:
+            f.close()
+
+
+def wait_cp_ready(proc: subprocess.Popen[bytes], diag: str, log: Path, timeout: float) -> None:
+    """Poll the control plane's ``/ready`` until 200; on timeout after the process exited, the
+    failure shows its exit code and log."""
+    import httpx
+
+    def ready() -> bool:
+        assert proc.poll() is None, f"control plane exited {proc.returncode}: {log.read_text()}"
+        return httpx.get(diag + "/ready", timeout=2).status_code == 200
+
+    wait_until(ready, timeout=timeout, what="control plane /ready")

@@ -4,20 +4,15 @@ serving, readiness, graceful stop on SIGTERM/SIGINT, persistence across a restar
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import httpx
 import pytest
 
-from tests.helpers import REPO, free_port, stop_process, wait_until
+from tests.helpers import CpProcess, CpProcesses, free_port, wait_cp_ready
 
 DATAPLANE = """\
 type: Dataplane
@@ -33,13 +28,7 @@ networking:
 """
 
 
-@dataclass
-class Cp:
-    proc: subprocess.Popen[bytes]
-    api: str
-    diag: str
-    log: Path
-
+class Cp(CpProcess):
     def logs(self) -> list[dict[str, object]]:
         return [json.loads(line) for line in self.log.read_text().splitlines() if line.startswith("{")]
 
@@ -49,46 +38,20 @@ StartCp = Callable[..., Cp]
 
 @pytest.fixture
 def start_cp(tmp_path: Path) -> Iterator[StartCp]:
-    procs: list[subprocess.Popen[bytes]] = []
-    files: list[BinaryIO] = []
+    cps = CpProcesses()
 
     def start(data_dir: Path, *, api_port: int | None = None, extra: dict[str, str] | None = None) -> Cp:
-        api_port = api_port or free_port()
-        diag_port = free_port()
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
-            "ATOLL_API_PORT": str(api_port),
-            "ATOLL_DIAGNOSTICS_PORT": str(diag_port),
-            "ATOLL_XDS_PORT": str(free_port()),
-            "ATOLL_DATA_DIR": str(data_dir),
-            "ATOLL_STORE": "sqlite",
-            "ATOLL_LOG_FORMAT": "json",
-            "ATOLL_SHUTDOWN_TIMEOUT": "5",
-            **(extra or {}),
-        }
-        log = tmp_path / f"cp-{len(procs)}.log"
-        out = log.open("wb")
-        files.append(out)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "atoll.cp"], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        procs.append(proc)
-        return Cp(proc, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{diag_port}", log)
+        log = tmp_path / f"cp-{len(cps.procs)}.log"
+        env = {"ATOLL_LOG_FORMAT": "json", "ATOLL_SHUTDOWN_TIMEOUT": "5", **(extra or {})}
+        p = cps.start(data_dir, log, env, api_port=api_port)
+        return Cp(p.proc, p.api, p.diag, p.log)
 
     yield start
-    for p in procs:
-        stop_process(p)
-    for f in files:
-        f.close()
+    cps.close()
 
 
 def wait_ready(cp: Cp) -> None:
-    def ready() -> bool:
-        assert cp.proc.poll() is None, f"control plane exited {cp.proc.returncode}: {cp.log.read_text()}"
-        return httpx.get(cp.diag + "/ready", timeout=2).status_code == 200
-
-    wait_until(ready, timeout=20, what="control plane /ready")
+    wait_cp_ready(cp.proc, cp.diag, cp.log, timeout=20)
 
 
 def stop(cp: Cp, sig: signal.Signals = signal.SIGTERM) -> int:

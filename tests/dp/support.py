@@ -1,8 +1,8 @@
 """Test doubles and process helpers for the data plane agent tests.
 
-- ``HttpBackend``: a real HTTP server (``http.server`` in a thread, Nagle off, one write per response)
-  answering ``backend=<label>``; ``/slow`` blocks until ``release_slow`` is set. ``stop()``/``start()``
-  take it down and bring it back on the same port.
+- ``HttpBackend``: the shared ``tests.helpers.HttpBackend`` (``/slow`` blocks until ``release_slow``
+  is set; ``stop()``/``start()`` take it down and bring it back on the same port) with the signature
+  these tests use: port first, not started until ``start()``.
 - ``FakeCp``: stands in ONLY for the control plane's ``POST /bootstrap`` and ``POST /dp/health``
   endpoints, which the lead wires on the CP side later. It records every request and answers from a
   handler the test sets (by default: a static Envoy bootstrap built from the request's ``adminPort``).
@@ -21,7 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import await_until
+from tests import helpers
+from tests.helpers import await_until, static_cluster
 
 Handler = Callable[[dict[str, Any]], tuple[int, dict[str, Any]]]
 
@@ -74,78 +75,16 @@ def static_bootstrap(*, admin_port: int, listener_port: int, backend_port: int) 
                     ],
                 }
             ],
-            "clusters": [
-                {
-                    "name": "backend",
-                    "type": "STATIC",
-                    "connect_timeout": "1s",
-                    "load_assignment": {
-                        "cluster_name": "backend",
-                        "endpoints": [
-                            {
-                                "lb_endpoints": [
-                                    {
-                                        "endpoint": {
-                                            "address": {
-                                                "socket_address": {"address": "127.0.0.1", "port_value": backend_port}
-                                            }
-                                        }
-                                    }
-                                ]
-                            }
-                        ],
-                    },
-                }
-            ],
+            "clusters": [static_cluster("backend", backend_port)],
         },
     }
 
 
-class HttpBackend:
-    """A real HTTP backend on 127.0.0.1:``port``."""
+class HttpBackend(helpers.HttpBackend):
+    """A real HTTP backend on 127.0.0.1:``port``; serves after ``start()``."""
 
     def __init__(self, port: int, label: str = "A") -> None:
-        self.port = port
-        self.label = label
-        self.release_slow = threading.Event()
-        self.slow_started = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        backend = self
-
-        class H(BaseHTTPRequestHandler):
-            wbufsize = -1  # one write per response (Envoy pitfall 11)
-            disable_nagle_algorithm = True
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                if self.path == "/slow":
-                    backend.slow_started.set()
-                    backend.release_slow.wait(30)
-                body = f"backend={backend.label}".encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), H)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
+        super().__init__(label, port, start=False)
 
 
 class FakeCp:

@@ -62,24 +62,17 @@ class Federation:
     async def start_global(self) -> GlobalKds:
         self.global_store = await self._open_store("global")
         self.stores.append(self.global_store)
-        self.kds = GlobalKds(
-            self.global_store,
-            self.tokens,
-            host="127.0.0.1",
-            port=self.port,
-            credentials=self.credentials,
-            stop_grace=0.2,
-        )
-        self._global_task = asyncio.create_task(self.kds.start())
-        kds = self.kds
-        await await_until(lambda: _true(kds.ready), what="global KDS ready")
-        return kds
+        return await self._serve_global("global KDS ready")
 
     async def restart_global(self) -> GlobalKds:
         """Stop global's KDS and start a new one on the same port and store (a global CP restart)."""
         assert self.kds is not None and self._global_task is not None
         await self.kds.stop()
         await asyncio.wait_for(self._global_task, 10)
+        return await self._serve_global("global KDS ready again")
+
+    async def _serve_global(self, what: str) -> GlobalKds:
+        """Start a ``GlobalKds`` on ``self.port`` over ``self.global_store``; wait until it is ready."""
         self.kds = GlobalKds(
             self.global_store,
             self.tokens,
@@ -90,7 +83,7 @@ class Federation:
         )
         self._global_task = asyncio.create_task(self.kds.start())
         kds = self.kds
-        await await_until(lambda: _true(kds.ready), what="global KDS ready again")
+        await await_until(lambda: _true(kds.ready), what=what)
         return kds
 
     async def start_zone(

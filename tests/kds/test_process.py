@@ -3,26 +3,19 @@ syncing over KDS with TLS (global's generated certificate) and zone tokens issue
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.helpers import REPO, free_port, stop_process, wait_until
+from tests.helpers import CpProcess, CpProcesses, free_port, wait_cp_ready, wait_until
 
 
 @dataclass
-class Cp:
-    proc: subprocess.Popen[bytes]
-    api: str
-    diag: str
-    log: Path
+class Cp(CpProcess):
     data: Path
 
     def get(self, path: str) -> Any:
@@ -34,47 +27,21 @@ StartCp = Callable[..., Cp]
 
 @pytest.fixture
 def start_cp(tmp_path: Path) -> Iterator[StartCp]:
-    procs: list[subprocess.Popen[bytes]] = []
-    files: list[BinaryIO] = []
+    cps = CpProcesses()
 
     def start(name: str, env: dict[str, str]) -> Cp:
-        api_port, diag_port = free_port(), free_port()
-        data = tmp_path / name
-        full = {
-            **os.environ,
-            "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
-            "ATOLL_API_PORT": str(api_port),
-            "ATOLL_DIAGNOSTICS_PORT": str(diag_port),
-            "ATOLL_XDS_PORT": str(free_port()),
-            "ATOLL_DATA_DIR": str(data),
-            "ATOLL_STORE": "sqlite",
-            "ATOLL_SHUTDOWN_TIMEOUT": "3",
-            **env,
-        }
-        log = tmp_path / f"{name}.log"
-        out = log.open("wb")
-        files.append(out)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "atoll.cp"], env=full, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        procs.append(proc)
-        return Cp(proc, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{diag_port}", log, data)
+        data, log = tmp_path / name, tmp_path / f"{name}.log"
+        p = cps.start(data, log, {"ATOLL_SHUTDOWN_TIMEOUT": "3", **env})
+        return Cp(p.proc, p.api, p.diag, p.log, data)
 
     try:
         yield start
     finally:
-        for p in procs:
-            stop_process(p)
-        for f in files:
-            f.close()
+        cps.close()
 
 
 def wait_ready(cp: Cp) -> None:
-    def ready() -> bool:
-        assert cp.proc.poll() is None, f"control plane exited {cp.proc.returncode}: {cp.log.read_text()}"
-        return httpx.get(cp.diag + "/ready", timeout=2).status_code == 200
-
-    wait_until(ready, timeout=30, what="control plane /ready")
+    wait_cp_ready(cp.proc, cp.diag, cp.log, timeout=30)
 
 
 def test_global_and_two_zone_processes_sync_and_refuse_a_bad_token(start_cp: StartCp, tmp_path: Path) -> None:

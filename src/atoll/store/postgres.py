@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any, TypeVar
 
 import psycopg
@@ -42,13 +42,20 @@ from atoll.resources.meta import Resource
 from atoll.store import _migrations
 from atoll.store._common import (
     CLOSED,
+    COLUMNS,
     Broadcaster,
+    Pending,
+    Pendings,
     check_paging,
+    check_version,
+    first_version,
     mesh_column,
-    next_offset,
     not_found,
+    number_events,
+    page,
+    plan_delete,
+    plan_put,
     resource_from_row,
-    stale,
 )
 from atoll.store.protocol import ChangeEvent, Delete, EventKind, ListFilter, Op, Page, Put, Subscription
 
@@ -61,10 +68,6 @@ Conn = psycopg.AsyncConnection[TupleRow]
 CHANNEL = "atoll_store_changes"
 EVENTS_KEPT = 10_000
 _MIGRATION_LOCK = 0x61746F6C6C  # "atoll": pg_advisory_xact_lock key for migrations
-_COLUMNS = "type, mesh, name, version, labels, spec, creation_time, modification_time"
-
-_Pending = tuple[EventKind, Resource[Any]]
-_Pendings = list[_Pending]  # (kind, resource) per event, numbered at commit
 
 
 class PostgresStore:
@@ -113,11 +116,10 @@ class PostgresStore:
     # -- Store protocol -------------------------------------------------------------------------
 
     async def create(self, resource: Resource[Any]) -> Resource[Any]:
-        async def run(conn: Conn) -> tuple[Resource[Any], _Pendings]:
-            now = datetime.now(UTC)
-            stored = resource.with_meta(version=1, creation_time=now, modification_time=now)
+        async def run(conn: Conn) -> tuple[Resource[Any], Pendings]:
+            stored = first_version(resource)
             cur = await conn.execute(
-                f"INSERT INTO resources ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+                f"INSERT INTO resources ({COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT DO NOTHING RETURNING 1",
                 _row_params(stored),
             )
@@ -128,63 +130,22 @@ class PostgresStore:
         return await self._write(run)
 
     async def update(self, resource: Resource[Any]) -> Resource[Any]:
-        async def run(conn: Conn) -> tuple[Resource[Any], _Pendings]:
-            cur = await conn.execute(
-                "SELECT version, creation_time FROM resources WHERE type = %s AND mesh = %s AND name = %s",
-                (resource.type, mesh_column(resource.mesh), resource.name),
-            )
-            row = await cur.fetchone()
-            if row is None:
-                raise not_found(resource.type, resource.name, resource.mesh)
-            version, ctime = int(row[0]), row[1]
-            if resource.meta.version != version:
-                raise stale(resource.key, resource.meta.version, version)
-            stored = resource.with_meta(
-                version=version + 1, creation_time=ctime.astimezone(UTC), modification_time=datetime.now(UTC)
-            )
-            await conn.execute(
-                "UPDATE resources SET version = %s, labels = %s, spec = %s, modification_time = %s"
-                " WHERE type = %s AND mesh = %s AND name = %s",
-                (
-                    stored.meta.version,
-                    Jsonb(dict(stored.meta.labels)),
-                    Jsonb(stored.spec_dict()),
-                    stored.meta.modification_time,
-                    stored.type,
-                    mesh_column(stored.mesh),
-                    stored.name,
-                ),
-            )
-            return stored, [(EventKind.UPDATED, stored)]
+        async def run(conn: Conn) -> tuple[Resource[Any], Pendings]:
+            kind, stored = await _put(conn, resource, upsert=False)
+            return stored, [(kind, stored)]
 
         return await self._write(run)
 
     async def delete(self, type: str, name: str, mesh: str | None = None, *, version: int | None = None) -> None:
-        async def run(conn: Conn) -> tuple[None, _Pendings]:
-            cur = await conn.execute(
-                f"DELETE FROM resources WHERE type = %s AND mesh = %s AND name = %s RETURNING {_COLUMNS}",
-                (type, mesh_column(mesh), name),
-            )
-            row = await cur.fetchone()
-            if row is None:
-                raise not_found(type, name, mesh)
-            gone = _from_row(row)
-            if version and version != gone.meta.version:
-                raise stale(gone.key, version, gone.meta.version)  # rolls the delete back
-            events: _Pendings = []
-            if type == "Mesh":
-                cur = await conn.execute(f"DELETE FROM resources WHERE mesh = %s RETURNING {_COLUMNS}", (name,))
-                children = sorted((_from_row(r) for r in await cur.fetchall()), key=lambda r: (r.type, r.name))
-                events.extend((EventKind.DELETED, r) for r in children)
-            events.append((EventKind.DELETED, gone))
-            return None, events
+        async def run(conn: Conn) -> tuple[None, Pendings]:
+            return None, await _delete(conn, Delete(type, name, mesh, version=version))
 
         await self._write(run)
 
     async def get(self, type: str, name: str, mesh: str | None = None) -> Resource[Any]:
         async def run(conn: Conn) -> Resource[Any]:
             cur = await conn.execute(
-                f"SELECT {_COLUMNS} FROM resources WHERE type = %s AND mesh = %s AND name = %s",
+                f"SELECT {COLUMNS} FROM resources WHERE type = %s AND mesh = %s AND name = %s",
                 (type, mesh_column(mesh), name),
             )
             row = await cur.fetchone()
@@ -215,24 +176,22 @@ class PostgresStore:
                 cur = await conn.execute(f"SELECT count(*) FROM resources WHERE {cond}", params)
                 total_row = await cur.fetchone()
                 cur = await conn.execute(
-                    f"SELECT {_COLUMNS} FROM resources WHERE {cond} ORDER BY mesh, name LIMIT %s OFFSET %s",
+                    f"SELECT {COLUMNS} FROM resources WHERE {cond} ORDER BY mesh, name LIMIT %s OFFSET %s",
                     [*params, limit, offset],
                 )
                 rows = await cur.fetchall()
-            total = int(total_row[0]) if total_row else 0
-            items = [_from_row(r) for r in rows]
-            return Page(items=items, total=total, next_offset=next_offset(offset, len(items), total))
+            return page([_from_row(r) for r in rows], offset, int(total_row[0]) if total_row else 0)
 
         return await self._call(run)
 
     async def apply(self, ops: Sequence[Op]) -> _Events:
         ops = list(ops)
 
-        async def run(conn: Conn) -> tuple[None, _Pendings]:
-            pending: _Pendings = []
+        async def run(conn: Conn) -> tuple[None, Pendings]:
+            pending: Pendings = []
             for op in ops:
                 if isinstance(op, Put):
-                    pending.append(await _put(conn, op.resource))
+                    pending.append(await _put(conn, op.resource, upsert=True))
                 elif isinstance(op, Delete):
                     pending.extend(await _delete(conn, op))
                 else:
@@ -281,12 +240,12 @@ class PostgresStore:
         except psycopg.Error as e:
             raise StoreError(f"PostgreSQL: {e}") from e
 
-    async def _write(self, fn: Callable[[Conn], Awaitable[tuple[T, _Pendings]]]) -> T:
+    async def _write(self, fn: Callable[[Conn], Awaitable[tuple[T, Pendings]]]) -> T:
         """Run ``fn`` in a write transaction, log and announce its events, then publish them here."""
         result, _ = await self._write_events(fn)
         return result
 
-    async def _write_events(self, fn: Callable[[Conn], Awaitable[tuple[T, _Pendings]]]) -> tuple[T, _Events]:
+    async def _write_events(self, fn: Callable[[Conn], Awaitable[tuple[T, Pendings]]]) -> tuple[T, _Events]:
         """``_write`` that also returns the events of the transaction."""
         events: _Events = []
 
@@ -297,12 +256,12 @@ class PostgresStore:
                 result, pending = await fn(conn)
                 if not pending:
                     return result, revision
-                events.extend(ChangeEvent(kind, r, revision + i) for i, (kind, r) in enumerate(pending, start=1))
+                events.extend(number_events(pending, revision))
                 async with conn.cursor() as cur:
                     await cur.executemany(
-                        f"INSERT INTO store_events (revision, kind, {_COLUMNS})"
+                        f"INSERT INTO store_events (revision, kind, {COLUMNS})"
                         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                        [(revision + i, kind.value, *_row_params(r)) for i, (kind, r) in enumerate(pending, start=1)],
+                        [(ev.revision, ev.kind.value, *_row_params(ev.resource)) for ev in events],
                     )
                 revision += len(pending)
                 await conn.execute("UPDATE store_revision SET revision = %s WHERE id = 1", (revision,))
@@ -324,7 +283,7 @@ class PostgresStore:
 
             async def fetch(conn: Conn) -> list[tuple[Any, ...]]:
                 cur = await conn.execute(
-                    f"SELECT revision, kind, {_COLUMNS} FROM store_events WHERE revision > %s ORDER BY revision",
+                    f"SELECT revision, kind, {COLUMNS} FROM store_events WHERE revision > %s ORDER BY revision",
                     (published,),
                 )
                 return await cur.fetchall()
@@ -370,46 +329,39 @@ class PostgresStore:
                 delay = min(delay * 2, 5.0)
 
 
-async def _put(conn: Conn, resource: Resource[Any]) -> _Pending:
-    """Upsert inside a transaction (see ``Put``)."""
+async def _put(conn: Conn, resource: Resource[Any], *, upsert: bool) -> Pending:
+    """Write ``resource`` inside a transaction: ``update`` or, with ``upsert``, ``Put`` (see ``plan_put``)."""
     cur = await conn.execute(
         "SELECT version, creation_time FROM resources WHERE type = %s AND mesh = %s AND name = %s FOR UPDATE",
         (resource.type, mesh_column(resource.mesh), resource.name),
     )
     row = await cur.fetchone()
-    now = datetime.now(UTC)
-    if row is None:
-        if resource.meta.version:
-            raise not_found(resource.type, resource.name, resource.mesh)
-        stored = resource.with_meta(version=1, creation_time=now, modification_time=now)
+    kind, stored = plan_put(resource, None if row is None else (int(row[0]), row[1].astimezone(UTC)), upsert=upsert)
+    if kind is EventKind.CREATED:
         await conn.execute(
-            f"INSERT INTO resources ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", _row_params(stored)
+            f"INSERT INTO resources ({COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", _row_params(stored)
         )
-        return EventKind.CREATED, stored
-    version, ctime = int(row[0]), row[1]
-    if resource.meta.version and resource.meta.version != version:
-        raise stale(resource.key, resource.meta.version, version)
-    stored = resource.with_meta(version=version + 1, creation_time=ctime.astimezone(UTC), modification_time=now)
-    await conn.execute(
-        "UPDATE resources SET version = %s, labels = %s, spec = %s, modification_time = %s"
-        " WHERE type = %s AND mesh = %s AND name = %s",
-        (
-            stored.meta.version,
-            Jsonb(dict(stored.meta.labels)),
-            Jsonb(stored.spec_dict()),
-            stored.meta.modification_time,
-            stored.type,
-            mesh_column(stored.mesh),
-            stored.name,
-        ),
-    )
-    return EventKind.UPDATED, stored
+    else:
+        await conn.execute(
+            "UPDATE resources SET version = %s, labels = %s, spec = %s, modification_time = %s"
+            " WHERE type = %s AND mesh = %s AND name = %s",
+            (
+                stored.meta.version,
+                Jsonb(dict(stored.meta.labels)),
+                Jsonb(stored.spec_dict()),
+                stored.meta.modification_time,
+                stored.type,
+                mesh_column(stored.mesh),
+                stored.name,
+            ),
+        )
+    return kind, stored
 
 
-async def _delete(conn: Conn, op: Delete) -> _Pendings:
+async def _delete(conn: Conn, op: Delete) -> Pendings:
     """Delete inside a transaction (see ``Delete``)."""
     cur = await conn.execute(
-        f"DELETE FROM resources WHERE type = %s AND mesh = %s AND name = %s RETURNING {_COLUMNS}",
+        f"DELETE FROM resources WHERE type = %s AND mesh = %s AND name = %s RETURNING {COLUMNS}",
         (op.type, mesh_column(op.mesh), op.name),
     )
     row = await cur.fetchone()
@@ -418,15 +370,12 @@ async def _delete(conn: Conn, op: Delete) -> _Pendings:
             return []
         raise not_found(op.type, op.name, op.mesh)
     gone = _from_row(row)
-    if op.version and op.version != gone.meta.version:
-        raise stale(gone.key, op.version, gone.meta.version)  # rolls the whole transaction back
-    events: _Pendings = []
+    check_version(gone, op.version)  # a Conflict rolls the whole transaction back
+    children: list[Resource[Any]] = []
     if op.type == "Mesh":
-        cur = await conn.execute(f"DELETE FROM resources WHERE mesh = %s RETURNING {_COLUMNS}", (op.name,))
-        children = sorted((_from_row(r) for r in await cur.fetchall()), key=lambda r: (r.type, r.name))
-        events.extend((EventKind.DELETED, r) for r in children)
-    events.append((EventKind.DELETED, gone))
-    return events
+        cur = await conn.execute(f"DELETE FROM resources WHERE mesh = %s RETURNING {COLUMNS}", (op.name,))
+        children = [_from_row(r) for r in await cur.fetchall()]
+    return plan_delete(gone, children)
 
 
 async def migrate(conn: Conn, migrations: list[_migrations.Migration] | None = None) -> list[int]:

@@ -31,23 +31,25 @@ from atoll.resources.meta import Resource
 from atoll.store import _migrations
 from atoll.store._common import (
     CLOSED,
+    COLUMNS,
     Broadcaster,
+    Pending,
+    Pendings,
     check_paging,
+    check_version,
+    first_version,
     mesh_column,
-    next_offset,
     not_found,
+    number_events,
+    page,
+    plan_delete,
+    plan_put,
     resource_from_row,
-    stale,
 )
 from atoll.store.protocol import ChangeEvent, Delete, EventKind, ListFilter, Op, Page, Put, Subscription
 
 _Events = list[ChangeEvent]
 T = TypeVar("T")
-
-_COLUMNS = "type, mesh, name, version, labels, spec, creation_time, modification_time"
-
-_Pending = tuple[EventKind, Resource[Any]]
-_Pendings = list[_Pending]  # (kind, resource) per event, numbered at commit
 
 
 class SqliteStore:
@@ -76,11 +78,10 @@ class SqliteStore:
     # -- Store protocol -------------------------------------------------------------------------
 
     async def create(self, resource: Resource[Any]) -> Resource[Any]:
-        def run(conn: sqlite3.Connection) -> tuple[Resource[Any], _Pendings]:
-            now = datetime.now(UTC)
-            stored = resource.with_meta(version=1, creation_time=now, modification_time=now)
+        def run(conn: sqlite3.Connection) -> tuple[Resource[Any], Pendings]:
+            stored = first_version(resource)
             try:
-                conn.execute(f"INSERT INTO resources ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", _row_params(stored))
+                conn.execute(f"INSERT INTO resources ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", _row_params(stored))
             except sqlite3.IntegrityError:
                 raise AlreadyExists(f"{resource.key} already exists") from None
             return stored, [(EventKind.CREATED, stored)]
@@ -88,64 +89,22 @@ class SqliteStore:
         return await self._write(run)
 
     async def update(self, resource: Resource[Any]) -> Resource[Any]:
-        def run(conn: sqlite3.Connection) -> tuple[Resource[Any], _Pendings]:
-            row = conn.execute(
-                "SELECT version, creation_time FROM resources WHERE type = ? AND mesh = ? AND name = ?",
-                (resource.type, mesh_column(resource.mesh), resource.name),
-            ).fetchone()
-            if row is None:
-                raise not_found(resource.type, resource.name, resource.mesh)
-            version, ctime = int(row[0]), datetime.fromisoformat(row[1])
-            if resource.meta.version != version:
-                raise stale(resource.key, resource.meta.version, version)
-            stored = resource.with_meta(version=version + 1, creation_time=ctime, modification_time=datetime.now(UTC))
-            conn.execute(
-                "UPDATE resources SET version = ?, labels = ?, spec = ?, modification_time = ?"
-                " WHERE type = ? AND mesh = ? AND name = ?",
-                (
-                    stored.meta.version,
-                    _json(stored.meta.labels),
-                    _json(stored.spec_dict()),
-                    _iso(stored.meta.modification_time),
-                    stored.type,
-                    mesh_column(stored.mesh),
-                    stored.name,
-                ),
-            )
-            return stored, [(EventKind.UPDATED, stored)]
+        def run(conn: sqlite3.Connection) -> tuple[Resource[Any], Pendings]:
+            kind, stored = _put(conn, resource, upsert=False)
+            return stored, [(kind, stored)]
 
         return await self._write(run)
 
     async def delete(self, type: str, name: str, mesh: str | None = None, *, version: int | None = None) -> None:
-        def run(conn: sqlite3.Connection) -> tuple[None, _Pendings]:
-            row = conn.execute(
-                f"SELECT {_COLUMNS} FROM resources WHERE type = ? AND mesh = ? AND name = ?",
-                (type, mesh_column(mesh), name),
-            ).fetchone()
-            if row is None:
-                raise not_found(type, name, mesh)
-            cur = _from_row(row)
-            if version and version != cur.meta.version:
-                raise stale(cur.key, version, cur.meta.version)
-            events: _Pendings = []
-            if type == "Mesh":
-                children = conn.execute(
-                    f"SELECT {_COLUMNS} FROM resources WHERE mesh = ? ORDER BY type, name", (name,)
-                ).fetchall()
-                conn.execute("DELETE FROM resources WHERE mesh = ?", (name,))
-                events.extend((EventKind.DELETED, _from_row(r)) for r in children)
-            conn.execute(
-                "DELETE FROM resources WHERE type = ? AND mesh = ? AND name = ?", (type, mesh_column(mesh), name)
-            )
-            events.append((EventKind.DELETED, cur))
-            return None, events
+        def run(conn: sqlite3.Connection) -> tuple[None, Pendings]:
+            return None, _delete(conn, Delete(type, name, mesh, version=version))
 
         await self._write(run)
 
     async def get(self, type: str, name: str, mesh: str | None = None) -> Resource[Any]:
         def run(conn: sqlite3.Connection) -> Resource[Any]:
             row = conn.execute(
-                f"SELECT {_COLUMNS} FROM resources WHERE type = ? AND mesh = ? AND name = ?",
+                f"SELECT {COLUMNS} FROM resources WHERE type = ? AND mesh = ? AND name = ?",
                 (type, mesh_column(mesh), name),
             ).fetchone()
             if row is None:
@@ -174,24 +133,23 @@ class SqliteStore:
             try:
                 total = int(conn.execute(f"SELECT count(*) FROM resources WHERE {cond}", params).fetchone()[0])
                 rows = conn.execute(
-                    f"SELECT {_COLUMNS} FROM resources WHERE {cond} ORDER BY mesh, name LIMIT ? OFFSET ?",
+                    f"SELECT {COLUMNS} FROM resources WHERE {cond} ORDER BY mesh, name LIMIT ? OFFSET ?",
                     [*params, -1 if limit is None else limit, offset],
                 ).fetchall()
             finally:
                 conn.execute("COMMIT")
-            items = [_from_row(r) for r in rows]
-            return Page(items=items, total=total, next_offset=next_offset(offset, len(items), total))
+            return page([_from_row(r) for r in rows], offset, total)
 
         return await self._call(run)
 
     async def apply(self, ops: Sequence[Op]) -> _Events:
         ops = list(ops)
 
-        def run(conn: sqlite3.Connection) -> tuple[None, _Pendings]:
-            pending: _Pendings = []
+        def run(conn: sqlite3.Connection) -> tuple[None, Pendings]:
+            pending: Pendings = []
             for op in ops:
                 if isinstance(op, Put):
-                    pending.append(_put(conn, op.resource))
+                    pending.append(_put(conn, op.resource, upsert=True))
                 elif isinstance(op, Delete):
                     pending.extend(_delete(conn, op))
                 else:
@@ -230,12 +188,12 @@ class SqliteStore:
         conn = self._conn
         return await self._loop.run_in_executor(self._executor, fn, conn)
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], tuple[T, _Pendings]]) -> T:
+    async def _write(self, fn: Callable[[sqlite3.Connection], tuple[T, Pendings]]) -> T:
         """Run ``fn`` in a write transaction, number its events and publish them after commit."""
         result, _ = await self._write_events(fn)
         return result
 
-    async def _write_events(self, fn: Callable[[sqlite3.Connection], tuple[T, _Pendings]]) -> tuple[T, _Events]:
+    async def _write_events(self, fn: Callable[[sqlite3.Connection], tuple[T, Pendings]]) -> tuple[T, _Events]:
         """``_write`` that also returns the events it published."""
 
         def run(conn: sqlite3.Connection) -> tuple[T, _Events]:
@@ -243,7 +201,7 @@ class SqliteStore:
             try:
                 result, pending = fn(conn)
                 revision = _read_revision(conn)
-                events = [ChangeEvent(kind, r, revision + i) for i, (kind, r) in enumerate(pending, start=1)]
+                events = number_events(pending, revision)
                 conn.execute("UPDATE store_revision SET revision = ? WHERE id = 1", (revision + len(events),))
                 conn.execute("COMMIT")
             except BaseException:
@@ -258,43 +216,38 @@ class SqliteStore:
         return await self._call(run)
 
 
-def _put(conn: sqlite3.Connection, resource: Resource[Any]) -> _Pending:
-    """Upsert inside a transaction (see ``Put``)."""
+def _put(conn: sqlite3.Connection, resource: Resource[Any], *, upsert: bool) -> Pending:
+    """Write ``resource`` inside a transaction: ``update`` or, with ``upsert``, ``Put`` (see ``plan_put``)."""
     row = conn.execute(
         "SELECT version, creation_time FROM resources WHERE type = ? AND mesh = ? AND name = ?",
         (resource.type, mesh_column(resource.mesh), resource.name),
     ).fetchone()
-    now = datetime.now(UTC)
-    if row is None:
-        if resource.meta.version:
-            raise not_found(resource.type, resource.name, resource.mesh)
-        stored = resource.with_meta(version=1, creation_time=now, modification_time=now)
-        conn.execute(f"INSERT INTO resources ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", _row_params(stored))
-        return EventKind.CREATED, stored
-    version, ctime = int(row[0]), datetime.fromisoformat(row[1])
-    if resource.meta.version and resource.meta.version != version:
-        raise stale(resource.key, resource.meta.version, version)
-    stored = resource.with_meta(version=version + 1, creation_time=ctime, modification_time=now)
-    conn.execute(
-        "UPDATE resources SET version = ?, labels = ?, spec = ?, modification_time = ?"
-        " WHERE type = ? AND mesh = ? AND name = ?",
-        (
-            stored.meta.version,
-            _json(stored.meta.labels),
-            _json(stored.spec_dict()),
-            _iso(stored.meta.modification_time),
-            stored.type,
-            mesh_column(stored.mesh),
-            stored.name,
-        ),
+    kind, stored = plan_put(
+        resource, None if row is None else (int(row[0]), datetime.fromisoformat(row[1])), upsert=upsert
     )
-    return EventKind.UPDATED, stored
+    if kind is EventKind.CREATED:
+        conn.execute(f"INSERT INTO resources ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", _row_params(stored))
+    else:
+        conn.execute(
+            "UPDATE resources SET version = ?, labels = ?, spec = ?, modification_time = ?"
+            " WHERE type = ? AND mesh = ? AND name = ?",
+            (
+                stored.meta.version,
+                _json(stored.meta.labels),
+                _json(stored.spec_dict()),
+                _iso(stored.meta.modification_time),
+                stored.type,
+                mesh_column(stored.mesh),
+                stored.name,
+            ),
+        )
+    return kind, stored
 
 
-def _delete(conn: sqlite3.Connection, op: Delete) -> _Pendings:
+def _delete(conn: sqlite3.Connection, op: Delete) -> Pendings:
     """Delete inside a transaction (see ``Delete``)."""
     row = conn.execute(
-        f"SELECT {_COLUMNS} FROM resources WHERE type = ? AND mesh = ? AND name = ?",
+        f"SELECT {COLUMNS} FROM resources WHERE type = ? AND mesh = ? AND name = ?",
         (op.type, mesh_column(op.mesh), op.name),
     ).fetchone()
     if row is None:
@@ -302,20 +255,16 @@ def _delete(conn: sqlite3.Connection, op: Delete) -> _Pendings:
             return []
         raise not_found(op.type, op.name, op.mesh)
     cur = _from_row(row)
-    if op.version and op.version != cur.meta.version:
-        raise stale(cur.key, op.version, cur.meta.version)
-    events: _Pendings = []
+    check_version(cur, op.version)
+    children: list[Resource[Any]] = []
     if op.type == "Mesh":
-        children = conn.execute(
-            f"SELECT {_COLUMNS} FROM resources WHERE mesh = ? ORDER BY type, name", (op.name,)
-        ).fetchall()
+        rows = conn.execute(f"SELECT {COLUMNS} FROM resources WHERE mesh = ?", (op.name,)).fetchall()
+        children = [_from_row(r) for r in rows]
         conn.execute("DELETE FROM resources WHERE mesh = ?", (op.name,))
-        events.extend((EventKind.DELETED, _from_row(r)) for r in children)
     conn.execute(
         "DELETE FROM resources WHERE type = ? AND mesh = ? AND name = ?", (op.type, mesh_column(op.mesh), op.name)
     )
-    events.append((EventKind.DELETED, cur))
-    return events
+    return plan_delete(cur, children)
 
 
 def _connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:

@@ -1,7 +1,9 @@
 """One module per resource kind; each registers its ResourceType at import.
 
-``targetref`` holds the targetRef model and the per-policy rules; ``common`` the blocks several
-policies share.
+``targetref`` holds the targetRef model and its checks; ``policy`` the skeleton every ``Mesh*``
+policy shares (generic ``to``/``from``/``rules`` items, spec bases, ``register_policy``), so each
+policy module declares only its ``default`` models and allowed targetRef kinds; ``common`` the
+blocks several policies share.
 """
 
 from atoll.resources.models import (

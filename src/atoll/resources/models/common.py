@@ -1,5 +1,7 @@
-"""Blocks several policies share: headers, header modifiers, backend references, SPIFFE ID matches,
-and ``register_policy`` which registers a ``Mesh*`` policy type (mesh scope, fields under ``spec:``).
+"""Blocks several policies share: headers, header modifiers, backend references, SPIFFE ID matches.
+
+``register_policy`` (registers a ``Mesh*`` policy type) lives in ``policy`` with the rest of the
+policy skeleton and is re-exported here.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from atoll.resources.base import NAME_CHARS, Check, Port, Spec, Tags
-from atoll.resources.types import ResourceType, Scope, register
+from atoll.resources.models.policy import register_policy as register_policy
 
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+\-.^_`|~:]+$")
 
@@ -99,9 +101,3 @@ class SpiffeMatch(Spec):
     """An inbound rule match on the caller's identity."""
 
     spiffe_id: SpiffeId = Field(alias="spiffeID")
-
-
-def register_policy(name: str, plural: str, spec_model: type[Spec]) -> ResourceType:
-    return register(
-        ResourceType(name=name, spec_model=spec_model, scope=Scope.MESH, flattened=False, plural=plural, policy=True)
-    )

@@ -66,11 +66,7 @@ class Mtls(Spec):
 
     @model_validator(mode="after")
     def _check(self) -> Mtls:
-        check = Check()
-        _unique_names(check, [b.name for b in self.backends])
-        if self.enabled_backend and self.enabled_backend not in [b.name for b in self.backends]:
-            check.add("enabledBackend", f'"{self.enabled_backend}" is not one of the backends')
-        check.done()
+        _check_backends([b.name for b in self.backends], "enabledBackend", self.enabled_backend or None)
         return self
 
     def enabled(self) -> MtlsBackend | None:
@@ -80,12 +76,27 @@ class Mtls(Spec):
         return None
 
 
-def _unique_names(check: Check, names: list[str]) -> None:
+def _check_backends(names: list[str], field: str, chosen: str | None) -> None:
+    """Backend names are unique and ``chosen`` (the section's ``field``), when set, is one of them."""
+    check = Check()
     seen: set[str] = set()
     for i, n in enumerate(names):
         if n in seen:
             check.add(f"backends[{i}].name", f'duplicate backend name "{n}"')
         seen.add(n)
+    if chosen is not None and chosen not in names:
+        check.add(field, f'"{chosen}" is not one of the backends')
+    check.done()
+
+
+def _check_conf(confs: dict[str, type[Spec]], type_: str, conf: dict[str, Any] | None) -> None:
+    """A backend's ``conf`` is required and valid as the model its ``type`` names in ``confs``."""
+    check = Check()
+    if conf is None:
+        check.add("conf", f"required for a {type_} backend")
+    else:
+        check.model(confs[type_], conf, "conf")
+    check.done()
 
 
 class Routing(Spec):
@@ -140,12 +151,7 @@ class LoggingBackend(Spec):
 
     @model_validator(mode="after")
     def _check(self) -> LoggingBackend:
-        check = Check()
-        if self.conf is None:
-            check.add("conf", f"required for a {self.type} backend")
-        else:
-            check.model(_LOGGING_CONF[self.type], self.conf, "conf")
-        check.done()
+        _check_conf(_LOGGING_CONF, self.type, self.conf)
         return self
 
     @property
@@ -159,12 +165,7 @@ class Logging(Spec):
 
     @model_validator(mode="after")
     def _check(self) -> Logging:
-        check = Check()
-        names = [b.name for b in self.backends or []]
-        _unique_names(check, names)
-        if self.default_backend is not None and self.default_backend not in names:
-            check.add("defaultBackend", f'"{self.default_backend}" is not one of the backends')
-        check.done()
+        _check_backends([b.name for b in self.backends or []], "defaultBackend", self.default_backend)
         return self
 
 
@@ -223,12 +224,7 @@ class Metrics(Spec):
 
     @model_validator(mode="after")
     def _check(self) -> Metrics:
-        check = Check()
-        names = [b.name for b in self.backends or []]
-        _unique_names(check, names)
-        if self.enabled_backend is not None and self.enabled_backend not in names:
-            check.add("enabledBackend", f'"{self.enabled_backend}" is not one of the backends')
-        check.done()
+        _check_backends([b.name for b in self.backends or []], "enabledBackend", self.enabled_backend)
         return self
 
 
@@ -259,12 +255,7 @@ class TracingBackend(Spec):
 
     @model_validator(mode="after")
     def _check(self) -> TracingBackend:
-        check = Check()
-        if self.conf is None:
-            check.add("conf", f"required for a {self.type} backend")
-        else:
-            check.model(_TRACING_CONF[self.type], self.conf, "conf")
-        check.done()
+        _check_conf(_TRACING_CONF, self.type, self.conf)
         return self
 
     @property
@@ -278,12 +269,7 @@ class Tracing(Spec):
 
     @model_validator(mode="after")
     def _check(self) -> Tracing:
-        check = Check()
-        names = [b.name for b in self.backends or []]
-        _unique_names(check, names)
-        if self.default_backend is not None and self.default_backend not in names:
-            check.add("defaultBackend", f'"{self.default_backend}" is not one of the backends')
-        check.done()
+        _check_backends([b.name for b in self.backends or []], "defaultBackend", self.default_backend)
         return self
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, ModelWrapValidatorHandler, model_validator
+from pydantic import Field, model_validator
 
 from atoll.resources.base import Check, HostPort, Spec, Tags
-from atoll.resources.models.common import register_policy
-from atoll.resources.models.targetref import TargetRef, section_field, validate_policy
+from atoll.resources.models.policy import FullPolicySpec, PolicyItem, PolicyRule, register_policy
+from atoll.resources.models.targetref import TO_KINDS, TOP_KINDS_GW, RefRules
 
 
 class JsonValue(Spec):
@@ -101,30 +101,13 @@ class Conf(Spec):
     backends: list[Backend] | None = None
 
 
-class To(Spec):
-    target_ref: TargetRef
-    default: Conf
+To = PolicyItem[Conf]
+From = PolicyItem[Conf]
+Rule = PolicyRule[Conf]
 
 
-class From(Spec):
-    target_ref: TargetRef
-    default: Conf
-
-
-class Rule(Spec):
-    default: Conf
-
-
-class MeshAccessLogSpec(Spec):
-    target_ref: TargetRef | None = None
-    to: list[To] | None = None
-    from_: list[From] | None = section_field()
-    rules: list[Rule] | None = None
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _check(cls, data: Any, handler: ModelWrapValidatorHandler[MeshAccessLogSpec]) -> MeshAccessLogSpec:
-        return validate_policy(data, handler, "MeshAccessLog")
+class MeshAccessLogSpec(FullPolicySpec[To, From, Rule]):
+    refs = RefRules(top=TOP_KINDS_GW, to=TO_KINDS, from_=("Mesh",), rules=True, gateway_tags=True)
 
 
 MESH_ACCESS_LOG = register_policy("MeshAccessLog", "meshaccesslogs", MeshAccessLogSpec)

@@ -7,13 +7,11 @@ or failure percentage.
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import Field, ModelWrapValidatorHandler, model_validator
+from pydantic import Field, model_validator
 
 from atoll.resources.base import Check, Decimal, Duration, Spec
-from atoll.resources.models.common import register_policy
-from atoll.resources.models.targetref import TargetRef, section_field, validate_policy
+from atoll.resources.models.policy import FullPolicySpec, PolicyItem, PolicyRule, register_policy
+from atoll.resources.models.targetref import TO_KINDS, TOP_KINDS_GW, RefRules
 
 
 class ConnectionLimits(Spec):
@@ -71,30 +69,13 @@ class Conf(Spec):
         return self
 
 
-class To(Spec):
-    target_ref: TargetRef
-    default: Conf
+To = PolicyItem[Conf]
+From = PolicyItem[Conf]
+Rule = PolicyRule[Conf]
 
 
-class From(Spec):
-    target_ref: TargetRef
-    default: Conf
-
-
-class Rule(Spec):
-    default: Conf
-
-
-class MeshCircuitBreakerSpec(Spec):
-    target_ref: TargetRef | None = None
-    to: list[To] | None = None
-    from_: list[From] | None = section_field()
-    rules: list[Rule] | None = None
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _check(cls, data: Any, handler: ModelWrapValidatorHandler[MeshCircuitBreakerSpec]) -> MeshCircuitBreakerSpec:
-        return validate_policy(data, handler, "MeshCircuitBreaker")
+class MeshCircuitBreakerSpec(FullPolicySpec[To, From, Rule]):
+    refs = RefRules(top=TOP_KINDS_GW, to=TO_KINDS, from_=("Mesh",), rules=True)
 
 
 MESH_CIRCUIT_BREAKER = register_policy("MeshCircuitBreaker", "meshcircuitbreakers", MeshCircuitBreakerSpec)

@@ -8,13 +8,13 @@ or a quoted decimal (``"2.5"``); ``limit`` is a rate such as ``50kbps`` or ``1mb
 from __future__ import annotations
 
 import re
-from typing import Any
 
-from pydantic import Field, ModelWrapValidatorHandler, model_validator
+from pydantic import Field, model_validator
 
 from atoll.resources.base import Check, Duration, Percentage, Spec
-from atoll.resources.models.common import SpiffeMatch, register_policy
-from atoll.resources.models.targetref import TargetRef, section_field, validate_policy
+from atoll.resources.models.common import SpiffeMatch
+from atoll.resources.models.policy import FullPolicySpec, PolicyItem, register_policy
+from atoll.resources.models.targetref import FROM_KINDS, TOP_KINDS_GW, RefRules
 
 _BANDWIDTH = re.compile(r"^\d+(kbps|Mbps|mbps|Gbps|gbps)$")
 
@@ -60,14 +60,8 @@ class Conf(Spec):
     http: list[Fault] | None = None
 
 
-class To(Spec):
-    target_ref: TargetRef
-    default: Conf
-
-
-class From(Spec):
-    target_ref: TargetRef
-    default: Conf
+To = PolicyItem[Conf]
+From = PolicyItem[Conf]
 
 
 class Rule(Spec):
@@ -75,16 +69,8 @@ class Rule(Spec):
     default: Conf
 
 
-class MeshFaultInjectionSpec(Spec):
-    target_ref: TargetRef | None = None
-    to: list[To] | None = None
-    from_: list[From] | None = section_field()
-    rules: list[Rule] | None = None
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _check(cls, data: Any, handler: ModelWrapValidatorHandler[MeshFaultInjectionSpec]) -> MeshFaultInjectionSpec:
-        return validate_policy(data, handler, "MeshFaultInjection")
+class MeshFaultInjectionSpec(FullPolicySpec[To, From, Rule]):
+    refs = RefRules(top=TOP_KINDS_GW, to=("Mesh", "MeshService", "MeshMultiZoneService"), from_=FROM_KINDS, rules=True)
 
 
 MESH_FAULT_INJECTION = register_policy("MeshFaultInjection", "meshfaultinjections", MeshFaultInjectionSpec)

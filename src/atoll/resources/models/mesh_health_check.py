@@ -6,13 +6,12 @@ Thresholds are counts (at least 1); ``tcp``, ``http`` and ``grpc`` checks may be
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import Field, ModelWrapValidatorHandler, model_validator
+from pydantic import Field, model_validator
 
 from atoll.resources.base import Check, Duration, Percentage, Spec, parse_duration
-from atoll.resources.models.common import HeaderModifier, register_policy
-from atoll.resources.models.targetref import TargetRef, validate_policy
+from atoll.resources.models.common import HeaderModifier
+from atoll.resources.models.policy import PolicyItem, ToPolicySpec, register_policy
+from atoll.resources.models.targetref import TO_KINDS, TOP_KINDS_GW, RefRules
 
 
 class TcpCheck(Spec):
@@ -74,19 +73,11 @@ class Conf(Spec):
         return self
 
 
-class To(Spec):
-    target_ref: TargetRef
-    default: Conf
+To = PolicyItem[Conf]
 
 
-class MeshHealthCheckSpec(Spec):
-    target_ref: TargetRef | None = None
-    to: list[To] | None = None
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _check(cls, data: Any, handler: ModelWrapValidatorHandler[MeshHealthCheckSpec]) -> MeshHealthCheckSpec:
-        return validate_policy(data, handler, "MeshHealthCheck")
+class MeshHealthCheckSpec(ToPolicySpec[To]):
+    refs = RefRules(top=TOP_KINDS_GW, to=TO_KINDS, gateway_tags=True)
 
 
 MESH_HEALTH_CHECK = register_policy("MeshHealthCheck", "meshhealthchecks", MeshHealthCheckSpec)

@@ -8,13 +8,14 @@ A filter's ``type`` names the one block it must carry (``RequestHeaderModifier``
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import Field, ModelWrapValidatorHandler, model_validator
+from pydantic import Field, model_validator
 
 from atoll.resources.base import Check, Percentage, Port, Spec
-from atoll.resources.models.common import BackendRef, HeaderModifier, register_policy
-from atoll.resources.models.targetref import TargetRef, validate_policy
+from atoll.resources.models.common import BackendRef, HeaderModifier
+from atoll.resources.models.policy import TargetItem, ToPolicySpec, register_policy
+from atoll.resources.models.targetref import TO_KINDS, TOP_KINDS_GW, RefRules
 
 Method = Literal["CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"]
 
@@ -175,20 +176,13 @@ class Rule(Spec):
         return self
 
 
-class To(Spec):
-    target_ref: TargetRef
+class To(TargetItem):
     hostnames: list[str] | None = None
     rules: list[Rule] = Field(min_length=1)
 
 
-class MeshHTTPRouteSpec(Spec):
-    target_ref: TargetRef | None = None
-    to: list[To] | None = None
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _check(cls, data: Any, handler: ModelWrapValidatorHandler[MeshHTTPRouteSpec]) -> MeshHTTPRouteSpec:
-        return validate_policy(data, handler, "MeshHTTPRoute")
+class MeshHTTPRouteSpec(ToPolicySpec[To]):
+    refs = RefRules(top=TOP_KINDS_GW, to=TO_KINDS, gateway_tags=True)
 
     @model_validator(mode="after")
     def _check_more(self) -> MeshHTTPRouteSpec:

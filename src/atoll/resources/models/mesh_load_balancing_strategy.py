@@ -7,13 +7,13 @@ AnyExcept or None; Only and AnyExcept need ``zones``, Any and None take none.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import Field, ModelWrapValidatorHandler, model_validator
+from pydantic import Field, model_validator
 
 from atoll.resources.base import Check, Decimal, Duration, Percentage, Spec
-from atoll.resources.models.common import register_policy
-from atoll.resources.models.targetref import TargetRef, validate_policy
+from atoll.resources.models.policy import PolicyItem, ToPolicySpec, register_policy
+from atoll.resources.models.targetref import TO_KINDS, TOP_KINDS_GW, RefRules
 
 
 class AffinityTag(Spec):
@@ -198,21 +198,11 @@ class Conf(Spec):
         return self
 
 
-class To(Spec):
-    target_ref: TargetRef
-    default: Conf
+To = PolicyItem[Conf]
 
 
-class MeshLoadBalancingStrategySpec(Spec):
-    target_ref: TargetRef | None = None
-    to: list[To] | None = None
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _check(
-        cls, data: Any, handler: ModelWrapValidatorHandler[MeshLoadBalancingStrategySpec]
-    ) -> MeshLoadBalancingStrategySpec:
-        return validate_policy(data, handler, "MeshLoadBalancingStrategy")
+class MeshLoadBalancingStrategySpec(ToPolicySpec[To]):
+    refs = RefRules(top=TOP_KINDS_GW, to=TO_KINDS, gateway_tags=True)
 
 
 MESH_LOAD_BALANCING_STRATEGY = register_policy(

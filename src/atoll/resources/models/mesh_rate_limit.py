@@ -6,13 +6,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import Field, ModelWrapValidatorHandler, model_validator
+from pydantic import Field, model_validator
 
 from atoll.resources.base import Check, Duration, Spec, parse_duration
-from atoll.resources.models.common import HeaderModifier, register_policy
-from atoll.resources.models.targetref import TargetRef, section_field, validate_policy
+from atoll.resources.models.common import HeaderModifier
+from atoll.resources.models.policy import FullPolicySpec, PolicyItem, PolicyRule, register_policy
+from atoll.resources.models.targetref import TOP_KINDS_GW, RefRules
 
 
 class Rate(Spec):
@@ -77,30 +76,15 @@ class Conf(Spec):
     local: Local
 
 
-class To(Spec):
-    target_ref: TargetRef
-    default: Conf
+To = PolicyItem[Conf]
+From = PolicyItem[Conf]
+Rule = PolicyRule[Conf]
 
 
-class From(Spec):
-    target_ref: TargetRef
-    default: Conf
-
-
-class Rule(Spec):
-    default: Conf
-
-
-class MeshRateLimitSpec(Spec):
-    target_ref: TargetRef | None = None
-    to: list[To] | None = None
-    from_: list[From] | None = section_field()
-    rules: list[Rule] | None = None
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _check(cls, data: Any, handler: ModelWrapValidatorHandler[MeshRateLimitSpec]) -> MeshRateLimitSpec:
-        return validate_policy(data, handler, "MeshRateLimit")
+class MeshRateLimitSpec(FullPolicySpec[To, From, Rule]):
+    refs = RefRules(
+        top=(*TOP_KINDS_GW, "MeshHTTPRoute"), to=("Mesh", "MeshService"), from_=("Mesh",), rules=True, gateway_tags=True
+    )
 
 
 MESH_RATE_LIMIT = register_policy("MeshRateLimit", "meshratelimits", MeshRateLimitSpec)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import Field, ModelWrapValidatorHandler, model_validator
+from pydantic import Field, model_validator
 
 from atoll.resources.base import Check, Duration, Spec, Tags, parse_duration
-from atoll.resources.models.common import register_policy
-from atoll.resources.models.targetref import TargetRef, validate_policy
+from atoll.resources.models.policy import PolicyItem, ToPolicySpec, register_policy
+from atoll.resources.models.targetref import TO_KINDS, TOP_KINDS_GW, RefRules
 
 HTTP_RETRY_ON = (
     "5xx",
@@ -159,19 +159,11 @@ class Conf(Spec):
         return self
 
 
-class To(Spec):
-    target_ref: TargetRef
-    default: Conf
+To = PolicyItem[Conf]
 
 
-class MeshRetrySpec(Spec):
-    target_ref: TargetRef | None = None
-    to: list[To] | None = None
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _check(cls, data: Any, handler: ModelWrapValidatorHandler[MeshRetrySpec]) -> MeshRetrySpec:
-        return validate_policy(data, handler, "MeshRetry")
+class MeshRetrySpec(ToPolicySpec[To]):
+    refs = RefRules(top=(*TOP_KINDS_GW, "MeshHTTPRoute"), to=TO_KINDS, gateway_tags=True)
 
 
 MESH_RETRY = register_policy("MeshRetry", "meshretries", MeshRetrySpec)

@@ -2,36 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import Field, ModelWrapValidatorHandler, model_validator
+from pydantic import Field
 
 from atoll.resources.base import Spec
-from atoll.resources.models.common import BackendRef, register_policy
-from atoll.resources.models.targetref import TargetRef, validate_policy
+from atoll.resources.models.common import BackendRef
+from atoll.resources.models.policy import PolicyRule, TargetItem, ToPolicySpec, register_policy
+from atoll.resources.models.targetref import TO_KINDS, TOP_KINDS_GW, RefRules
 
 
 class RuleConf(Spec):
     backend_refs: list[BackendRef] = Field(min_length=1)
 
 
-class Rule(Spec):
-    default: RuleConf
+Rule = PolicyRule[RuleConf]
 
 
-class To(Spec):
-    target_ref: TargetRef
+class To(TargetItem):
     rules: list[Rule] = Field(min_length=1, max_length=1)
 
 
-class MeshTCPRouteSpec(Spec):
-    target_ref: TargetRef | None = None
-    to: list[To] | None = None
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _check(cls, data: Any, handler: ModelWrapValidatorHandler[MeshTCPRouteSpec]) -> MeshTCPRouteSpec:
-        return validate_policy(data, handler, "MeshTCPRoute")
+class MeshTCPRouteSpec(ToPolicySpec[To]):
+    refs = RefRules(top=TOP_KINDS_GW, to=TO_KINDS, gateway_tags=True)
 
 
 MESH_TCP_ROUTE = register_policy("MeshTCPRoute", "meshtcproutes", MeshTCPRouteSpec)

@@ -6,13 +6,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import ModelWrapValidatorHandler, model_validator
+from pydantic import model_validator
 
 from atoll.resources.base import Check, Spec
-from atoll.resources.models.common import SpiffeMatch, register_policy
-from atoll.resources.models.targetref import TargetRef, section_field, validate_policy
+from atoll.resources.models.common import SpiffeMatch
+from atoll.resources.models.policy import InboundPolicySpec, PolicyItem, PolicyRule, register_policy
+from atoll.resources.models.targetref import FROM_KINDS, TOP_KINDS, RefRules
 
 Action = Literal["Allow", "Deny", "AllowWithShadowDeny"]
 
@@ -21,9 +22,7 @@ class FromConf(Spec):
     action: Action
 
 
-class From(Spec):
-    target_ref: TargetRef
-    default: FromConf
+From = PolicyItem[FromConf]
 
 
 class RuleConf(Spec):
@@ -40,21 +39,11 @@ class RuleConf(Spec):
         return self
 
 
-class Rule(Spec):
-    default: RuleConf
+Rule = PolicyRule[RuleConf]
 
 
-class MeshTrafficPermissionSpec(Spec):
-    target_ref: TargetRef | None = None
-    from_: list[From] | None = section_field()
-    rules: list[Rule] | None = None
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _check(
-        cls, data: Any, handler: ModelWrapValidatorHandler[MeshTrafficPermissionSpec]
-    ) -> MeshTrafficPermissionSpec:
-        return validate_policy(data, handler, "MeshTrafficPermission")
+class MeshTrafficPermissionSpec(InboundPolicySpec[From, Rule]):
+    refs = RefRules(top=TOP_KINDS, from_=FROM_KINDS, rules=True)
 
 
 MESH_TRAFFIC_PERMISSION = register_policy("MeshTrafficPermission", "meshtrafficpermissions", MeshTrafficPermissionSpec)

@@ -3,9 +3,10 @@
 A ``TargetRef`` names what a policy (top level), a ``to[]`` entry (destinations) or a ``from[]``
 entry (sources) refers to: ``kind`` plus the fields that kind takes. ``check_target_ref`` applies
 the per-kind field rules (``name`` not with kind Mesh, ``tags`` not with Dataplane, ...) and the
-per-policy, per-section list of allowed kinds in ``POLICY_REFS``. ``check_policy`` runs the whole
-policy-level check: allowed sections, "at least one of", and every targetRef, so each policy
-module only adds the rules of its own ``default`` blocks.
+per-policy, per-section lists of allowed kinds in a ``RefRules`` (each policy module declares its
+own on its spec class, see ``policy``; ``POLICY_REFS`` maps registered policy names to them).
+``check_policy`` runs the whole policy-level check: allowed sections, "at least one of", and every
+targetRef, so each policy module only adds the rules of its own ``default`` blocks.
 """
 
 from __future__ import annotations
@@ -63,28 +64,14 @@ class RefRules:
     to_for_gateway: tuple[str, ...] = ("Mesh",)
 
 
-_TOP = ("Mesh", "MeshSubset", "MeshService", "MeshServiceSubset", "Dataplane")
-_TOP_GW = (*_TOP, "MeshGateway")
-_TO = ("Mesh", "MeshService", "MeshExternalService", "MeshMultiZoneService")
-_FROM_ANY = ("Mesh", "MeshSubset", "MeshService", "MeshServiceSubset")
+# The kind lists most policies allow; a policy module combines them into its ``RefRules``.
+TOP_KINDS = ("Mesh", "MeshSubset", "MeshService", "MeshServiceSubset", "Dataplane")
+TOP_KINDS_GW = (*TOP_KINDS, "MeshGateway")
+TO_KINDS = ("Mesh", "MeshService", "MeshExternalService", "MeshMultiZoneService")
+FROM_KINDS = ("Mesh", "MeshSubset", "MeshService", "MeshServiceSubset")
 
-POLICY_REFS: dict[str, RefRules] = {
-    "MeshTrafficPermission": RefRules(top=_TOP, from_=_FROM_ANY, rules=True),
-    "MeshTimeout": RefRules(top=(*_TOP_GW, "MeshHTTPRoute"), to=_TO, from_=("Mesh",), rules=True, gateway_tags=True),
-    "MeshRetry": RefRules(top=(*_TOP_GW, "MeshHTTPRoute"), to=_TO, gateway_tags=True),
-    "MeshCircuitBreaker": RefRules(top=_TOP_GW, to=_TO, from_=("Mesh",), rules=True),
-    "MeshHealthCheck": RefRules(top=_TOP_GW, to=_TO, gateway_tags=True),
-    "MeshLoadBalancingStrategy": RefRules(top=_TOP_GW, to=_TO, gateway_tags=True),
-    "MeshFaultInjection": RefRules(
-        top=_TOP_GW, to=("Mesh", "MeshService", "MeshMultiZoneService"), from_=_FROM_ANY, rules=True
-    ),
-    "MeshRateLimit": RefRules(
-        top=(*_TOP_GW, "MeshHTTPRoute"), to=("Mesh", "MeshService"), from_=("Mesh",), rules=True, gateway_tags=True
-    ),
-    "MeshHTTPRoute": RefRules(top=_TOP_GW, to=_TO, gateway_tags=True),
-    "MeshTCPRoute": RefRules(top=_TOP_GW, to=_TO, gateway_tags=True),
-    "MeshAccessLog": RefRules(top=_TOP_GW, to=_TO, from_=("Mesh",), rules=True, gateway_tags=True),
-}
+POLICY_REFS: dict[str, RefRules] = {}
+"""Policy name -> its ``RefRules``, filled as each policy registers (``policy.register_policy``)."""
 
 
 def _disallow(check: Check, path: str, ref: TargetRef, *fields: str) -> None:
@@ -164,14 +151,14 @@ def check_target_ref(
                 check.add(_p(path, "labels"), "either labels or name must be specified")
 
 
-def check_policy(spec: Any, policy: str, check: Check) -> None:
+def check_policy(spec: Any, refs: RefRules, check: Check) -> None:
     """Policy-level rules shared by every ``Mesh*`` policy: sections allowed, at least one of them
     set, every targetRef valid for its place. ``spec`` has ``target_ref`` and some of ``to``,
     ``from_``, ``rules``."""
     to = getattr(spec, "to", None)
     from_ = getattr(spec, "from_", None)
     _check_refs(
-        policy,
+        refs,
         check,
         top=getattr(spec, "target_ref", None),
         to=None if to is None else [(i, item.target_ref) for i, item in enumerate(to)],
@@ -181,7 +168,7 @@ def check_policy(spec: Any, policy: str, check: Check) -> None:
 
 
 def _check_refs(
-    policy: str,
+    r: RefRules,
     check: Check,
     *,
     top: TargetRef | None,
@@ -189,7 +176,6 @@ def _check_refs(
     from_: list[tuple[int, TargetRef]] | None,
     has_rules: bool,
 ) -> None:
-    r = POLICY_REFS[policy]
     sections = [name for name, ok in (("from", bool(r.from_)), ("to", bool(r.to)), ("rules", r.rules)) if ok]
     if not (to or from_ or has_rules):
         check.add("", f"at least one of {', '.join(sections)} has to be defined")
@@ -226,7 +212,7 @@ def _raw_refs(items: object) -> list[tuple[int, TargetRef]] | None:
     return out
 
 
-def validate_policy(data: Any, handler: ModelWrapValidatorHandler[S], policy: str) -> S:
+def validate_policy(data: Any, handler: ModelWrapValidatorHandler[S], refs: RefRules) -> S:
     """The body of a policy spec's wrap validator: validate the fields, then the policy-level
     rules. When some field is wrong, the targetRef rules still run on the refs that are well
     formed, so every problem is reported at once."""
@@ -237,22 +223,22 @@ def validate_policy(data: Any, handler: ModelWrapValidatorHandler[S], policy: st
         check.extend("", error_items(e))
         if not isinstance(data, Mapping):
             check.done()
-        refs = Check()
+        found = Check()
         _check_refs(
-            policy,
             refs,
+            found,
             top=_raw_ref(data["targetRef"]) if "targetRef" in data else None,
             to=_raw_refs(data.get("to")),
             from_=_raw_refs(data.get("from")),
             has_rules=bool(data.get("rules")),
         )
         known = {p for p, _ in check.problems}
-        for p, m in refs.problems:
+        for p, m in found.problems:
             if p and p not in known:  # "at least one of" is already covered by the field errors
                 check.add(p, m)
         check.done()
         raise  # pragma: no cover - done() raised, field errors are never empty
-    check_policy(spec, policy, check)
+    check_policy(spec, refs, check)
     check.done()
     return spec
 
