@@ -16,7 +16,7 @@ from atoll.resources import decode, decode_all, dump_yaml, encode
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared/compat/kuma-docs"
 
 if not CORPUS.is_dir():  # pragma: no cover - the repo always sits beside shared/
-    pytest.skip(f"compatibility corpus not found at {CORPUS}", allow_module_level=True)
+    pytest.skip(reason=f"compatibility corpus not found at {CORPUS}", allow_module_level=True)
 
 
 def _files(sub: str = "") -> list[Path]:
