@@ -58,7 +58,6 @@ bench-convergence: install
 	$(BIN)/python -m bench.convergence $(BENCH_ARGS)
 
 bench-dataplane: install
-	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; } || true
 	$(BIN)/python -m bench.dataplane $(BENCH_ARGS)
 
 bench-reconnect: install
