@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 from collections.abc import Mapping
 from decimal import Decimal as _Decimal
@@ -200,6 +201,7 @@ _UNIT_SECONDS = {
 }
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_duration(text: str) -> float:
     """Seconds in a Go-style duration (``300ms``, ``1m30s``, ``24h``; ``d`` and ``y`` as Kuma allows).
 
