@@ -29,6 +29,7 @@ class MultiZone:
         self.agents: dict[str, Agent] = {}
         self.apps: dict[str, HttpBackend] = {}
         self.ingress_ports: dict[str, int] = {}
+        self.egress_ports: dict[str, int] = {}
 
     # --- control planes -------------------------------------------------------------------------
 
@@ -85,6 +86,18 @@ class MultiZone:
         token = self.glob.post("/tokens/zone", {"zone": zone, "scope": ["ingress"]})["token"]
         return self._agent(zone, doc, token, proxy_type="ingress")
 
+    def egress(self, zone: str, name: str | None = None) -> Agent:
+        """A zone egress in ``zone`` (``atoll dp run --proxy-type egress``, zone token scope egress)."""
+        port = free_port()
+        self.egress_ports[zone] = port
+        doc = {
+            "type": "ZoneEgress",
+            "name": name or f"egress-{zone}",
+            "networking": {"address": "127.0.0.1", "port": port},
+        }
+        token = self.glob.post("/tokens/zone", {"zone": zone, "scope": ["egress"]})["token"]
+        return self._agent(zone, doc, token, proxy_type="egress")
+
     def service(
         self,
         zone: str,
@@ -125,7 +138,7 @@ class MultiZone:
 
     def _agent(self, zone: str, doc: dict[str, Any], token: str, proxy_type: str = "dataplane") -> Agent:
         # The token was signed at global; the zone verifies it with the key synced to it over KDS.
-        if proxy_type == "ingress":
+        if proxy_type in ("ingress", "egress"):
             self.wait_synced(zone, "/globalsecrets/zone-token-signing-key-0001", "the zone token signing key")
         elif self.glob.proc is not None:
             mesh = doc["mesh"]

@@ -27,6 +27,8 @@ def test_demo_runs_a_multizone_mesh_with_live_traffic_and_stops_cleanly() -> Non
     local, remote = int(m.group(1)), int(m.group(2))
     assert 20 <= local <= 45 and 55 <= remote <= 80, f"want about 1:2, got {last}"
     assert re.search(r"failed 0\b", last), last
+    assert "zone-1 egress" in run.stdout and "external service outside" in run.stdout, run.stdout
+    assert "external outside 100% ok" in last, last
     workdir = re.search(r"files in (\S+)", run.stdout)
     assert workdir is not None and not os.path.exists(workdir.group(1)), "the demo must remove its files"
     assert "demo stopped" in run.stdout

@@ -85,6 +85,8 @@ class ProxyEndpoints(Protocol):
 
     async def admin(self, mesh: str, name: str, path: str) -> Any: ...
 
+    def egress_insight(self, name: str) -> dict[str, Any]: ...
+
 
 class TokenEndpoints(Protocol):
     """What a CP that issues tokens adds to the API (``atoll.security`` implements it)."""
@@ -316,6 +318,29 @@ def create_app(
             raise ApiError(404, "not found", no_proxies)
         return JSONResponse(await proxies.admin(mesh, name, "/config_dump"))
 
+    @app.get(paths.DATAPLANE_STATS, summary="Envoy's stats of one proxy (JSON), through its agent")
+    async def dataplane_stats(request: Request) -> Response:
+        mesh, name = request.path_params["mesh"], request.path_params["name"]
+        assert dp_type is not None
+        await store.get(dp_type.name, name, mesh)
+        if proxies is None:
+            raise ApiError(404, "not found", no_proxies)
+        return JSONResponse(await proxies.admin(mesh, name, "/stats?format=json"))
+
+    @app.get(paths.ZONE_EGRESSES_INSIGHTS, summary="Zone egresses with their proxy's state and what they route")
+    async def zone_egresses_insights(request: Request) -> Response:
+        size, offset, prefix = _paging(request.query_params)
+        page = await store.list(ListFilter(type="ZoneEgress", name_prefix=prefix or None), offset=offset, limit=size)
+        items = []
+        for r in page.items:
+            doc = encode(r)
+            doc["zoneEgressInsight"] = proxies.egress_insight(r.name) if proxies is not None else {"online": False}
+            items.append(doc)
+        next_url = None
+        if page.next_offset is not None:
+            next_url = str(request.url.include_query_params(offset=page.next_offset, size=size))
+        return _respond(request, {"total": page.total, "items": items, "next": next_url})
+
     # Serve these before the generic /meshes/{mesh}/{plural}[/{name}] routes that would shadow them.
     @app.get(paths.ZONES_INSIGHTS, summary="Zones with their connection state (global control plane)")
     async def zones_insights(request: Request) -> Response:
@@ -333,7 +358,8 @@ def create_app(
     first = [
         r
         for r in app.router.routes
-        if getattr(r, "path", None) in (paths.DATAPLANES_INSIGHTS, paths.DATAPLANE_XDS, paths.DATAPLANE_CONFIG_DUMP)
+        if getattr(r, "path", None)
+        in (paths.DATAPLANES_INSIGHTS, paths.DATAPLANE_XDS, paths.DATAPLANE_CONFIG_DUMP, paths.DATAPLANE_STATS)
     ]
     app.router.routes[:] = first + [r for r in app.router.routes if r not in first]
     return app

@@ -25,6 +25,8 @@ TOKENS_DATAPLANE = "/tokens/dataplane"
 TOKENS_ZONE = "/tokens/zone"
 TOKENS_REVOCATIONS = "/tokens/revocations"
 DATAPLANE_CONFIG_DUMP = MESHES + "/{mesh}/dataplanes/{name}/config-dump"
+DATAPLANE_STATS = MESHES + "/{mesh}/dataplanes/{name}/stats"
+ZONE_EGRESSES_INSIGHTS = "/zoneegresses+insights"
 DP_REQUESTS = "/dp/requests"
 DP_RESPONSES = "/dp/responses"
 

@@ -202,7 +202,7 @@ def egress_rows(items: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]
 @inspect.command(
     epilog="""\b
 Example:
-  atoll --cp http://zone-1:5681 inspect zoneegresses""",
+  atoll inspect zoneegresses            # at a zone CP""",
 )
 @click.option("-o", "--output", type=OUTPUT, default="table", show_default=True)
 def zoneegresses(output: str) -> None:

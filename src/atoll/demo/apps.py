@@ -47,12 +47,14 @@ def backend(port: int, name: str) -> App:
     return App(port, lambda path: (200, name.encode()))
 
 
-def frontend(port: int, upstream_port: int) -> App:
-    """Answers with the body of ``backend`` reached through the sidecar's outbound on ``upstream_port``."""
+def frontend(port: int, upstream_port: int, external_port: int | None = None) -> App:
+    """Answers with the body of ``backend`` reached through the sidecar's outbound on ``upstream_port``
+    (``/external``: of the external service, through the outbound on ``external_port``)."""
 
     def respond(path: str) -> tuple[int, bytes]:
+        target = external_port if path == "/external" and external_port is not None else upstream_port
         try:
-            status, body = get(upstream_port, timeout=2.0)
+            status, body = get(target, timeout=2.0)
         except OSError as e:
             return 502, f"backend unreachable: {e}".encode()
         return status, body.encode()
@@ -60,10 +62,10 @@ def frontend(port: int, upstream_port: int) -> App:
     return App(port, respond)
 
 
-def get(port: int, timeout: float = 2.0) -> tuple[int, str]:
+def get(port: int, timeout: float = 2.0, path: str = "/") -> tuple[int, str]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.request("GET", "/", headers={"Connection": "close"})
+        conn.request("GET", path, headers={"Connection": "close"})
         r = conn.getresponse()
         return r.status, r.read().decode(errors="replace")
     finally:
@@ -71,10 +73,12 @@ def get(port: int, timeout: float = 2.0) -> tuple[int, str]:
 
 
 class Load:
-    """Calls the frontend ``rate`` times a second on a thread; ``take()`` returns and resets the tally."""
+    """Calls the frontend ``rate`` times a second on a thread, cycling through ``paths``; ``take()``
+    returns and resets the tally (answers by body, errors by kind and path)."""
 
-    def __init__(self, port: int, rate: float = 20.0) -> None:
+    def __init__(self, port: int, rate: float = 20.0, paths: tuple[str, ...] = ("/",)) -> None:
         self.port = port
+        self.paths = paths
         self.interval = 1.0 / rate
         self._lock = threading.Lock()
         self._answers: Counter[str] = Counter()
@@ -85,17 +89,21 @@ class Load:
 
     def _run(self) -> None:
         next_at = time.monotonic()
+        i = 0
         while not self._stop.is_set():
+            path = self.paths[i % len(self.paths)]
+            i += 1
+            where = "" if path == "/" else f" {path}"
             try:
-                status, body = get(self.port)
+                status, body = get(self.port, path=path)
                 with self._lock:
                     if status == 200:
                         self._answers[body] += 1
                     else:
-                        self._errors[f"HTTP {status}"] += 1
+                        self._errors[f"HTTP {status}{where}"] += 1
             except OSError as e:
                 with self._lock:
-                    self._errors[type(e).__name__] += 1
+                    self._errors[f"{type(e).__name__}{where}"] += 1
             next_at += self.interval
             self._stop.wait(max(0.0, next_at - time.monotonic()))
 

@@ -4,7 +4,11 @@ Global CP; zone-1 and zone-2, each a zone CP (its own SQLite store) dialing glob
 zone token, and a zone ingress; mesh ``default`` with mTLS (builtin CA, created at global and synced) and
 an allow-all MeshTrafficPermission. ``frontend`` (zone-1) calls ``backend`` through its sidecar; backend
 runs once in zone-1 and twice in zone-2, so about 1/3 of the traffic stays local and 2/3 crosses to
-zone-2 through its ingress. Every sidecar has a dataplane token issued by global. See ``atoll.demo``.
+zone-2 through its ingress. The mesh routes through a zone egress (``routing.zoneEgress``): zone-1 has
+one, so zone-1's cross-zone traffic leaves through it, and so do calls to the ExternalService
+``outside`` (a plain HTTP server outside the mesh, which the frontend calls on ``/external``): the
+egress terminates the mesh mTLS, checks permissions and calls it. Every sidecar has a dataplane token
+issued by global. See ``atoll.demo``.
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ MESH = {
     "type": "Mesh",
     "name": "default",
     "mtls": {"enabledBackend": "ca-1", "backends": [{"name": "ca-1", "type": "builtin"}]},
+    "routing": {"zoneEgress": True},
 }
+EXTERNAL = "outside"
 # With mTLS on, nothing is allowed until a MeshTrafficPermission says so.
 ALLOW_ALL = {
     "type": "MeshTrafficPermission",
@@ -169,12 +175,34 @@ def run_demo(duration: float | None = None, out: TextIO = sys.stdout, keep: bool
                 zi_token = post(glob, "/tokens/zone", {"zone": zone, "scope": ["ingress"]})["token"]
                 demo.proxy(zone, f"ingress-{zone}", zi, zi_token, proxy_type="ingress")
                 say(f"  {zone} ingress 127.0.0.1:{port}")
-            out_port = free_port()
+                if zone == "zone-1":
+                    eg_port = free_port()
+                    ze = {
+                        "type": "ZoneEgress",
+                        "name": "egress-zone-1",
+                        "networking": {"address": "127.0.0.1", "port": eg_port},
+                    }
+                    ze_token = post(glob, "/tokens/zone", {"zone": zone, "scope": ["egress"]})["token"]
+                    demo.proxy(zone, "egress-zone-1", ze, ze_token, proxy_type="egress")
+                    say(f"  {zone} egress  127.0.0.1:{eg_port}")
+            ext_port = free_port()
+            demo.apps[EXTERNAL] = backend(ext_port, EXTERNAL)
+            stack.callback(demo.apps[EXTERNAL].stop)
+            es = {
+                "type": "ExternalService",
+                "mesh": "default",
+                "name": EXTERNAL,
+                "networking": {"address": f"127.0.0.1:{ext_port}"},
+                "tags": {"kuma.io/service": EXTERNAL, "kuma.io/protocol": "http"},
+            }
+            put(glob, f"/meshes/default/externalservices/{EXTERNAL}", es)
+            say(f"  external service {EXTERNAL} http://127.0.0.1:{ext_port} (outside the mesh, reached via the egress)")
+            out_port, out_ext = free_port(), free_port()
             for name, zone in [*BACKENDS.items(), ("frontend", "zone-1")]:
                 app_port = free_port()
                 if name == "frontend":
-                    demo.apps[name] = frontend(app_port, out_port)
-                    doc = _dataplane(name, "frontend", app_port, {"backend": out_port})
+                    demo.apps[name] = frontend(app_port, out_port, out_ext)
+                    doc = _dataplane(name, "frontend", app_port, {"backend": out_port, EXTERNAL: out_ext})
                 else:
                     demo.apps[name] = backend(app_port, name)
                     doc = _dataplane(name, "backend", app_port, {})
@@ -192,11 +220,13 @@ def run_demo(duration: float | None = None, out: TextIO = sys.stdout, keep: bool
         say(f"  {atoll} --cp {glob} inspect zones")
         say(f"  {atoll} --cp {glob} inspect dataplanes")
         say(f"  {atoll} --cp {demo.cps['zone-1']} inspect dataplane frontend --config-dump | less")
+        say(f"  {atoll} --cp {demo.cps['zone-1']} inspect zoneegresses")
+        say(f"  {atoll} --cp {demo.cps['zone-1']} inspect zoneegress egress-zone-1")
         say("Break it (type a number and Enter here):")
         say("  1  stop zone-2's backends       2  start them again")
         say("  3  take zone-2 down entirely    4  bring zone-2 back")
         say("")
-        load = Load(demo.apps["frontend"].port)
+        load = Load(demo.apps["frontend"].port, paths=("/", "/", "/external"))
         stack.callback(load.stop)
         _commands(demo, say)
         started = time.monotonic()
@@ -242,14 +272,22 @@ def _commands(demo: Demo, say: Callable[[str], None]) -> None:
 
 
 def _report(answers: Counter[str], errors: Counter[str]) -> str:
-    total = sum(answers.values()) + sum(errors.values())
-    if total == 0:
+    everything = sum(answers.values()) + sum(errors.values())
+    if everything == 0:
         return "traffic: no requests"
+    external = answers.get(EXTERNAL, 0)
+    external_errors = sum(n for k, n in errors.items() if k.endswith("/external"))
+    total = everything - external - external_errors  # calls to backend
     by_zone: Counter[str] = Counter()
     for name, n in answers.items():
-        by_zone[BACKENDS.get(name, name)] += n
-    zones = "  ".join(f"{z} {100 * n / total:3.0f}%" for z, n in sorted(by_zone.items()))
-    shares = " ".join(f"{name} {100 * n / total:.0f}%" for name, n in sorted(answers.items()))
+        if name != EXTERNAL:
+            by_zone[BACKENDS.get(name, name)] += n
+    zones = "  ".join(f"{z} {100 * n / max(total, 1):3.0f}%" for z, n in sorted(by_zone.items()))
+    shares = " ".join(
+        f"{name} {100 * n / max(total, 1):.0f}%" for name, n in sorted(answers.items()) if name != EXTERNAL
+    )
+    ext_calls = external + external_errors
+    ext = f"{EXTERNAL} {100 * external / ext_calls:.0f}% ok" if ext_calls else f"{EXTERNAL} -"
     failed = sum(errors.values())
     detail = f" ({', '.join(f'{k} x{v}' for k, v in errors.items())})" if errors else ""
-    return f"traffic: {total / 2:5.1f} req/s  {zones}   [{shares}]  failed {failed}{detail}"
+    return f"traffic: {everything / 2:5.1f} req/s  {zones}   [{shares}]  external {ext}  failed {failed}{detail}"

@@ -21,7 +21,7 @@ from atoll.resources.base import parse_duration
 from atoll.resources.models.dataplane import DataplaneSpec
 from atoll.resources.models.mesh import MeshSpec
 from atoll.security.ca import dataplane_tag_set
-from atoll.topology import Identity
+from atoll.topology import EGRESS_SERVICE, Identity
 
 DEFAULT_LIFETIME = timedelta(hours=24)
 ROTATE_AT = 0.5  # fraction of the lifetime after which a new certificate is issued
@@ -67,10 +67,17 @@ class IdentityBook:
 
     def identity_for(self, node: str, mesh: Resource[MeshSpec], dp: Resource[DataplaneSpec]) -> Identity | None:
         """The proxy's current identity (issuing a new one when needed); None while the mesh has no CA."""
+        return self._identity(node, mesh, dataplane_tag_set(dp.spec))
+
+    def egress_identity_for(self, node: str, mesh: Resource[MeshSpec]) -> Identity | None:
+        """A zone egress's identity in ``mesh``: ``spiffe://<mesh>/zone-egress`` (one per mesh it
+        terminates mTLS for, kept under ``<node>#<mesh>``); None while the mesh has no CA."""
+        return self._identity(f"{node}#{mesh.name}", mesh, {"kuma.io/service": {EGRESS_SERVICE}})
+
+    def _identity(self, node: str, mesh: Resource[MeshSpec], tags: dict[str, set[str]]) -> Identity | None:
         ca = self._cas.get(mesh.name)
         if ca is None:
             return None
-        tags = dataplane_tag_set(dp.spec)
         tags.setdefault("kuma.io/zone", set()).add(self._zone)
         services = tuple(sorted(tags.get("kuma.io/service", ())))
         subject = (services, tuple(sorted((k, tuple(sorted(v))) for k, v in tags.items())))
@@ -99,11 +106,13 @@ class IdentityBook:
 
     def forget(self, node: str) -> None:
         self._issued.pop(node, None)
+        for key in [k for k in self._issued if k.startswith(node + "#")]:
+            del self._issued[key]
 
     def due(self) -> list[str]:
-        """Proxies whose certificate reached its rotation point."""
+        """Proxies whose certificate (one of them, for an egress) reached its rotation point."""
         now = self._clock()
-        return sorted(n for n, i in self._issued.items() if now >= i.rotate_at)
+        return sorted({n.partition("#")[0] for n, i in self._issued.items() if now >= i.rotate_at})
 
     def seconds_until_due(self) -> float | None:
         if not self._issued:

@@ -13,6 +13,10 @@
    later unless it reconnected. Only Dataplanes registered by a proxy (label ``atoll.io/managed: dp``)
    are removed; ones written with ``atoll apply`` stay. At start, registered Dataplanes whose proxy is
    not connected get the same grace.
+
+Zone ingresses and zone egresses go the same way with their own resource (ZoneIngress/ZoneEgress,
+node ids ``ingress:<name>``/``egress:<name>``), a zone token of this zone with scope ``ingress`` or
+``egress``, and ``zone`` forced to this CP's zone.
 """
 
 from __future__ import annotations
@@ -30,9 +34,11 @@ from google.protobuf import json_format
 from atoll.errors import AlreadyExists, Conflict, FieldError, Forbidden, InvalidInput, NotFound, Unauthenticated
 from atoll.proxies.inventory import Inventory
 from atoll.proxies.reconciler import (
+    EGRESS_PREFIX,
     INGRESS_PREFIX,
     ProxyKind,
     ProxyReconciler,
+    egress_node_id,
     ingress_node_id,
     node_id,
     split_node_id,
@@ -51,8 +57,8 @@ log = logging.getLogger(__name__)
 MANAGED_LABEL = "atoll.io/managed"
 META_DATAPLANE = "atoll.dataplane"  # the proxy's resource (Dataplane or ZoneIngress), Universal JSON
 META_PROXY_TYPE = "atoll.proxy-type"
-PROXY_TYPES = ("dataplane", "ingress")
-_RESOURCE_TYPE = {"dataplane": "Dataplane", "ingress": "ZoneIngress"}
+PROXY_TYPES = ("dataplane", "ingress", "egress")
+_RESOURCE_TYPE = {"dataplane": "Dataplane", "ingress": "ZoneIngress", "egress": "ZoneEgress"}
 XDS_MODES = ("sotw", "delta")
 
 
@@ -101,7 +107,9 @@ class DataplaneLifecycle:
         doc = body.get("dataplane")
         dp: Resource[Any] | None = None
         if doc is None:
-            errors.append(FieldError("dataplane", "required: the resource of this proxy (Dataplane or ZoneIngress)"))
+            errors.append(
+                FieldError("dataplane", "required: the resource of this proxy (Dataplane, ZoneIngress or ZoneEgress)")
+            )
         elif proxy_type in PROXY_TYPES:
             try:
                 dp = _decode_proxy_resource(doc, proxy_type)
@@ -125,7 +133,7 @@ class DataplaneLifecycle:
         xds_host = self._xds_host or cp_host
         bootstrap = envoy_bootstrap(
             node_id=nid,
-            node_cluster=_first_service(dp) if dp.type == "Dataplane" else f"ingress-{self._zone}",
+            node_cluster=_first_service(dp) if dp.type == "Dataplane" else f"{proxy_type}-{self._zone}",
             xds_host=xds_host,
             xds_port=self._xds_port,
             ads=mode,
@@ -140,9 +148,11 @@ class DataplaneLifecycle:
 
     async def verify(self, token: str | None, proxy: Resource[Any]) -> None:
         """The proxy's token must let it in: a dataplane token matching its mesh, name and tags, or a
-        zone token of this zone with scope ``ingress``. ``Unauthenticated``/``Forbidden`` otherwise."""
+        zone token of this zone with scope ``ingress`` (``egress``). ``Unauthenticated``/``Forbidden`` otherwise."""
         if proxy.type == "ZoneIngress":
             await self._auth.verify_zone(token, self._zone, "ingress")
+        elif proxy.type == "ZoneEgress":
+            await self._auth.verify_zone(token, self._zone, "egress")
         else:
             await self._auth.verify_dataplane(token, proxy)
 
@@ -166,6 +176,8 @@ class DataplaneLifecycle:
         nid = node.id
         if nid.startswith(INGRESS_PREFIX):
             mesh, name = None, nid.removeprefix(INGRESS_PREFIX)
+        elif nid.startswith(EGRESS_PREFIX):
+            mesh, name = None, nid.removeprefix(EGRESS_PREFIX)
         else:
             try:
                 mesh, name = split_node_id(nid)
@@ -178,7 +190,7 @@ class DataplaneLifecycle:
             )
         fields = json_format.MessageToDict(node.metadata) if node.HasField("metadata") else {}
         if mesh is None:
-            kind = ProxyKind.INGRESS
+            kind = ProxyKind.EGRESS if nid.startswith(EGRESS_PREFIX) else ProxyKind.INGRESS
         elif fields.get("atoll.proxyless") in ("true", True):
             kind = ProxyKind.PROXYLESS
         else:
@@ -192,7 +204,7 @@ class DataplaneLifecycle:
             except InvalidInput as e:
                 raise StreamRejected(grpc.StatusCode.NOT_FOUND, str(e.errors[0])) from None
         if raw is not None:
-            proxy_type = "ingress" if kind is ProxyKind.INGRESS else "dataplane"
+            proxy_type = {ProxyKind.INGRESS: "ingress", ProxyKind.EGRESS: "egress"}.get(kind, "dataplane")
             try:
                 dp = _decode_proxy_resource(json.loads(raw) if isinstance(raw, str) else raw, proxy_type)
             except (InvalidInput, ValueError) as e:
@@ -206,8 +218,10 @@ class DataplaneLifecycle:
                 )
             await self._verify_stream(token, dp)
             stored = await self._register(dp)
-        elif kind is ProxyKind.INGRESS:
-            raise StreamRejected(grpc.StatusCode.INVALID_ARGUMENT, "a zone ingress must be started with `atoll dp run`")
+        elif kind in (ProxyKind.INGRESS, ProxyKind.EGRESS):
+            raise StreamRejected(
+                grpc.StatusCode.INVALID_ARGUMENT, f"a zone {kind.value} must be started with `atoll dp run`"
+            )
         else:
             try:
                 stored = await self._store.get("Dataplane", name, mesh)
@@ -222,6 +236,9 @@ class DataplaneLifecycle:
         self._inventory.opened(nid, envoy_version=_version(node), kind=kind.value)
         if stored.type == "Dataplane":
             self._reconciler.upsert_dataplane(stored)
+            self._reconciler.flush()
+        elif stored.type == "ZoneEgress":
+            self._reconciler.upsert_egress(stored)
             self._reconciler.flush()
         else:
             self._reconciler.upsert_ingress(stored)
@@ -260,7 +277,11 @@ class DataplaneLifecycle:
         )
 
     def _as_registered(self, r: Resource[Any], current: Resource[Any] | None) -> Resource[Any]:
-        """A ZoneIngress belongs to this zone, and its ``availableServices`` are the CP's, not the agent's."""
+        """A ZoneIngress (ZoneEgress) belongs to this zone, and its ``availableServices`` are the CP's."""
+        if r.type == "ZoneEgress":
+            data = r.spec_dict()
+            data["zone"] = self._zone
+            return r.with_spec(decode_spec(get_type("ZoneEgress"), data))
         if r.type != "ZoneIngress":
             return r
         data = r.spec_dict()
@@ -274,14 +295,14 @@ class DataplaneLifecycle:
 
     async def start(self) -> None:
         """Give every registered Dataplane whose proxy is not connected ``grace`` seconds to reconnect."""
-        for type_name in ("Dataplane", "ZoneIngress"):
+        for type_name in ("Dataplane", "ZoneIngress", "ZoneEgress"):
             offset: int | None = 0
             while offset is not None:
                 page = await self._store.list(
                     ListFilter(type=type_name, labels={MANAGED_LABEL: "dp"}), offset=offset, limit=1000
                 )
                 for r in page.items:
-                    if r.type == "ZoneIngress" and r.spec.zone not in (None, "", self._zone):
+                    if r.type in ("ZoneIngress", "ZoneEgress") and r.spec.zone not in (None, "", self._zone):
                         continue
                     nid = _node_of(r)
                     if not self._inventory.connected(nid):
@@ -318,6 +339,8 @@ class DataplaneLifecycle:
             return
         if nid.startswith(INGRESS_PREFIX):
             type_name, mesh, name = "ZoneIngress", None, nid.removeprefix(INGRESS_PREFIX)
+        elif nid.startswith(EGRESS_PREFIX):
+            type_name, mesh, name = "ZoneEgress", None, nid.removeprefix(EGRESS_PREFIX)
         else:
             type_name = "Dataplane"
             mesh, name = split_node_id(nid)
@@ -392,12 +415,16 @@ class DataplaneLifecycle:
 
 
 def _node_of(r: Resource[Any]) -> str:
-    return ingress_node_id(r.name) if r.type == "ZoneIngress" else node_id(r.mesh or "", r.name)
+    if r.type == "ZoneIngress":
+        return ingress_node_id(r.name)
+    if r.type == "ZoneEgress":
+        return egress_node_id(r.name)
+    return node_id(r.mesh or "", r.name)
 
 
 def _identity_spec(r: Resource[Any]) -> Any:
     """What must match for a second bootstrap of a connected proxy (not CP-computed fields)."""
-    if r.type == "ZoneIngress":
+    if r.type in ("ZoneIngress", "ZoneEgress"):
         return r.spec.networking
     return r.spec
 
@@ -410,11 +437,12 @@ def _decode_proxy_resource(doc: object, proxy_type: str) -> Resource[Any]:
 
         docs = load_documents(doc)
         if len(docs) != 1:
-            raise InvalidInput("the zone ingress must be exactly one document")
+            raise InvalidInput(f"the zone {proxy_type} must be exactly one document")
         doc = docs[0]
     r = decode(doc)
-    if r.type != "ZoneIngress":
-        raise InvalidInput(FieldError("type", f'must be ZoneIngress for a proxy of type ingress, got "{r.type}"'))
+    want = _RESOURCE_TYPE[proxy_type]
+    if r.type != want:
+        raise InvalidInput(FieldError("type", f'must be {want} for a proxy of type {proxy_type}, got "{r.type}"'))
     return r
 
 

@@ -7,7 +7,13 @@ then change events. Each event marks work:
 - a Dataplane: that proxy, plus the proxies whose outbounds reach a service it serves (before or
   after the change) — so a change to one service never regenerates proxies that do not reach it;
 - a Mesh, policy, ExternalService or VirtualOutbound: every proxy of that mesh;
-- a ZoneIngress: every proxy of the meshes it lists.
+- a ZoneIngress: every proxy of the meshes it lists;
+- a ZoneEgress (of this zone): every proxy of every mesh (their remote and external endpoints may
+  point at it), and the egress proxies.
+
+Zone ingresses (node ``ingress:<name>``) and zone egresses (node ``egress:<name>``) belong to no mesh:
+they are regenerated on every pass that touched any mesh. An egress gets one identity per mesh it
+terminates mTLS for (``IdentityBook.egress_identity_for``).
 
 Events arriving within ``window`` seconds of the first one are coalesced into one pass. A pass rebuilds
 the ``MeshView`` of each touched mesh once, then, for each marked proxy that has an open stream (or a
@@ -37,11 +43,14 @@ from atoll.resources import Resource, get_type
 from atoll.resources.codec import decode_spec
 from atoll.resources.models.dataplane import DataplaneSpec
 from atoll.resources.models.mesh import MeshSpec
+from atoll.resources.models.zone_egress import ZoneEgressSpec
 from atoll.resources.models.zone_ingress import ZoneIngressSpec
 from atoll.store import ChangeEvent, EventKind, ListFilter, Store
 from atoll.topology import Identity, MeshView, ProxyView, dependents, proxy_view, services
+from atoll.topology.egress import EgressView, egress_view
 from atoll.topology.ingress import IngressView, available_services, ingress_view
 from atoll.xds.generate import EnvoyResources, grpc_proxyless_resources, sidecar_resources
+from atoll.xds.generate.egress import egress_resources
 from atoll.xds.generate.ingress import ingress_resources
 from atoll.xds.server import Snapshot, SnapshotCache, VersionedResource
 
@@ -58,9 +67,21 @@ class ProxyKind(enum.Enum):
     SIDECAR = "sidecar"
     PROXYLESS = "proxyless"
     INGRESS = "ingress"
+    EGRESS = "egress"
 
 
 INGRESS_PREFIX = "ingress:"
+EGRESS_PREFIX = "egress:"
+
+
+def egress_node_id(name: str) -> str:
+    """Zone egresses belong to no mesh either: ``egress:<name>``."""
+    return EGRESS_PREFIX + name
+
+
+def is_zone_proxy(node: str) -> bool:
+    """An ingress or egress node id (not ``<mesh>.<name>``)."""
+    return node.startswith((INGRESS_PREFIX, EGRESS_PREFIX))
 
 
 def ingress_node_id(name: str) -> str:
@@ -112,6 +133,10 @@ class ProxyReconciler:
         self._meshes: dict[str, Resource[MeshSpec]] = {}
         self._dataplanes: dict[str, dict[str, Resource[DataplaneSpec]]] = {}
         self._ingresses: dict[str, Resource[ZoneIngressSpec]] = {}
+        self._egresses: dict[str, Resource[ZoneEgressSpec]] = {}
+        self._logged_conflicts: dict[str, tuple[str, ...]] = {}
+        self._egress_nodes: set[str] = set()
+        self._last_egress: dict[str, tuple[EgressView, tuple[tuple[str, Identity], ...]]] = {}
         self._policies: dict[str, dict[tuple[str, str], Resource[Any]]] = {}
         self._views: dict[str, MeshView] = {}
         self._last_view: dict[str, ProxyView] = {}
@@ -148,7 +173,12 @@ class ProxyReconciler:
                 except StopAsyncIteration:
                     return
                 except TimeoutError:  # certificates reached their rotation point
-                    self._dirty_nodes.update(self.identities.due())
+                    for nid in self.identities.due():
+                        if is_zone_proxy(nid):
+                            self._last_egress.pop(nid, None)
+                            self._ingress_dirty = True
+                        else:
+                            self._dirty_nodes.add(nid)
                     self._flush(0)
                     continue
                 started = time.perf_counter()
@@ -193,6 +223,8 @@ class ProxyReconciler:
             self._dataplanes.setdefault(r.mesh, {})[r.name] = r
         for r in await self._list("ZoneIngress"):
             self._ingresses[r.name] = r
+        for r in await self._list("ZoneEgress"):
+            self._egresses[r.name] = r
         for rt_name in self._mesh_wide_type_names():
             for r in await self._list(rt_name):
                 assert r.mesh is not None
@@ -228,6 +260,14 @@ class ProxyReconciler:
         elif r.type == "Dataplane":
             assert r.mesh is not None
             self.upsert_dataplane(r, deleted=deleted)
+        elif r.type == "ZoneEgress":
+            if deleted:
+                self._egresses.pop(r.name, None)
+            else:
+                self._egresses[r.name] = r
+            self._views.clear()
+            self._dirty_meshes.update(self._meshes)
+            self._ingress_dirty = True
         elif r.type == "ZoneIngress":
             self._ingress_dirty = True
             old = self._ingresses.get(r.name)
@@ -275,6 +315,16 @@ class ProxyReconciler:
         self._views.pop(r.mesh, None)
         self._dirty_services.setdefault(r.mesh, set()).update(changed)
 
+    def upsert_egress(self, r: Resource[ZoneEgressSpec]) -> None:
+        """Mirror a ZoneEgress written by the lifecycle just now (its store event follows)."""
+        old = self._egresses.get(r.name)
+        if old is None or old.meta.version <= r.meta.version:
+            self._egresses[r.name] = r
+        if old is None or old.spec != r.spec:
+            self._views.clear()
+            self._dirty_meshes.update(self._meshes)
+        self._ingress_dirty = True
+
     def upsert_ingress(self, r: Resource[ZoneIngressSpec]) -> None:
         """Mirror a ZoneIngress written by the lifecycle just now (its store event follows)."""
         old = self._ingresses.get(r.name)
@@ -290,6 +340,10 @@ class ProxyReconciler:
         if kind is ProxyKind.INGRESS:
             self._ingress_nodes.add(node)
             return self._generate_ingress(node)
+        if kind is ProxyKind.EGRESS:
+            self._egress_nodes.add(node)
+            self._last_egress.pop(node, None)
+            return self._generate_egress(node)
         mesh, name = split_node_id(node)
         view = self._mesh_view(mesh)
         if view is None or name not in view.index.dataplanes:
@@ -302,6 +356,8 @@ class ProxyReconciler:
         """The node's last stream closed: drop its snapshot (regenerated on reconnect)."""
         self._kinds.pop(node, None)
         self._ingress_nodes.discard(node)
+        self._egress_nodes.discard(node)
+        self._last_egress.pop(node, None)
         self._last_identity.pop(node, None)
         self.identities.forget(node)
         self._last_view.pop(node, None)
@@ -340,6 +396,9 @@ class ProxyReconciler:
             for nid in sorted(self._ingress_nodes):
                 if self._generate_ingress(nid):
                     generated += 1
+            for nid in sorted(self._egress_nodes):
+                if self._generate_egress(nid):
+                    generated += 1
         self._dirty_meshes.clear()
         self._dirty_services.clear()
         self._dirty_nodes.clear()
@@ -367,6 +426,38 @@ class ProxyReconciler:
             return False
         self._last_ingress[nid] = view
         return True
+
+    def _generate_egress(self, nid: str) -> bool:
+        name = nid.removeprefix(EGRESS_PREFIX)
+        ze = self._egresses.get(name)
+        if ze is None:
+            return False
+        try:
+            view = egress_view(name, ze, self._all_mesh_views())
+            identities: dict[str, Identity] = {}
+            for mesh in view.meshes:
+                identity = self.identities.egress_identity_for(nid, self._meshes[mesh])
+                if identity is None:
+                    log.warning("mesh %s has mTLS on but no CA yet: egress %s waits for it", mesh, nid)
+                else:
+                    identities[mesh] = identity
+            key = (view, tuple(sorted(identities.items())))
+            if self._last_egress.get(nid) == key and self._cache.get(nid) is not None:
+                return False
+            self._cache.set_snapshot(nid, self._snapshot(egress_resources(view, identities)))
+        except Exception:
+            log.exception("cannot generate configuration for zone egress %s; it keeps its last configuration", name)
+            return False
+        self._last_egress[nid] = key
+        return True
+
+    def egress_view(self, name: str) -> EgressView | None:
+        """What zone egress ``name`` routes now (for inspection); None if unknown."""
+        ze = self._egresses.get(name)
+        return None if ze is None else egress_view(name, ze, self._all_mesh_views())
+
+    def local_egresses(self) -> list[Resource[ZoneEgressSpec]]:
+        return [ze for _, ze in sorted(self._egresses.items()) if ze.spec.zone in (None, "", self._zone)]
 
     def local_ingresses(self) -> list[Resource[ZoneIngressSpec]]:
         """ZoneIngresses of this zone (not copies of other zones' synced from global)."""
@@ -412,14 +503,21 @@ class ProxyReconciler:
         m = self._meshes.get(mesh)
         if m is None:
             return None
+        inputs = self._policies.get(mesh, {})
         view = MeshView(
             mesh=m,
             dataplanes=tuple(self._dataplanes.get(mesh, {}).values()),
             zone=self._zone,
             zone_ingresses=tuple(self._ingresses.values()),
-            policies=tuple(self._policies.get(mesh, {}).values()),
+            policies=tuple(r for (t, _), r in inputs.items() if t != "ExternalService"),
+            external_services=tuple(r for (t, _), r in inputs.items() if t == "ExternalService"),
+            zone_egresses=tuple(self.local_egresses()),
         )
         self._views[mesh] = view
+        if view.index.conflicts and view.index.conflicts != self._logged_conflicts.get(mesh):
+            for c in view.index.conflicts:
+                log.warning("mesh %s: %s", mesh, c)
+        self._logged_conflicts[mesh] = view.index.conflicts
         return view
 
     def _generate(self, view: MeshView, nid: str, name: str) -> bool:

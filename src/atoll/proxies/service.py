@@ -20,7 +20,7 @@ from atoll.pki import CaBundle
 from atoll.proxies.admin_relay import AdminRelay, RelayTimeout
 from atoll.proxies.inventory import Inventory
 from atoll.proxies.lifecycle import DataplaneLifecycle
-from atoll.proxies.reconciler import ProxyReconciler, node_id
+from atoll.proxies.reconciler import ProxyReconciler, egress_node_id, node_id
 from atoll.resources import Resource
 from atoll.resources.models.mesh import MeshSpec
 from atoll.security import CaManager, NoAuth, ProxyAuthenticator
@@ -108,6 +108,38 @@ class ProxyService:
     def insight(self, mesh: str, name: str) -> dict[str, Any] | None:
         i = self.inventory.get(node_id(mesh, name))
         return i.to_json() if i is not None else None
+
+    def egress_insight(self, name: str) -> dict[str, Any]:
+        """Zone egress ``name`` at this CP: its proxy's state, and what it routes (SNI -> where)."""
+        nid = egress_node_id(name)
+        i = self.inventory.get(nid)
+        out: dict[str, Any] = i.to_json() if i is not None else {"online": False}
+        view = self.reconciler.egress_view(name)
+        if view is not None:
+            out["passThrough"] = [
+                {
+                    "mesh": r.mesh,
+                    "service": r.service,
+                    "sni": r.sni,
+                    "zones": {e.zone: e.weight or 1 for e in r.endpoints},
+                }
+                for r in view.passthrough
+            ]
+            out["externalServices"] = [
+                {
+                    "mesh": r.mesh,
+                    "service": r.service,
+                    "sni": r.sni,
+                    "address": f"{r.external.host}:{r.external.port}",
+                    "tls": r.external.tls is not None,
+                    "permissions": [
+                        {"policy": p.policy, "action": p.action, "from": dict(p.source)} for p in r.permissions
+                    ],
+                }
+                for r in view.externals
+            ]
+            out["conflicts"] = list(view.conflicts)
+        return out
 
     def xds_config(self, mesh: str, name: str) -> dict[str, Any] | None:
         snapshot = self.cache.get(node_id(mesh, name))

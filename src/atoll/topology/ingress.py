@@ -4,8 +4,11 @@
 the ``availableServices`` a zone CP keeps on its ZoneIngress (remote zones weight their endpoint
 for this zone by these counts). ``ingress_view(name, zone_ingress, mesh_views)`` lists, per mesh
 and service, the SNI other zones' sidecars use (``<service>{mesh=<mesh>}``) and the local endpoints
-that traffic goes to. Only local instances count: endpoints that are themselves other zones'
-ingresses are never offered again (no transit between zones). Pure functions of their inputs.
+that traffic goes to. An ExternalService pinned to this zone (``kuma.io/zone``) is offered too when the
+zone has an egress (entry ``externalService: true``, instances = the number of local egresses; its
+route forwards to the local egresses, which terminate and originate). Only local instances count:
+endpoints that are themselves other zones' ingresses are never offered again (no transit between
+zones). Pure functions of their inputs.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 from atoll.resources.meta import Resource
 from atoll.resources.models.zone_ingress import ZoneIngressSpec
 from atoll.topology.tags import SERVICE_TAG, Tags
-from atoll.topology.view import Endpoint, MeshView, endpoints_by_service, sni
+from atoll.topology.view import Endpoint, ExternalView, MeshView, endpoints_by_service, sni
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +48,7 @@ def local_endpoints(view: MeshView) -> dict[str, tuple[Endpoint, ...]]:
     return {
         service: local
         for service, eps in endpoints_by_service(view).items()
-        if (local := tuple(e for e in eps if not e.ingress))
+        if service not in view.index.externals and (local := tuple(e for e in eps if not e.ingress and not e.egress))
     }
 
 
@@ -59,6 +62,32 @@ def available_services(mesh_views: Iterable[MeshView]) -> list[dict[str, Any]]:
                 counts[e.tags] += 1
         for tags, n in sorted(counts.items(), key=lambda kv: sorted(kv[0].items())):
             out.append({"tags": dict(sorted(tags.items())), "instances": n, "mesh": view.name})
+        for ev, _ in pinned_externals(view):
+            out.append(
+                {
+                    "tags": dict(sorted(ev.tags.items())),
+                    "instances": len(view.index.egresses),
+                    "mesh": view.name,
+                    "externalService": True,
+                }
+            )
+    return out
+
+
+def pinned_externals(view: MeshView) -> list[tuple[ExternalView, tuple[Endpoint, ...]]]:
+    """ExternalServices pinned to this zone that other zones reach through this zone's ingress, with
+    the local egress endpoints the ingress forwards them to (none without mTLS or an egress)."""
+    mtls = view.mesh.spec.mtls
+    if mtls is None or mtls.enabled() is None or not view.index.egresses:
+        return []
+    out = []
+    for _, ev in sorted(view.index.externals.items()):
+        if ev.zone != view.zone:
+            continue
+        eps = tuple(
+            Endpoint(address=a, port=p, tags=ev.tags, zone=view.zone, egress=True) for a, p in view.index.egresses
+        )
+        out.append((ev, eps))
     return out
 
 
@@ -82,6 +111,16 @@ def ingress_view(name: str, zone_ingress: Resource[ZoneIngressSpec], mesh_views:
                     endpoints=eps,
                 )
             )
+        for ev, eps in pinned_externals(view):
+            routes.append(
+                IngressRoute(
+                    mesh=view.name,
+                    service=ev.service,
+                    sni=sni(ev.service, view.name),
+                    cluster=ingress_cluster_name(view.name, ev.service),
+                    endpoints=eps,
+                )
+            )
     return IngressView(
         name=name,
         zone=spec.zone or "",
@@ -99,4 +138,5 @@ __all__ = [
     "ingress_cluster_name",
     "ingress_view",
     "local_endpoints",
+    "pinned_externals",
 ]

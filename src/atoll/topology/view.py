@@ -36,12 +36,24 @@ views, so a caller can compare the new view of a proxy with the old one and skip
   (``atoll.topology.policies``): each ``OutboundView.policies``/``InboundView.policies`` holds the
   merged ``default`` per policy kind, ``InboundView.permissions`` the MeshTrafficPermission items.
 
+Zone egress and ExternalServices (``MeshView.external_services``, ``MeshView.zone_egresses``):
+
+- with ``routing.zoneEgress`` (needs mTLS) remote-zone endpoints are replaced by one endpoint per local
+  zone egress with the remote endpoint's weight and locality (so zone splits and priorities are
+  those of direct routing; the egress then picks the remote ingress by SNI, weighted the same way).
+  No local egress means no remote endpoints: the mesh said traffic must leave through one.
+- an ExternalService is reached directly at its address (``OutboundView.via_egress`` false), or,
+  with ``routing.zoneEgress``, over mesh mTLS through the local egress; one pinned to another zone
+  (``kuma.io/zone``) through that zone's ingress (listed there with ``externalService: true``) and
+  egress, via the local egress too when routing says so. A Dataplane service of the same name wins.
+
 ``Endpoint.weight``/``Endpoint.ingress`` carry remote zone-ingress endpoints (weight = instances,
 locality = remote zone); ``ProxyView.mtls`` plus ``sni``/``spiffe_id`` carry mTLS.
 """
 
 from __future__ import annotations
 
+import base64
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -50,7 +62,9 @@ from typing import Any
 
 from atoll.resources.meta import Resource
 from atoll.resources.models.dataplane import DataplaneSpec, Inbound
+from atoll.resources.models.external_service import DataSource, ExternalServiceSpec
 from atoll.resources.models.mesh import MeshSpec
+from atoll.resources.models.zone_egress import ZoneEgressSpec
 from atoll.resources.models.zone_ingress import ZoneIngressSpec
 from atoll.topology.policies import (
     EMPTY_CONF,
@@ -68,7 +82,10 @@ from atoll.topology.tags import SERVICE_TAG, ZONE_TAG, Protocol, Tags, common_pr
 __all__ = [
     "DEFAULT_OUTBOUND_ADDRESS",
     "DEFAULT_SERVICE_ADDRESS",
+    "EGRESS_SERVICE",
     "Endpoint",
+    "ExternalTls",
+    "ExternalView",
     "InboundView",
     "MeshIndex",
     "MeshView",
@@ -78,6 +95,7 @@ __all__ = [
     "dependencies",
     "dependents",
     "endpoints_by_service",
+    "external_view",
     "proxy_view",
     "service_protocol",
     "services",
@@ -86,6 +104,8 @@ __all__ = [
 ]
 
 DEFAULT_SERVICE_ADDRESS = "127.0.0.1"
+EGRESS_SERVICE = "zone-egress"
+"""The service name in a zone egress's certificate: ``spiffe://<mesh>/zone-egress``."""
 DEFAULT_OUTBOUND_ADDRESS = "127.0.0.1"
 _NOT_READY_STATES = frozenset(("NotReady", "Ignored"))
 
@@ -105,6 +125,9 @@ class Endpoint:
     weight: int | None = None
     dataplane: str | None = None
     ingress: bool = False
+    egress: bool = False
+    """The local zone egress, standing in for a remote zone (``ingress`` is then true too) or for an
+    external service."""
 
     @property
     def service(self) -> str:
@@ -133,6 +156,39 @@ class InboundView:
 
 
 @dataclass(frozen=True, slots=True)
+class ExternalTls:
+    """TLS that a proxy originates to an external service (``networking.tls`` of the ExternalService).
+
+    ``ca_pem``/``ca_file``: where the CA that verifies the server comes from (inline PEM text, or a file
+    on the proxy's host); neither means no verification is configured. ``server_name``: the SNI and the
+    DNS name the server's certificate must carry (unless ``skip_hostname_verification``)."""
+
+    ca_pem: str | None = None
+    ca_file: str | None = None
+    ca_secret: str | None = None
+    server_name: str | None = None
+    allow_renegotiation: bool = False
+    skip_hostname_verification: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalView:
+    """An ExternalService of the mesh: ``host:port`` outside the mesh, its protocol and TLS.
+
+    ``zone`` is its ``kuma.io/zone`` tag: pinned to that zone (reached through that zone's ingress and
+    egress), or ``None`` for everywhere."""
+
+    mesh: str
+    service: str
+    host: str
+    port: int
+    protocol: Protocol
+    tags: Tags
+    tls: ExternalTls | None = None
+    zone: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class OutboundView:
     """One service this proxy reaches: Envoy listens on ``address:port`` and balances over
     ``endpoints``."""
@@ -145,6 +201,11 @@ class OutboundView:
     tags: Tags
     policies: Conf = EMPTY_CONF
     """Merged ``to[]`` ``default`` per policy kind (``atoll.topology.policies``)."""
+    external: ExternalView | None = None
+    """Set when ``service`` is an ExternalService of the mesh (and no Dataplane serves it)."""
+    via_egress: bool = False
+    """External traffic goes over mesh mTLS to a zone egress (the local one, or the pinned zone's
+    through its ingress) instead of straight to ``external``'s address."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +249,18 @@ class MeshIndex:
     endpoints: Mapping[str, tuple[Endpoint, ...]]
     protocols: Mapping[str, Protocol]
     policies: tuple[PolicyEntry, ...] = ()
+    remote: Mapping[str, tuple[Endpoint, ...]] = field(default_factory=dict)
+    """Per service (and zone-pinned ExternalService): the other zones' ingresses serving it, as they
+    are (what a zone egress forwards to), whatever the sidecars use."""
+    externals: Mapping[str, ExternalView] = field(default_factory=dict)
+    """ExternalServices by service name (those no Dataplane of the mesh also serves)."""
+    egresses: tuple[tuple[str, int], ...] = ()
+    """address:port of this zone's egresses (advertised or not, in name order)."""
+    egress_routing: bool = False
+    """The mesh routes remote-zone and external traffic through the zone egress (``routing.zoneEgress``)."""
+    conflicts: tuple[str, ...] = ()
+    """ExternalServices left out because their ``kuma.io/service`` is taken (by Dataplanes of the mesh,
+    or by an ExternalService earlier by name), one message each."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +276,8 @@ class MeshView:
     zone: str
     zone_ingresses: tuple[Resource[ZoneIngressSpec], ...] = ()
     policies: tuple[Resource[Any], ...] = ()
+    external_services: tuple[Resource[ExternalServiceSpec], ...] = ()
+    zone_egresses: tuple[Resource[ZoneEgressSpec], ...] = ()
     index: MeshIndex = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -213,9 +288,21 @@ class MeshView:
         ingresses = tuple(sorted(self.zone_ingresses, key=lambda r: r.name))
         object.__setattr__(self, "dataplanes", ordered)
         object.__setattr__(self, "zone_ingresses", ingresses)
-        remote = ingresses if _mtls(self.mesh.spec) is not None else ()
-        index = _build_index(self.mesh.name, ordered, remote, self.zone)
-        object.__setattr__(self, "index", replace(index, policies=sort_policies(self.policies)))
+        mtls = _mtls(self.mesh.spec) is not None
+        remote = ingresses if mtls else ()
+        egresses = tuple(
+            (eg.spec.networking.address, eg.spec.networking.port)
+            for eg in sorted(self.zone_egresses, key=lambda r: r.name)
+            if eg.spec.networking.address and eg.spec.zone in (None, "", self.zone)
+        )
+        routing = self.mesh.spec.routing
+        via_egress = mtls and bool(routing is not None and routing.zone_egress)
+        externals = tuple(
+            sorted((es for es in self.external_services if es.mesh == self.mesh.name), key=lambda r: r.name)
+        )
+        index = _build_index(self.mesh.name, ordered, remote, self.zone, egresses, via_egress, externals, mtls)
+        policies = tuple(p for p in self.policies if p.type != "ExternalService")
+        object.__setattr__(self, "index", replace(index, policies=sort_policies(policies)))
 
     @property
     def name(self) -> str:
@@ -265,18 +352,22 @@ def proxy_view(mesh_view: MeshView, dataplane_name: str) -> ProxyView:
         for i, ib in enumerate(served)
         if ib.port is not None
     ]
-    outbounds = [
-        OutboundView(
-            service=ob.service,
-            address=ob.address or DEFAULT_OUTBOUND_ADDRESS,
-            port=ob.port,
-            protocol=index.protocols.get(ob.service, "tcp"),
-            endpoints=index.endpoints.get(ob.service, ()),
-            tags=Tags(ob.tags or {}),
-            policies=matched.outbounds[i],
+    outbounds = []
+    for i, ob in enumerate(net.outbound):
+        external = index.externals.get(ob.service)
+        outbounds.append(
+            OutboundView(
+                service=ob.service,
+                address=ob.address or DEFAULT_OUTBOUND_ADDRESS,
+                port=ob.port,
+                protocol=index.protocols.get(ob.service, "tcp"),
+                endpoints=index.endpoints.get(ob.service, ()),
+                tags=Tags(ob.tags or {}),
+                policies=matched.outbounds[i],
+                external=external,
+                via_egress=external is not None and _external_via_egress(index, external, mesh_view.zone),
+            )
         )
-        for i, ob in enumerate(net.outbound)
-    ]
     return ProxyView(
         mesh=mesh_view.name,
         name=dp.name,
@@ -336,35 +427,91 @@ def _mtls(spec: MeshSpec) -> MtlsView | None:
     return MtlsView(backend=backend.name, mode=backend.mode or "STRICT")
 
 
+def _external_via_egress(index: MeshIndex, external: ExternalView, zone: str) -> bool:
+    return index.egress_routing or external.zone not in (None, zone)
+
+
+def _data_source(ds: DataSource | None) -> tuple[str | None, str | None, str | None]:
+    if ds is None:
+        return None, None, None
+    if ds.inline is not None:
+        return base64.b64decode(ds.inline).decode(errors="replace"), None, None
+    return ds.inline_string, ds.file, ds.secret
+
+
+def external_view(es: Resource[ExternalServiceSpec]) -> ExternalView:
+    """The view of one ExternalService (its address split, its TLS settings resolved)."""
+    host, port = es.spec.networking.host_port
+    t = es.spec.networking.tls
+    tls: ExternalTls | None = None
+    if t is not None and t.enabled:
+        ca_pem, ca_file, ca_secret = _data_source(t.ca_cert)
+        tls = ExternalTls(
+            ca_pem=ca_pem,
+            ca_file=ca_file,
+            ca_secret=ca_secret,
+            server_name=t.sni_name,
+            allow_renegotiation=bool(t.allow_renegotiation),
+            skip_hostname_verification=bool(t.skip_hostname_verification),
+        )
+    tags = Tags(es.spec.tags)
+    return ExternalView(
+        mesh=es.mesh or "",
+        service=es.spec.service,
+        host=host,
+        port=port,
+        protocol=protocol_of(tags),
+        tags=tags,
+        tls=tls,
+        zone=tags.get(ZONE_TAG) or None,
+    )
+
+
 def _build_index(
     mesh: str,
     dataplanes: tuple[Resource[DataplaneSpec], ...],
     ingresses: tuple[Resource[ZoneIngressSpec], ...],
     zone: str,
+    egresses: tuple[tuple[str, int], ...] = (),
+    egress_routing: bool = False,
+    external_services: tuple[Resource[ExternalServiceSpec], ...] = (),
+    mtls: bool = False,
 ) -> MeshIndex:
     endpoints: defaultdict[str, list[Endpoint]] = defaultdict(list)
     protocols: defaultdict[str, list[Protocol]] = defaultdict(list)
+    remote: defaultdict[str, list[Endpoint]] = defaultdict(list)
+    remote_externals: set[str] = set()
+
+    def through_egress(ep: Endpoint) -> list[Endpoint]:
+        # One endpoint per local egress standing for the remote zone: same weight and locality, so
+        # sidecars keep the zone split and priorities of direct routing; the egress splits again by SNI.
+        return [replace(ep, address=a, port=p, egress=True) for a, p in egresses]
+
     for zi in ingresses:
         where = zi.spec.advertised
         if where is None or not zi.spec.zone or zi.spec.zone == zone:
             continue
         for svc in zi.spec.available_services or ():
             service = svc.tags.get(SERVICE_TAG, "")
-            if svc.mesh != mesh or svc.external_service or not service:
+            if svc.mesh != mesh or not service:
                 continue
-            protocols[service].append(protocol_of(svc.tags))
+            if not svc.external_service:
+                protocols[service].append(protocol_of(svc.tags))
             if svc.instances <= 0:
                 continue
-            endpoints[service].append(
-                Endpoint(
-                    address=where[0],
-                    port=where[1],
-                    tags=Tags(svc.tags),
-                    zone=zi.spec.zone,
-                    weight=svc.instances,
-                    ingress=True,
-                )
+            ep = Endpoint(
+                address=where[0],
+                port=where[1],
+                tags=Tags(svc.tags),
+                zone=zi.spec.zone,
+                weight=svc.instances,
+                ingress=True,
             )
+            remote[service].append(ep)
+            if svc.external_service:
+                remote_externals.add(service)
+                continue
+            endpoints[service].extend(through_egress(ep) if egress_routing else [ep])
     for dp in dataplanes:
         net = dp.spec.networking
         for ib in net.inbound:
@@ -380,7 +527,52 @@ def _build_index(
                     dataplane=dp.name,
                 )
             )
+    internal = set(protocols)  # services of Dataplanes here and of other zones (by their ingresses)
+    externals: dict[str, ExternalView] = {}
+    owners: dict[str, str] = {}
+    conflicts: list[str] = []
+    for es in external_services:
+        ev = external_view(es)
+        # A mesh service of the same name wins; of two ExternalServices, the first by name.
+        if ev.service in internal:
+            conflicts.append(
+                f'ExternalService "{es.name}": kuma.io/service "{ev.service}" is also served by Dataplanes '
+                "of the mesh; the mesh service is used"
+            )
+            continue
+        if ev.service in owners:
+            conflicts.append(
+                f'ExternalService "{es.name}": kuma.io/service "{ev.service}" is already taken by '
+                f'ExternalService "{owners[ev.service]}"; that one is used'
+            )
+            continue
+        owners[ev.service] = es.name
+        externals[ev.service] = ev
+        protocols[ev.service].append(ev.protocol)
+        if ev.zone not in (None, zone):
+            # Pinned to another zone: through that zone's ingress (which hands it to its egress).
+            if not mtls:
+                continue
+            pinned = [e for e in remote.get(ev.service, ()) if e.zone == ev.zone]
+            endpoints[ev.service].extend([x for e in pinned for x in through_egress(e)] if egress_routing else pinned)
+        elif egress_routing:
+            endpoints[ev.service].extend(
+                Endpoint(address=a, port=p, tags=ev.tags, zone=zone, egress=True) for a, p in egresses
+            )
+        else:
+            endpoints[ev.service].append(Endpoint(address=ev.host, port=ev.port, tags=ev.tags, zone=zone))
     return MeshIndex(
+        remote=MappingProxyType(
+            {
+                s: tuple(sorted(eps, key=lambda e: (e.zone, e.address, e.port)))
+                for s, eps in remote.items()
+                if s not in remote_externals or s in externals
+            }
+        ),
+        externals=MappingProxyType(externals),
+        conflicts=tuple(conflicts),
+        egresses=egresses,
+        egress_routing=egress_routing,
         dataplanes=MappingProxyType({dp.name: dp for dp in dataplanes}),
         endpoints=MappingProxyType(
             {

@@ -8,6 +8,8 @@ exactly one of ``secret``, ``file``, ``inline`` (base64) or ``inlineString``.
 
 from __future__ import annotations
 
+import base64
+
 from pydantic import field_validator, model_validator
 
 from atoll.resources.base import Base64, Check, HostPort, Spec, Tags, split_host_port
@@ -30,6 +32,27 @@ class DataSource(Spec):
         return self
 
 
+def _check_ca(check: Check, ca: DataSource) -> None:
+    """The CA that verifies the external server: a file path, or PEM certificate text (not empty)."""
+    if ca.file is not None and not ca.file.strip():
+        check.add("caCert.file", "must be the path of a PEM file, got an empty string")
+    text: str | None = None
+    where = "caCert.inlineString"
+    if ca.inline_string is not None:
+        text = ca.inline_string
+    elif ca.inline is not None:
+        where = "caCert.inline"
+        try:
+            text = base64.b64decode(ca.inline).decode()
+        except (ValueError, UnicodeDecodeError):
+            text = ""
+    if text is not None:
+        if not text.strip():
+            check.add(where, "is empty: give the PEM certificate(s) of the CA that signed the server's certificate")
+        elif "-----BEGIN CERTIFICATE-----" not in text:
+            check.add(where, "must hold a PEM certificate (-----BEGIN CERTIFICATE-----)")
+
+
 class Tls(Spec):
     enabled: bool | None = None
     ca_cert: DataSource | None = None
@@ -48,6 +71,8 @@ class Tls(Spec):
         if (self.client_cert is None) != (self.client_key is None):
             missing = "clientKey" if self.client_key is None else "clientCert"
             check.add(missing, "clientCert and clientKey must be set together")
+        if self.ca_cert is not None:
+            _check_ca(check, self.ca_cert)
         check.done()
         return self
 
@@ -71,6 +96,15 @@ class ExternalServiceSpec(Spec):
     tags: Tags
 
     _tags = field_validator("tags")(service_tags("an external service"))
+
+    @model_validator(mode="after")
+    def _check(self) -> ExternalServiceSpec:
+        check = Check()
+        zone = self.tags.get("kuma.io/zone")
+        if zone is not None and not zone.strip():
+            check.add("tags.kuma.io/zone", "must name a zone (or be left out to reach the service from every zone)")
+        check.done()
+        return self
 
     @property
     def service(self) -> str:

@@ -31,6 +31,11 @@ outbound listener's route/HCM/tcp_proxy; inbound MeshTimeout on the inbound list
 priorities (MeshLoadBalancingStrategy ``localityAwareness`` or the Mesh's
 ``routing.localityAwareLoadBalancing``) in the ClusterLoadAssignment. Two outbounds of one service
 share its cluster, configured by the first one's policies.
+
+ExternalServices (``OutboundView.external``): reached directly, the cluster (named after the service)
+goes to the external address with the service's own TLS (``atoll.xds.generate.external``; no CLA);
+through a zone egress (``via_egress``) it is an EDS cluster like any other, mTLS with SNI
+``<service>{mesh=<mesh>}`` to a server that must be ``spiffe://<mesh>/zone-egress``.
 """
 
 from __future__ import annotations
@@ -42,10 +47,11 @@ from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
 from atoll.errors import AtollError
-from atoll.topology import HTTP_PROTOCOLS, Identity, InboundView, MtlsView, ProxyView
+from atoll.topology import EGRESS_SERVICE, HTTP_PROTOCOLS, Identity, InboundView, MtlsView, ProxyView
 from atoll.xds.generate import envoy as e
 from atoll.xds.generate import policies as p
 from atoll.xds.generate import rbac, tls
+from atoll.xds.generate.external import external_cluster
 from atoll.xds.generate.resources import EnvoyResources
 
 __all__ = ["GenerationError", "MissingIdentity", "sidecar_resources"]
@@ -105,10 +111,17 @@ def sidecar_resources(view: ProxyView, identity: Identity | None = None) -> Envo
         )
         p.apply_outbound_listener_policies(outbound, ob)
         listeners.append(outbound)
+        if ob.service not in remote and ob.external is not None and not ob.via_egress:
+            # An ExternalService reached directly: its own address, its own TLS (no mesh mTLS).
+            cluster = external_cluster(ob.service, ob.external)
+            p.apply_outbound_policies(cluster, ob)
+            remote[ob.service] = cluster
+            continue
         if ob.service not in remote:
             cluster = e.eds_cluster(ob.service, protocol=ob.protocol)
             if mtls is not None:
-                ctx = tls.upstream_tls_context(view.mesh, ob.service, ob.protocol)
+                server = EGRESS_SERVICE if ob.external is not None else None
+                ctx = tls.upstream_tls_context(view.mesh, ob.service, ob.protocol, server_service=server)
                 cluster.transport_socket.CopyFrom(tls.transport_socket(ctx))
             p.apply_outbound_policies(cluster, ob)
             remote[ob.service] = cluster

@@ -13,10 +13,14 @@ touches no listener or cluster.
 - Outbound (``upstream_tls_context``): SNI ``<service>{mesh=<mesh>}`` (what a zone ingress routes
   on), the proxy's certificate as client certificate, and the server's certificate validated
   against the mesh CA with a URI SAN exactly ``spiffe://<mesh>/<service>``. ALPN ``h2`` for
-  ``http2``/``grpc`` clusters, ``http/1.1`` for ``http``.
+  ``http2``/``grpc`` clusters, ``http/1.1`` for ``http``. An ExternalService reached through a zone
+  egress: same SNI, the server must be ``spiffe://<mesh>/zone-egress`` (the egress terminates).
+- To an ExternalService itself (``external_tls_context``): plain TLS with its own CA, no mesh identity.
 """
 
 from __future__ import annotations
+
+import ipaddress
 
 from envoy.config.core.v3 import base_pb2
 from envoy.config.listener.v3 import listener_components_pb2
@@ -25,7 +29,7 @@ from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tl
 from envoy.type.matcher.v3 import string_pb2
 from google.protobuf import wrappers_pb2
 
-from atoll.topology import Identity, sni, spiffe_id
+from atoll.topology import ExternalTls, ExternalView, Identity, sni, spiffe_id
 from atoll.xds.generate.envoy import ads_config_source, pack
 
 __all__ = [
@@ -33,6 +37,7 @@ __all__ = [
     "TLS_TRANSPORT_SOCKET",
     "ca_secret_name",
     "downstream_tls_context",
+    "external_tls_context",
     "identity_secret_name",
     "mesh_secrets",
     "tls_inspector",
@@ -99,13 +104,53 @@ def downstream_tls_context(mesh: str, protocol: str) -> tls_pb2.DownstreamTlsCon
     )
 
 
-def upstream_tls_context(mesh: str, service: str, protocol: str) -> tls_pb2.UpstreamTlsContext:
-    """Outbound mTLS to ``service``: SNI for the zone ingress, the server must be ``service``."""
+def upstream_tls_context(
+    mesh: str, service: str, protocol: str, *, server_service: str | None = None
+) -> tls_pb2.UpstreamTlsContext:
+    """Outbound mTLS to ``service``: SNI for the zone ingress/egress, the server must be ``service``
+    (or ``server_service``: ``zone-egress`` for an ExternalService reached through an egress)."""
     alpn = {"http": ["http/1.1"], "http2": ["h2"], "grpc": ["h2"]}.get(protocol, [])
+    expected = spiffe_id(mesh, server_service or service)
     return tls_pb2.UpstreamTlsContext(
         sni=sni(service, mesh),
-        common_tls_context=_common(mesh, string_pb2.StringMatcher(exact=spiffe_id(mesh, service)), alpn),
+        common_tls_context=_common(mesh, string_pb2.StringMatcher(exact=expected), alpn),
     )
+
+
+def external_tls_context(ext: ExternalView) -> tls_pb2.UpstreamTlsContext:
+    """TLS originated to an ExternalService: SNI ``serverName`` (else the host name), the server's
+    certificate verified against its ``caCert`` and, unless ``skipHostnameVerification``, carrying
+    the SNI (or host) as a DNS SAN. An IP address with no ``serverName`` sends no SNI and gets no name
+    check (the CA still is). Without ``caCert`` nothing is verified (as configured)."""
+    t = ext.tls or ExternalTls()
+    name = t.server_name or (None if _is_ip(ext.host) else ext.host)
+    ctx = tls_pb2.UpstreamTlsContext(allow_renegotiation=t.allow_renegotiation)
+    if name:
+        ctx.sni = name
+    alpn = {"http": ["http/1.1"], "http2": ["h2"], "grpc": ["h2"]}.get(ext.protocol, [])
+    ctx.common_tls_context.alpn_protocols.extend(alpn)
+    if t.ca_pem is not None or t.ca_file is not None:
+        vc = common_pb2.CertificateValidationContext(
+            trusted_ca=base_pb2.DataSource(inline_string=t.ca_pem)
+            if t.ca_pem is not None
+            else base_pb2.DataSource(filename=t.ca_file or "")
+        )
+        if name and not t.skip_hostname_verification:
+            vc.match_typed_subject_alt_names.append(
+                common_pb2.SubjectAltNameMatcher(
+                    san_type=common_pb2.SubjectAltNameMatcher.DNS, matcher=string_pb2.StringMatcher(exact=name)
+                )
+            )
+        ctx.common_tls_context.validation_context.CopyFrom(vc)
+    return ctx
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def transport_socket(context: tls_pb2.DownstreamTlsContext | tls_pb2.UpstreamTlsContext) -> base_pb2.TransportSocket:
