@@ -294,8 +294,28 @@ def _item_rank(item: Mapping[str, Any]) -> int:
     return KIND_ORDER.get(str(ref.get("kind")), 0) if isinstance(ref, Mapping) else 0
 
 
+# Memo of ``_fold``: proxies reaching the same service under the same policies fold the same items, so
+# the merge is done once per mesh view, not once per proxy (it was most of a proxy's generation time).
+# Keyed by the identity of the items; an entry holds the items themselves, so an id cannot be reused
+# by another object while its entry exists. Bounded: cleared when it grows past ``_FOLD_MEMO_MAX``.
+_FOLD_MEMO: dict[tuple[tuple[str, int], ...], tuple[tuple[Mapping[str, Any], ...], Conf]] = {}
+_FOLD_MEMO_MAX = 20_000
+
+
 def _fold(items: list[tuple[str, Mapping[str, Any]]]) -> Conf:
     """Merge the ``default`` of (kind, item) pairs (already in policy order), per kind."""
+    key = tuple((kind, id(item)) for kind, item in items)
+    hit = _FOLD_MEMO.get(key)
+    if hit is not None:
+        return hit[1]
+    conf = _fold_items(items)
+    if len(_FOLD_MEMO) >= _FOLD_MEMO_MAX:
+        _FOLD_MEMO.clear()
+    _FOLD_MEMO[key] = (tuple(item for _, item in items), conf)
+    return conf
+
+
+def _fold_items(items: list[tuple[str, Mapping[str, Any]]]) -> Conf:
     merged: dict[str, Any] = {}
     for kind, item in sorted(items, key=lambda ki: _item_rank(ki[1])):  # stable: keeps policy order
         merged[kind] = merge_patch(merged.get(kind, {}), item.get("default") or {})
