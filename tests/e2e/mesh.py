@@ -13,11 +13,12 @@ import subprocess
 import sys
 import threading
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections import Counter as Tally
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import free_port, stop_process, wait_until
+from tests.helpers import free_port, http_get, stop_process, wait_until
 
 DP = [sys.executable, "-m", "atoll.cli.dp"]
 
@@ -234,3 +235,57 @@ class Counter:
                 self.failed += 1
             else:
                 self.ok[label] = self.ok.get(label, 0) + 1
+
+
+def call(port: int) -> str:
+    """One GET on a fresh connection to 127.0.0.1:port: the body on 200, else ``status:N`` or ``error:Kind``."""
+    try:
+        status, body = http_get(port, timeout=3)
+    except OSError as e:
+        return f"error:{type(e).__name__}"
+    return body if status == 200 else f"status:{status}"
+
+
+class Load:
+    """Requests in a loop on a background thread; every answer kept in order, mapped by ``label``
+    (e.g. body -> zone). ``mark()``/``since(mark)`` count a window; ``errors()`` counts failures."""
+
+    def __init__(self, port: int, label: Callable[[str], str] = lambda answer: answer) -> None:
+        self.port = port
+        self.label = label
+        self.lock = threading.Lock()
+        self.answers: list[str] = []
+        self._failed = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            answer = call(self.port)
+            with self.lock:
+                self.answers.append(self.label(answer))
+                if answer.startswith(("error:", "status:")):
+                    self._failed += 1
+
+    def mark(self) -> int:
+        with self.lock:
+            return len(self.answers)
+
+    def since(self, mark: int) -> Tally[str]:
+        with self.lock:
+            return Tally(self.answers[mark:])
+
+    def total(self) -> int:
+        return self.mark()
+
+    def errors(self) -> int:
+        with self.lock:
+            return self._failed
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)

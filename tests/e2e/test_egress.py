@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.mesh import Agent
+from tests.e2e.mesh import Agent, Load, call
 from tests.e2e.multizone import MultiZone, allow_all, mtls_mesh
-from tests.helpers import ATOLL, free_port, http_get, wait_until
+from tests.helpers import ATOLL, free_port, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.envoy]
 
@@ -52,14 +51,6 @@ def mz(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MultiZone]:
         m.stop()
 
 
-def call(port: int) -> str:
-    try:
-        status, body = http_get(port, timeout=3)
-    except OSError as e:
-        return f"error:{type(e).__name__}"
-    return body if status == 200 else f"status:{status}"
-
-
 def zones(n: int) -> Counter[str]:
     return Counter(ZONE_OF.get(b, b) for b in (call(OUT_BACKEND) for _ in range(n)))
 
@@ -78,43 +69,11 @@ def set_zone_egress(mz: MultiZone, on: bool) -> None:
     mz.glob.put(mesh)
 
 
-class Load:
-    """Requests in a loop from a thread; counts answers per zone and failures."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.results: list[str] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self.stop.is_set():
-            r = call(OUT_BACKEND)
-            with self.lock:
-                self.results.append(ZONE_OF.get(r, r))
-
-    def mark(self) -> int:
-        with self.lock:
-            return len(self.results)
-
-    def since(self, mark: int) -> Counter[str]:
-        with self.lock:
-            return Counter(self.results[mark:])
-
-    def __enter__(self) -> Load:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(timeout=10)
-
-
 def test_switching_zone_egress_on_and_off_under_load(mz: MultiZone) -> None:
     wait_until(lambda: set(zones(30)) == {"zone-1", "zone-2"}, timeout=30, what="both zones reached directly")
     assert mz.egress_ports["zone-1"]
     direct_cx = egress_cx(mz)
-    with Load() as load:
+    with Load(OUT_BACKEND, lambda answer: ZONE_OF.get(answer, answer)) as load:
         start = load.mark()
         set_zone_egress(mz, True)
         # Converged: new cross-zone connections open at the egress.

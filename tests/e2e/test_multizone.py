@@ -8,7 +8,6 @@ break something put it back."""
 from __future__ import annotations
 
 import subprocess
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -16,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.mesh import DP, http_json
+from tests.e2e.mesh import DP, Load, call, http_json
 from tests.e2e.multizone import MultiZone, allow_all, mtls_mesh
-from tests.helpers import ATOLL, free_port, http_get, wait_until
+from tests.helpers import ATOLL, free_port, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.envoy]
 
@@ -52,14 +51,6 @@ def mz(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MultiZone]:
         m.stop()
 
 
-def call(port: int) -> str:
-    try:
-        status, body = http_get(port, timeout=3)
-    except OSError as e:
-        return f"error:{type(e).__name__}"
-    return body if status == 200 else f"status:{status}"
-
-
 def shares(port: int, n: int) -> Counter[str]:
     return Counter(call(port) for _ in range(n))
 
@@ -76,39 +67,6 @@ def wait_balanced(mz: MultiZone) -> None:
         timeout=30,
         what="frontend reaches backend in both zones",
     )
-
-
-class Load:
-    """Requests on a background thread, tallied by answer."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.counts: Counter[str] = Counter()
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self.lock = threading.Lock()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            answer = call(self.port)
-            with self.lock:
-                self.counts[answer] += 1
-
-    def errors(self) -> int:
-        with self.lock:
-            return sum(n for k, n in self.counts.items() if not k.startswith("backend="))
-
-    def total(self) -> int:
-        with self.lock:
-            return sum(self.counts.values())
-
-    def __enter__(self) -> Load:
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._t.join(5)
 
 
 # --- global control plane -------------------------------------------------------------------------

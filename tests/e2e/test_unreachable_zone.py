@@ -12,22 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.mesh import Agent, CpProcess
+from tests.e2e.mesh import Agent, CpProcess, call
 from tests.e2e.multizone import allow_all, mtls_mesh
 from tests.e2e.netns import ZoneHost, available
-from tests.helpers import HttpBackend, free_port, http_get, wait_until
+from tests.helpers import HttpBackend, free_port, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.envoy]
 
 WHY_NOT = available()
-
-
-def call(port: int) -> str:
-    try:
-        status, body = http_get(port, timeout=3)
-    except OSError as e:
-        return f"error:{type(e).__name__}"
-    return body if status == 200 else f"status:{status}"
 
 
 @pytest.fixture
