@@ -13,6 +13,7 @@ every external service it terminates and originates for, with the permissions ch
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -21,6 +22,7 @@ import click
 from atoll.cli.common import state
 from atoll.cli.render import age, make_console, now_utc, print_table, to_json, to_yaml
 
+Table = tuple[list[str], list[list[str]]]
 OUTPUT = click.Choice(["table", "yaml", "json"])
 
 
@@ -32,6 +34,17 @@ Examples:
 )
 def inspect() -> None:
     """Inspect live proxies and zones: online state, xDS ACK/NACK, served and applied config."""
+
+
+def _emit(items: list[dict[str, Any]], output: str, rows: Callable[[list[dict[str, Any]]], Table]) -> None:
+    """A listing as JSON, YAML, or the table ``rows`` makes of it."""
+    if output == "json":
+        click.echo(to_json(items))
+    elif output == "yaml":
+        click.echo(to_yaml(items), nl=False)
+    else:
+        header, body = rows(items)
+        print_table(make_console(), header, body)
 
 
 def _mesh_path(mesh: str) -> str:
@@ -49,7 +62,7 @@ def _last_ack(insight: dict[str, Any]) -> str:
     return age(max(times), now_utc()) + " ago" if times else "-"
 
 
-def dataplane_rows(items: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+def dataplane_rows(items: list[dict[str, Any]]) -> Table:
     header = ["NAME", "MESH", "ZONE", "STATUS", "SERVICES", "XDS", "LAST ACK", "NACKS", "LAST NACK", "ENVOY"]
     rows = []
     for d in sorted(items, key=lambda d: str(d.get("name"))):
@@ -83,13 +96,7 @@ def dataplanes(mesh: str, output: str) -> None:
     """Dataplanes of a mesh with their proxies' state (online, xDS ACK/NACK, Envoy version)."""
     with state().client() as client:
         items = client.get_all(_mesh_path(mesh) + "/dataplanes+insights")
-    if output == "json":
-        click.echo(to_json(items))
-    elif output == "yaml":
-        click.echo(to_yaml(items), nl=False)
-    else:
-        header, rows = dataplane_rows(items)
-        print_table(make_console(), header, rows)
+    _emit(items, output, dataplane_rows)
 
 
 @inspect.command(
@@ -135,22 +142,20 @@ def zones(output: str) -> None:
     """Zones connected to this global control plane: online state, CP version, last sync, proxies."""
     with state().client() as client:
         items = client.get_all("/zones+insights")
-    if output == "json":
-        click.echo(to_json(items))
-        return
-    if output == "yaml":
-        click.echo(to_yaml(items), nl=False)
-        return
+    _emit(items, output, zone_rows)
+
+
+def zone_rows(items: list[dict[str, Any]]) -> Table:
     now = now_utc()
+
+    def ago(t: object) -> str:
+        return age(t, now) + " ago" if t else "-"
+
     header = ["NAME", "STATUS", "ENABLED", "CP VERSION", "CONNECTED", "LAST SYNC DOWN", "LAST SYNC UP", "PROXIES"]
     rows = []
     for z in sorted(items, key=lambda z: str(z.get("name"))):
         i = z.get("zoneInsight") or {}
         sync = i.get("lastSync") or {}
-
-        def ago(t: object) -> str:
-            return age(t, now) + " ago" if t else "-"
-
         rows.append(
             [
                 str(z.get("name", "")),
@@ -163,7 +168,7 @@ def zones(output: str) -> None:
                 str(i.get("dataplanes", 0)),
             ]
         )
-    print_table(make_console(), header, rows)
+    return header, rows
 
 
 def _nonzero_stats(doc: Any, contains: str) -> dict[str, Any]:
@@ -177,7 +182,7 @@ def _nonzero_stats(doc: Any, contains: str) -> dict[str, Any]:
     return dict(sorted(out.items()))
 
 
-def egress_rows(items: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+def egress_rows(items: list[dict[str, Any]]) -> Table:
     header = ["NAME", "ZONE", "STATUS", "ADDRESS", "PASS-THROUGH", "EXTERNAL SERVICES", "LAST ACK", "NACKS"]
     rows = []
     for e in sorted(items, key=lambda e: str(e.get("name"))):
@@ -209,13 +214,7 @@ def zoneegresses(output: str) -> None:
     """Zone egresses of this zone: online state, address, how many SNIs they pass through, external services."""
     with state().client() as client:
         items = client.get_all("/zoneegresses+insights")
-    if output == "json":
-        click.echo(to_json(items))
-    elif output == "yaml":
-        click.echo(to_yaml(items), nl=False)
-    else:
-        header, rows = egress_rows(items)
-        print_table(make_console(), header, rows)
+    _emit(items, output, egress_rows)
 
 
 @inspect.command(

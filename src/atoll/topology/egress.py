@@ -24,8 +24,9 @@ from dataclasses import dataclass
 
 from atoll.resources.meta import Resource
 from atoll.resources.models.zone_egress import ZoneEgressSpec
+from atoll.topology.ingress import IngressRoute
 from atoll.topology.policies import NO_IDENTITY_RULES, IdentityRules, InboundRef, Permission, match_policies
-from atoll.topology.view import Endpoint, ExternalView, MeshView, sni
+from atoll.topology.view import ExternalView, MeshView, sni
 
 __all__ = [
     "EgressView",
@@ -38,15 +39,9 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class PassThroughRoute:
-    """An SNI the egress forwards, still encrypted, to other zones' ingresses."""
-
-    mesh: str
-    service: str
-    sni: str
-    cluster: str
-    endpoints: tuple[Endpoint, ...]
+# An SNI the egress forwards, still encrypted, to other zones' ingresses: the same shape as an ingress
+# route (SNI -> a cluster of endpoints), so it is the same type.
+PassThroughRoute = IngressRoute
 
 
 @dataclass(frozen=True, slots=True)
