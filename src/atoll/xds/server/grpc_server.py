@@ -215,8 +215,9 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
                     await wake.wait()
             await self._end_on_read_error(context, stream_id, node_id, ended)
         finally:
+            # Bookkeeping first, with no await before it: gRPC may cancel this handler again while it
+            # cleans up, and an interrupted await here must not leave the stream counted as open.
             reader.cancel()
-            await asyncio.wait([reader])
             if unwatch is not None:
                 unwatch()
             self._streams.pop(stream_id, None)
@@ -225,6 +226,7 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
                     self._on_close(node_id, stream_id)
                 except Exception:
                     log.exception("on_stream_close hook failed for %s", node_id)
+            await asyncio.wait([reader])
 
     @staticmethod
     async def _end_on_read_error(
