@@ -20,6 +20,15 @@ the ``MeshView`` of each touched mesh once, then, for each marked proxy that has
 snapshot in the cache), builds its ``ProxyView``; when the view equals the last one generated, nothing
 is sent. Snapshots go to the ``SnapshotCache``, which wakes the proxy's streams.
 
+Endpoint-only changes take a fast path. Each sidecar remembers the ``MeshView`` its last view came
+from; when that mesh view and the new one differ only in endpoints (same Mesh, policies, protocols,
+ExternalServices, egress routing: ``_endpoint_delta``) and the proxy's own Dataplane and identity are
+unchanged, its new view is the last one with those outbounds' endpoints replaced (what ``proxy_view``
+would build from the same inputs), and its new snapshot is the last one with the changed
+ClusterLoadAssignments swapped in (``sidecar_endpoint_update``, ``Snapshot.replace``): no policy
+matching, no listener or cluster building, no rehashing of the types that did not change. Anything
+else (or a generator that says a cluster changes too) takes the full path.
+
 Serialized resources are shared: a message object the generators share between proxies (cluster load
 assignments are) is wrapped into one ``VersionedResource`` and so serialized once.
 """
@@ -46,10 +55,10 @@ from atoll.resources.models.mesh import MeshSpec
 from atoll.resources.models.zone_egress import ZoneEgressSpec
 from atoll.resources.models.zone_ingress import ZoneIngressSpec
 from atoll.store import ChangeEvent, EventKind, ListFilter, Store
-from atoll.topology import Identity, MeshView, ProxyView, dependents, proxy_view, services
+from atoll.topology import Endpoint, Identity, MeshView, ProxyView, dependents, proxy_view, services, with_endpoints
 from atoll.topology.egress import EgressView, egress_view
 from atoll.topology.ingress import IngressView, available_services, ingress_view
-from atoll.xds.generate import EnvoyResources, grpc_proxyless_resources, sidecar_resources
+from atoll.xds.generate import EnvoyResources, grpc_proxyless_resources, sidecar_endpoint_update, sidecar_resources
 from atoll.xds.generate.egress import egress_resources
 from atoll.xds.generate.ingress import ingress_resources
 from atoll.xds.server import Snapshot, SnapshotCache, VersionedResource
@@ -110,6 +119,8 @@ class PassStats:
     generated: int
     unchanged: int
     seconds: float
+    patched: int = 0
+    """Of ``generated``, how many took the endpoint-only fast path."""
 
 
 class ProxyReconciler:
@@ -122,6 +133,7 @@ class ProxyReconciler:
         window: float = 0.02,
         ca_source: CaSource | None = None,
         identities: IdentityBook | None = None,
+        endpoint_fast_path: bool = True,
     ) -> None:
         self._store = store
         self._ca_source = ca_source
@@ -140,6 +152,9 @@ class ProxyReconciler:
         self._policies: dict[str, dict[tuple[str, str], Resource[Any]]] = {}
         self._views: dict[str, MeshView] = {}
         self._last_view: dict[str, ProxyView] = {}
+        self._last_base: dict[str, MeshView] = {}  # the mesh view each proxy's last view came from
+        self._fast_path = endpoint_fast_path
+        self._deltas: dict[int, tuple[MeshView, MeshView, dict[str, tuple[Endpoint, ...]] | None]] = {}
         self._kinds: dict[str, ProxyKind] = {}
         self._ingress_nodes: set[str] = set()
         self._ingress_dirty = False
@@ -306,6 +321,7 @@ class ProxyReconciler:
             del bucket[r.name]
             nid = node_id(r.mesh, r.name)
             self._last_view.pop(nid, None)
+            self._last_base.pop(nid, None)
         else:
             if old is not None and old.meta.version >= r.meta.version and old.spec == r.spec:
                 return  # already mirrored (written by the lifecycle before its event arrived)
@@ -361,6 +377,7 @@ class ProxyReconciler:
         self._last_identity.pop(node, None)
         self.identities.forget(node)
         self._last_view.pop(node, None)
+        self._last_base.pop(node, None)
         self._cache.clear(node)
 
     def flush(self) -> None:
@@ -369,7 +386,7 @@ class ProxyReconciler:
 
     def _flush(self, events: int, started: float | None = None) -> None:
         t0 = started if started is not None else time.perf_counter()
-        generated = unchanged = 0
+        generated = unchanged = patched = 0
         touched = set(self._dirty_meshes) | set(self._dirty_services) | {split_node_id(n)[0] for n in self._dirty_nodes}
         if touched:
             self._ingress_dirty = True
@@ -388,6 +405,14 @@ class ProxyReconciler:
                 if view is None or name not in view.index.dataplanes:
                     self._cache.clear(nid)
                     continue
+                fast = self._patch_endpoints(view, nid, name) if nid not in self._dirty_nodes else None
+                if fast is not None:
+                    if fast:
+                        generated += 1
+                        patched += 1
+                    else:
+                        unchanged += 1
+                    continue
                 if self._generate(view, nid, name):
                     generated += 1
                 else:
@@ -402,9 +427,10 @@ class ProxyReconciler:
         self._dirty_meshes.clear()
         self._dirty_services.clear()
         self._dirty_nodes.clear()
+        self._deltas.clear()
         self.passes += 1
         self.generated_total += generated
-        self.last_pass = PassStats(events, len(touched), generated, unchanged, time.perf_counter() - t0)
+        self.last_pass = PassStats(events, len(touched), generated, unchanged, time.perf_counter() - t0, patched)
         if generated:
             log.debug("reconcile pass: %s", self.last_pass)
 
@@ -547,8 +573,69 @@ class ProxyReconciler:
             log.exception("cannot generate configuration for proxy %s; it keeps its last configuration", nid)
             return False
         self._last_view[nid] = pv
+        self._last_base[nid] = view
         self._last_identity[nid] = identity
         return True
+
+    # --- the endpoint-only fast path ---------------------------------------------------------------
+
+    def _patch_endpoints(self, view: MeshView, nid: str, name: str) -> bool | None:
+        """Bring sidecar ``nid`` up to ``view`` by swapping ClusterLoadAssignments into its last
+        snapshot. True: patched and sent; False: nothing changed for it; None: take the full path."""
+        if not self._fast_path or self._kinds.get(nid, ProxyKind.SIDECAR) is not ProxyKind.SIDECAR:
+            return None
+        last, base, snapshot = self._last_view.get(nid), self._last_base.get(nid), self._cache.get(nid)
+        if last is None or base is None or snapshot is None:
+            return None
+        if base.index.dataplanes.get(name) is not view.index.dataplanes.get(name):
+            return None  # its own Dataplane changed
+        changed = self._endpoint_delta(base, view)
+        if changed is None:
+            return None
+        if last.mtls is not None:
+            identity = self.identities.identity_for(nid, view.mesh, view.index.dataplanes[name])
+            if identity != self._last_identity.get(nid):
+                return None  # a new certificate (rotation, CA change): the secrets change too
+        pv = with_endpoints(last, changed)
+        if pv is last:
+            self._last_base[nid] = view
+            return False
+        clas = sidecar_endpoint_update(last, pv)
+        if clas is None:
+            return None
+        try:
+            self._cache.set_snapshot(nid, snapshot.replace(self._versioned(c) for c in clas))
+        except Exception:
+            log.exception("cannot update the endpoints of proxy %s; it keeps its last configuration", nid)
+            return None
+        self._last_view[nid] = pv
+        self._last_base[nid] = view
+        return True
+
+    def _endpoint_delta(self, base: MeshView, view: MeshView) -> dict[str, tuple[Endpoint, ...]] | None:
+        """The services whose endpoints differ from ``base`` to ``view`` (with the new endpoints), or
+        None when anything else a sidecar's view reads differs too. Memoized for the pass."""
+        memo = self._deltas.get(id(base))
+        if memo is not None and memo[0] is base and memo[1] is view:
+            return memo[2]
+        delta: dict[str, tuple[Endpoint, ...]] | None = None
+        old, new = base.index, view.index
+        if (
+            base.zone == view.zone
+            and (base.mesh is view.mesh or base.mesh == view.mesh)
+            and old.protocols == new.protocols
+            and old.externals == new.externals
+            and old.egress_routing == new.egress_routing
+            and old.egresses == new.egresses
+            and old.policies == new.policies
+        ):
+            delta = {
+                svc: new.endpoints.get(svc, ())
+                for svc in old.endpoints.keys() | new.endpoints.keys()
+                if old.endpoints.get(svc, ()) != new.endpoints.get(svc, ())
+            }
+        self._deltas[id(base)] = (base, view, delta)
+        return delta
 
     def _snapshot(self, res: EnvoyResources) -> Snapshot:
         items = [

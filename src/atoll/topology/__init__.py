@@ -41,6 +41,7 @@ from atoll.topology.view import (
     services,
     sni,
     spiffe_id,
+    with_endpoints,
 )
 
 __all__ = [
@@ -80,4 +81,5 @@ __all__ = [
     "sni",
     "sort_policies",
     "spiffe_id",
+    "with_endpoints",
 ]

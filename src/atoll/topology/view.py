@@ -101,6 +101,7 @@ __all__ = [
     "services",
     "sni",
     "spiffe_id",
+    "with_endpoints",
 ]
 
 DEFAULT_SERVICE_ADDRESS = "127.0.0.1"
@@ -381,6 +382,18 @@ def proxy_view(mesh_view: MeshView, dataplane_name: str) -> ProxyView:
         locality_aware=bool(mesh_view.mesh.spec.routing and mesh_view.mesh.spec.routing.locality_aware_load_balancing),
         policies=matched.names,
     )
+
+
+def with_endpoints(view: ProxyView, endpoints: Mapping[str, tuple[Endpoint, ...]]) -> ProxyView:
+    """``view`` with the endpoints of its outbounds to the services in ``endpoints`` replaced: what
+    ``proxy_view`` builds when nothing but those services' endpoints changed. Outbounds to other
+    services stay the same objects; ``view`` itself is returned when it reaches none of them."""
+    if not any(ob.service in endpoints for ob in view.outbounds):
+        return view
+    outbounds = tuple(
+        replace(ob, endpoints=endpoints[ob.service]) if ob.service in endpoints else ob for ob in view.outbounds
+    )
+    return replace(view, outbounds=outbounds)
 
 
 def dependencies(dataplane: Resource[DataplaneSpec]) -> frozenset[str]:

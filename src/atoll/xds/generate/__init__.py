@@ -21,7 +21,7 @@ from atoll.xds.generate.resources import (
     message_to_dict,
     resource_name,
 )
-from atoll.xds.generate.sidecar import GenerationError, MissingIdentity, sidecar_resources
+from atoll.xds.generate.sidecar import GenerationError, MissingIdentity, sidecar_endpoint_update, sidecar_resources
 
 __all__ = [
     "ADS_CLUSTER",
@@ -41,5 +41,6 @@ __all__ = [
     "grpc_xds_bootstrap",
     "message_to_dict",
     "resource_name",
+    "sidecar_endpoint_update",
     "sidecar_resources",
 ]

@@ -36,9 +36,15 @@ ExternalServices (``OutboundView.external``): reached directly, the cluster (nam
 goes to the external address with the service's own TLS (``atoll.xds.generate.external``; no CLA);
 through a zone egress (``via_egress``) it is an EDS cluster like any other, mTLS with SNI
 ``<service>{mesh=<mesh>}`` to a server that must be ``spiffe://<mesh>/zone-egress``.
+
+Endpoint-only changes (``sidecar_endpoint_update(old, new)``): when two views differ only in outbound
+endpoints, the new resources are the old ones with some ClusterLoadAssignments swapped; it returns
+those (or None when a cluster changes too), so a control plane can skip regenerating the rest.
 """
 
 from __future__ import annotations
+
+from dataclasses import fields
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import base_pb2
@@ -47,14 +53,14 @@ from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
 from atoll.errors import AtollError
-from atoll.topology import EGRESS_SERVICE, HTTP_PROTOCOLS, Identity, InboundView, MtlsView, ProxyView
+from atoll.topology import EGRESS_SERVICE, HTTP_PROTOCOLS, Identity, InboundView, MtlsView, OutboundView, ProxyView
 from atoll.xds.generate import envoy as e
 from atoll.xds.generate import policies as p
 from atoll.xds.generate import rbac, tls
 from atoll.xds.generate.external import external_cluster
 from atoll.xds.generate.resources import EnvoyResources
 
-__all__ = ["GenerationError", "MissingIdentity", "sidecar_resources"]
+__all__ = ["GenerationError", "MissingIdentity", "sidecar_endpoint_update", "sidecar_resources"]
 
 
 class GenerationError(AtollError, ValueError):
@@ -125,17 +131,67 @@ def sidecar_resources(view: ProxyView, identity: Identity | None = None) -> Envo
                 cluster.transport_socket.CopyFrom(tls.transport_socket(ctx))
             p.apply_outbound_policies(cluster, ob)
             remote[ob.service] = cluster
-            lb = p.zone_priorities(
-                ob.policies.get("MeshLoadBalancingStrategy") or {},
-                view.zone,
-                (ep.zone for ep in ob.endpoints),
-                mesh_locality_aware=view.locality_aware,
-            )
-            priorities, factor = lb if lb is not None else (None, None)
-            clas.append(e.shared_cluster_load_assignment(ob.service, ob.endpoints, priorities, factor))
+            clas.append(_load_assignment(view, ob))
     clusters.extend(remote.values())
 
     return EnvoyResources.of(listeners=listeners, clusters=clusters, cluster_load_assignments=clas, secrets=secrets)
+
+
+def sidecar_endpoint_update(old: ProxyView, new: ProxyView) -> list[endpoint_pb2.ClusterLoadAssignment] | None:
+    """The ClusterLoadAssignments to swap into ``old``'s resources to get ``new``'s, or None when that
+    is not enough (regenerate everything with ``sidecar_resources``).
+
+    It is enough when ``new`` differs from ``old`` only in the ``endpoints`` of some outbounds and those
+    changes touch nothing but the assignments: a cluster's outlier detection depends on whether the
+    service has zone-ingress endpoints, so a service gaining or losing its first one needs the full
+    path. Assignments are returned for the outbounds whose endpoints are not the same tuple object
+    (``topology.with_endpoints`` replaces exactly the changed ones); they are shared, never mutate them.
+    """
+    if len(old.outbounds) != len(new.outbounds) or not _same_except(old, new, _VIEW_FIELDS):
+        return None
+    changed: set[str] = set()
+    for a, b in zip(old.outbounds, new.outbounds, strict=True):
+        if a is b or a.endpoints is b.endpoints:
+            continue
+        if not _same_except(a, b, _OUTBOUND_FIELDS):
+            return None
+        if any(ep.ingress for ep in a.endpoints) != any(ep.ingress for ep in b.endpoints):
+            return None
+        changed.add(b.service)
+    out: list[endpoint_pb2.ClusterLoadAssignment] = []
+    seen: set[str] = set()
+    for ob in new.outbounds:  # the first outbound of a service configures its cluster, as above
+        if ob.service in seen:
+            continue
+        seen.add(ob.service)
+        if ob.service not in changed or (ob.external is not None and not ob.via_egress):
+            continue  # unchanged, or an ExternalService reached directly (no assignment)
+        out.append(_load_assignment(new, ob))
+    return out
+
+
+_VIEW_FIELDS = tuple(f.name for f in fields(ProxyView) if f.name != "outbounds")
+_OUTBOUND_FIELDS = tuple(f.name for f in fields(OutboundView) if f.name != "endpoints")
+
+
+def _same_except(a: object, b: object, names: tuple[str, ...]) -> bool:
+    for name in names:
+        x, y = getattr(a, name), getattr(b, name)
+        if x is not y and x != y:
+            return False
+    return True
+
+
+def _load_assignment(view: ProxyView, ob: OutboundView) -> endpoint_pb2.ClusterLoadAssignment:
+    """The (shared) ClusterLoadAssignment of outbound ``ob``'s EDS cluster, zone priorities applied."""
+    lb = p.zone_priorities(
+        ob.policies.get("MeshLoadBalancingStrategy") or {},
+        view.zone,
+        (ep.zone for ep in ob.endpoints),
+        mesh_locality_aware=view.locality_aware,
+    )
+    priorities, factor = lb if lb is not None else (None, None)
+    return e.shared_cluster_load_assignment(ob.service, ob.endpoints, priorities, factor)
 
 
 def _inbound_filters(mesh: str, ib: InboundView, *, permissions: bool) -> list[listener_components_pb2.Filter]:

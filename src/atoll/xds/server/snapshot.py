@@ -152,7 +152,7 @@ _EMPTY: Mapping[str, VersionedResource] = MappingProxyType({})
 class Snapshot:
     """What one proxy should have: type URL -> {name -> VersionedResource}. Immutable."""
 
-    __slots__ = ("_resources", "_versions")
+    __slots__ = ("_problems", "_resources", "_versions")
 
     def __init__(self, resources: Mapping[str, Mapping[str, VersionedResource]]) -> None:
         frozen: dict[str, Mapping[str, VersionedResource]] = {}
@@ -167,6 +167,34 @@ class Snapshot:
         self._versions: Mapping[str, str] = MappingProxyType(
             {t: _type_version(frozen.get(t, _EMPTY)) for t in PUSH_ORDER}
         )
+        self._problems: tuple[str, ...] | None = None
+
+    def replace(self, items: Iterable[VersionedResource]) -> Snapshot:
+        """This snapshot with ``items`` put in place of the resources of the same type and name (or
+        added). Types the items do not touch keep their mappings and versions (nothing is rehashed,
+        and a stream sees them unchanged at a glance); replacing existing names keeps the consistency
+        verdict, since references are by name."""
+        updates: dict[str, dict[str, VersionedResource]] = {}
+        for res in items:
+            if res.type_url not in KNOWN_TYPES:
+                raise ValueError(f"unknown xDS type URL in snapshot: {res.type_url}")
+            updates.setdefault(res.type_url, {})[res.name] = res
+        if not updates:
+            return self
+        new = Snapshot.__new__(Snapshot)
+        resources = dict(self._resources)
+        versions = dict(self._versions)
+        same_names = True
+        for type_url, changed in updates.items():
+            current = self._resources.get(type_url, _EMPTY)
+            same_names = same_names and all(name in current for name in changed)
+            merged = MappingProxyType({**current, **changed})
+            resources[type_url] = merged
+            versions[type_url] = _type_version(merged)
+        new._resources = MappingProxyType(resources)
+        new._versions = MappingProxyType(versions)
+        new._problems = self._problems if same_names else None
+        return new
 
     @classmethod
     def from_resources(cls, items: Iterable[Message | VersionedResource]) -> Snapshot:
@@ -211,7 +239,12 @@ class Snapshot:
     # --- consistency -------------------------------------------------------------------------------
 
     def problems(self) -> tuple[str, ...]:
-        """Dangling references, one sentence each; empty when the snapshot is consistent."""
+        """Dangling references, one sentence each; empty when the snapshot is consistent (computed once)."""
+        if self._problems is None:
+            self._problems = self._find_problems()
+        return self._problems
+
+    def _find_problems(self) -> tuple[str, ...]:
         out: list[str] = []
         clas = self.resources(ENDPOINT)
         for cluster in self.resources(CLUSTER).values():
