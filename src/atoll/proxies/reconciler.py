@@ -151,6 +151,7 @@ class ProxyReconciler:
         self._last_egress: dict[str, tuple[EgressView, tuple[tuple[str, Identity], ...]]] = {}
         self._policies: dict[str, dict[tuple[str, str], Resource[Any]]] = {}
         self._views: dict[str, MeshView] = {}
+        self._previous_views: dict[str, MeshView] = {}  # the last view built per mesh, even if dropped
         self._last_view: dict[str, ProxyView] = {}
         self._last_base: dict[str, MeshView] = {}  # the mesh view each proxy's last view came from
         self._fast_path = endpoint_fast_path
@@ -528,6 +529,7 @@ class ProxyReconciler:
             return view
         m = self._meshes.get(mesh)
         if m is None:
+            self._previous_views.pop(mesh, None)
             return None
         inputs = self._policies.get(mesh, {})
         view = MeshView(
@@ -538,8 +540,10 @@ class ProxyReconciler:
             policies=tuple(r for (t, _), r in inputs.items() if t != "ExternalService"),
             external_services=tuple(r for (t, _), r in inputs.items() if t == "ExternalService"),
             zone_egresses=tuple(self.local_egresses()),
+            previous=self._previous_views.get(mesh),
         )
         self._views[mesh] = view
+        self._previous_views[mesh] = view
         if view.index.conflicts and view.index.conflicts != self._logged_conflicts.get(mesh):
             for c in view.index.conflicts:
                 log.warning("mesh %s: %s", mesh, c)

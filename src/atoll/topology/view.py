@@ -56,7 +56,7 @@ from __future__ import annotations
 import base64
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import InitVar, dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -129,6 +129,14 @@ class Endpoint:
     egress: bool = False
     """The local zone egress, standing in for a remote zone (``ingress`` is then true too) or for an
     external service."""
+    _hash: int = field(init=False, repr=False, compare=False, default=0)
+
+    def __post_init__(self) -> None:
+        fields = (self.address, self.port, self.tags, self.zone, self.weight, self.dataplane, self.ingress, self.egress)
+        object.__setattr__(self, "_hash", hash(fields))
+
+    def __hash__(self) -> int:  # computed once: endpoint tuples key the shared ClusterLoadAssignments
+        return self._hash
 
     @property
     def service(self) -> str:
@@ -279,9 +287,12 @@ class MeshView:
     policies: tuple[Resource[Any], ...] = ()
     external_services: tuple[Resource[ExternalServiceSpec], ...] = ()
     zone_egresses: tuple[Resource[ZoneEgressSpec], ...] = ()
+    previous: InitVar[MeshView | None] = None
+    """The view this one replaces, if any: endpoint tuples equal to its are reused (not kept), so that
+    caches keyed on them hit by identity and a change compares cheaply with what came before."""
     index: MeshIndex = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, previous: MeshView | None) -> None:
         ordered = tuple(sorted(self.dataplanes, key=lambda r: r.name))
         for dp in ordered:
             if dp.mesh != self.mesh.name:
@@ -302,6 +313,14 @@ class MeshView:
             sorted((es for es in self.external_services if es.mesh == self.mesh.name), key=lambda r: r.name)
         )
         index = _build_index(self.mesh.name, ordered, remote, self.zone, egresses, via_egress, externals, mtls)
+        if previous is not None:
+            before = previous.index.endpoints
+            index = replace(
+                index,
+                endpoints=MappingProxyType(
+                    {s: before[s] if before.get(s) == eps else eps for s, eps in index.endpoints.items()}
+                ),
+            )
         policies = tuple(p for p in self.policies if p.type != "ExternalService")
         object.__setattr__(self, "index", replace(index, policies=sort_policies(policies)))
 

@@ -44,6 +44,7 @@ those (or None when a cluster changes too), so a control plane can skip regenera
 
 from __future__ import annotations
 
+import functools
 from dataclasses import fields
 
 from envoy.config.cluster.v3 import cluster_pb2
@@ -99,42 +100,51 @@ def sidecar_resources(view: ProxyView, identity: Identity | None = None) -> Envo
 
     remote: dict[str, cluster_pb2.Cluster] = {}
     for ob in view.outbounds:
-        name = e.outbound_listener_name(ob.address, ob.port)
-        outbound = e.listener(
-            name,
-            ob.address,
-            ob.port,
-            direction=base_pb2.OUTBOUND,
-            filters=[
-                e.network_filter(
-                    ob.protocol,
-                    stat_prefix=e.stat_name("outbound", ob.service),
-                    service=ob.service,
-                    cluster=ob.service,
-                    route_name=name,
-                )
-            ],
-        )
-        p.apply_outbound_listener_policies(outbound, ob)
-        listeners.append(outbound)
-        if ob.service not in remote and ob.external is not None and not ob.via_egress:
-            # An ExternalService reached directly: its own address, its own TLS (no mesh mTLS).
-            cluster = external_cluster(ob.service, ob.external)
-            p.apply_outbound_policies(cluster, ob)
-            remote[ob.service] = cluster
-            continue
-        if ob.service not in remote:
-            cluster = e.eds_cluster(ob.service, protocol=ob.protocol)
-            if mtls is not None:
-                server = EGRESS_SERVICE if ob.external is not None else None
-                ctx = tls.upstream_tls_context(view.mesh, ob.service, ob.protocol, server_service=server)
-                cluster.transport_socket.CopyFrom(tls.transport_socket(ctx))
-            p.apply_outbound_policies(cluster, ob)
-            remote[ob.service] = cluster
+        listener, cluster = _outbound(view.mesh, mtls is not None, ob)
+        listeners.append(listener)
+        if ob.service in remote:
+            continue  # two outbounds of one service: the first one's cluster
+        remote[ob.service] = cluster
+        if ob.external is None or ob.via_egress:
             clas.append(_load_assignment(view, ob))
     clusters.extend(remote.values())
 
     return EnvoyResources.of(listeners=listeners, clusters=clusters, cluster_load_assignments=clas, secrets=secrets)
+
+
+@functools.lru_cache(maxsize=4096)
+def _outbound(mesh: str, mtls: bool, ob: OutboundView) -> tuple[listener_pb2.Listener, cluster_pb2.Cluster]:
+    """The listener and cluster of outbound ``ob``. Memoized: every proxy reaching a service the same
+    way (same port, protocol, policies, endpoints) gets the same two messages, so a control plane
+    serializes them once for all of them. The results are shared: never mutate them."""
+    name = e.outbound_listener_name(ob.address, ob.port)
+    listener = e.listener(
+        name,
+        ob.address,
+        ob.port,
+        direction=base_pb2.OUTBOUND,
+        filters=[
+            e.network_filter(
+                ob.protocol,
+                stat_prefix=e.stat_name("outbound", ob.service),
+                service=ob.service,
+                cluster=ob.service,
+                route_name=name,
+            )
+        ],
+    )
+    p.apply_outbound_listener_policies(listener, ob)
+    if ob.external is not None and not ob.via_egress:
+        # An ExternalService reached directly: its own address, its own TLS (no mesh mTLS).
+        cluster = external_cluster(ob.service, ob.external)
+    else:
+        cluster = e.eds_cluster(ob.service, protocol=ob.protocol)
+        if mtls:
+            server = EGRESS_SERVICE if ob.external is not None else None
+            ctx = tls.upstream_tls_context(mesh, ob.service, ob.protocol, server_service=server)
+            cluster.transport_socket.CopyFrom(tls.transport_socket(ctx))
+    p.apply_outbound_policies(cluster, ob)
+    return listener, cluster
 
 
 def sidecar_endpoint_update(old: ProxyView, new: ProxyView) -> list[endpoint_pb2.ClusterLoadAssignment] | None:
