@@ -207,6 +207,7 @@ class _TypeState:
         "answered",
         "client",
         "diffed",
+        "frozen",
         "key",
         "nack_at",
         "nack_count",
@@ -249,8 +250,14 @@ class _TypeState:
         self.nack_version: str | None = None
         self.nack_at: float | None = None
         self.stale = 0
+        self.frozen: TypeStatus | None = None  # the last ``freeze()``, until something changes
 
     def freeze(self) -> TypeStatus:
+        if self.frozen is None:
+            self.frozen = self._freeze()
+        return self.frozen
+
+    def _freeze(self) -> TypeStatus:
         return TypeStatus(
             type_url=self.type_url,
             wildcard=self.wildcard,
@@ -305,6 +312,7 @@ class _Stream:
         if st is None:
             st = self._types[type_url] = _TypeState(type_url)
             return st, True
+        st.frozen = None  # a request may change subscriptions and counters
         return st, False
 
     def _next_nonce(self) -> str:
@@ -312,6 +320,7 @@ class _Stream:
         return str(self._nonce)
 
     def _record_sent(self, st: _TypeState, nonce: str, version: str) -> None:
+        st.frozen = None
         st.nonce = nonce
         st.version = version
         st.sent_at = self._clock()
@@ -321,6 +330,7 @@ class _Stream:
         self.status_serial += 1
 
     def _record_answer(self, st: _TypeState, version_info: str, error: discovery_pb2.DiscoveryRequest | None) -> None:
+        st.frozen = None
         st.answered = True
         if error is None:
             st.ack_count += 1
