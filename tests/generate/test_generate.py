@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
 
-from atoll.topology import proxy_view
+from atoll.topology import proxy_view, with_endpoints
 from atoll.xds.generate import (
     CLUSTER_TYPE,
     ENDPOINT_TYPE,
@@ -17,6 +19,7 @@ from atoll.xds.generate import (
     envoy_bootstrap,
     grpc_proxyless_resources,
     grpc_xds_bootstrap,
+    sidecar_endpoint_update,
     sidecar_resources,
 )
 from atoll.xds.generate import envoy as e
@@ -199,3 +202,37 @@ def test_grpc_bootstrap() -> None:
         ],
         "node": {"id": "m.c"},
     }
+
+
+def _by_name(res: EnvoyResources) -> dict[str, dict[str, bytes]]:
+    return {t: {n: m.SerializeToString(deterministic=True) for n, m in d.items()} for t, d in res.by_type().items()}
+
+
+def test_an_endpoint_update_is_the_full_generation_with_assignments_swapped() -> None:
+    doc = _dp("a", "10.0.0.1", "a", 80) + "  outbound:\n    - port: 10001\n      tags: {kuma.io/service: svc}\n"
+    doc += "    - port: 10002\n      tags: {kuma.io/service: other}\n"
+    svc, other = _dp("s", "10.0.0.2", "svc", 80), _dp("o", "10.0.0.3", "other", 80)
+    before = _mesh(doc, svc, other)
+    after = _mesh(doc, svc, _dp("s2", "10.0.0.4", "svc", 80), other)
+    old = proxy_view(before, "a")
+    new = with_endpoints(old, {"svc": after.index.endpoints["svc"]})
+    assert new == proxy_view(after, "a")
+    clas = sidecar_endpoint_update(old, new)
+    assert clas is not None and [c.cluster_name for c in clas] == ["svc"]  # "other" did not change
+    expected = _by_name(sidecar_resources(old))
+    expected[ENDPOINT_TYPE]["svc"] = clas[0].SerializeToString(deterministic=True)
+    assert expected == _by_name(sidecar_resources(new))
+
+
+def test_an_endpoint_update_refuses_what_changes_more_than_assignments() -> None:
+    doc = _dp("a", "10.0.0.1", "a", 80) + "  outbound:\n    - port: 10001\n      tags: {kuma.io/service: svc}\n"
+    local = _mesh(doc, _dp("s", "10.0.0.2", "svc", 80, protocol="http"), mtls=True)
+    remote = _mesh(doc, _dp("s", "10.0.0.2", "svc", 80, protocol="http"), INGRESSES, mtls=True)
+    old = proxy_view(local, "a")
+    # the first zone-ingress endpoint adds outlier detection to the cluster
+    assert sidecar_endpoint_update(old, with_endpoints(old, {"svc": remote.index.endpoints["svc"]})) is None
+    # anything but endpoints
+    assert sidecar_endpoint_update(old, replace(old, locality_aware=True)) is None
+    ob = replace(old.outbounds[0], port=10009)
+    assert sidecar_endpoint_update(old, replace(old, outbounds=(ob,))) is None
+    assert sidecar_endpoint_update(old, old) == []

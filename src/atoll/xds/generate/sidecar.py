@@ -161,10 +161,12 @@ def sidecar_endpoint_update(old: ProxyView, new: ProxyView) -> list[endpoint_pb2
         return None
     changed: set[str] = set()
     for a, b in zip(old.outbounds, new.outbounds, strict=True):
-        if a is b or a.endpoints is b.endpoints:
+        if a is b:
             continue
         if not _same_except(a, b, _OUTBOUND_FIELDS):
             return None
+        if a.endpoints is b.endpoints:
+            continue
         if any(ep.ingress for ep in a.endpoints) != any(ep.ingress for ep in b.endpoints):
             return None
         changed.add(b.service)
