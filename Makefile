@@ -53,7 +53,7 @@ kds-proto: install
 
 # Benchmarks (not tests): each prints a table and writes bench/results/<name>-<timestamp>.json and
 # bench/results/latest.json. Pass options with BENCH_ARGS, e.g. `make bench-convergence BENCH_ARGS="--n 100"`.
-.PHONY: bench-convergence bench-dataplane bench-reconnect
+.PHONY: bench-convergence bench-dataplane bench-reconnect bench-crosszone bench-kds-scale
 bench-convergence: install
 	$(BIN)/python -m bench.convergence $(BENCH_ARGS)
 
@@ -62,3 +62,9 @@ bench-dataplane: install
 
 bench-reconnect: install
 	$(BIN)/python -m bench.reconnect $(BENCH_ARGS)
+
+bench-crosszone: install
+	$(BIN)/python -m bench.crosszone $(BENCH_ARGS)
+
+bench-kds-scale: install
+	$(BIN)/python -m bench.kds_scale $(BENCH_ARGS)

@@ -193,3 +193,17 @@ def test_a_peer_that_never_answers_does_not_grow_the_sender_without_bound() -> N
         s.set_desired("Mesh", [mesh("m", v=str(i))])
         assert len(s.responses()) == 1
     assert s.in_flight == MAX_IN_FLIGHT
+
+
+def test_sender_patches_part_of_the_desired_set() -> None:
+    s = Sender(["Mesh"])
+    with pytest.raises(ValueError, match="before set_desired"):
+        s.patch_desired("Mesh", [mesh("a")])
+    s.set_desired("Mesh", [mesh("a"), mesh("b")])
+    _subscribe(s, "Mesh")
+    s.responses()
+    s.patch_desired("Mesh", [mesh("b", x="1"), mesh("c")], remove=["a"])
+    (delta,) = s.responses()
+    assert [i.name for i in delta.resources] == ["b", "c"] and list(delta.removed_resources) == ["a"]
+    s.patch_desired("Mesh", [mesh("c")], remove=["nothing-by-that-name"])  # no change: nothing sent
+    assert s.responses() == []

@@ -6,8 +6,9 @@ from typing import Any
 
 from atoll.errors import NotFound
 from atoll.kds.names import DISPLAY_NAME, ORIGIN, ZONE, hashed_name
+from atoll.kds.pump import MAX_STALE
 from atoll.resources import Resource, decode
-from atoll.store import ListFilter, Store
+from atoll.store import ListFilter, Put, Store
 from tests.helpers import await_until
 from tests.kds.conftest import Federation
 from tests.kds.data import dataplane, mesh, mtp, zone_ingress
@@ -213,3 +214,37 @@ async def test_zones_reconnect_after_a_global_restart_and_catch_up(federation: F
     h2 = hashed_name("web-2", "zone-1", "default")
     await await_until(lambda: _eq(names(g.global_store, "Dataplane", "default"), [h2]))
     await await_until(lambda: _true(z1.client.connects == 2))
+
+
+async def test_single_changes_and_bulk_changes_of_zone_dataplanes_reach_global(federation: Federation) -> None:
+    """One changed Dataplane is re-read alone and patched into what the zone sends; more than
+    ``MAX_STALE`` at once reload the type. Either way global ends up with exactly the zone's set."""
+    g = federation
+    await g.start_global()
+    await g.global_store.create(mesh("default"))
+    z1 = await g.start_zone("zone-1")
+    await await_until(lambda: get(z1.store, "Mesh", "default"))
+    await z1.store.create(dataplane("web-0"))
+
+    def at_global(name: str) -> str:
+        return hashed_name(name, "zone-1", "default")
+
+    async def global_port(name: str) -> int | None:
+        r = await get(g.global_store, "Dataplane", at_global(name), "default")
+        return None if r is None else int(r.spec.networking.inbound[0].port)
+
+    await await_until(lambda: _eq(global_port("web-0"), 8080))
+    bulk = MAX_STALE + 20  # one transaction: more stale resources than the patch path takes
+    await z1.store.apply([Put(dataplane(f"web-{i}", port=9000 + i)) for i in range(bulk)])
+    expected = sorted(at_global(f"web-{i}") for i in range(bulk))
+    await await_until(lambda: _eq(names(g.global_store, "Dataplane", "default"), expected), what="bulk")
+    assert await global_port("web-0") == 9000 and await global_port(f"web-{bulk - 1}") == 9000 + bulk - 1
+    # single changes: an update, a delete, a create, each one a patch of the desired set
+    await z1.store.apply([Put(dataplane("web-3", port=7003))])
+    await await_until(lambda: _eq(global_port("web-3"), 7003), what="update")
+    await z1.store.delete("Dataplane", "web-4", "default")
+    await await_until(lambda: _eq(global_port("web-4"), None), what="delete")
+    await z1.store.create(dataplane("late", port=7777))
+    await await_until(lambda: _eq(global_port("late"), 7777), what="create")
+    expected = sorted({*expected, at_global("late")} - {at_global("web-4")})
+    assert await names(g.global_store, "Dataplane", "default") == expected

@@ -104,6 +104,28 @@ class Sender:
             st.retry.clear()
         self._desired[type] = new
 
+    def patch_desired(self, type: str, put: Iterable[Resource[Any]], remove: Iterable[str] = ()) -> None:
+        """Change part of the desired set of ``type`` (given before with ``set_desired``): ``put``
+        adds or replaces those resources, ``remove`` drops those wire names; the rest stays."""
+        self.patch_desired_wire(type, [to_wire(r) for r in put], remove)
+
+    def patch_desired_wire(self, type: str, put: Iterable[discovery_pb2.Resource], remove: Iterable[str] = ()) -> None:
+        cur = self._desired.get(type)
+        if cur is None:
+            raise ValueError(f"{type}: patch_desired before set_desired")
+        changed = False
+        for item in put:
+            old = cur.get(item.name)
+            changed = changed or old is None or old.version != item.version
+            cur[item.name] = item
+        for name in remove:
+            changed = cur.pop(name, None) is not None or changed
+        st = self._state[type]
+        if changed and st.retry and st.sent is not None:  # as in set_desired_wire
+            for name in st.retry:
+                st.sent.pop(name, None)
+            st.retry.clear()
+
     def receive(self, request: discovery_pb2.DeltaDiscoveryRequest) -> RequestSeen:
         """Take one request: a subscription, an ACK or a NACK. ``PeerProtocolError`` if nonsense."""
         type = request.type_url

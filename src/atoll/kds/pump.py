@@ -1,11 +1,18 @@
 """Thin pumps between one gRPC stream and a sans-I/O machine; the same code runs on both CPs.
 
-``run_sender`` owns a ``Sender``: a reader task queues the peer's requests, a store watch marks the
-types whose desired set changed (event driven: no polling interval; events that arrive while a
-reload runs are coalesced into the next one), and one loop reloads dirty types from the ``Source``,
-feeds the queued requests, and writes whatever the sender returns. ``run_receiver`` owns a
-``Receiver``: it subscribes, then for each response applies the decoded batch through a
-``StoreSink`` and answers ACK, or NACK with the reasons (unreadable resources, or a store error).
+``run_sender`` owns a ``Sender``: a reader task queues the peer's requests, a store watch marks
+what changed (event driven: no polling interval; events that arrive while a reload runs are
+coalesced into the next one), and one loop catches the desired sets up from the ``Source``, feeds
+the queued requests, and writes whatever the sender returns. A changed resource of a
+``per_resource`` type marks only that resource stale: it is re-read alone (``load_one``) and patched
+into the set (one change among 10,000 Dataplanes: one store read, not a reload of all). Other
+changes mark whole types dirty (``load``), as do more than ``MAX_STALE`` stale resources of one type
+(one list beats that many reads). What is marked before a read starts is in what it reads, and
+what changes after is marked again, so the sets always catch up with the store.
+
+``run_receiver`` owns a ``Receiver``: it subscribes, then for each response applies the decoded
+batch through a ``StoreSink`` and answers ACK, or NACK with the reasons (unreadable resources, or a
+store error).
 
 Both return when the peer ends the stream, raise ``PeerProtocolError`` when the peer breaks the
 protocol, and let transport errors (``grpc.aio.AioRpcError``) through: the caller decides whether to
@@ -28,6 +35,8 @@ from atoll.errors import AtollError
 from atoll.kds.flows import Source, ZoneToGlobalSource
 from atoll.kds.protocol import Batch, Receiver, RequestSeen, Sender
 from atoll.kds.reconcile import StoreSink
+from atoll.kds.wire import wire_name
+from atoll.resources.meta import Resource
 from atoll.store.protocol import Store
 
 log = logging.getLogger(__name__)
@@ -38,6 +47,9 @@ class MessageStream(Protocol):
 
     async def write(self, message: Any) -> None: ...
 
+
+MAX_STALE = 100
+"""More stale resources of one type than this reload the type instead of reading each one."""
 
 OnRequest = Callable[[RequestSeen], None]
 OnBatch = Callable[[Batch, list[str]], None]
@@ -57,6 +69,7 @@ async def run_sender(
     wake = asyncio.Event()
     inbox: deque[Any] = deque()
     dirty: set[str] = set(source.types)
+    stale: dict[str, set[tuple[str, str | None]]] = {}  # per-resource type -> (name, mesh) to re-read
     ended: list[BaseException | None] = []
 
     async def read_loop() -> None:
@@ -78,12 +91,18 @@ async def run_sender(
 
     async def watch_loop(sub: Any) -> None:
         async for ev in sub:
-            changed = {ev.resource.type}
+            events = [ev]
             while sub.pending():  # coalesce what is already queued
-                changed.add((await sub.__anext__()).resource.type)
-            types = source.affected(changed)
-            if types:
-                dirty.update(types)
+                events.append(await sub.__anext__())
+            kinds = set()
+            for e in events:
+                r = e.resource
+                kinds.add(r.type)
+                if source.per_resource(r.type):
+                    stale.setdefault(r.type, set()).add((r.name, r.mesh))
+            for kind in kinds:  # reload what a change affects, except a per-resource type's own set
+                dirty.update(t for t in source.affected({kind}) if t != kind or not source.per_resource(kind))
+            if dirty or stale:
                 wake.set()
 
     async def insight_loop(src: ZoneToGlobalSource) -> None:
@@ -110,9 +129,25 @@ async def run_sender(
             for t in tasks[1:]:
                 if t.done() and not t.cancelled() and t.exception() is not None:
                     raise AtollError(f"{label}: watching changes failed: {t.exception()}")
-            while dirty:
-                type = dirty.pop()
-                sender.set_desired(type, await source.load(type))
+            while dirty or stale:
+                if dirty:
+                    type = dirty.pop()
+                    stale.pop(type, None)  # the reload reads those too
+                    sender.set_desired(type, await source.load(type))
+                    continue
+                type, keys = stale.popitem()
+                if len(keys) > MAX_STALE:
+                    dirty.add(type)
+                    continue
+                put: list[Resource[Any]] = []
+                remove: list[str] = []
+                for name, mesh in keys:
+                    r = await source.load_one(type, name, mesh)
+                    if r is None:
+                        remove.append(wire_name(name, mesh))
+                    else:
+                        put.append(r)
+                sender.patch_desired(type, put, remove)
             while inbox:
                 seen = sender.receive(inbox.popleft())
                 if seen.error is not None:
