@@ -75,6 +75,19 @@ def _iso(t: float | None) -> str | None:
 class _Entry:
     insight: ProxyInsight
     streams: int = 0
+    pending: StreamStatus | None = None
+    """The newest stream status, not yet folded into ``insight`` (folding waits for a reader: the
+    status changes twice per proxy per config change, and most of those nobody looks at)."""
+
+    def folded(self) -> ProxyInsight:
+        status = self.pending
+        if status is not None:
+            self.pending = None
+            nacks = sum(t.nack_count for t in status.types.values())
+            errors = [(t.last_nack_at or 0.0, t.last_nack_error) for t in status.types.values() if t.last_nack_error]
+            last_error = max(errors)[1] if errors else self.insight.last_nack_error
+            self.insight = replace(self.insight, status=status, nack_count=nacks, last_nack_error=last_error)
+        return self.insight
 
 
 class Inventory:
@@ -86,6 +99,8 @@ class Inventory:
     def opened(self, node_id: str, *, envoy_version: str, kind: str) -> None:
         e = self._entries.get(node_id)
         now = self._clock()
+        if e is not None:
+            e.folded()
         if e is None or not e.insight.connected:
             base = ProxyInsight(node_id, True, now, None, self._cp, envoy_version, kind, 0)
             e = _Entry(base if e is None else replace(base, nack_count=e.insight.nack_count))
@@ -97,6 +112,7 @@ class Inventory:
         e = self._entries.get(node_id)
         if e is None or e.streams == 0:
             return
+        e.folded()
         e.streams -= 1
         if e.streams == 0:
             e.insight = replace(e.insight, connected=False, disconnected_at=self._clock(), streams=0)
@@ -105,23 +121,19 @@ class Inventory:
 
     def status(self, node_id: str, status: StreamStatus) -> None:
         e = self._entries.get(node_id)
-        if e is None:
-            return
-        nacks = sum(t.nack_count for t in status.types.values())
-        errors = [(t.last_nack_at or 0.0, t.last_nack_error) for t in status.types.values() if t.last_nack_error]
-        last_error = max(errors)[1] if errors else e.insight.last_nack_error
-        e.insight = replace(e.insight, status=status, nack_count=nacks, last_nack_error=last_error)
+        if e is not None:
+            e.pending = status
 
     def forget(self, node_id: str) -> None:
         self._entries.pop(node_id, None)
 
     def get(self, node_id: str) -> ProxyInsight | None:
         e = self._entries.get(node_id)
-        return e.insight if e is not None else None
+        return e.folded() if e is not None else None
 
     def connected(self, node_id: str) -> bool:
         e = self._entries.get(node_id)
         return e is not None and e.insight.connected
 
     def all(self) -> list[ProxyInsight]:
-        return [e.insight for _, e in sorted(self._entries.items())]
+        return [e.folded() for _, e in sorted(self._entries.items())]
