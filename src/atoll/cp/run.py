@@ -22,6 +22,7 @@ stopped. ``build_supervisor`` is the explicit wiring — each part gets exactly 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from dataclasses import dataclass
@@ -55,9 +56,17 @@ from atoll.store.protocol import Store
 log = logging.getLogger(__name__)
 
 
+GC_THRESHOLDS = (50_000, 20, 10)
+"""The cyclic collector's thresholds for a CP process. Config generation allocates hundreds of
+thousands of short-lived objects per change (almost none in cycles: reference counting frees them);
+at Python's default of 700 the young-generation collections alone took ~25 % of an endpoint change's
+reconcile pass at 3,000 proxies (58 of ~230 ms), and ~0 with these."""
+
+
 def run_cp(config: CpConfig) -> int:
     """Run the control plane until SIGTERM/SIGINT; return the exit code."""
     restore = setup_logging(config.log_format, config.log_level)
+    gc.set_threshold(*GC_THRESHOLDS)
     try:
         return asyncio.run(serve_cp(config))
     except KeyboardInterrupt:  # a second Ctrl-C while shutting down
