@@ -570,7 +570,7 @@ class ProxyReconciler:
                 res = grpc_proxyless_resources(pv)
             else:
                 res = sidecar_resources(pv, identity)
-            snapshot = self._snapshot(res)
+            snapshot = self._snapshot(res, previous=self._cache.get(nid))
             self._cache.set_snapshot(nid, snapshot)
         except Exception:
             # A local generation error: keep serving the last good snapshot, say which proxy and why.
@@ -641,7 +641,7 @@ class ProxyReconciler:
         self._deltas[id(base)] = (base, view, delta)
         return delta
 
-    def _snapshot(self, res: EnvoyResources) -> Snapshot:
+    def _snapshot(self, res: EnvoyResources, previous: Snapshot | None = None) -> Snapshot:
         items = [
             self._versioned(m)
             for group in (
@@ -653,7 +653,7 @@ class ProxyReconciler:
             )
             for m in group
         ]
-        return Snapshot.from_resources(items)
+        return Snapshot.from_resources(items, previous=previous)
 
     def _versioned(self, message: Message) -> VersionedResource:
         key = id(message)

@@ -84,18 +84,14 @@ def sidecar_resources(view: ProxyView, identity: Identity | None = None) -> Envo
     clas: list[endpoint_pb2.ClusterLoadAssignment] = []
     secrets: list[secret_pb2.Secret] = []
     if mtls is not None and identity is not None:
-        secrets = tls.mesh_secrets(view.mesh, identity)
+        secrets = list(_secrets(view.mesh, identity))
 
     local: dict[str, cluster_pb2.Cluster] = {}
     for ib in view.inbounds:
-        inbound = _inbound_listener(view.mesh, ib, mtls)
-        p.apply_inbound_policies(inbound, ib)
+        inbound, cluster = _inbound(view.mesh, ib, mtls)
         listeners.append(inbound)
-        cluster = e.local_cluster_name(ib.service_port)
         # Two inbounds on one local port share the cluster; the first (in address:port order) wins.
-        if cluster not in local:
-            local[cluster] = e.static_cluster(cluster, ib.service_address, ib.service_port, protocol=ib.protocol)
-            p.apply_local_cluster_policies(local[cluster], ib)
+        local.setdefault(cluster.name, cluster)
     clusters.extend(local.values())
 
     remote: dict[str, cluster_pb2.Cluster] = {}
@@ -110,6 +106,28 @@ def sidecar_resources(view: ProxyView, identity: Identity | None = None) -> Envo
     clusters.extend(remote.values())
 
     return EnvoyResources.of(listeners=listeners, clusters=clusters, cluster_load_assignments=clas, secrets=secrets)
+
+
+# The memoized builders below return shared messages: a control plane serializes each once, however
+# many proxies (or successive generations of one proxy) hold it. Never mutate their results.
+
+
+@functools.lru_cache(maxsize=16384)
+def _secrets(mesh: str, identity: Identity) -> tuple[secret_pb2.Secret, ...]:
+    """The SDS secrets of ``identity`` (memoized: regenerating a proxy keeps its secret messages)."""
+    return tuple(tls.mesh_secrets(mesh, identity))
+
+
+@functools.lru_cache(maxsize=16384)
+def _inbound(mesh: str, ib: InboundView, mtls: MtlsView | None) -> tuple[listener_pb2.Listener, cluster_pb2.Cluster]:
+    """The listener of inbound ``ib`` and the cluster of its local application (memoized per value:
+    a change elsewhere in the mesh leaves them, and their serialized bytes, as they were)."""
+    listener = _inbound_listener(mesh, ib, mtls)
+    p.apply_inbound_policies(listener, ib)
+    name = e.local_cluster_name(ib.service_port)
+    cluster = e.static_cluster(name, ib.service_address, ib.service_port, protocol=ib.protocol)
+    p.apply_local_cluster_policies(cluster, ib)
+    return listener, cluster
 
 
 @functools.lru_cache(maxsize=4096)

@@ -102,6 +102,16 @@ class VersionedResource:
     sotw_field: bytes = field(repr=False)
     #: ``resources`` field (number 2) of a DeltaDiscoveryResponse holding a Resource{name, version, Any}.
     delta_field: bytes = field(repr=False)
+    _refs: list[tuple[str, ...]] = field(default_factory=list, repr=False)
+
+    def references(self) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+        """(EDS names, RDS names, ADS secret names) this resource uses; computed once, for the
+        consistency check of every snapshot that holds it."""
+        if not self._refs:
+            msg = self.message
+            self._refs.extend((eds_names_of_cluster(msg), rds_names_of_listener(msg), ads_secret_names(msg)))
+        eds, rds, secrets = self._refs
+        return eds, rds, secrets
 
     @classmethod
     def of(cls, message: Message, *, name: str | None = None) -> VersionedResource:
@@ -197,8 +207,14 @@ class Snapshot:
         return new
 
     @classmethod
-    def from_resources(cls, items: Iterable[Message | VersionedResource]) -> Snapshot:
-        """Build from messages (serialized here) and/or pre-built ``VersionedResource``s (shared)."""
+    def from_resources(
+        cls, items: Iterable[Message | VersionedResource], *, previous: Snapshot | None = None
+    ) -> Snapshot:
+        """Build from messages (serialized here) and/or pre-built ``VersionedResource``s (shared).
+
+        With ``previous`` (the proxy's last snapshot), a type whose resources are the very same
+        objects as there keeps its mapping and version: nothing is rehashed, and a stream sees at a
+        glance that the type did not change."""
         by_type: dict[str, dict[str, VersionedResource]] = {}
         for item in items:
             res = item if isinstance(item, VersionedResource) else VersionedResource.of(item)
@@ -206,7 +222,29 @@ class Snapshot:
             if res.name in bucket:
                 raise ValueError(f"duplicate {res.type_url} resource named {res.name!r}")
             bucket[res.name] = res
-        return cls(by_type)
+        if previous is None:
+            return cls(by_type)
+        for type_url in by_type:
+            if type_url not in KNOWN_TYPES:
+                raise ValueError(f"unknown xDS type URL in snapshot: {type_url}")
+        new = Snapshot.__new__(Snapshot)
+        resources: dict[str, Mapping[str, VersionedResource]] = {}
+        versions: dict[str, str] = {}
+        for type_url in PUSH_ORDER:
+            bucket = by_type.get(type_url, {})
+            before = previous._resources.get(type_url, _EMPTY)
+            if len(before) == len(bucket) and all(before.get(n) is r for n, r in bucket.items()):
+                if before:
+                    resources[type_url] = before
+                versions[type_url] = previous._versions[type_url]
+            else:
+                if bucket:
+                    resources[type_url] = MappingProxyType(bucket)
+                versions[type_url] = _type_version(bucket)
+        new._resources = MappingProxyType(resources)
+        new._versions = MappingProxyType(versions)
+        new._problems = None
+        return new
 
     @classmethod
     def build(
@@ -248,18 +286,18 @@ class Snapshot:
         out: list[str] = []
         clas = self.resources(ENDPOINT)
         for cluster in self.resources(CLUSTER).values():
-            for cla in eds_names_of_cluster(cluster.message):
+            for cla in cluster.references()[0]:
                 if cla not in clas:
                     out.append(f"cluster {cluster.name!r} uses EDS name {cla!r} but no ClusterLoadAssignment has it")
         routes = self.resources(ROUTE)
         for listener in self.resources(LISTENER).values():
-            for rds in rds_names_of_listener(listener.message):
+            for rds in listener.references()[1]:
                 if rds not in routes:
                     out.append(f"listener {listener.name!r} uses RDS name {rds!r} but no RouteConfiguration has it")
         secrets = self.resources(SECRET)
         for type_url in (CLUSTER, LISTENER):
             for res in self.resources(type_url).values():
-                for secret in ads_secret_names(res.message):
+                for secret in res.references()[2]:
                     if secret not in secrets:
                         kind = type_url.rsplit(".", 1)[-1].lower()
                         out.append(f"{kind} {res.name!r} uses SDS secret {secret!r} but the snapshot lacks it")
