@@ -1,7 +1,9 @@
 """Rewrite the "Latest results" section of ``bench/README.md`` from ``bench/results/latest.json``.
 
-``python -m bench.readme``: for each benchmark in ``latest.json`` (convergence, dataplane, reconnect),
-the table its own ``report()`` prints, the results file it came from and the machine it ran on.
+``python -m bench.readme``: for each benchmark in ``latest.json`` (convergence, crosszone, reconnect,
+kds_scale, dataplane), the table its own ``report()`` prints, the results file it came from (kept
+locally; ``latest.json`` itself is committed and holds every number) and the machine it ran on.
+Everything from the ``## Latest results`` heading to the end of the README is replaced.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import convergence, dataplane, reconnect
+from bench import convergence, crosszone, dataplane, kds_scale, reconnect
 from bench.common import RESULTS
 
 README = Path(__file__).resolve().parent / "README.md"
@@ -20,7 +22,14 @@ MARK = "## Latest results"
 
 def section(latest: dict[str, Any]) -> str:
     out = [MARK, ""]
-    for name, mod in (("convergence", convergence), ("dataplane", dataplane), ("reconnect", reconnect)):
+    benchmarks = (
+        ("convergence", convergence),
+        ("crosszone", crosszone),
+        ("reconnect", reconnect),
+        ("kds_scale", kds_scale),
+        ("dataplane", dataplane),
+    )
+    for name, mod in benchmarks:
         data = latest.get(name)
         if data is None:
             out += [f"### {name}", "", "(not run yet)", ""]

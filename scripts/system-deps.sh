@@ -6,6 +6,7 @@ command -v python3.11 >/dev/null || need+=(python3.11)
 python3.11 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3.11-venv)
 command -v curl >/dev/null || need+=(curl)
 command -v ip >/dev/null || need+=(iproute2)
+command -v go >/dev/null || need+=(golang-go)  # builds the benchmarks' load generator (stdlib only)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing system packages: ${need[*]}"

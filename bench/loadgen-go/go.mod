@@ -1,0 +1,3 @@
+module atoll.dev/bench/loadgen
+
+go 1.19
