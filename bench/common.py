@@ -156,6 +156,25 @@ def http(method: str, url: str, body: object | None = None, timeout: float = 30.
         return e.code, e.read().decode(errors="replace")
 
 
+def zone_join_env(
+    global_url: str, kds_port: int, kds_ca: Path, zone: str, token_file: Path, scope: Sequence[str] = ("cp", "ingress")
+) -> dict[str, str]:
+    """Have global (REST at ``global_url``) issue a zone token for ``zone`` (written to ``token_file``) and
+    return the ``ATOLL_*`` variables of a zone CP that joins it over KDS/TLS (``kds_ca``: global's KDS
+    certificate) — the deployment of ``tests/e2e/multizone.py``."""
+    status, body = http("POST", global_url + "/tokens/zone", {"zone": zone, "scope": list(scope)})
+    if status != 200:
+        raise RuntimeError(f"POST /tokens/zone for {zone}: {status} {body}")
+    token_file.write_text(body["token"])
+    return {
+        "ATOLL_MODE": "zone",
+        "ATOLL_ZONE": zone,
+        "ATOLL_GLOBAL_ADDRESS": f"grpcs://127.0.0.1:{kds_port}",
+        "ATOLL_ZONE_TOKEN_FILE": str(token_file),
+        "ATOLL_GLOBAL_CA_FILE": str(kds_ca),
+    }
+
+
 class ProcessGroup:
     """Children started in their own sessions; ``close()`` stops every one still running."""
 

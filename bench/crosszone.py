@@ -70,6 +70,7 @@ from bench.common import (
     table,
     wait_for,
     write_results,
+    zone_join_env,
 )
 
 MESH = "default"
@@ -239,20 +240,8 @@ def deploy(group: ProcessGroup, coalesce: float | None) -> Deployment:
     zones: dict[str, Cp] = {}
     for zone in ("zone-1", "zone-2"):
         token = group.workdir / f"{zone}.zone-token"
-        token.write_text(glob.call("POST", "/tokens/zone", {"zone": zone, "scope": ["cp", "ingress"]})["token"])
-        zones[zone] = Cp(
-            group,
-            zone,
-            coalesce=coalesce,
-            env={
-                "ATOLL_MODE": "zone",
-                "ATOLL_ZONE": zone,
-                "ATOLL_GLOBAL_ADDRESS": f"grpcs://127.0.0.1:{kds_port}",
-                "ATOLL_ZONE_TOKEN_FILE": str(token),
-                "ATOLL_GLOBAL_CA_FILE": str(glob.data_dir / "kds-tls.crt"),
-                "ATOLL_AUTH": "none",
-            },
-        ).start()
+        env = zone_join_env(glob.url, kds_port, glob.data_dir / "kds-tls.crt", zone, token)
+        zones[zone] = Cp(group, zone, coalesce=coalesce, env={**env, "ATOLL_AUTH": "none"}).start()
     for zone, cp in zones.items():
         wait_for(lambda zone=zone: _zone_online(glob, zone), 60, f"{zone} online at global")
         wait_for(lambda cp=cp: cp.get_or_none(f"/meshes/{MESH}"), 60, f"mesh {MESH} synced to {zone}")

@@ -63,6 +63,7 @@ from bench.common import (
     table,
     wait_for,
     write_results,
+    zone_join_env,
 )
 
 BODY = 1024
@@ -334,15 +335,8 @@ def cross_zone(s: Setup) -> OnPath:
     zones: dict[str, ControlPlane] = {}
     for zone in ("zone-1", "zone-2"):
         group = s.sub(zone)
-        token = group.workdir / "zone-token"
-        token.write_text(api(glob, "POST", "/tokens/zone", {"zone": zone, "scope": ["cp", "ingress"]})["token"])
-        env = {
-            "ATOLL_MODE": "zone",
-            "ATOLL_ZONE": zone,
-            "ATOLL_GLOBAL_ADDRESS": f"grpcs://127.0.0.1:{kds}",
-            "ATOLL_ZONE_TOKEN_FILE": str(token),
-            "ATOLL_GLOBAL_CA_FILE": str(glob.group.workdir / "cp-data" / "kds-tls.crt"),
-        }
+        kds_ca = glob.group.workdir / "cp-data" / "kds-tls.crt"
+        env = zone_join_env(glob.url, kds, kds_ca, zone, group.workdir / "zone-token")
         zones[zone] = ControlPlane(group, coalesce=0.02, env=env).start()
         wait_for(lambda cp=zones[zone]: http("GET", cp.url + "/meshes/default")[0] == 200, 30, f"mesh in {zone}")
     group = s.sub("cross-zone")

@@ -58,6 +58,7 @@ from bench.common import (
     table,
     wait_for,
     write_results,
+    zone_join_env,
 )
 
 MESH = "default"
@@ -203,24 +204,8 @@ def measure(cfg: Config, workdir: Path) -> dict[str, Any]:
         kds_port = free_port()
         glob = Cp(group, "global", {"ATOLL_MODE": "global", "ATOLL_KDS_PORT": str(kds_port)}).start()
         glob.put({"type": "Mesh", "name": MESH})
-        token_file = workdir / "zone.token"
-        status, body = http("POST", glob.url + "/tokens/zone", {"zone": ZONE, "scope": ["cp"]})
-        if status != 200:
-            raise RuntimeError(f"POST /tokens/zone: {status} {body}")
-        token_file.write_text(body["token"])
-
-        zone = Cp(
-            group,
-            "zone",
-            {
-                "ATOLL_MODE": "zone",
-                "ATOLL_ZONE": ZONE,
-                "ATOLL_GLOBAL_ADDRESS": f"grpcs://127.0.0.1:{kds_port}",
-                "ATOLL_ZONE_TOKEN_FILE": str(token_file),
-                "ATOLL_GLOBAL_CA_FILE": str(glob.data_dir / "kds-tls.crt"),
-                "ATOLL_DATAPLANE_GRACE": "3600",
-            },
-        )
+        env = zone_join_env(glob.url, kds_port, glob.data_dir / "kds-tls.crt", ZONE, workdir / "zone.token", ["cp"])
+        zone = Cp(group, "zone", {**env, "ATOLL_DATAPLANE_GRACE": "3600"})
         t = time.monotonic()
         zone.data_dir.mkdir(parents=True, exist_ok=True)
         asyncio.run(populate(zone.data_dir / "atoll.db", cfg))
