@@ -1,9 +1,12 @@
 """The grpc.aio ADS servicer: a thin pump between a gRPC stream and a sans-I/O state machine.
 
-Per stream (SotW or delta) there is one reader task that only does ``context.read()`` into a deque, and
-one writer loop (the handler coroutine itself) that owns the state machine: it wakes on an
-``asyncio.Event`` set by the reader or by the ``SnapshotCache`` watcher, feeds queued requests and the
-newest snapshot to the machine, and writes what it returns. Responses go out as bytes spliced from the
+Per stream (SotW or delta) there is one reader task and one writer loop (the handler coroutine itself),
+both on the event loop, sharing the state machine (whose calls are synchronous, so they never
+interleave). The reader does ``context.read()`` and feeds each request to the machine itself, queueing
+whatever it answers; the writer wakes on an ``asyncio.Event`` — set when the reader queued a response or
+the ``SnapshotCache`` watcher saw a new snapshot — feeds the newest snapshot to the machine, and writes the
+queue in order. An ACK thus costs one task wake-up, not two. Requests that arrive before the first one has
+opened the stream (node, hooks) wait in a deque until the machine exists. Responses go out as bytes spliced from the
 resources' shared serialization (the method handlers pass bytes through), so nothing is re-serialized per
 stream.
 
@@ -126,18 +129,59 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
     ) -> None:
         stream_id = next(self._ids)
         wake = asyncio.Event()
-        inbox: deque[Any] = deque()
+        inbox: deque[Any] = deque()  # requests read before the machine exists
+        outbox: deque[Any] = deque()  # responses, in the order the machine produced them
         ended: list[BaseException | None] = []  # set once the reader stops: [None] on EOF, [error] else
+        failed: list[tuple[grpc.StatusCode, str]] = []  # the machine refused a request, or failed
+        machine: SotwStream | DeltaStream | None = None
+        node_id: str | None = None
+        reported = [-1]  # the status serial last reported (report once after the first batch, even if
+        # it sent nothing: a resumed delta stream)
+
+        def report() -> None:
+            if machine is None or node_id is None or self._on_status is None:
+                return
+            if machine.status_serial != reported[0]:
+                reported[0] = machine.status_serial
+                try:
+                    self._on_status(node_id, machine.status())
+                except Exception:
+                    log.exception("on_status hook failed for %s", node_id)
+
+        def feed(request: Any) -> None:
+            """One request into the machine; what it answers is queued for the writer."""
+            assert machine is not None
+            try:
+                out = machine.receive(request)
+            except PeerProtocolError as e:
+                log.warning("ADS stream %d of %s: %s", stream_id, node_id, e)
+                failed.append((grpc.StatusCode.INVALID_ARGUMENT, str(e)))
+                wake.set()
+                return
+            except Exception:  # a bug on our side: end this stream only, say whose fault it is
+                log.exception("ADS stream %d of %s: local error", stream_id, node_id)
+                failed.append((grpc.StatusCode.INTERNAL, "control plane error while serving this stream"))
+                wake.set()
+                return
+            if out:
+                outbox.extend(out)
+                wake.set()
 
         async def read_loop() -> None:
+            # Requests are fed to the machine right here once it exists: an ACK, the commonest request,
+            # then costs no wake-up of the writer (it only wakes when there is something to write).
             try:
-                while True:
+                while not failed:
                     request = await context.read()
                     if request is grpc.aio.EOF:
                         ended.append(None)
                         break
-                    inbox.append(request)
-                    wake.set()
+                    if machine is None or inbox:
+                        inbox.append(request)
+                        wake.set()
+                    else:
+                        feed(request)
+                        report()
             except asyncio.CancelledError:
                 ended.append(None)
                 raise
@@ -157,7 +201,6 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
         context.add_done_callback(on_done)
         newest: list[Snapshot] = []
         unwatch: Callable[[], None] | None = None
-        node_id: str | None = None
         try:
             while not inbox and not ended:
                 wake.clear()
@@ -184,34 +227,25 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
             current = self._cache.get(node_id)
             if current is not None:
                 machine.set_snapshot(current)  # nothing requested yet: only remembered
-            reported = -1  # report once after the first batch, even if it sent nothing (a resumed delta stream)
             while True:
                 wake.clear()
-                out: list[Any] = []
-                try:
-                    while inbox:
-                        out.extend(machine.receive(inbox.popleft()))
-                    if newest:
-                        out.extend(machine.set_snapshot(newest.pop()))
-                except PeerProtocolError as e:
-                    log.warning("ADS stream %d of %s: %s", stream_id, node_id, e)
-                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
-                    return
-                except Exception:  # a bug on our side: end this stream only, say whose fault it is
-                    log.exception("ADS stream %d of %s: local error", stream_id, node_id)
-                    await context.abort(grpc.StatusCode.INTERNAL, "control plane error while serving this stream")
-                    return
-                for response in out:
-                    await context.write(response.to_bytes())
-                if machine.status_serial != reported and self._on_status is not None:
-                    reported = machine.status_serial
+                while inbox and not failed:
+                    feed(inbox.popleft())
+                if newest and not failed:
                     try:
-                        self._on_status(node_id, machine.status())
+                        outbox.extend(machine.set_snapshot(newest.pop()))
                     except Exception:
-                        log.exception("on_status hook failed for %s", node_id)
-                if ended and not inbox and not newest:
+                        log.exception("ADS stream %d of %s: local error", stream_id, node_id)
+                        failed.append((grpc.StatusCode.INTERNAL, "control plane error while serving this stream"))
+                if failed:
+                    await context.abort(*failed[0])
+                    return
+                while outbox:
+                    await context.write(outbox.popleft().to_bytes())
+                report()
+                if ended and not inbox and not newest and not outbox:
                     break
-                if not inbox and not newest:
+                if not inbox and not newest and not outbox and not failed:
                     await wake.wait()
             await self._end_on_read_error(context, stream_id, node_id, ended)
         finally:
