@@ -179,3 +179,40 @@ async def test_a_mesh_update_reaches_every_proxy_of_the_mesh() -> None:
         await await_until(lambda: inbound_chains() == 1, what="STRICT: the TLS chain only")
     finally:
         await _stop(store, task)
+
+
+class _SlowDataplanes(MemoryStore):
+    """A store whose Dataplane listing waits for ``release``: the reconciler is caught mid-load."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.listing = asyncio.Event()
+
+    async def list(self, filter: Any, *, offset: int = 0, limit: int | None = None) -> Any:
+        if filter.type == "Dataplane":
+            self.listing.set()
+            await self.release.wait()
+        return await super().list(filter, offset=offset, limit=limit)
+
+
+async def test_a_stream_opened_while_the_reconciler_loads_gets_its_config_once_loaded() -> None:
+    """A CP restarting under connected proxies: streams open while the store is still being read. A
+    proxy whose stream opened then must get its config from the first pass (it once got none: a mesh
+    view built from half-loaded Dataplanes was kept and used by that pass)."""
+    store = _SlowDataplanes()
+    await store.create(decode({"type": "Mesh", "name": "default"}))
+    await store.create(dp("backend-1", "backend", 8080))
+    await store.create(dp("web", "web", 8000, reaches=("backend",)))
+    cache = SnapshotCache()
+    rec = ProxyReconciler(store, cache, zone="zone-1", window=0.0)
+    task = asyncio.create_task(rec.run())
+    try:
+        await asyncio.wait_for(store.listing.wait(), 5)  # Meshes loaded, Dataplanes not yet
+        assert rec.ensure("default.web") is False  # as the stream opens: not yet
+        cache.watch("default.web", lambda s: None)  # and the stream watches
+        store.release.set()
+        await asyncio.wait_for(rec.ready.wait(), 5)
+        assert eds_addresses(cache, "default.web", "backend") == [8080]
+    finally:
+        await _stop(store, task)

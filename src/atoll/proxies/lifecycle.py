@@ -243,7 +243,10 @@ class DataplaneLifecycle:
         else:
             self._reconciler.upsert_ingress(stored)
         if not self._reconciler.ensure(nid, kind):
-            log.warning("no configuration yet for %s: its mesh view is not loaded", nid)
+            if self._reconciler.ready.is_set():
+                log.warning("no configuration yet for %s: its mesh view is not loaded", nid)
+            else:  # a restart under connected proxies: the first pass after loading serves them
+                log.debug("%s connected while the store is loading: configured once it is", nid)
 
     def on_stream_close(self, nid: str, stream_id: int) -> None:
         self._inventory.closed(nid)

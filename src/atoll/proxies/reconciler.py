@@ -166,6 +166,7 @@ class ProxyReconciler:
         self._dirty_services: dict[str, set[str]] = {}
         self._dirty_nodes: set[str] = set()
         self.ready = asyncio.Event()
+        self._loaded = False  # the store has been read whole: views and generation may start
         self.last_pass: PassStats | None = None
         self.passes = 0
         self.generated_total = 0
@@ -179,6 +180,11 @@ class ProxyReconciler:
             await self._load()
             self._dirty_meshes.update(self._meshes)
             await self._refresh_cas()
+            # Streams that opened while loading may have had views built from part of the store: drop
+            # them. Those streams are watching by now, so this first pass generates their config.
+            self._views.clear()
+            self._previous_views.clear()
+            self._loaded = True
             self._flush(0)
             await self.publish_available_services()
             self.ready.set()
@@ -352,15 +358,18 @@ class ProxyReconciler:
     # --- generation -----------------------------------------------------------------------------
 
     def ensure(self, node: str, kind: ProxyKind = ProxyKind.SIDECAR) -> bool:
-        """Generate ``node``'s snapshot now (a stream just opened). False if its resource is unknown."""
+        """Generate ``node``'s snapshot now (a stream just opened). False if its resource is unknown, or
+        while the store is still being loaded (the first pass then generates it, as its stream watches)."""
         self._kinds[node] = kind
         if kind is ProxyKind.INGRESS:
             self._ingress_nodes.add(node)
-            return self._generate_ingress(node)
+            return self._loaded and self._generate_ingress(node)
         if kind is ProxyKind.EGRESS:
             self._egress_nodes.add(node)
             self._last_egress.pop(node, None)
-            return self._generate_egress(node)
+            return self._loaded and self._generate_egress(node)
+        if not self._loaded:
+            return False  # still loading: the first pass generates it (its stream watches by then)
         mesh, name = split_node_id(node)
         view = self._mesh_view(mesh)
         if view is None or name not in view.index.dataplanes:
