@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from atoll.pki import CaBundle, generate_ca
-from atoll.proxies.reconciler import ProxyReconciler
+from atoll.proxies.reconciler import REBASE_EVERY, ProxyReconciler
 from atoll.resources import Resource, decode
 from atoll.store import MemoryStore
 from atoll.xds.server import PUSH_ORDER, SnapshotCache
@@ -76,7 +76,7 @@ def remote_ingress(instances: int) -> Resource[Any]:
 class Pair:
     """A fast and a full reconciler over one store, each with its own cache and a stream per node."""
 
-    def __init__(self, store: MemoryStore, ca: CaBundle) -> None:
+    def __init__(self, store: MemoryStore, ca: CaBundle, nodes: tuple[str, ...] = NODES) -> None:
         async def ca_source(_: Resource[Any]) -> CaBundle:
             return ca
 
@@ -88,14 +88,15 @@ class Pair:
         )
         # One certificate per proxy for both, so that secrets compare equal too.
         self.full.identities = self.fast.identities
-        for node in NODES:
+        self.nodes = nodes
+        for node in nodes:
             self.fast_cache.watch(node, lambda s: None)
             self.full_cache.watch(node, lambda s: None)
         self.tasks = [asyncio.create_task(self.fast.run()), asyncio.create_task(self.full.run())]
 
     def served(self, cache: SnapshotCache) -> dict[str, dict[str, dict[str, str]]]:
         out = {}
-        for node in NODES:
+        for node in self.nodes:
             snap = cache.get(node)
             assert snap is not None, node
             out[node] = {t: {n: r.version for n, r in snap.resources(t).items()} for t in PUSH_ORDER}
@@ -122,7 +123,7 @@ class Pair:
 
 
 @contextlib.asynccontextmanager
-async def running_pair() -> AsyncIterator[Pair]:
+async def running_pair(extra: tuple[Resource[Any], ...] = ()) -> AsyncIterator[Pair]:
     store = MemoryStore()
     await store.create(mesh())
     for r in (
@@ -130,9 +131,11 @@ async def running_pair() -> AsyncIterator[Pair]:
         dp("web", "web", 8000, reaches=("backend", "db")),
         dp("worker", "worker", 8001, reaches=("backend",)),
         dp("db-1", "db", 5432, protocol="tcp"),
+        *extra,
     ):
         await store.create(r)
-    p = Pair(store, generate_ca("default", valid_for=timedelta(days=1), now=datetime.now(UTC)))
+    nodes = NODES + tuple(f"default.{r.name}" for r in extra)
+    p = Pair(store, generate_ca("default", valid_for=timedelta(days=1), now=datetime.now(UTC)), nodes)
     try:
         await asyncio.wait_for(asyncio.gather(p.fast.ready.wait(), p.full.ready.wait()), 10)
         assert p.served(p.fast_cache) == p.served(p.full_cache)
@@ -193,3 +196,18 @@ async def _changes_that_are_not_endpoint_only_take_the_full_path(pair: Pair) -> 
     await pair.change(lambda: pair.put(decode(policy)), patched=False)
     # and endpoint changes after those still go fast, and still agree
     await pair.change(lambda: pair.put(dp("backend-3", "backend", 8083, protocol="tcp")), patched=True)
+
+
+async def test_untouched_proxies_do_not_keep_old_mesh_views_alive() -> None:
+    # c-i reaches svc-i only: changing svc-0, svc-1, ... in turn touches one client each time, and each
+    # untouched client's last view came from an older mesh view.
+    k = 2 * REBASE_EVERY
+    clients = tuple(dp(f"c-{i}", f"c-{i}", 7000 + i, reaches=(f"svc-{i}",)) for i in range(k))
+    servers = tuple(dp(f"s-{i}", f"svc-{i}", 8500 + i) for i in range(k))
+    async with running_pair(clients + servers) as pair:
+        for i in range(k):
+            await pair.change(lambda i=i: pair.put(dp(f"s-{i}", f"svc-{i}", 9000 + i)), patched=True)
+            assert pair.fast.held_views() <= REBASE_EVERY + 2, f"after {i + 1} changes"
+        # rebased proxies still take the fast path and still serve what full generation serves
+        for i in (0, k - 1):
+            await pair.change(lambda i=i: pair.put(dp(f"s-{i}", f"svc-{i}", 9500 + i)), patched=True)

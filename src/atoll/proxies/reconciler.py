@@ -28,6 +28,9 @@ would build from the same inputs), and its new snapshot is the last one with the
 ClusterLoadAssignments swapped in (``sidecar_endpoint_update``, ``Snapshot.replace``): no policy
 matching, no listener or cluster building, no rehashing of the types that did not change. Anything
 else (or a generator that says a cluster changes too) takes the full path.
+Proxies a pass does not touch keep their base view; every ``REBASE_EVERY`` views built for a mesh they
+are moved onto the newest one when nothing they reach changed (``_rebase``), else they forget their base
+(full path next time), so old mesh views do not pile up.
 
 Serialized resources are shared: a message object the generators share between proxies (cluster load
 assignments are) is wrapped into one ``VersionedResource`` and so serialized once.
@@ -70,6 +73,9 @@ CaSource = Callable[[Resource[MeshSpec]], Awaitable[CaBundle | None]]
 """Where a mesh's CA comes from: created by the CP that is its authority, or read (synced from global)."""
 
 _MESH_WIDE_TYPES = frozenset({"ExternalService", "VirtualOutbound", "Secret"})
+
+REBASE_EVERY = 8
+"""Every this many mesh views built for a mesh, untouched proxies are moved onto the newest (``_rebase``)."""
 
 
 class ProxyKind(enum.Enum):
@@ -155,6 +161,7 @@ class ProxyReconciler:
         self._last_view: dict[str, ProxyView] = {}
         self._last_base: dict[str, MeshView] = {}  # the mesh view each proxy's last view came from
         self._fast_path = endpoint_fast_path
+        self._builds: dict[str, int] = {}  # mesh views built per mesh, to rebase proxies every REBASE_EVERY
         self._deltas: dict[int, tuple[MeshView, MeshView, dict[str, tuple[Endpoint, ...]] | None]] = {}
         self._kinds: dict[str, ProxyKind] = {}
         self._ingress_nodes: set[str] = set()
@@ -437,6 +444,9 @@ class ProxyReconciler:
         self._dirty_meshes.clear()
         self._dirty_services.clear()
         self._dirty_nodes.clear()
+        for mesh in sorted(touched):
+            if self._builds.get(mesh, 0) >= REBASE_EVERY:
+                self._rebase(mesh)
         self._deltas.clear()
         self.passes += 1
         self.generated_total += generated
@@ -553,6 +563,7 @@ class ProxyReconciler:
         )
         self._views[mesh] = view
         self._previous_views[mesh] = view
+        self._builds[mesh] = self._builds.get(mesh, 0) + 1
         if view.index.conflicts and view.index.conflicts != self._logged_conflicts.get(mesh):
             for c in view.index.conflicts:
                 log.warning("mesh %s: %s", mesh, c)
@@ -624,6 +635,36 @@ class ProxyReconciler:
         self._last_view[nid] = pv
         self._last_base[nid] = view
         return True
+
+    def _rebase(self, mesh: str) -> None:
+        """Move the proxies of ``mesh`` that a pass did not touch onto its current view, so that old mesh
+        views are not kept alive by them (each holds the whole mesh). A proxy whose last view is still
+        what the current view gives it (only other services' endpoints changed since) is rebased; any
+        other one forgets its base and takes the full path when next touched."""
+        self._builds[mesh] = 0
+        view = self._views.get(mesh) or self._mesh_view(mesh)
+        prefix = mesh + "."
+        for nid, base in list(self._last_base.items()):
+            if base is view or not nid.startswith(prefix):
+                continue
+            name = nid[len(prefix) :]
+            last = self._last_view.get(nid)
+            delta = self._endpoint_delta(base, view) if view is not None else None
+            if (
+                last is not None
+                and delta is not None
+                and view is not None
+                and base.index.dataplanes.get(name) is view.index.dataplanes.get(name)
+                and not any(ob.service in delta for ob in last.outbounds)
+            ):
+                self._last_base[nid] = view
+            else:
+                del self._last_base[nid]
+
+    def held_views(self) -> int:
+        """How many distinct mesh views the proxies' last configurations still refer to (for tests and
+        metrics: bounded by about ``REBASE_EVERY`` per mesh)."""
+        return len({id(v) for v in self._last_base.values()})
 
     def _endpoint_delta(self, base: MeshView, view: MeshView) -> dict[str, tuple[Endpoint, ...]] | None:
         """The services whose endpoints differ from ``base`` to ``view`` (with the new endpoints), or
