@@ -156,6 +156,17 @@ def http(method: str, url: str, body: object | None = None, timeout: float = 30.
         return e.code, e.read().decode(errors="replace")
 
 
+def mesh_timeout(mesh: str, default: Mapping[str, Any], name: str = "bench-timeout") -> dict[str, Any]:
+    """A MeshTimeout targeting the whole mesh, to every destination, with ``default`` (the benchmarks'
+    mesh-wide policy change: flip a value in ``default`` and measure until proxies have it)."""
+    return {
+        "type": "MeshTimeout",
+        "mesh": mesh,
+        "name": name,
+        "spec": {"targetRef": {"kind": "Mesh"}, "to": [{"targetRef": {"kind": "Mesh"}, "default": dict(default)}]},
+    }
+
+
 def zone_join_env(
     global_url: str, kds_port: int, kds_ca: Path, zone: str, token_file: Path, scope: Sequence[str] = ("cp", "ingress")
 ) -> dict[str, str]:

@@ -52,6 +52,7 @@ from bench.common import (
     free_port,
     load,
     machine,
+    mesh_timeout,
     percentile,
     rss_bytes,
     table,
@@ -115,20 +116,7 @@ def moving_dataplane(change: int) -> dict[str, Any]:
 
 
 def timeout_policy(change: int) -> dict[str, Any]:
-    return {
-        "type": "MeshTimeout",
-        "mesh": MESH,
-        "name": "bench-timeout",
-        "spec": {
-            "targetRef": {"kind": "Mesh"},
-            "to": [
-                {
-                    "targetRef": {"kind": "Mesh"},
-                    "default": {"connectionTimeout": f"{2 + change % 2}s", "http": {"requestTimeout": "15s"}},
-                }
-            ],
-        },
-    }
+    return mesh_timeout(MESH, {"connectionTimeout": f"{2 + change % 2}s", "http": {"requestTimeout": "15s"}})
 
 
 # --- measuring ------------------------------------------------------------------------------------
@@ -275,24 +263,28 @@ async def run_ours(cfg: Config, mode: str, n: int, group: ProcessGroup, snapshot
             for _, proc in envoys:
                 group.stop(proc, timeout=15)
         snapshot_file.write_text(json.dumps({"variants": [variants[k] for k in sorted(variants)]}))
-        result.update(
-            {
-                "server": "ours",
-                "mode": mode,
-                "n": n,
-                "put_dataplanes_s": put_s,
-                "connect_s": connect_s,
-                "rss_before_mb": rss0 / 2**20,
-                "rss_connected_mb": rss1 / 2**20,
-                "mb_per_proxy": (rss1 - rss0) / 2**20 / n,
-                "stream_errors": end["errors"] - st["errors"],
-                "nacks": end["nacks"],
-                "load": load(),
-            }
-        )
+        result.update(_run_facts("ours", mode, n, connect_s, rss0, rss1, st, end), put_dataplanes_s=put_s)
         return result
     finally:
         cp.stop()
+
+
+def _run_facts(
+    server: str, mode: str, n: int, connect_s: float, rss0: int, rss1: int, st: dict[str, Any], end: dict[str, Any]
+) -> dict[str, Any]:
+    """What every server's run records beside its changes: connect time, memory per proxy, errors."""
+    return {
+        "server": server,
+        "mode": mode,
+        "n": n,
+        "connect_s": connect_s,
+        "rss_before_mb": rss0 / 2**20,
+        "rss_connected_mb": rss1 / 2**20,
+        "mb_per_proxy": (rss1 - rss0) / 2**20 / n,
+        "stream_errors": end["errors"] - st["errors"],
+        "nacks": end["nacks"],
+        "load": load(),
+    }
 
 
 def cpu_idle(pid: int) -> bool:
@@ -393,20 +385,7 @@ async def run_peer(
             end = await workers.status()
         finally:
             await workers.stop()
-        result.update(
-            {
-                "server": peer,
-                "mode": mode,
-                "n": n,
-                "connect_s": connect_s,
-                "rss_before_mb": rss0 / 2**20,
-                "rss_connected_mb": rss1 / 2**20,
-                "mb_per_proxy": (rss1 - rss0) / 2**20 / n,
-                "stream_errors": end["errors"] - st["errors"],
-                "nacks": end["nacks"],
-                "load": load(),
-            }
-        )
+        result.update(_run_facts(peer, mode, n, connect_s, rss0, rss1, st, end))
         return result
     finally:
         server.stop()

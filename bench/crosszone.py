@@ -66,6 +66,7 @@ from bench.common import (
     http,
     load,
     machine,
+    mesh_timeout,
     percentile,
     table,
     wait_for,
@@ -206,15 +207,7 @@ EXTRA = dataplane_doc("svc-extra", "svc", "10.255.0.2", {})
 
 
 def timeout_policy(run: int) -> dict[str, Any]:
-    return {
-        "type": "MeshTimeout",
-        "mesh": MESH,
-        "name": "bench-timeout",
-        "spec": {
-            "targetRef": {"kind": "Mesh"},
-            "to": [{"targetRef": {"kind": "Mesh"}, "default": {"connectionTimeout": TIMEOUTS[run % 2]}}],
-        },
-    }
+    return mesh_timeout(MESH, {"connectionTimeout": TIMEOUTS[run % 2]})
 
 
 @dataclass
