@@ -39,7 +39,7 @@ import httpx
 
 from atoll.dp import readiness
 from atoll.dp._aio import wait_first
-from atoll.dp.admin_relay import relay_admin_requests
+from atoll.dp.admin_responder import answer_admin_requests
 from atoll.dp.cp_client import BootstrapRequest, client, fetch_bootstrap
 from atoll.dp.document import ProxyType, admin_port_of
 from atoll.dp.envoy import EnvoyOptions, EnvoySupervisor, admin_ready
@@ -241,14 +241,14 @@ async def _run(
                     tg.create_task(ready_server.serve_forever(), name="ready-endpoint")
                 if resource.mesh is not None:
                     tg.create_task(
-                        relay_admin_requests(
+                        answer_admin_requests(
                             config.cp_url,
                             mesh=resource.mesh,
                             name=resource.name,
                             admin_url=f"http://{admin_host}:{admin_port}",
                             token=config.token,
                         ),
-                        name="admin-relay",
+                        name="admin-responder",
                     )
                 probes: asyncio.Task[None] | None = None
                 if reporter is not None:

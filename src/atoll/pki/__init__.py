@@ -1,15 +1,16 @@
 """Mesh PKI: builtin CAs, workload identities, dataplane and zone tokens (pure: no sockets, no store).
 
-``ca`` makes CA keys and certificates, issues workload certificates (EC P-256, SPIFFE and
-``kuma://`` URI SANs) and verifies chains; ``tokens`` issues and verifies RS256 JWTs for proxies
-and zones. Callers pass the time (``now``) explicitly; the store-backed managers that keep CAs and
-signing keys as Secrets live in ``atoll.security``.
+``certificates`` makes CA keys and certificates, issues workload certificates
+(``WorkloadCertificate``: EC P-256, SPIFFE and ``kuma://`` URI SANs) and verifies chains;
+``jwt_tokens`` issues and verifies RS256 JWTs for proxies and zones. Callers pass the time (``now``)
+explicitly; the store-backed managers that keep CAs and signing keys as Secrets live in
+``atoll.security`` (``mesh_ca``, ``token_service``).
 """
 
-from atoll.pki.ca import (
+from atoll.pki.certificates import (
     CaBundle,
     CertificateError,
-    Identity,
+    WorkloadCertificate,
     certificate_facts,
     certificate_uris,
     check_ca,
@@ -24,7 +25,7 @@ from atoll.pki.ca import (
     tag_uri,
     verify_chain,
 )
-from atoll.pki.tokens import (
+from atoll.pki.jwt_tokens import (
     PROXY_TYPES,
     ZONE_SCOPES,
     DataplaneClaims,
@@ -49,10 +50,10 @@ __all__ = [
     "CaBundle",
     "CertificateError",
     "DataplaneClaims",
-    "Identity",
     "InvalidToken",
     "ProxyType",
     "SigningKey",
+    "WorkloadCertificate",
     "ZoneClaims",
     "ZoneScope",
     "certificate_facts",

@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from atoll.resources import Resource
-from atoll.security.ca import CaManager
+from atoll.security.mesh_ca import CaManager
 from atoll.store import EventKind, ListFilter, Store
 
 log = logging.getLogger(__name__)

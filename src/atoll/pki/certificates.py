@@ -55,8 +55,11 @@ class CaBundle:
 
 
 @dataclass(frozen=True, slots=True)
-class Identity:
-    """A workload certificate, its private key (PEM), and the facts read back from it."""
+class WorkloadCertificate:
+    """A workload certificate, its private key (PEM), and the facts read back from it.
+
+    What ``issue_identity`` returns; the proxies layer hands its PEMs on to the generators as an
+    ``atoll.topology.Identity`` (certificate, key and the CA that verifies peers)."""
 
     cert_pem: str
     key_pem: str
@@ -174,7 +177,7 @@ def issue_identity(
     tags: Mapping[str, Sequence[str]],
     valid_for: timedelta,
     now: datetime,
-) -> Identity:
+) -> WorkloadCertificate:
     """A leaf certificate with a fresh EC P-256 key for a workload of ``mesh`` (module docstring)."""
     if not services:
         raise ValueError("an identity needs at least one service")
@@ -215,7 +218,7 @@ def issue_identity(
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    return Identity(
+    return WorkloadCertificate(
         cert_pem=cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
         key_pem=_key_pem(key),
         serial=serial,

@@ -48,7 +48,7 @@ from atoll.pki import (
 from atoll.resources.meta import Resource
 from atoll.resources.models.dataplane import DataplaneSpec
 from atoll.security import secrets
-from atoll.security.ca import dataplane_tag_set
+from atoll.security.mesh_ca import dataplane_tag_set
 from atoll.security.secrets import Clock, utc_now
 from atoll.store.protocol import Store
 
