@@ -4,12 +4,13 @@
 (``WorkloadCertificate``: EC P-256, SPIFFE and ``kuma://`` URI SANs) and verifies chains;
 ``jwt_tokens`` issues and verifies RS256 JWTs for proxies and zones. Callers pass the time (``now``)
 explicitly; the store-backed managers that keep CAs and signing keys as Secrets live in
-``atoll.security`` (``mesh_ca``, ``token_service``).
+``atoll.security`` (``mesh_ca``, ``token_service``). Their errors, ``CertificateError`` and
+``InvalidToken``, are defined in ``atoll.errors`` and re-exported here.
 """
 
+from atoll.errors import CertificateError, InvalidToken
 from atoll.pki.certificates import (
     CaBundle,
-    CertificateError,
     WorkloadCertificate,
     certificate_facts,
     certificate_uris,
@@ -29,7 +30,6 @@ from atoll.pki.jwt_tokens import (
     PROXY_TYPES,
     ZONE_SCOPES,
     DataplaneClaims,
-    InvalidToken,
     ProxyType,
     SigningKey,
     ZoneClaims,

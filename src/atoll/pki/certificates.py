@@ -36,14 +36,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from atoll.errors import AtollError
+from atoll.errors import CertificateError
 
 SERVICE_TAG = "kuma.io/service"
 DEFAULT_CA_BITS = 2048
-
-
-class CertificateError(AtollError):
-    """A certificate or key is unusable: unparsable, not signed by the CA, outside its validity."""
 
 
 @dataclass(frozen=True, slots=True)

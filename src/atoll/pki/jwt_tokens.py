@@ -32,7 +32,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from atoll.errors import AtollError
+from atoll.errors import InvalidToken
 
 ALGORITHM = "RS256"
 DATAPLANE_KIND = "atoll/dataplane"
@@ -43,16 +43,6 @@ SIGNING_KEY_BITS = 2048
 
 ProxyType = Literal["dataplane", "ingress", "egress"]
 ZoneScope = Literal["cp", "ingress", "egress"]
-Reason = Literal["malformed", "unknown-key", "bad-signature", "wrong-kind", "revoked", "expired", "not-yet-valid"]
-
-
-class InvalidToken(AtollError):
-    """A token that does not verify; ``code`` says which check failed, the message says why."""
-
-    def __init__(self, code: Reason, reason: str) -> None:
-        self.code: Reason = code
-        self.reason = reason
-        super().__init__(reason)
 
 
 @dataclass(frozen=True, slots=True)
