@@ -40,6 +40,7 @@ from atoll.pki.jwt_tokens import (
     issue_zone_token,
     token_id,
     unverified_claims,
+    unverified_mesh,
     verify_dataplane_token,
     verify_zone_token,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "tag_uri",
     "token_id",
     "unverified_claims",
+    "unverified_mesh",
     "verify_chain",
     "verify_dataplane_token",
     "verify_zone_token",
