@@ -83,11 +83,16 @@ class Pair:
         self.store = store
         self.fast_cache, self.full_cache = SnapshotCache(), SnapshotCache()
         self.fast = ProxyReconciler(store, self.fast_cache, zone="zone-1", window=0.0, ca_source=ca_source)
-        self.full = ProxyReconciler(
-            store, self.full_cache, zone="zone-1", window=0.0, ca_source=ca_source, endpoint_fast_path=False
-        )
         # One certificate per proxy for both, so that secrets compare equal too.
-        self.full.identities = self.fast.identities
+        self.full = ProxyReconciler(
+            store,
+            self.full_cache,
+            zone="zone-1",
+            window=0.0,
+            ca_source=ca_source,
+            endpoint_fast_path=False,
+            identities=self.fast.identities,
+        )
         self.nodes = nodes
         for node in nodes:
             self.fast_cache.watch(node, lambda s: None)
