@@ -4,13 +4,15 @@
 
     store ──► CaManager ──► ca_source (create a mesh's CA here, or read the one synced from global)
     store, SnapshotCache, ca_source ──► ProxyReconciler (store changes -> snapshots)
-    store, reconciler, Inventory, auth ──► DataplaneLifecycle (bootstrap, registration, health, removal)
+    store, Inventory ──► RemovalTimers (a disconnected proxy's resource is deleted after a grace)
+    store, reconciler, inventory, removal timers, auth ──► DataplaneLifecycle (bootstrap, registration,
+            health, and the hooks the ADS server calls as streams open and close)
     SnapshotCache, lifecycle hooks ──► AdsServicer ──► gRPC server on xds_host:xds_port
-    store, lifecycle, inventory, reconciler, cache, AdminRequestQueue ──► ProxyApi (``api``: the REST side)
+    lifecycle, inventory, reconciler, cache, AdminRequestQueue ──► ProxyApi (``api``: the REST side)
 
-``start()`` listens, runs the reconciler, and once it has loaded the store starts the lifecycle's
-removal timers and turns ``ready`` (so ``/ready`` means proxies can be served); it serves until
-``stop()``, then stops the removal timers and the gRPC server.
+``start()`` listens, runs the reconciler, and once it has loaded the store starts the removal timers
+and turns ``ready`` (so ``/ready`` means proxies can be served); it serves until ``stop()``, then stops
+the removal timers and the gRPC server.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from atoll.proxies.identities import CaSource
 from atoll.proxies.inventory import Inventory
 from atoll.proxies.lifecycle import DataplaneLifecycle
 from atoll.proxies.reconciler import ProxyReconciler
+from atoll.proxies.removal import RemovalTimers
 from atoll.resources import Resource
 from atoll.resources.models.mesh import MeshSpec
 from atoll.security import CaManager, ProxyAuthenticator
@@ -69,13 +72,14 @@ class XdsComponent:
         self.inventory = Inventory(cp_instance=f"{zone}-{uuid.uuid4().hex[:8]}")
         ca_source = mesh_ca_source(CaManager(store), authority=ca_authority)
         self.reconciler = ProxyReconciler(store, self.cache, zone=zone, window=window, ca_source=ca_source)
+        self.removal = RemovalTimers(store, self.inventory, grace=grace, zone=zone)
         self.lifecycle = DataplaneLifecycle(
             store,
             self.reconciler,
             self.inventory,
+            self.removal,
             xds_port=xds_port,
             xds_advertised_host=xds_advertised_host,
-            grace=grace,
             zone=zone,
             auth=auth,
         )
@@ -85,7 +89,7 @@ class XdsComponent:
             on_stream_close=self.lifecycle.on_stream_close,
             on_status=self.lifecycle.on_status,
         )
-        self.api = ProxyApi(store, self.lifecycle, self.inventory, self.reconciler, self.cache, AdminRequestQueue())
+        self.api = ProxyApi(self.lifecycle, self.inventory, self.reconciler, self.cache, AdminRequestQueue())
         self._host = xds_host
         self._port = xds_port
         self._serving = asyncio.Event()
@@ -121,12 +125,12 @@ class XdsComponent:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.reconciler.run(), name="xds-reconciler")
                 await self.reconciler.ready.wait()
-                await self.lifecycle.start()
+                await self.removal.start()
                 gc.freeze()  # long-lived start-up objects out of the collector's way (fan-out notes)
                 self._serving.set()
                 log.info("serving ADS on %s:%d", self._host, self._port)
                 await asyncio.Event().wait()
         finally:
             self._serving.clear()
-            await self.lifecycle.close()
+            await self.removal.close()
             await server.stop(1.0)

@@ -1,7 +1,7 @@
 """The REST side of serving proxies: what ``/bootstrap``, ``/dp/health``, insights, the served xDS config
 and the admin relay answer (``atoll.api.app.ProxyEndpoints``).
 
-``ProxyApi`` is handed the parts it reads — the lifecycle (bootstrap, health, token checks), the
+``ProxyApi`` holds the parts it reads — the lifecycle (bootstrap, health, token checks), the
 inventory (what each proxy's streams are doing), the reconciler (what an egress routes), the snapshot
 cache (what each proxy is served) and the admin request queue — and keeps no state of its own. The
 control plane wires it (``atoll.cp.xds``). Private keys never leave the CP through it: ``private_key``
@@ -10,6 +10,7 @@ fields of served secrets read ``[redacted]``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from atoll.errors import FieldError, InvalidInput, NotFound
@@ -18,7 +19,6 @@ from atoll.proxies.inventory import Inventory
 from atoll.proxies.lifecycle import DataplaneLifecycle
 from atoll.proxies.reconciler import ProxyReconciler
 from atoll.resources.proxy_id import NodeId
-from atoll.store import Store
 from atoll.topology.egress import EgressView
 from atoll.xds.generate import message_to_dict
 from atoll.xds.server import PUSH_ORDER, SnapshotCache
@@ -41,46 +41,37 @@ def _redact(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True, slots=True)
 class ProxyApi:
     """``atoll.api.app.ProxyEndpoints`` over the parts that serve proxies (module docstring)."""
 
-    def __init__(
-        self,
-        store: Store,
-        lifecycle: DataplaneLifecycle,
-        inventory: Inventory,
-        reconciler: ProxyReconciler,
-        cache: SnapshotCache,
-        admin_requests: AdminRequestQueue,
-    ) -> None:
-        self._store = store
-        self._lifecycle = lifecycle
-        self._inventory = inventory
-        self._reconciler = reconciler
-        self._cache = cache
-        self._admin_requests = admin_requests
+    lifecycle: DataplaneLifecycle
+    inventory: Inventory
+    reconciler: ProxyReconciler
+    cache: SnapshotCache
+    admin_requests: AdminRequestQueue
 
     async def bootstrap(self, body: dict[str, Any], cp_host: str) -> dict[str, Any]:
-        return await self._lifecycle.bootstrap(body, cp_host)
+        return await self.lifecycle.bootstrap(body, cp_host)
 
     async def report_health(self, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._lifecycle.report_health(body)
+        return await self.lifecycle.report_health(body)
 
     def insight(self, mesh: str, name: str) -> dict[str, Any] | None:
-        i = self._inventory.get(str(NodeId.dataplane(mesh, name)))
+        i = self.inventory.get(str(NodeId.dataplane(mesh, name)))
         return i.to_json() if i is not None else None
 
     def egress_insight(self, name: str) -> dict[str, Any]:
         """Zone egress ``name`` at this CP: its proxy's state, and what it routes (SNI -> where)."""
-        i = self._inventory.get(str(NodeId.egress(name)))
+        i = self.inventory.get(str(NodeId.egress(name)))
         out: dict[str, Any] = i.to_json() if i is not None else {"online": False}
-        view = self._reconciler.egress_view(name)
+        view = self.reconciler.egress_view(name)
         if view is not None:
             out.update(_egress_routes(view))
         return out
 
     def xds_config(self, mesh: str, name: str) -> dict[str, Any] | None:
-        snapshot = self._cache.get(str(NodeId.dataplane(mesh, name)))
+        snapshot = self.cache.get(str(NodeId.dataplane(mesh, name)))
         if snapshot is None:
             return None
         return {
@@ -92,8 +83,8 @@ class ProxyApi:
         self, mesh: str, name: str, wait: float, token: str | None = None
     ) -> dict[str, Any] | None:
         """The agent's long poll: the next admin request for its proxy, or None."""
-        await self._lifecycle.verify(token, await self._store.get("Dataplane", name, mesh))
-        req = await self._admin_requests.poll(str(NodeId.dataplane(mesh, name)), wait)
+        await self.lifecycle.verify_dataplane(token, mesh, name)
+        req = await self.admin_requests.poll(str(NodeId.dataplane(mesh, name)), wait)
         return None if req is None else {"id": req.id, "path": req.path}
 
     def admin_response(self, body: dict[str, Any]) -> None:
@@ -103,15 +94,15 @@ class ProxyApi:
                 [FieldError("id", "required: a string"), FieldError("status", "required: an HTTP status")],
                 title="invalid admin response",
             )
-        self._admin_requests.answer(rid, status, body.get("body"))
+        self.admin_requests.answer(rid, status, body.get("body"))
 
     async def admin(self, mesh: str, name: str, path: str) -> Any:
         """``path`` of the proxy's Envoy admin API, fetched through its agent."""
         nid = str(NodeId.dataplane(mesh, name))
-        if not self._inventory.connected(nid):
+        if not self.inventory.connected(nid):
             raise NotFound(f"proxy {nid} is not connected to this control plane")
         try:
-            answer = await self._admin_requests.ask(nid, path)
+            answer = await self.admin_requests.ask(nid, path)
         except RelayTimeout as e:
             raise NotFound(str(e)) from None
         return answer["body"]

@@ -9,10 +9,9 @@
    share an identity. The proxy's snapshot is generated before the hook returns.
 3. ``report_health(body)`` (``POST /dp/health`` from the agent's probes) sets ``health.ready`` on the
    Dataplane's inbounds; the store change moves the endpoint out of (or back into) every proxy's EDS.
-4. ``on_stream_close``: when a node's last stream closes, its Dataplane is removed ``grace`` seconds
-   later unless it reconnected. Only Dataplanes registered by a proxy (label ``atoll.io/managed: dp``)
-   are removed; ones written with ``atoll apply`` stay. At start, registered Dataplanes whose proxy is
-   not connected get the same grace.
+4. ``on_stream_close``: when a node's last stream closes, its snapshot is dropped and its Dataplane's
+   removal timer started (``removal.RemovalTimers``: removed after a grace unless it reconnected, and
+   only if a proxy registered it).
 
 Zone ingresses and zone egresses go the same way with their own resource (ZoneIngress/ZoneEgress,
 node ids ``ingress:<name>``/``egress:<name>``), a zone token of this zone with scope ``ingress`` or
@@ -21,7 +20,6 @@ node ids ``ingress:<name>``/``egress:<name>``), a zone token of this zone with s
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Mapping
@@ -34,20 +32,19 @@ from google.protobuf import json_format
 from atoll.errors import AlreadyExists, Conflict, FieldError, Forbidden, InvalidInput, NotFound, Unauthenticated
 from atoll.proxies.inventory import Inventory
 from atoll.proxies.reconciler import ProxyKind, ProxyReconciler
-from atoll.proxies.reconciler.mirror import read_all
+from atoll.proxies.removal import MANAGED_LABEL, RemovalTimers
 from atoll.resources import Resource, decode, encode, load_documents
 from atoll.resources.codec import decode_spec
 from atoll.resources.models.dataplane import DataplaneSpec
 from atoll.resources.proxy_id import PROXY_TYPE_NAMES, MalformedNodeId, NodeId, ProxyType
 from atoll.resources.types import get_type
 from atoll.security import NoAuth, ProxyAuthenticator
-from atoll.store import ListFilter, Store
+from atoll.store import Store
 from atoll.xds.generate import TOKEN_HEADER, envoy_bootstrap
 from atoll.xds.server import StreamRejected, StreamStatus
 
 log = logging.getLogger(__name__)
 
-MANAGED_LABEL = "atoll.io/managed"
 META_DATAPLANE = "atoll.dataplane"  # the proxy's resource (Dataplane or ZoneIngress), Universal JSON
 META_PROXY_TYPE = "atoll.proxy-type"
 XDS_MODES = ("sotw", "delta")
@@ -59,23 +56,21 @@ class DataplaneLifecycle:
         store: Store,
         reconciler: ProxyReconciler,
         inventory: Inventory,
+        removal: RemovalTimers,
         *,
         xds_port: int,
         xds_advertised_host: str | None = None,
-        grace: float = 10.0,
         zone: str = "default",
         auth: ProxyAuthenticator | None = None,
     ) -> None:
-        self._zone = zone
-        self._auth: ProxyAuthenticator = auth or NoAuth()
         self._store = store
         self._reconciler = reconciler
         self._inventory = inventory
+        self._removal = removal
+        self._zone = zone
+        self._auth: ProxyAuthenticator = auth or NoAuth()
         self._xds_host = xds_advertised_host
         self._xds_port = xds_port
-        self._grace = grace
-        self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
 
     # --- bootstrap ------------------------------------------------------------------------------
 
@@ -147,6 +142,10 @@ class DataplaneLifecycle:
         else:
             await self._auth.verify_dataplane(token, proxy)
 
+    async def verify_dataplane(self, token: str | None, mesh: str, name: str) -> None:
+        """``verify`` for the stored Dataplane ``mesh/name`` (``NotFound`` if there is none)."""
+        await self.verify(token, await self._store.get("Dataplane", name, mesh))
+
     async def _verify_stream(self, token: str | None, proxy: Resource[Any]) -> None:
         try:
             await self.verify(token, proxy)
@@ -183,7 +182,7 @@ class DataplaneLifecycle:
             except InvalidInput as e:
                 raise StreamRejected(grpc.StatusCode.NOT_FOUND, str(e.errors[0])) from None
         stored = await self._registered(nid, kind, fields.get(META_DATAPLANE), token)
-        self._cancel_removal(node.id)
+        self._removal.cancel(node.id)
         self._inventory.opened(node.id, envoy_version=_version(node), kind=kind.value)
         if stored.type == "Dataplane":
             self._reconciler.upsert_dataplane(stored)
@@ -240,7 +239,7 @@ class DataplaneLifecycle:
         except MalformedNodeId:
             return  # refused when it opened: nothing was registered for it
         self._reconciler.forget(node)
-        self._schedule_removal(nid)
+        self._removal.schedule(nid)
 
     def on_status(self, nid: str, status: StreamStatus) -> None:
         self._inventory.status(nid, status)
@@ -281,62 +280,6 @@ class DataplaneLifecycle:
             data["availableServices"] = current.spec_dict().get("availableServices", [])
         return r.with_spec(decode_spec(get_type("ZoneIngress"), data))
 
-    # --- removal --------------------------------------------------------------------------------
-
-    async def start(self) -> None:
-        """Give every registered Dataplane whose proxy is not connected ``grace`` seconds to reconnect."""
-        for proxy_type in ProxyType:
-            which = ListFilter(type=proxy_type.resource_type, labels={MANAGED_LABEL: "dp"})
-            for r in await read_all(self._store, which):
-                if not proxy_type.in_mesh and r.spec.zone not in (None, "", self._zone):
-                    continue
-                nid = str(_node_of(r))
-                if not self._inventory.connected(nid):
-                    self._schedule_removal(nid)
-
-    async def close(self) -> None:
-        for h in self._timers.values():
-            h.cancel()
-        self._timers.clear()
-        for t in list(self._tasks):
-            t.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    def _schedule_removal(self, nid: str) -> None:
-        self._cancel_removal(nid)
-        loop = asyncio.get_running_loop()
-        self._timers[nid] = loop.call_later(self._grace, self._spawn_removal, nid)
-
-    def _cancel_removal(self, nid: str) -> None:
-        h = self._timers.pop(nid, None)
-        if h is not None:
-            h.cancel()
-
-    def _spawn_removal(self, nid: str) -> None:
-        self._timers.pop(nid, None)
-        task = asyncio.get_running_loop().create_task(self._remove(nid), name=f"remove-{nid}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _remove(self, nid: str) -> None:
-        if self._inventory.connected(nid):
-            return
-        node = NodeId.parse(nid)
-        type_name, mesh, name = node.type.resource_type, node.mesh, node.name
-        try:
-            current = await self._store.get(type_name, name, mesh)
-            if current.meta.labels.get(MANAGED_LABEL) != "dp":
-                return
-            await self._store.delete(type_name, name, mesh, version=current.meta.version)
-            log.info("removed %s %s: its proxy stayed disconnected for %.1fs", type_name, nid, self._grace)
-        except (NotFound, Conflict):
-            return
-        except Exception:
-            log.exception("could not remove Dataplane %s", nid)
-        finally:
-            self._inventory.forget(nid) if not self._inventory.connected(nid) else None
-
     # --- health ---------------------------------------------------------------------------------
 
     async def report_health(self, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -364,7 +307,7 @@ class DataplaneLifecycle:
             raise InvalidInput(errors, title="invalid health report")
         assert isinstance(mesh, str) and isinstance(name, str)
         token = body.get("token")
-        await self.verify(token if isinstance(token, str) else None, await self._store.get("Dataplane", name, mesh))
+        await self.verify_dataplane(token if isinstance(token, str) else None, mesh, name)
         for _ in range(5):
             current: Resource[DataplaneSpec] = await self._store.get("Dataplane", name, mesh)
             data = current.spec_dict()

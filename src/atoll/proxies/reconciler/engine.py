@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from atoll.proxies.identities import CaSource, IdentityBook
 from atoll.proxies.reconciler.mesh_views import MeshViews
 from atoll.proxies.reconciler.mirror import StoreMirror
-from atoll.proxies.reconciler.sidecars import REBASE_EVERY, ProxyKind, SharedMessages, SidecarConfigs
+from atoll.proxies.reconciler.sidecars import REBASE_EVERY, ProxyKind, SidecarConfigs, SnapshotWriter
 from atoll.proxies.reconciler.zone_proxies import AvailableServicesPublisher, ZoneProxyConfigs
 from atoll.resources import Resource
 from atoll.resources.models.dataplane import DataplaneSpec
@@ -73,15 +73,14 @@ class ReconcileEngine:
         endpoint_fast_path: bool = True,
     ) -> None:
         self._store = store
-        self._cache = cache
         self._window = window
         self._ca_source = ca_source
         self.identities = identities or IdentityBook(zone=zone)
         self.mirror = StoreMirror(zone)
         self.views = MeshViews(self.mirror)
-        shared = SharedMessages()
-        self.sidecars = SidecarConfigs(cache, self.views, self.identities, shared, fast_path=endpoint_fast_path)
-        self.zone_proxies = ZoneProxyConfigs(cache, self.mirror, self.views, self.identities, shared)
+        self._writer = SnapshotWriter(cache)
+        self.sidecars = SidecarConfigs(self._writer, self.views, self.identities, fast_path=endpoint_fast_path)
+        self.zone_proxies = ZoneProxyConfigs(self._writer, self.mirror, self.views, self.identities)
         self.publisher = AvailableServicesPublisher(store, self.mirror, self.views)
         self.ready = asyncio.Event()
         self.loaded = False  # the store has been read whole: views and generation may start
@@ -169,7 +168,7 @@ class ReconcileEngine:
         else:
             self.sidecars.forget_node(node.mesh, node.name)
         self.identities.forget(str(node))
-        self._cache.clear(str(node))
+        self._writer.cache.clear(str(node))
 
     # --- the pass ---------------------------------------------------------------------------------
 
@@ -212,10 +211,10 @@ class ReconcileEngine:
         generated = unchanged = patched = 0
         for name in sorted(names):
             nid = dataplane_node_id(mesh, name)
-            if not self._interested(nid):
+            if not self._writer.interested(nid):
                 continue
             if view is None or name not in view.index.dataplanes:
-                self._cache.clear(nid)
+                self._writer.cache.clear(nid)
                 continue
             fast = None if marks.node_changed(mesh, name) else self.sidecars.patch_endpoints(view, nid, name)
             if fast is None:
@@ -228,9 +227,6 @@ class ReconcileEngine:
             else:
                 unchanged += 1
         return generated, unchanged, patched
-
-    def _interested(self, nid: str) -> bool:
-        return self._cache.watcher_count(nid) > 0 or self._cache.get(nid) is not None
 
     # --- introspection ----------------------------------------------------------------------------
 

@@ -16,8 +16,8 @@ the identity it carried and the ``MeshView`` that view came from (its base).
   whose differences to the current one it does not reach, or absent. So at most about
   ``REBASE_EVERY`` views per mesh are held.
 
-``SharedMessages`` wraps generator messages into ``VersionedResource`` once: a message object the
-generators share between proxies (cluster load assignments are) is serialized and hashed once.
+``SnapshotWriter`` sets snapshots, wrapping generator messages into ``VersionedResource`` once: a message
+object the generators share between proxies (cluster load assignments are) is serialized and hashed once.
 """
 
 from __future__ import annotations
@@ -58,18 +58,32 @@ class ProxyKind(enum.Enum):
             return cls.EGRESS
         return cls.PROXYLESS if proxyless else cls.SIDECAR
 
-    @property
-    def proxy_type(self) -> ProxyType:
-        return ProxyType(self.value) if self in (ProxyKind.INGRESS, ProxyKind.EGRESS) else ProxyType.DATAPLANE
 
+class SnapshotWriter:
+    """Sets snapshots in the ``SnapshotCache``, wrapping each generator message object into one
+    ``VersionedResource`` while that object lives (so a message shared between proxies is serialized once)."""
 
-class SharedMessages:
-    """One ``VersionedResource`` per generator message object, while that object lives."""
-
-    def __init__(self) -> None:
+    def __init__(self, cache: SnapshotCache) -> None:
+        self.cache = cache
         self._shared: dict[int, VersionedResource] = {}
 
-    def versioned(self, message: Message) -> VersionedResource:
+    def interested(self, nid: str) -> bool:
+        """Whether ``nid`` has an open stream or a cached snapshot (else it is not generated)."""
+        return self.cache.watcher_count(nid) > 0 or self.cache.get(nid) is not None
+
+    def write(self, nid: str, res: EnvoyResources, *, keep_versions: bool) -> None:
+        """Set ``nid``'s snapshot to ``res``; ``keep_versions``: types that did not change keep their
+        version from the cached snapshot."""
+        groups = (res.clusters, res.cluster_load_assignments, res.listeners, res.route_configurations, res.secrets)
+        previous = self.cache.get(nid) if keep_versions else None
+        items = [self._versioned(m) for group in groups for m in group]
+        self.cache.set_snapshot(nid, Snapshot.from_resources(items, previous=previous))
+
+    def patch(self, nid: str, snapshot: Snapshot, replaced: Iterable[Message]) -> None:
+        """Set ``nid``'s snapshot to ``snapshot`` with the resources ``replaced`` swapped in."""
+        self.cache.set_snapshot(nid, snapshot.replace(self._versioned(m) for m in replaced))
+
+    def _versioned(self, message: Message) -> VersionedResource:
         key = id(message)
         vr = self._shared.get(key)
         if vr is not None and vr.message is message:
@@ -80,27 +94,17 @@ class SharedMessages:
         self._shared[key] = vr
         return vr
 
-    def snapshot(self, res: EnvoyResources, previous: Snapshot | None = None) -> Snapshot:
-        groups = (res.clusters, res.cluster_load_assignments, res.listeners, res.route_configurations, res.secrets)
-        return Snapshot.from_resources([self.versioned(m) for group in groups for m in group], previous=previous)
-
 
 class SidecarConfigs:
     """The snapshots of a zone's dataplane proxies (module docstring)."""
 
     def __init__(
-        self,
-        cache: SnapshotCache,
-        views: MeshViews,
-        identities: IdentityBook,
-        shared: SharedMessages,
-        *,
-        fast_path: bool = True,
+        self, writer: SnapshotWriter, views: MeshViews, identities: IdentityBook, *, fast_path: bool = True
     ) -> None:
-        self._cache = cache
+        self._writer = writer
+        self._cache = writer.cache
         self._views = views
         self._identities = identities
-        self._shared = shared
         self._fast_path = fast_path
         self.kinds: dict[str, ProxyKind] = {}  # SIDECAR unless said otherwise when the stream opened
         self._last_view: dict[str, ProxyView] = {}
@@ -146,7 +150,7 @@ class SidecarConfigs:
                 res = grpc_proxyless_resources(pv)
             else:
                 res = sidecar_resources(pv, identity)
-            self._cache.set_snapshot(nid, self._shared.snapshot(res, previous=self._cache.get(nid)))
+            self._writer.write(nid, res, keep_versions=True)
         except Exception:
             # A local generation error: keep serving the last good snapshot, say which proxy and why.
             log.exception("cannot generate configuration for proxy %s; it keeps its last configuration", nid)
@@ -183,7 +187,7 @@ class SidecarConfigs:
         if clas is None:
             return None
         try:
-            self._cache.set_snapshot(nid, snapshot.replace(self._shared.versioned(c) for c in clas))
+            self._writer.patch(nid, snapshot, clas)
         except Exception:
             log.exception("cannot update the endpoints of proxy %s; it keeps its last configuration", nid)
             return None
@@ -221,6 +225,3 @@ class SidecarConfigs:
         """How many distinct mesh views the proxies' last configurations still refer to (for tests and
         metrics: bounded by about ``REBASE_EVERY`` per mesh)."""
         return len({id(v) for bases in self._last_base.values() for v in bases.values()})
-
-    def nodes(self) -> Iterable[str]:
-        return self.kinds.keys()

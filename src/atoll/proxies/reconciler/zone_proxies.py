@@ -16,44 +16,48 @@ the mark set, so the next pass tries again.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import TypeVar
 
 from atoll.errors import Conflict, NotFound
 from atoll.proxies.identities import IdentityBook
 from atoll.proxies.reconciler.mesh_views import MeshViews
 from atoll.proxies.reconciler.mirror import StoreMirror
-from atoll.proxies.reconciler.sidecars import SharedMessages
-from atoll.resources import get_type
+from atoll.proxies.reconciler.sidecars import SnapshotWriter
+from atoll.resources import Resource, get_type
 from atoll.resources.codec import decode_spec
+from atoll.resources.models.zone_egress import ZoneEgressSpec
+from atoll.resources.models.zone_ingress import ZoneIngressSpec
 from atoll.resources.proxy_id import NodeId, ProxyType
 from atoll.store import Store
 from atoll.topology import Identity
 from atoll.topology.egress import EgressView, egress_view
 from atoll.topology.ingress import IngressView, available_services, ingress_view
+from atoll.xds.generate import EnvoyResources
 from atoll.xds.generate.egress import egress_resources
 from atoll.xds.generate.ingress import ingress_resources
-from atoll.xds.server import SnapshotCache
 
 log = logging.getLogger(__name__)
 
 _EgressInput = tuple[EgressView, tuple[tuple[str, Identity], ...]]
+K = TypeVar("K")
+Resources = Callable[[], EnvoyResources]
+"""Generation, run only when the input changed."""
+
+
+def _ingress_input(name: str, zi: Resource[ZoneIngressSpec], views: MeshViews) -> tuple[IngressView, Resources]:
+    view = ingress_view(name, zi, views.all())
+    return view, lambda: ingress_resources(view)
 
 
 class ZoneProxyConfigs:
     """The snapshots of the zone ingresses and egresses with an open stream (module docstring)."""
 
-    def __init__(
-        self,
-        cache: SnapshotCache,
-        mirror: StoreMirror,
-        views: MeshViews,
-        identities: IdentityBook,
-        shared: SharedMessages,
-    ) -> None:
-        self._cache = cache
+    def __init__(self, writer: SnapshotWriter, mirror: StoreMirror, views: MeshViews, identities: IdentityBook) -> None:
+        self._writer = writer
         self._mirror = mirror
         self._views = views
         self._identities = identities
-        self._shared = shared
         self._nodes: dict[str, NodeId] = {}  # wire form -> id, of every connected zone proxy
         self._last_ingress: dict[str, IngressView] = {}
         self._last_egress: dict[str, _EgressInput] = {}
@@ -78,46 +82,44 @@ class ZoneProxyConfigs:
         return sum(self.generate(node) for _, node in ordered)
 
     def generate(self, node: NodeId) -> bool:
+        """Regenerate one zone proxy; True if it got a new snapshot."""
+        nid = str(node)
         if node.type is ProxyType.INGRESS:
-            return self._generate_ingress(str(node), node.name)
-        return self._generate_egress(str(node), node.name)
-
-    def _generate_ingress(self, nid: str, name: str) -> bool:
-        zi = self._mirror.ingresses.get(name)
-        if zi is None:
-            return False
-        try:
-            view = ingress_view(name, zi, self._views.all())
-            if self._last_ingress.get(nid) == view and self._cache.get(nid) is not None:
+            zi = self._mirror.ingresses.get(node.name)
+            if zi is None:
                 return False
-            self._cache.set_snapshot(nid, self._shared.snapshot(ingress_resources(view)))
-        except Exception:
-            log.exception("cannot generate configuration for zone ingress %s; it keeps its last configuration", name)
-            return False
-        self._last_ingress[nid] = view
-        return True
-
-    def _generate_egress(self, nid: str, name: str) -> bool:
-        ze = self._mirror.egresses.get(name)
+            return self._update(nid, node, self._last_ingress, lambda: _ingress_input(node.name, zi, self._views))
+        ze = self._mirror.egresses.get(node.name)
         if ze is None:
             return False
+        return self._update(nid, node, self._last_egress, lambda: self._egress_input(nid, node.name, ze))
+
+    def _egress_input(self, nid: str, name: str, ze: Resource[ZoneEgressSpec]) -> tuple[_EgressInput, Resources]:
+        view = egress_view(name, ze, self._views.all())
+        identities: dict[str, Identity] = {}
+        for mesh in view.meshes:
+            identity = self._identities.egress_identity_for(nid, self._mirror.meshes[mesh])
+            if identity is None:
+                log.warning("mesh %s has mTLS on but no CA yet: egress %s waits for it", mesh, nid)
+            else:
+                identities[mesh] = identity
+        return (view, tuple(sorted(identities.items()))), lambda: egress_resources(view, identities)
+
+    def _update(self, nid: str, node: NodeId, last: dict[str, K], inputs: Callable[[], tuple[K, Resources]]) -> bool:
+        """Send a new snapshot unless the proxy's input equals its last one (and one is cached)."""
         try:
-            view = egress_view(name, ze, self._views.all())
-            identities: dict[str, Identity] = {}
-            for mesh in view.meshes:
-                identity = self._identities.egress_identity_for(nid, self._mirror.meshes[mesh])
-                if identity is None:
-                    log.warning("mesh %s has mTLS on but no CA yet: egress %s waits for it", mesh, nid)
-                else:
-                    identities[mesh] = identity
-            key = (view, tuple(sorted(identities.items())))
-            if self._last_egress.get(nid) == key and self._cache.get(nid) is not None:
+            key, resources = inputs()
+            if last.get(nid) == key and self._writer.cache.get(nid) is not None:
                 return False
-            self._cache.set_snapshot(nid, self._shared.snapshot(egress_resources(view, identities)))
+            self._writer.write(nid, resources(), keep_versions=False)
         except Exception:
-            log.exception("cannot generate configuration for zone egress %s; it keeps its last configuration", name)
+            log.exception(
+                "cannot generate configuration for zone %s %s; it keeps its last configuration",
+                node.type.value,
+                node.name,
+            )
             return False
-        self._last_egress[nid] = key
+        last[nid] = key
         return True
 
     def egress_view(self, name: str) -> EgressView | None:
