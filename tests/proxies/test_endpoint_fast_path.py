@@ -19,6 +19,7 @@ from typing import Any
 from atoll.pki import CaBundle, generate_ca
 from atoll.proxies.reconciler import REBASE_EVERY, ProxyReconciler
 from atoll.resources import Resource, decode
+from atoll.resources.proxy_id import NodeId
 from atoll.store import MemoryStore
 from atoll.xds.server import PUSH_ORDER, SnapshotCache
 from tests.helpers import await_until
@@ -139,7 +140,7 @@ async def running_pair(extra: tuple[Resource[Any], ...] = ()) -> AsyncIterator[P
         *extra,
     ):
         await store.create(r)
-    nodes = NODES + tuple(f"default.{r.name}" for r in extra)
+    nodes = NODES + tuple(str(NodeId.dataplane("default", r.name)) for r in extra)
     p = Pair(store, generate_ca("default", valid_for=timedelta(days=1), now=datetime.now(UTC)), nodes)
     try:
         await asyncio.wait_for(asyncio.gather(p.fast.ready.wait(), p.full.ready.wait()), 10)
