@@ -9,7 +9,10 @@ Checked in ``README.md``, ``docs/*.md`` and ``bench/README.md`` (outside fenced 
 - a code span naming a repository path (``src/atoll/...``, ``tests/...``) names one that exists, and a
   code span naming a dotted ``atoll.`` name names a module, or an attribute of one, that exists;
 - every YAML example of a resource (a document with ``type:``) decodes with Atoll's own codec, after
-  filling ``{{ placeholders }}`` from the ``--dataplane-var name=value`` the same block shows.
+  filling ``{{ placeholders }}`` from the ``--dataplane-var name=value`` the same block shows;
+- the import-linter contracts of ``pyproject.toml`` are the ones the docs describe: each contract is
+  named in ``docs/contributing.md``, which lists the layers in order, and the layer table of
+  ``docs/architecture.md`` numbers every package as ``pyproject.toml`` orders it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import importlib
 import importlib.util
 import re
 import subprocess
+import tomllib
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -226,6 +230,41 @@ def test_resource_examples_decode(doc: Path) -> None:
                 except Exception as e:
                     problems.append(f"{doc.name}: the example on line {first}: {e}")
     assert not problems, "\n".join(problems)
+
+
+def import_contracts() -> list[dict[str, object]]:
+    with (REPO / "pyproject.toml").open("rb") as f:
+        contracts: list[dict[str, object]] = tomllib.load(f)["tool"]["importlinter"]["contracts"]
+    return contracts
+
+
+def layers() -> list[str]:
+    found = [c["layers"] for c in import_contracts() if c.get("type") == "layers"]
+    assert len(found) == 1, "expected one layers contract in pyproject.toml"
+    value = found[0]
+    assert isinstance(value, list)
+    return [str(layer) for layer in value]
+
+
+def test_every_import_contract_is_described() -> None:
+    text = (REPO / "docs" / "contributing.md").read_text(encoding="utf-8")
+    missing = [str(c["name"]) for c in import_contracts() if str(c["name"]) not in text]
+    assert not missing, f"docs/contributing.md does not describe these import-linter contracts: {missing}"
+    prose, _ = split_fences(text)
+    wanted = layers()
+    listed = [span for _, span in code_spans(prose) if span in wanted]
+    assert listed[: len(wanted)] == wanted, (
+        f"docs/contributing.md lists the layers as {listed}, pyproject.toml {wanted}"
+    )
+
+
+def test_the_layer_table_numbers_packages_as_pyproject_orders_them() -> None:
+    prose, _ = split_fences((REPO / "docs" / "architecture.md").read_text(encoding="utf-8"))
+    table = {
+        m.group(2): int(m.group(1)) for _, line in prose if (m := re.match(r"^\| (\d+) \| `(atoll[\w.]*)` \|", line))
+    }
+    expected = {package.strip(): number for number, layer in enumerate(layers(), 1) for package in layer.split("|")}
+    assert table == expected, f"docs/architecture.md numbers the layers {table}, pyproject.toml says {expected}"
 
 
 def test_the_checks_catch_what_they_are_for(tmp_path: Path) -> None:
