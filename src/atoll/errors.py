@@ -33,12 +33,13 @@ store holds), ``local`` (Atoll itself: a bug or a gap).
     │       └── MissingIdentity    xds.generate.sidecar    local     an mTLS mesh and no identity given
     ├── ValueError
     │   ├── Problems               resources.base          caller    a model validator's problems, with paths
+    │   ├── MalformedNodeId        resources.proxy_id      peer      a string that is no proxy's node id
     │   └── UnsupportedExternal    xds.generate.external   operator  an ExternalService setting not supported
     ├── ApiError                   api.errors              caller    an HTTP error answer; its status says more
     ├── ApiError                   cli.client              peer      the CP answered the CLI with an error
     ├── Unreachable                cli.client              peer      nothing answered at the CP's address
     ├── ComponentError             cp.components           operator  a CP component could not start or run
-    ├── RelayTimeout               proxies.admin_relay     peer      a proxy's agent did not answer in time
+    ├── RelayTimeout               proxies.admin_requests  peer      a proxy's agent did not answer in time
     ├── _Stopped                   dp.agent                -         not an error: ends the agent's task group
     └── click.UsageError
         └── UnknownType            cli.render              caller    the user named no known resource type
@@ -62,6 +63,8 @@ Who raises what, and what becomes of it:
   the stream (a zone reconnects), ``ZoneRejected`` refuses it with its gRPC status. xDS:
   ``PeerProtocolError`` ends the stream, naming the peer as at fault; ``StreamRejected`` is raised
   by the stream-open hook (``proxies.lifecycle``) and answered with its gRPC status.
+- ``MalformedNodeId``: ``NodeId.parse``; the ADS stream-open hook refuses the stream with it
+  (``StreamRejected``, ``INVALID_ARGUMENT``).
 - ``GenerationError`` / ``UnsupportedExternal``: the generators, as ``InconsistentSnapshot`` the
   snapshot cache; the reconciler logs them and that proxy keeps its last configuration.
 - ``ApiError`` (``api.errors``) is the REST API's own; ``ApiError`` / ``Unreachable``
