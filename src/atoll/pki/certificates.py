@@ -250,6 +250,17 @@ def rsa_key_bits(pem: str) -> int:
 # --- serving certificate for the REST API ----------------------------------------------------------
 
 
+def host_names(hosts: Iterable[str]) -> list[x509.GeneralName]:
+    """The SAN entries of a serving certificate for ``hosts``: IP addresses as such, the rest as DNS names."""
+    names: list[x509.GeneralName] = []
+    for h in hosts:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(h)))
+        except ValueError:
+            names.append(x509.DNSName(h))
+    return names
+
+
 def generate_self_signed(hosts: Sequence[str], *, valid_for: timedelta, now: datetime) -> tuple[str, str]:
     """A self-signed serving certificate (EC P-256) for ``hosts`` (DNS names or IP addresses).
 
@@ -258,12 +269,7 @@ def generate_self_signed(hosts: Sequence[str], *, valid_for: timedelta, now: dat
     if not hosts:
         raise ValueError("a serving certificate needs at least one host")
     key = ec.generate_private_key(ec.SECP256R1())
-    names: list[x509.GeneralName] = []
-    for h in hosts:
-        try:
-            names.append(x509.IPAddress(ipaddress.ip_address(h)))
-        except ValueError:
-            names.append(x509.DNSName(h))
+    names = host_names(hosts)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, _cn(hosts[0]))])
     start = _second(now)
     cert = (
