@@ -82,7 +82,7 @@ class Broadcaster:
 
 
 class BaseStore:
-    """The writes and ``watch`` of every backend, each write one call to the backend's ``_write``."""
+    """The writes, ``watch`` and ``close`` of every backend; each write is one call to the backend's ``_write``."""
 
     def __init__(self) -> None:
         self._watchers = Broadcaster()
