@@ -24,9 +24,11 @@ from dataclasses import dataclass
 
 from atoll.resources.meta import Resource
 from atoll.resources.models.zone_egress import ZoneEgressSpec
+from atoll.topology.external import ExternalView
 from atoll.topology.ingress import IngressRoute
-from atoll.topology.policies import NO_IDENTITY_RULES, IdentityRules, InboundRef, Permission, match_policies
-from atoll.topology.view import ExternalView, MeshView, sni
+from atoll.topology.matching import InboundRef, match_policies
+from atoll.topology.settings import NO_IDENTITY_RULES, IdentityRules, Permission
+from atoll.topology.view import MeshView, sni
 
 __all__ = [
     "EgressView",

@@ -20,8 +20,10 @@ from typing import Any
 
 from atoll.resources.meta import Resource
 from atoll.resources.models.zone_ingress import ZoneIngressSpec
+from atoll.topology.external import ExternalView
+from atoll.topology.index import Endpoint
 from atoll.topology.tags import SERVICE_TAG, Tags
-from atoll.topology.view import Endpoint, ExternalView, MeshView, endpoints_by_service, sni
+from atoll.topology.view import MeshView, endpoints_by_service, sni
 
 
 @dataclass(frozen=True, slots=True)
