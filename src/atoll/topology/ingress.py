@@ -36,6 +36,17 @@ class IngressRoute:
     cluster: str
     endpoints: tuple[Endpoint, ...]
 
+    @classmethod
+    def of(cls, mesh: str, service: str, endpoints: tuple[Endpoint, ...]) -> IngressRoute:
+        """The route of ``service`` in ``mesh``: its SNI, and the cluster ``<mesh>:<service>``."""
+        return cls(
+            mesh=mesh,
+            service=service,
+            sni=sni(service, mesh),
+            cluster=ingress_cluster_name(mesh, service),
+            endpoints=endpoints,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class IngressView:
@@ -103,26 +114,10 @@ def ingress_view(name: str, zone_ingress: Resource[ZoneIngressSpec], mesh_views:
     spec = zone_ingress.spec
     routes: list[IngressRoute] = []
     for view in sorted(mesh_views, key=lambda v: v.name):
-        for service, eps in sorted(local_endpoints(view).items()):
-            routes.append(
-                IngressRoute(
-                    mesh=view.name,
-                    service=service,
-                    sni=sni(service, view.name),
-                    cluster=ingress_cluster_name(view.name, service),
-                    endpoints=eps,
-                )
-            )
-        for ev, eps in pinned_externals(view):
-            routes.append(
-                IngressRoute(
-                    mesh=view.name,
-                    service=ev.service,
-                    sni=sni(ev.service, view.name),
-                    cluster=ingress_cluster_name(view.name, ev.service),
-                    endpoints=eps,
-                )
-            )
+        routes.extend(
+            IngressRoute.of(view.name, service, eps) for service, eps in sorted(local_endpoints(view).items())
+        )
+        routes.extend(IngressRoute.of(view.name, ev.service, eps) for ev, eps in pinned_externals(view))
     return IngressView(
         name=name,
         zone=spec.zone or "",

@@ -16,7 +16,7 @@ merges their JSON (a field the patch leaves ``None`` keeps the base's; nested se
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from atoll.resources.base import parse_duration
@@ -119,34 +119,27 @@ def merged(defaults: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
     return out
 
 
+T = TypeVar("T")
+
+
 # -- readers: one camelCase key -> one typed value (None when the key is absent) -----------------
 
 
-def seconds(conf: Mapping[str, Any], key: str) -> float | None:
-    """A duration field (``"5s"``) as seconds."""
-    value = conf.get(key)
-    return None if value is None else parse_duration(str(value))
+def _reader(convert: Callable[[Any], T]) -> Callable[[Mapping[str, Any], str], T | None]:
+    def read(conf: Mapping[str, Any], key: str) -> T | None:
+        value = conf.get(key)
+        return None if value is None else convert(value)
+
+    return read
 
 
-def integer(conf: Mapping[str, Any], key: str) -> int | None:
-    value = conf.get(key)
-    return None if value is None else int(value)
-
-
-def number(conf: Mapping[str, Any], key: str) -> float | None:
-    """A number, or a decimal written as a string (``"1.9"``, a percentage)."""
-    value = conf.get(key)
-    return None if value is None else float(value)
-
-
-def flag(conf: Mapping[str, Any], key: str) -> bool | None:
-    value = conf.get(key)
-    return None if value is None else bool(value)
-
-
-def text(conf: Mapping[str, Any], key: str) -> str | None:
-    value = conf.get(key)
-    return None if value is None else str(value)
+seconds = _reader(lambda value: parse_duration(str(value)))
+"""A duration field (``"5s"``) as seconds."""
+integer = _reader(int)
+number = _reader(float)
+"""A number, or a decimal written as a string (``"1.9"``, a percentage)."""
+flag = _reader(bool)
+text = _reader(str)
 
 
 def block(conf: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
@@ -163,9 +156,6 @@ def blocks(conf: Mapping[str, Any], key: str) -> tuple[Mapping[str, Any], ...]:
 def texts(conf: Mapping[str, Any], key: str) -> tuple[str, ...]:
     """A list of strings (empty when absent)."""
     return tuple(str(v) for v in conf.get(key) or ())
-
-
-T = TypeVar("T")
 
 
 def overlay(base: T, patch: T | None) -> T:

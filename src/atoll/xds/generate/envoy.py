@@ -49,6 +49,7 @@ __all__ = [
     "TCP_PROXY_FILTER",
     "ads_config_source",
     "api_listener",
+    "blackhole_cluster",
     "cluster_load_assignment",
     "duration",
     "edit_filters",
@@ -63,9 +64,11 @@ __all__ = [
     "route_configuration",
     "routes",
     "shared_cluster_load_assignment",
+    "sni_filter_chain",
     "socket_address",
     "stat_name",
     "static_cluster",
+    "tcp_proxy_filter",
     "tcp_proxy_pb2",
     "u32",
 ]
@@ -312,8 +315,39 @@ def network_filter(
             http_filters=http_filters,
         )
         return listener_components_pb2.Filter(name=HCM_FILTER, typed_config=pack(manager))
+    return tcp_proxy_filter(stat_prefix, cluster)
+
+
+def tcp_proxy_filter(stat_prefix: str, cluster: str) -> listener_components_pb2.Filter:
+    """A tcp_proxy network filter forwarding every connection to ``cluster``."""
     tcp = tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix, cluster=cluster)
     return listener_components_pb2.Filter(name=TCP_PROXY_FILTER, typed_config=pack(tcp))
+
+
+def sni_filter_chain(
+    sni: str,
+    filters: Iterable[listener_components_pb2.Filter],
+    transport_socket: base_pb2.TransportSocket | None = None,
+) -> listener_components_pb2.FilterChain:
+    """A filter chain named ``sni`` taking the TLS connections whose SNI is ``sni`` (ingress, egress)."""
+    chain = listener_components_pb2.FilterChain(
+        name=sni,
+        filter_chain_match=listener_components_pb2.FilterChainMatch(server_names=[sni], transport_protocol="tls"),
+        filters=list(filters),
+    )
+    if transport_socket is not None:
+        chain.transport_socket.CopyFrom(transport_socket)
+    return chain
+
+
+def blackhole_cluster(name: str) -> cluster_pb2.Cluster:
+    """A STATIC cluster with no endpoints: connections sent to it are closed (unknown SNIs)."""
+    return cluster_pb2.Cluster(
+        name=name,
+        type=cluster_pb2.Cluster.STATIC,
+        connect_timeout=duration(1),
+        load_assignment=endpoint_pb2.ClusterLoadAssignment(cluster_name=name),
+    )
 
 
 def listener(

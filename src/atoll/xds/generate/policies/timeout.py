@@ -21,19 +21,24 @@ from atoll.xds.generate.envoy import HTTP_PROTOCOL_OPTIONS_KEY, duration, pack, 
 __all__ = ["cluster_timeouts", "connect_timeout", "timeouts_on_hcm", "timeouts_on_tcp"]
 
 
+def _common_http(common: protocol_pb2.HttpProtocolOptions, t: TimeoutSettings) -> None:
+    """The idle and duration limits shared by downstream (HCM) and upstream (cluster) HTTP options."""
+    for value, target in (
+        (t.idle_timeout, common.idle_timeout),
+        (t.http.max_stream_duration, common.max_stream_duration),
+        (t.http.max_connection_duration, common.max_connection_duration),
+    ):
+        if value is not None:
+            target.CopyFrom(duration(value))
+
+
 def timeouts_on_hcm(manager: hcm_pb2.HttpConnectionManager, t: TimeoutSettings) -> None:
     """The HCM's and its routes' timeouts."""
-    common = manager.common_http_protocol_options
-    if t.idle_timeout is not None:
-        common.idle_timeout.CopyFrom(duration(t.idle_timeout))
+    _common_http(manager.common_http_protocol_options, t)
     if t.http.stream_idle_timeout is not None:
         manager.stream_idle_timeout.CopyFrom(duration(t.http.stream_idle_timeout))
     if t.http.request_headers_timeout is not None:
         manager.request_headers_timeout.CopyFrom(duration(t.http.request_headers_timeout))
-    if t.http.max_stream_duration is not None:
-        common.max_stream_duration.CopyFrom(duration(t.http.max_stream_duration))
-    if t.http.max_connection_duration is not None:
-        common.max_connection_duration.CopyFrom(duration(t.http.max_connection_duration))
     if t.http.request_timeout is not None:
         for route in routes(manager):
             route.route.timeout.CopyFrom(duration(t.http.request_timeout))
@@ -56,12 +61,7 @@ def cluster_timeouts(cluster: cluster_pb2.Cluster, t: TimeoutSettings, protocol:
     if protocol not in ("http", "http2", "grpc"):
         return
     common = protocol_pb2.HttpProtocolOptions()
-    if t.idle_timeout is not None:
-        common.idle_timeout.CopyFrom(duration(t.idle_timeout))
-    if t.http.max_stream_duration is not None:
-        common.max_stream_duration.CopyFrom(duration(t.http.max_stream_duration))
-    if t.http.max_connection_duration is not None:
-        common.max_connection_duration.CopyFrom(duration(t.http.max_connection_duration))
+    _common_http(common, t)
     if common.ByteSize() == 0:
         return
     opts = http_protocol_options_pb2.HttpProtocolOptions()
