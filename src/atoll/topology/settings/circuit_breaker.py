@@ -23,6 +23,7 @@ __all__ = [
     "FailurePercentage",
     "OutlierDetection",
     "SuccessRate",
+    "Volume",
 ]
 
 
@@ -41,16 +42,25 @@ class Consecutive:
 
 
 @dataclass(frozen=True, slots=True)
-class SuccessRate:
+class Volume:
+    """What a statistical detector needs before it acts: ``minimum_hosts`` hosts, each having served
+    ``request_volume`` requests in the interval."""
+
     minimum_hosts: int | None = None
     request_volume: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SuccessRate(Volume):
+    """Eject hosts whose success rate is ``standard_deviation_factor`` deviations below the mean."""
+
     standard_deviation_factor: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class FailurePercentage:
-    minimum_hosts: int | None = None
-    request_volume: int | None = None
+class FailurePercentage(Volume):
+    """Eject hosts whose failure percentage reaches ``threshold``."""
+
     threshold: int | None = None
 
 
@@ -121,21 +131,17 @@ def _consecutive(detectors: Mapping[str, Any], key: str) -> Consecutive | None:
     return None if conf is None else Consecutive(consecutive=integer(conf, "consecutive"))
 
 
+def _volume(conf: Mapping[str, Any]) -> dict[str, int | None]:
+    return {"minimum_hosts": integer(conf, "minimumHosts"), "request_volume": integer(conf, "requestVolume")}
+
+
 def _success_rate(conf: Mapping[str, Any] | None) -> SuccessRate | None:
     if conf is None:
         return None
-    return SuccessRate(
-        minimum_hosts=integer(conf, "minimumHosts"),
-        request_volume=integer(conf, "requestVolume"),
-        standard_deviation_factor=number(conf, "standardDeviationFactor"),
-    )
+    return SuccessRate(**_volume(conf), standard_deviation_factor=number(conf, "standardDeviationFactor"))
 
 
 def _failure_percentage(conf: Mapping[str, Any] | None) -> FailurePercentage | None:
     if conf is None:
         return None
-    return FailurePercentage(
-        minimum_hosts=integer(conf, "minimumHosts"),
-        request_volume=integer(conf, "requestVolume"),
-        threshold=integer(conf, "threshold"),
-    )
+    return FailurePercentage(**_volume(conf), threshold=integer(conf, "threshold"))

@@ -24,6 +24,7 @@ from atoll.topology.settings.circuit_breaker import (
     Consecutive,
     Detectors,
     OutlierDetection,
+    Volume,
 )
 from atoll.topology.settings.conf import overlay
 from atoll.xds.generate.envoy import duration, percent, u32
@@ -69,6 +70,11 @@ def _enforcing(target: wrappers_pb2.UInt32Value, detector: object | None) -> Non
     target.CopyFrom(u32(100 if detector is not None else 0))
 
 
+def _volume(hosts: wrappers_pb2.UInt32Value, requests: wrappers_pb2.UInt32Value, volume: Volume) -> None:
+    _set(hosts, volume.minimum_hosts)
+    _set(requests, volume.request_volume)
+
+
 def outlier_detection(conf: OutlierDetection) -> outlier_detection_pb2.OutlierDetection | None:
     """A MeshCircuitBreaker ``outlierDetection`` as Envoy's; None when ``disabled``."""
     if conf.disabled:
@@ -92,14 +98,12 @@ def outlier_detection(conf: OutlierDetection) -> outlier_detection_pb2.OutlierDe
     rate, pct = d.success_rate, d.failure_percentage
     _enforcing(od.enforcing_success_rate, rate)
     if rate is not None:
-        _set(od.success_rate_minimum_hosts, rate.minimum_hosts)
-        _set(od.success_rate_request_volume, rate.request_volume)
+        _volume(od.success_rate_minimum_hosts, od.success_rate_request_volume, rate)
         factor = rate.standard_deviation_factor
         _set(od.success_rate_stdev_factor, None if factor is None else round(factor * 1000))
     _enforcing(od.enforcing_failure_percentage, pct)
     if pct is not None:
-        _set(od.failure_percentage_minimum_hosts, pct.minimum_hosts)
-        _set(od.failure_percentage_request_volume, pct.request_volume)
+        _volume(od.failure_percentage_minimum_hosts, od.failure_percentage_request_volume, pct)
         _set(od.failure_percentage_threshold, pct.threshold)
     return od
 
