@@ -86,12 +86,27 @@ class Check:
             self.extend(path, error_items(e))
             return None
 
+    def one_of(self, model: BaseModel, *fields: str) -> None:
+        """Record "at least one of <fields> has to be defined" when every one of ``fields`` (Python
+        names) of ``model`` is None; the message names them as written in YAML."""
+        if all(getattr(model, f) is None for f in fields):
+            names = ", ".join(type(model).model_fields[f].alias or f for f in fields)
+            self.add("", f"at least one of {names} has to be defined")
+
     def done(self) -> None:
         if self.problems:
             raise Problems(self.problems)
 
     def __bool__(self) -> bool:
         return bool(self.problems)
+
+
+def require_one_of(model: BaseModel, *fields: str) -> None:
+    """A validator's whole rule when it is only ``Check.one_of``: raise ``Problems`` if all of
+    ``fields`` of ``model`` are None."""
+    check = Check()
+    check.one_of(model, *fields)
+    check.done()
 
 
 def _kind(value: object) -> str:

@@ -15,7 +15,7 @@ from pydantic import Field, field_validator, model_validator
 
 from atoll.resources.base import Check, Duration, Port, Spec, Tags, join_path
 from atoll.resources.models.mesh import PrometheusConf
-from atoll.resources.types import ResourceType, Scope, register
+from atoll.resources.types import Scope, register_type
 
 SERVICE_TAG = "kuma.io/service"
 PROTOCOL_TAG = "kuma.io/protocol"
@@ -184,13 +184,4 @@ class DataplaneSpec(Spec):
     metrics: DataplaneMetrics | None = None
 
 
-DATAPLANE = register(
-    ResourceType(
-        name="Dataplane",
-        spec_model=DataplaneSpec,
-        scope=Scope.MESH,
-        flattened=True,
-        plural="dataplanes",
-        owner="zone",
-    )
-)
+DATAPLANE = register_type("Dataplane", DataplaneSpec, Scope.MESH, plural="dataplanes", owner="zone")

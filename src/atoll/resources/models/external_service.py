@@ -14,7 +14,7 @@ from pydantic import field_validator, model_validator
 
 from atoll.resources.base import Base64, Check, HostPort, Spec, Tags, split_host_port
 from atoll.resources.models.dataplane import SERVICE_TAG, service_tags
-from atoll.resources.types import ResourceType, Scope, register
+from atoll.resources.types import Scope, register_type
 
 
 class DataSource(Spec):
@@ -111,12 +111,4 @@ class ExternalServiceSpec(Spec):
         return self.tags[SERVICE_TAG]
 
 
-EXTERNAL_SERVICE = register(
-    ResourceType(
-        name="ExternalService",
-        spec_model=ExternalServiceSpec,
-        scope=Scope.MESH,
-        flattened=True,
-        plural="externalservices",
-    )
-)
+EXTERNAL_SERVICE = register_type("ExternalService", ExternalServiceSpec, Scope.MESH, plural="externalservices")

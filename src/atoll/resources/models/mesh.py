@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from atoll.resources.base import Check, Duration, HostPort, Port, Spec, Tags
-from atoll.resources.types import ResourceType, Scope, register
+from atoll.resources.types import Scope, register_type
 
 
 class Rotation(Spec):
@@ -297,4 +297,4 @@ class MeshSpec(Spec):
         return self
 
 
-MESH = register(ResourceType(name="Mesh", spec_model=MeshSpec, scope=Scope.GLOBAL, flattened=True, plural="meshes"))
+MESH = register_type("Mesh", MeshSpec, Scope.GLOBAL, plural="meshes")

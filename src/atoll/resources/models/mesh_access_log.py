@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from atoll.resources.base import Check, HostPort, Spec, Tags
-from atoll.resources.models.policy import FullPolicySpec, PolicyItem, PolicyRule, register_policy
+from atoll.resources.models.policy import ConfPolicySpec, register_policy
 from atoll.resources.models.targetref import TO_KINDS, TOP_KINDS_GW, RefRules
 
 
@@ -101,12 +101,7 @@ class Conf(Spec):
     backends: list[Backend] | None = None
 
 
-To = PolicyItem[Conf]
-From = PolicyItem[Conf]
-Rule = PolicyRule[Conf]
-
-
-class MeshAccessLogSpec(FullPolicySpec[To, From, Rule]):
+class MeshAccessLogSpec(ConfPolicySpec[Conf]):
     refs = RefRules(top=TOP_KINDS_GW, to=TO_KINDS, from_=("Mesh",), rules=True, gateway_tags=True)
 
 

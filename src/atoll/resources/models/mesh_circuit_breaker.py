@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from atoll.resources.base import Check, Decimal, Duration, Spec
-from atoll.resources.models.policy import FullPolicySpec, PolicyItem, PolicyRule, register_policy
+from atoll.resources.base import Decimal, Duration, Spec, require_one_of
+from atoll.resources.models.policy import ConfPolicySpec, register_policy
 from atoll.resources.models.targetref import TO_KINDS, TOP_KINDS_GW, RefRules
 
 
@@ -62,19 +62,11 @@ class Conf(Spec):
 
     @model_validator(mode="after")
     def _check(self) -> Conf:
-        check = Check()
-        if self.connection_limits is None and self.outlier_detection is None:
-            check.add("", "at least one of connectionLimits, outlierDetection has to be defined")
-        check.done()
+        require_one_of(self, "connection_limits", "outlier_detection")
         return self
 
 
-To = PolicyItem[Conf]
-From = PolicyItem[Conf]
-Rule = PolicyRule[Conf]
-
-
-class MeshCircuitBreakerSpec(FullPolicySpec[To, From, Rule]):
+class MeshCircuitBreakerSpec(ConfPolicySpec[Conf]):
     refs = RefRules(top=TOP_KINDS_GW, to=TO_KINDS, from_=("Mesh",), rules=True)
 
 

@@ -11,7 +11,7 @@ import re
 
 from pydantic import Field, model_validator
 
-from atoll.resources.base import Check, Duration, Percentage, Spec
+from atoll.resources.base import Check, Duration, Percentage, Spec, require_one_of
 from atoll.resources.models.common import SpiffeMatch
 from atoll.resources.models.policy import FullPolicySpec, PolicyItem, register_policy
 from atoll.resources.models.targetref import FROM_KINDS, TOP_KINDS_GW, RefRules
@@ -49,10 +49,7 @@ class Fault(Spec):
 
     @model_validator(mode="after")
     def _check(self) -> Fault:
-        check = Check()
-        if self.abort is None and self.delay is None and self.response_bandwidth is None:
-            check.add("", "at least one of abort, delay, responseBandwidth has to be defined")
-        check.done()
+        require_one_of(self, "abort", "delay", "response_bandwidth")
         return self
 
 

@@ -73,10 +73,7 @@ class Conf(Spec):
         return self
 
 
-To = PolicyItem[Conf]
-
-
-class MeshHealthCheckSpec(ToPolicySpec[To]):
+class MeshHealthCheckSpec(ToPolicySpec[PolicyItem[Conf]]):
     refs = RefRules(top=TOP_KINDS_GW, to=TO_KINDS, gateway_tags=True)
 
 

@@ -198,10 +198,7 @@ class Conf(Spec):
         return self
 
 
-To = PolicyItem[Conf]
-
-
-class MeshLoadBalancingStrategySpec(ToPolicySpec[To]):
+class MeshLoadBalancingStrategySpec(ToPolicySpec[PolicyItem[Conf]]):
     refs = RefRules(top=TOP_KINDS_GW, to=TO_KINDS, gateway_tags=True)
 
 

@@ -6,11 +6,13 @@
 
 from __future__ import annotations
 
+from typing import ClassVar, Self
+
 from pydantic import Field, model_validator
 
-from atoll.resources.base import Check, Duration, Spec, parse_duration
+from atoll.resources.base import Check, Duration, Spec, parse_duration, require_one_of
 from atoll.resources.models.common import HeaderModifier
-from atoll.resources.models.policy import FullPolicySpec, PolicyItem, PolicyRule, register_policy
+from atoll.resources.models.policy import ConfPolicySpec, register_policy
 from atoll.resources.models.targetref import TOP_KINDS_GW, RefRules
 
 
@@ -32,31 +34,34 @@ class OnRateLimit(Spec):
     headers: HeaderModifier | None = None
 
 
-class HttpLimit(Spec):
+class _Limit(Spec):
+    """A limit that needs its rate (the field ``rate_field`` names) unless it is ``disabled``."""
+
+    rate_field: ClassVar[str]
+
     disabled: bool | None = None
+
+    @model_validator(mode="after")
+    def _check_rate(self) -> Self:
+        check = Check()
+        rate = self.rate_field
+        if not self.disabled and getattr(self, rate) is None:
+            check.add(type(self).model_fields[rate].alias or rate, "required unless disabled is true")
+        check.done()
+        return self
+
+
+class HttpLimit(_Limit):
+    rate_field = "request_rate"
+
     request_rate: Rate | None = None
     on_rate_limit: OnRateLimit | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> HttpLimit:
-        check = Check()
-        if not self.disabled and self.request_rate is None:
-            check.add("requestRate", "required unless disabled is true")
-        check.done()
-        return self
 
+class TcpLimit(_Limit):
+    rate_field = "connection_rate"
 
-class TcpLimit(Spec):
-    disabled: bool | None = None
     connection_rate: Rate | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> TcpLimit:
-        check = Check()
-        if not self.disabled and self.connection_rate is None:
-            check.add("connectionRate", "required unless disabled is true")
-        check.done()
-        return self
 
 
 class Local(Spec):
@@ -65,10 +70,7 @@ class Local(Spec):
 
     @model_validator(mode="after")
     def _check(self) -> Local:
-        check = Check()
-        if self.http is None and self.tcp is None:
-            check.add("", "at least one of http, tcp has to be defined")
-        check.done()
+        require_one_of(self, "http", "tcp")
         return self
 
 
@@ -76,12 +78,7 @@ class Conf(Spec):
     local: Local
 
 
-To = PolicyItem[Conf]
-From = PolicyItem[Conf]
-Rule = PolicyRule[Conf]
-
-
-class MeshRateLimitSpec(FullPolicySpec[To, From, Rule]):
+class MeshRateLimitSpec(ConfPolicySpec[Conf]):
     refs = RefRules(
         top=(*TOP_KINDS_GW, "MeshHTTPRoute"), to=("Mesh", "MeshService"), from_=("Mesh",), rules=True, gateway_tags=True
     )

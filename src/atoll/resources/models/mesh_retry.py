@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from atoll.resources.base import Check, Duration, Spec, Tags, parse_duration
+from atoll.resources.base import Check, Duration, Spec, Tags, parse_duration, require_one_of
 from atoll.resources.models.policy import PolicyItem, ToPolicySpec, register_policy
 from atoll.resources.models.targetref import TO_KINDS, TOP_KINDS_GW, RefRules
 
@@ -45,8 +45,7 @@ class BackOff(Spec):
     @model_validator(mode="after")
     def _check(self) -> BackOff:
         check = Check()
-        if self.base_interval is None and self.max_interval is None:
-            check.add("", "at least one of baseInterval, maxInterval has to be defined")
+        check.one_of(self, "base_interval", "max_interval")
         if self.base_interval is not None and parse_duration(self.base_interval) <= 0:
             check.add("baseInterval", "must be greater than zero")
         if (
@@ -152,17 +151,11 @@ class Conf(Spec):
 
     @model_validator(mode="after")
     def _check(self) -> Conf:
-        check = Check()
-        if self.tcp is None and self.http is None and self.grpc is None:
-            check.add("", "at least one of tcp, http, grpc has to be defined")
-        check.done()
+        require_one_of(self, "tcp", "http", "grpc")
         return self
 
 
-To = PolicyItem[Conf]
-
-
-class MeshRetrySpec(ToPolicySpec[To]):
+class MeshRetrySpec(ToPolicySpec[PolicyItem[Conf]]):
     refs = RefRules(top=(*TOP_KINDS_GW, "MeshHTTPRoute"), to=TO_KINDS, gateway_tags=True)
 
 

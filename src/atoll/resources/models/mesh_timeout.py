@@ -6,7 +6,7 @@ from __future__ import annotations
 from pydantic import model_validator
 
 from atoll.resources.base import Check, Duration, Spec
-from atoll.resources.models.policy import FullPolicySpec, PolicyItem, PolicyRule, register_policy
+from atoll.resources.models.policy import ConfPolicySpec, register_policy
 from atoll.resources.models.targetref import TO_KINDS, TOP_KINDS_GW, RefRules
 
 
@@ -32,12 +32,7 @@ class Conf(Spec):
         return self
 
 
-To = PolicyItem[Conf]
-From = PolicyItem[Conf]
-Rule = PolicyRule[Conf]
-
-
-class MeshTimeoutSpec(FullPolicySpec[To, From, Rule]):
+class MeshTimeoutSpec(ConfPolicySpec[Conf]):
     refs = RefRules(top=(*TOP_KINDS_GW, "MeshHTTPRoute"), to=TO_KINDS, from_=("Mesh",), rules=True, gateway_tags=True)
 
 

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import model_validator
 
-from atoll.resources.base import Check, Spec
+from atoll.resources.base import Spec, require_one_of
 from atoll.resources.models.common import SpiffeMatch
 from atoll.resources.models.policy import InboundPolicySpec, PolicyItem, PolicyRule, register_policy
 from atoll.resources.models.targetref import FROM_KINDS, TOP_KINDS, RefRules
@@ -32,10 +32,7 @@ class RuleConf(Spec):
 
     @model_validator(mode="after")
     def _check(self) -> RuleConf:
-        check = Check()
-        if self.allow is None and self.deny is None and self.allow_with_shadow_deny is None:
-            check.add("", "at least one of allow, deny, allowWithShadowDeny has to be defined")
-        check.done()
+        require_one_of(self, "allow", "deny", "allow_with_shadow_deny")
         return self
 
 

@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 
 from atoll.resources.base import Check, Spec, Tags
 from atoll.resources.models.dataplane import SERVICE_TAG
-from atoll.resources.types import ResourceType, Scope, register
+from atoll.resources.types import Scope, register_type
 
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TEMPLATE_REF = re.compile(r"\{\{\s*\.([A-Za-z0-9_]*)\s*\}\}")
@@ -76,12 +76,4 @@ class VirtualOutboundSpec(Spec):
     conf: Conf
 
 
-VIRTUAL_OUTBOUND = register(
-    ResourceType(
-        name="VirtualOutbound",
-        spec_model=VirtualOutboundSpec,
-        scope=Scope.MESH,
-        flattened=True,
-        plural="virtualoutbounds",
-    )
-)
+VIRTUAL_OUTBOUND = register_type("VirtualOutbound", VirtualOutboundSpec, Scope.MESH, plural="virtualoutbounds")

@@ -12,7 +12,7 @@ from pydantic import Field, field_validator, model_validator
 
 from atoll.resources.base import Check, Port, Spec, Tags
 from atoll.resources.models.dataplane import Admin, service_tags
-from atoll.resources.types import ResourceType, Scope, register
+from atoll.resources.types import Scope, register_type
 
 DEFAULT_INGRESS_PORT = 10001
 
@@ -57,13 +57,4 @@ class ZoneIngressSpec(Spec):
         return n.advertised_address, n.advertised_port
 
 
-ZONE_INGRESS = register(
-    ResourceType(
-        name="ZoneIngress",
-        spec_model=ZoneIngressSpec,
-        scope=Scope.GLOBAL,
-        flattened=True,
-        plural="zoneingresses",
-        owner="zone",
-    )
-)
+ZONE_INGRESS = register_type("ZoneIngress", ZoneIngressSpec, Scope.GLOBAL, plural="zoneingresses", owner="zone")
