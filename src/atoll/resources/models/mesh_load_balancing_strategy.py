@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field, model_validator
+from pydantic.alias_generators import to_camel
 
 from atoll.resources.base import Check, Decimal, Duration, Percentage, Spec
 from atoll.resources.models.policy import PolicyItem, ToPolicySpec, register_policy
@@ -122,17 +123,12 @@ class HashPolicy(Spec):
         check = Check()
         want = _HASH_BLOCK.get(self.type)
         if want is not None and getattr(self, want) is None:
-            check.add(_camel(want), f"required with type {self.type}")
+            check.add(to_camel(want), f"required with type {self.type}")
         for block in _HASH_BLOCK.values():
             if block != want and getattr(self, block) is not None:
-                check.add(_camel(block), f"must not be set with type {self.type}")
+                check.add(to_camel(block), f"must not be set with type {self.type}")
         check.done()
         return self
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(p.title() for p in rest)
 
 
 class RingHash(Spec):
@@ -179,7 +175,7 @@ class LoadBalancer(Spec):
         check = Check()
         for t, block in _LB_BLOCK.items():
             if t != self.type and getattr(self, block) is not None:
-                check.add(_camel(block), f"must not be set with type {self.type}")
+                check.add(to_camel(block), f"must not be set with type {self.type}")
         check.done()
         return self
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from atoll.topology.settings.conf import block, flag, integer, number, seconds
+from atoll.topology.settings.conf import block, flag, integer, number, read_fields, seconds
 
 __all__ = [
     "CircuitBreakerSettings",
@@ -113,15 +113,7 @@ class CircuitBreakerSettings:
         limits = block(conf, "connectionLimits")
         detection = block(conf, "outlierDetection")
         return cls(
-            connection_limits=None
-            if limits is None
-            else ConnectionLimits(
-                max_connections=integer(limits, "maxConnections"),
-                max_connection_pools=integer(limits, "maxConnectionPools"),
-                max_pending_requests=integer(limits, "maxPendingRequests"),
-                max_requests=integer(limits, "maxRequests"),
-                max_retries=integer(limits, "maxRetries"),
-            ),
+            connection_limits=None if limits is None else read_fields(ConnectionLimits, limits, integer),
             outlier_detection=None if detection is None else OutlierDetection.from_conf(detection),
         )
 

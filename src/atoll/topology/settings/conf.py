@@ -8,9 +8,11 @@ deletes. ``merged`` folds a kind's ``default`` blocks, least to most specific, i
 
 The readers (``seconds``, ``integer``, ``number``, ``flag``, ``text``, ``block``, ``blocks``,
 ``texts``) are the only code that reads camelCase keys: each settings module calls them once per
-field, at fold time, and hands back a typed value. ``seconds`` parses a duration (``5s``, ``1m30s``)
-with the cached ``parse_duration``. ``overlay`` merges two settings values the way ``merge_patch``
-merges their JSON (a field the patch leaves ``None`` keeps the base's; nested settings merge).
+field, at fold time, and hands back a typed value; ``read_fields`` reads a whole block whose fields
+are all of one kind (all durations, all counts) with one reader, keyed by the fields' camelCase
+names. ``seconds`` parses a duration (``5s``, ``1m30s``) with the cached ``parse_duration``.
+``overlay`` merges two settings values the way ``merge_patch`` merges their JSON (a field the
+patch leaves ``None`` keeps the base's; nested settings merge).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
+
+from pydantic.alias_generators import to_camel
 
 from atoll.resources.base import parse_duration
 
@@ -33,6 +37,7 @@ __all__ = [
     "merged",
     "number",
     "overlay",
+    "read_fields",
     "seconds",
     "text",
     "texts",
@@ -156,6 +161,26 @@ def blocks(conf: Mapping[str, Any], key: str) -> tuple[Mapping[str, Any], ...]:
 def texts(conf: Mapping[str, Any], key: str) -> tuple[str, ...]:
     """A list of strings (empty when absent)."""
     return tuple(str(v) for v in conf.get(key) or ())
+
+
+def read_fields(
+    cls: type[T], conf: Mapping[str, Any], read: Callable[[Mapping[str, Any], str], Any], **given: Any
+) -> T:
+    """The settings dataclass ``cls`` with ``given`` fields as passed and every other field read from
+    ``conf`` by ``read`` under the field's camelCase name (``max_retries`` <- ``maxRetries``)."""
+    read_ones = {name: read(conf, key) for name, key in _camel_fields(cls) if name not in given}
+    return cls(**read_ones, **given)
+
+
+_CAMEL_FIELDS: dict[type[Any], tuple[tuple[str, str], ...]] = {}
+
+
+def _camel_fields(cls: type[Any]) -> tuple[tuple[str, str], ...]:
+    """(field name, camelCase key) of each field of the dataclass ``cls``, worked out once per class."""
+    found = _CAMEL_FIELDS.get(cls)
+    if found is None:
+        found = _CAMEL_FIELDS[cls] = tuple((f.name, to_camel(f.name)) for f in dataclasses.fields(cls))
+    return found
 
 
 def overlay(base: T, patch: T | None) -> T:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from atoll.topology.settings.conf import block, seconds
+from atoll.topology.settings.conf import block, read_fields, seconds
 
 __all__ = ["HttpTimeouts", "TimeoutSettings"]
 
@@ -33,15 +33,4 @@ class TimeoutSettings:
 
     @classmethod
     def from_conf(cls, conf: Mapping[str, Any]) -> TimeoutSettings:
-        http = block(conf, "http") or {}
-        return cls(
-            connection_timeout=seconds(conf, "connectionTimeout"),
-            idle_timeout=seconds(conf, "idleTimeout"),
-            http=HttpTimeouts(
-                request_timeout=seconds(http, "requestTimeout"),
-                stream_idle_timeout=seconds(http, "streamIdleTimeout"),
-                max_stream_duration=seconds(http, "maxStreamDuration"),
-                max_connection_duration=seconds(http, "maxConnectionDuration"),
-                request_headers_timeout=seconds(http, "requestHeadersTimeout"),
-            ),
-        )
+        return read_fields(cls, conf, seconds, http=read_fields(HttpTimeouts, block(conf, "http") or {}, seconds))
