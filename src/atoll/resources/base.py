@@ -7,10 +7,10 @@ messages name the bad value: ``Duration`` (``5s``, ``1m30s``), ``Port`` (1..6553
 (lowercase DNS-style), ``Percentage`` (an integer or a quoted decimal, 0..100), ``Decimal`` (an
 integer or a quoted decimal).
 
-Cross-field rules live in ``model_validator``s. They collect their findings in a ``Check`` and raise
-``Problems``: each problem carries a path relative to the model that found it (``tags``,
-``inbound[1].port``), which ``error_items`` joins with pydantic's location so the final error names
-the exact field as written in YAML.
+Cross-field rules live in model validators, written as ``@spec_check`` methods that record their
+findings in a ``Check``; all of them are raised at once as ``Problems``: each problem carries a path
+relative to the model that found it (``tags``, ``inbound[1].port``), which ``error_items`` joins
+with pydantic's location so the final error names the exact field as written in YAML.
 """
 
 from __future__ import annotations
@@ -19,12 +19,20 @@ import base64
 import binascii
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal as _Decimal
 from decimal import InvalidOperation
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainValidator, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainValidator,
+    ValidationError,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 
@@ -101,12 +109,22 @@ class Check:
         return bool(self.problems)
 
 
-def require_one_of(model: BaseModel, *fields: str) -> None:
-    """A validator's whole rule when it is only ``Check.one_of``: raise ``Problems`` if all of
-    ``fields`` of ``model`` are None."""
-    check = Check()
-    check.one_of(model, *fields)
-    check.done()
+S = TypeVar("S", bound=BaseModel)
+
+
+def spec_check(rule: Callable[[S, Check], None]) -> Any:
+    """Make ``rule(self, check)`` a model's cross-field validator: it runs after the fields are
+    valid, records every problem in ``check``, and they are raised together (``Problems``)."""
+
+    def validate(self: S) -> S:
+        check = Check()
+        rule(self, check)
+        check.done()
+        return self
+
+    validate.__name__ = validate.__qualname__ = rule.__name__
+    validate.__doc__ = rule.__doc__
+    return model_validator(mode="after")(validate)
 
 
 def _kind(value: object) -> str:

@@ -7,9 +7,9 @@ or failure percentage.
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from atoll.resources.base import Decimal, Duration, Spec, require_one_of
+from atoll.resources.base import Check, Decimal, Duration, Spec, spec_check
 from atoll.resources.models.policy import ConfPolicySpec, register_policy
 from atoll.resources.models.targetref import TO_KINDS, TOP_KINDS_GW, RefRules
 
@@ -60,10 +60,9 @@ class Conf(Spec):
     connection_limits: ConnectionLimits | None = None
     outlier_detection: OutlierDetection | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> Conf:
-        require_one_of(self, "connection_limits", "outlier_detection")
-        return self
+    @spec_check
+    def _check(self, check: Check) -> None:
+        check.one_of(self, "connection_limits", "outlier_detection")
 
 
 class MeshCircuitBreakerSpec(ConfPolicySpec[Conf]):

@@ -6,11 +6,11 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Self
+from typing import ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from atoll.resources.base import Check, Duration, Spec, parse_duration, require_one_of
+from atoll.resources.base import Check, Duration, Spec, parse_duration, spec_check
 from atoll.resources.models.common import HeaderModifier
 from atoll.resources.models.policy import ConfPolicySpec, register_policy
 from atoll.resources.models.targetref import TOP_KINDS_GW, RefRules
@@ -20,13 +20,10 @@ class Rate(Spec):
     num: int = Field(ge=1)
     interval: Duration
 
-    @model_validator(mode="after")
-    def _check(self) -> Rate:
-        check = Check()
+    @spec_check
+    def _check(self, check: Check) -> None:
         if parse_duration(self.interval) < 0.05:
             check.add("interval", f'must be at least 50ms, got "{self.interval}"')
-        check.done()
-        return self
 
 
 class OnRateLimit(Spec):
@@ -41,14 +38,11 @@ class _Limit(Spec):
 
     disabled: bool | None = None
 
-    @model_validator(mode="after")
-    def _check_rate(self) -> Self:
-        check = Check()
+    @spec_check
+    def _check_rate(self, check: Check) -> None:
         rate = self.rate_field
         if not self.disabled and getattr(self, rate) is None:
             check.add(type(self).model_fields[rate].alias or rate, "required unless disabled is true")
-        check.done()
-        return self
 
 
 class HttpLimit(_Limit):
@@ -68,10 +62,9 @@ class Local(Spec):
     http: HttpLimit | None = None
     tcp: TcpLimit | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> Local:
-        require_one_of(self, "http", "tcp")
-        return self
+    @spec_check
+    def _check(self, check: Check) -> None:
+        check.one_of(self, "http", "tcp")
 
 
 class Conf(Spec):

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import model_validator
-
-from atoll.resources.base import Spec, require_one_of
+from atoll.resources.base import Check, Spec, spec_check
 from atoll.resources.models.common import SpiffeMatch
 from atoll.resources.models.policy import InboundPolicySpec, PolicyItem, PolicyRule, register_policy
 from atoll.resources.models.targetref import FROM_KINDS, TOP_KINDS, RefRules
@@ -30,10 +28,9 @@ class RuleConf(Spec):
     deny: list[SpiffeMatch] | None = None
     allow_with_shadow_deny: list[SpiffeMatch] | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> RuleConf:
-        require_one_of(self, "allow", "deny", "allow_with_shadow_deny")
-        return self
+    @spec_check
+    def _check(self, check: Check) -> None:
+        check.one_of(self, "allow", "deny", "allow_with_shadow_deny")
 
 
 Rule = PolicyRule[RuleConf]
