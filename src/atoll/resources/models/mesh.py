@@ -10,7 +10,7 @@ policy kinds (or ``*``) whose defaults are not created with the mesh (see ``reso
 
 from __future__ import annotations
 
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import Field
 
@@ -91,12 +91,25 @@ def _check_backends(check: Check, names: list[str], field: str, chosen: str | No
         check.add(field, f'"{chosen}" is not one of the backends')
 
 
-def _check_conf(check: Check, confs: dict[str, type[Spec]], type_: str, conf: dict[str, Any] | None) -> None:
-    """A backend's ``conf`` is required and valid as the model its ``type`` names in ``confs``."""
-    if conf is None:
-        check.add("conf", f"required for a {type_} backend")
-    else:
-        check.model(confs[type_], conf, "conf")
+class TypedConfBackend(NamedBackend):
+    """A backend (logging, tracing) whose ``conf`` is required and is valid as the model its
+    ``type`` names in ``confs``; ``typed_conf`` reads it as that model."""
+
+    confs: ClassVar[dict[str, type[Spec]]]
+    if TYPE_CHECKING:  # fields of each subclass, declared there so documents keep their field order
+        type: str
+        conf: dict[str, Any] | None
+
+    @spec_check
+    def _check(self, check: Check) -> None:
+        if self.conf is None:
+            check.add("conf", f"required for a {self.type} backend")
+        else:
+            check.model(self.confs[self.type], self.conf, "conf")
+
+    @property
+    def typed_conf(self) -> Spec:
+        return self.confs[self.type].model_validate(self.conf or {})
 
 
 class DefaultBackendSection(Spec, Generic[B]):
@@ -154,18 +167,12 @@ class FileLoggingConf(Spec):
 _LOGGING_CONF: dict[str, type[Spec]] = {"tcp": TcpLoggingConf, "file": FileLoggingConf}
 
 
-class LoggingBackend(NamedBackend):
+class LoggingBackend(TypedConfBackend):
+    confs = _LOGGING_CONF
+
     type: Literal["tcp", "file"]
     format: str | None = None
     conf: dict[str, Any] | None = None
-
-    @spec_check
-    def _check(self, check: Check) -> None:
-        _check_conf(check, _LOGGING_CONF, self.type, self.conf)
-
-    @property
-    def typed_conf(self) -> Spec:
-        return _LOGGING_CONF[self.type].model_validate(self.conf or {})
 
 
 class Logging(DefaultBackendSection[LoggingBackend]):
@@ -245,18 +252,12 @@ class DatadogConf(Spec):
 _TRACING_CONF: dict[str, type[Spec]] = {"zipkin": ZipkinConf, "datadog": DatadogConf}
 
 
-class TracingBackend(NamedBackend):
+class TracingBackend(TypedConfBackend):
+    confs = _TRACING_CONF
+
     type: Literal["zipkin", "datadog"]
     sampling: float | None = Field(default=None, ge=0, le=100)
     conf: dict[str, Any] | None = None
-
-    @spec_check
-    def _check(self, check: Check) -> None:
-        _check_conf(check, _TRACING_CONF, self.type, self.conf)
-
-    @property
-    def typed_conf(self) -> Spec:
-        return _TRACING_CONF[self.type].model_validate(self.conf or {})
 
 
 class Tracing(DefaultBackendSection[TracingBackend]):
