@@ -10,6 +10,7 @@ policy kinds (or ``*``) whose defaults are not created with the mesh (see ``reso
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import Field
@@ -71,7 +72,7 @@ class Mtls(Spec):
 
     @spec_check
     def _check(self, check: Check) -> None:
-        _check_backends(check, [b.name for b in self.backends], "enabledBackend", self.enabled_backend or None)
+        _check_backends(check, self.backends, "enabledBackend", self.enabled_backend or None)
 
     def enabled(self) -> MtlsBackend | None:
         for b in self.backends:
@@ -80,8 +81,9 @@ class Mtls(Spec):
         return None
 
 
-def _check_backends(check: Check, names: list[str], field: str, chosen: str | None) -> None:
+def _check_backends(check: Check, backends: Sequence[NamedBackend] | None, field: str, chosen: str | None) -> None:
     """Backend names are unique and ``chosen`` (the section's ``field``), when set, is one of them."""
+    names = [b.name for b in backends or ()]
     seen: set[str] = set()
     for i, n in enumerate(names):
         if n in seen:
@@ -120,7 +122,7 @@ class DefaultBackendSection(Spec, Generic[B]):
 
     @spec_check
     def _check(self, check: Check) -> None:
-        _check_backends(check, [b.name for b in self.backends or []], "defaultBackend", self.default_backend)
+        _check_backends(check, self.backends, "defaultBackend", self.default_backend)
 
 
 class Routing(Spec):
@@ -230,7 +232,7 @@ class Metrics(Spec):
 
     @spec_check
     def _check(self, check: Check) -> None:
-        _check_backends(check, [b.name for b in self.backends or []], "enabledBackend", self.enabled_backend)
+        _check_backends(check, self.backends, "enabledBackend", self.enabled_backend)
 
 
 # --- tracing -------------------------------------------------------------------------------------
