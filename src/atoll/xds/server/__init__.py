@@ -18,17 +18,8 @@ from atoll.xds.server.protocol import (
     TypeStatus,
     XdsError,
 )
-from atoll.xds.server.snapshot import (
-    CLUSTER,
-    ENDPOINT,
-    LISTENER,
-    PUSH_ORDER,
-    ROUTE,
-    SECRET,
-    InconsistentSnapshot,
-    Snapshot,
-    VersionedResource,
-)
+from atoll.xds.server.snapshot import InconsistentSnapshot, Snapshot, VersionedResource
+from atoll.xds.vocabulary import CLUSTER, ENDPOINT, LISTENER, PUSH_ORDER, ROUTE, SECRET
 
 __all__ = [
     "CLUSTER",

@@ -45,17 +45,8 @@ from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import discovery_pb2
 
 from atoll.errors import AtollError
-from atoll.xds.server.snapshot import (
-    CLUSTER,
-    ENDPOINT,
-    KNOWN_TYPES,
-    PUSH_ORDER,
-    WILDCARD_TYPES,
-    Snapshot,
-    VersionedResource,
-    eds_names_of_cluster,
-    encode_bytes_field,
-)
+from atoll.xds.server.snapshot import Snapshot, VersionedResource, encode_bytes_field
+from atoll.xds.vocabulary import CLUSTER, ENDPOINT, KNOWN_TYPES, PUSH_ORDER, WILDCARD_TYPES, eds_names_of_cluster
 
 Clock = Callable[[], float]
 Mode = Literal["sotw", "delta"]
