@@ -33,10 +33,10 @@ from typing import Any
 import grpc
 from envoy.service.discovery.v3 import discovery_pb2
 
-from atoll.errors import AtollError
+from atoll.errors import AtollError, PeerProtocolError
 from atoll.kds.flows import Insights, ZoneToGlobalSource, global_to_zone_types
 from atoll.kds.names import ORIGIN, ORIGIN_GLOBAL, from_global
-from atoll.kds.protocol import Batch, PeerProtocolError, Receiver, Sender
+from atoll.kds.protocol import Batch, Receiver, Sender
 from atoll.kds.pump import run_receiver, run_sender
 from atoll.kds.reconcile import StoreSink
 from atoll.kds.server import GLOBAL_TO_ZONE, MD_AUTHORIZATION, MD_INSTANCE, MD_VERSION, MD_ZONE, SERVICE, ZONE_TO_GLOBAL

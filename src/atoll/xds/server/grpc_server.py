@@ -37,16 +37,16 @@ from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from google.protobuf.message import Message
 
+from atoll.errors import PeerProtocolError
 from atoll.xds.server.cache import SnapshotCache
 from atoll.xds.server.protocol import (
     DeltaStream,
-    PeerProtocolError,
     SotwStream,
-    StreamStatus,
     XdsError,
     node_of_first_request,
 )
 from atoll.xds.server.snapshot import Snapshot
+from atoll.xds.server.status import StreamStatus
 
 log = logging.getLogger(__name__)
 
