@@ -12,14 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from atoll.xds.server import StreamStatus
+from atoll.xds.server import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, StreamStatus
 
 _SHORT_TYPES = {
-    "type.googleapis.com/envoy.config.listener.v3.Listener": "lds",
-    "type.googleapis.com/envoy.config.route.v3.RouteConfiguration": "rds",
-    "type.googleapis.com/envoy.config.cluster.v3.Cluster": "cds",
-    "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment": "eds",
-    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret": "sds",
+    LISTENER: "lds",
+    ROUTE: "rds",
+    CLUSTER: "cds",
+    ENDPOINT: "eds",
+    SECRET: "sds",
 }
 
 

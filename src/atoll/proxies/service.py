@@ -26,16 +26,26 @@ from atoll.resources.models.mesh import MeshSpec
 from atoll.security import CaManager, NoAuth, ProxyAuthenticator
 from atoll.store import Store
 from atoll.xds.generate import message_to_dict
-from atoll.xds.server import PUSH_ORDER, AdsServicer, SnapshotCache, make_server
+from atoll.xds.server import (
+    CLUSTER,
+    ENDPOINT,
+    LISTENER,
+    PUSH_ORDER,
+    ROUTE,
+    SECRET,
+    AdsServicer,
+    SnapshotCache,
+    make_server,
+)
 
 log = logging.getLogger(__name__)
 
 _SHORT = {
-    "type.googleapis.com/envoy.config.listener.v3.Listener": "listeners",
-    "type.googleapis.com/envoy.config.route.v3.RouteConfiguration": "routes",
-    "type.googleapis.com/envoy.config.cluster.v3.Cluster": "clusters",
-    "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment": "endpoints",
-    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret": "secrets",
+    LISTENER: "listeners",
+    ROUTE: "routes",
+    CLUSTER: "clusters",
+    ENDPOINT: "endpoints",
+    SECRET: "secrets",
 }
 
 
