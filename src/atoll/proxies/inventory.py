@@ -12,14 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from atoll.xds.server import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, StreamStatus
+from atoll.xds import vocabulary as xds
+from atoll.xds.server import StreamStatus
 
 _SHORT_TYPES = {
-    LISTENER: "lds",
-    ROUTE: "rds",
-    CLUSTER: "cds",
-    ENDPOINT: "eds",
-    SECRET: "sds",
+    xds.LISTENER: "lds",
+    xds.ROUTE: "rds",
+    xds.CLUSTER: "cds",
+    xds.ENDPOINT: "eds",
+    xds.SECRET: "sds",
 }
 
 

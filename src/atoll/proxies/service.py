@@ -25,27 +25,18 @@ from atoll.resources import Resource
 from atoll.resources.models.mesh import MeshSpec
 from atoll.security import CaManager, NoAuth, ProxyAuthenticator
 from atoll.store import Store
+from atoll.xds import vocabulary as xds
 from atoll.xds.generate import message_to_dict
-from atoll.xds.server import (
-    CLUSTER,
-    ENDPOINT,
-    LISTENER,
-    PUSH_ORDER,
-    ROUTE,
-    SECRET,
-    AdsServicer,
-    SnapshotCache,
-    make_server,
-)
+from atoll.xds.server import PUSH_ORDER, AdsServicer, SnapshotCache, make_server
 
 log = logging.getLogger(__name__)
 
 _SHORT = {
-    LISTENER: "listeners",
-    ROUTE: "routes",
-    CLUSTER: "clusters",
-    ENDPOINT: "endpoints",
-    SECRET: "secrets",
+    xds.LISTENER: "listeners",
+    xds.ROUTE: "routes",
+    xds.CLUSTER: "clusters",
+    xds.ENDPOINT: "endpoints",
+    xds.SECRET: "secrets",
 }
 
 

@@ -75,8 +75,27 @@ def _check_type(type_url: str) -> None:
 # --- responses --------------------------------------------------------------------------------------
 
 
+def _frame(version: str, resources: list[bytes], type_url: str, nonce: str, removed: tuple[str, ...] = ()) -> bytes:
+    """A (Delta)DiscoveryResponse on the wire. Both messages number their fields alike: version 1,
+    resources 2 (pre-encoded by ``VersionedResource``), type_url 4, nonce 5; delta's removed names 6."""
+    head = encode_bytes_field(1, version.encode())
+    tail = encode_bytes_field(4, type_url.encode()) + encode_bytes_field(5, nonce.encode())
+    return b"".join((head, *resources, tail, *(encode_bytes_field(6, n.encode()) for n in removed)))
+
+
+class _Response:
+    """What both kinds of response share."""
+
+    __slots__ = ()
+    resources: tuple[VersionedResource, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(r.name for r in self.resources)
+
+
 @dataclass(frozen=True, slots=True)
-class SotwResponse:
+class SotwResponse(_Response):
     """One DiscoveryResponse to send. ``to_bytes()`` splices the resources' shared, pre-serialized bytes."""
 
     type_url: str
@@ -84,26 +103,15 @@ class SotwResponse:
     nonce: str
     resources: tuple[VersionedResource, ...]
 
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(r.name for r in self.resources)
-
     def to_bytes(self) -> bytes:
-        return b"".join(
-            (
-                encode_bytes_field(1, self.version_info.encode()),
-                *(r.sotw_field for r in self.resources),
-                encode_bytes_field(4, self.type_url.encode()),
-                encode_bytes_field(5, self.nonce.encode()),
-            )
-        )
+        return _frame(self.version_info, [r.sotw_field for r in self.resources], self.type_url, self.nonce)
 
     def to_message(self) -> discovery_pb2.DiscoveryResponse:
         return discovery_pb2.DiscoveryResponse.FromString(self.to_bytes())
 
 
 @dataclass(frozen=True, slots=True)
-class DeltaResponse:
+class DeltaResponse(_Response):
     """One DeltaDiscoveryResponse to send: changed resources and removed names of one type."""
 
     type_url: str
@@ -112,20 +120,9 @@ class DeltaResponse:
     resources: tuple[VersionedResource, ...]
     removed: tuple[str, ...]
 
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(r.name for r in self.resources)
-
     def to_bytes(self) -> bytes:
-        return b"".join(
-            (
-                encode_bytes_field(1, self.system_version_info.encode()),
-                *(r.delta_field for r in self.resources),
-                encode_bytes_field(4, self.type_url.encode()),
-                encode_bytes_field(5, self.nonce.encode()),
-                *(encode_bytes_field(6, n.encode()) for n in self.removed),
-            )
-        )
+        fields = [r.delta_field for r in self.resources]
+        return _frame(self.system_version_info, fields, self.type_url, self.nonce, self.removed)
 
     def to_message(self) -> discovery_pb2.DeltaDiscoveryResponse:
         return discovery_pb2.DeltaDiscoveryResponse.FromString(self.to_bytes())
