@@ -14,15 +14,17 @@ those two packages. What it knows:
 - The references one resource makes to others, found by one walker over a listener's HTTP connection
   managers (``http_connection_managers``): the ClusterLoadAssignment an EDS cluster needs, the RDS names
   of a listener, the SDS secrets fetched over ADS, the clusters named by routes and TCP proxies.
-- ``missing_references``: the one consistency check. Given the names each type holds and who uses what,
-  it yields every ``Dangling`` reference; the snapshot and the generators' ``check_consistent`` word
-  them for their readers.
+- ``missing_references``: the one consistency check. Given resources by type, how to read a resource's
+  references and the ``Rule``s to hold (``SERVED_REFERENCES`` for what the ADS server requires), it
+  yields every ``Dangling`` reference; the snapshot and the generators' ``check_consistent`` word them
+  for their readers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Mapping
-from typing import Any, NamedTuple
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, NamedTuple, TypeVar
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
@@ -31,16 +33,15 @@ from envoy.config.route.v3 import route_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2, tls_pb2
-from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
 TYPE_URL_PREFIX = "type.googleapis.com/"
+T = TypeVar("T")
 
 
-def type_url_of(message: Message | Descriptor | type[Message]) -> str:
-    """The ``Any`` type URL of a message, a message class or a descriptor."""
-    descriptor = message if isinstance(message, Descriptor) else message.DESCRIPTOR
-    return TYPE_URL_PREFIX + str(descriptor.full_name)
+def type_url_of(message: Message | type[Message]) -> str:
+    """The ``Any`` type URL of a message or a message class."""
+    return TYPE_URL_PREFIX + str(message.DESCRIPTOR.full_name)
 
 
 LISTENER = type_url_of(listener_pb2.Listener)
@@ -174,22 +175,49 @@ class Dangling(NamedTuple):
     missing: str
 
 
-class Use(NamedTuple):
-    """The resources of one type that one resource uses."""
+#: Positions in a references tuple: ClusterLoadAssignment names, RDS names, ADS secret names, clusters.
+EDS_NAMES, RDS_NAMES, SECRET_NAMES, CLUSTER_NAMES = 0, 1, 2, 3
+
+
+class Rule(NamedTuple):
+    """Resources of ``owner_type`` name resources of ``used_type`` at ``position`` of their references."""
 
     owner_type: str
-    owner: str
+    position: int
     used_type: str
-    used: Iterable[str]
 
 
-def missing_references(present: Mapping[str, Collection[str]], uses: Iterable[Use]) -> Iterator[Dangling]:
-    """Every used name absent from ``present[used_type]``, in the order of ``uses``."""
-    for owner_type, owner, used_type, used in uses:
-        names = present.get(used_type, ())
-        for name in used:
-            if name not in names:
-                yield Dangling(owner_type, owner, used_type, name)
+#: What the ADS server requires of a snapshot: an EDS cluster's ClusterLoadAssignment, a listener's RDS
+#: route configuration, and every SDS secret a cluster or listener fetches over ADS.
+SERVED_REFERENCES: tuple[Rule, ...] = (
+    Rule(CLUSTER, EDS_NAMES, ENDPOINT),
+    Rule(LISTENER, RDS_NAMES, ROUTE),
+    Rule(CLUSTER, SECRET_NAMES, SECRET),
+    Rule(LISTENER, SECRET_NAMES, SECRET),
+)
+
+
+def served_references(message: Message) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """A resource's references that ``SERVED_REFERENCES`` checks (EDS, RDS and ADS secret names)."""
+    return eds_names_of_cluster(message), rds_names_of_listener(message), ads_secret_names(message)
+
+
+def missing_references(
+    by_type: Mapping[str, Mapping[str, T]],
+    references: Callable[[T], Sequence[Collection[str]]],
+    rules: Iterable[Rule],
+) -> Iterator[Dangling]:
+    """Every name a resource of ``by_type`` uses (``references(resource)[rule.position]``) that
+    ``by_type[rule.used_type]`` lacks, rule by rule, in the mappings' order."""
+    for owner_type, position, used_type in rules:
+        present = by_type.get(used_type, _NOTHING)
+        for owner, resource in by_type.get(owner_type, _NOTHING).items():
+            for name in references(resource)[position]:
+                if name not in present:
+                    yield Dangling(owner_type, owner, used_type, name)
+
+
+_NOTHING: Mapping[str, Any] = MappingProxyType({})
 
 
 def kind_of(type_url: str) -> str:
@@ -199,16 +227,21 @@ def kind_of(type_url: str) -> str:
 
 __all__ = [
     "CLUSTER",
+    "CLUSTER_NAMES",
+    "EDS_NAMES",
     "ENDPOINT",
     "KNOWN_TYPES",
     "LISTENER",
     "PUSH_ORDER",
+    "RDS_NAMES",
     "ROUTE",
     "SECRET",
+    "SECRET_NAMES",
+    "SERVED_REFERENCES",
     "TYPE_URL_PREFIX",
     "WILDCARD_TYPES",
     "Dangling",
-    "Use",
+    "Rule",
     "ads_secret_names",
     "clusters_named_by",
     "eds_names_of_cluster",
@@ -217,5 +250,6 @@ __all__ = [
     "missing_references",
     "rds_names_of_listener",
     "resource_name",
+    "served_references",
     "type_url_of",
 ]

@@ -32,13 +32,16 @@ from google.protobuf.message import Message
 from atoll.xds.generate import envoy as _envoy  # noqa: F401
 from atoll.xds.vocabulary import (
     CLUSTER,
+    CLUSTER_NAMES,
+    EDS_NAMES,
     ENDPOINT,
     LISTENER,
     PUSH_ORDER,
+    RDS_NAMES,
     ROUTE,
     SECRET,
     Dangling,
-    Use,
+    Rule,
     clusters_named_by,
     eds_names_of_cluster,
     missing_references,
@@ -152,27 +155,16 @@ class EnvoyResources:
         """Problems in the references between resources; empty when consistent. Stricter than the
         snapshot's check: a ClusterLoadAssignment no cluster uses and a route or TCP proxy to an
         undefined cluster are reported too (SDS secrets are not: they may come from elsewhere)."""
-        present = {
-            CLUSTER: {c.name for c in self.clusters},
-            ENDPOINT: {c.cluster_name for c in self.cluster_load_assignments},
-            ROUTE: {r.name for r in self.route_configurations},
-        }
-        found = missing_references(
-            present,
-            [
-                *(Use(CLUSTER, c.name, ENDPOINT, eds_names_of_cluster(c)) for c in self.clusters),
-                *(Use(LISTENER, lis.name, ROUTE, rds_names_of_listener(lis)) for lis in self.listeners),
-                *(Use("", "", CLUSTER, clusters_named_by(m)) for m in (*self.listeners, *self.route_configurations)),
-            ],
-        )
-        by_type: dict[str, list[Dangling]] = {CLUSTER: [], ENDPOINT: [], ROUTE: []}
-        for d in found:
-            by_type[d.missing_type].append(d)
+        by_type = self.by_type()
+        found: dict[str, list[Dangling]] = {CLUSTER: [], ENDPOINT: [], ROUTE: []}
+        for d in missing_references(by_type, _references, _GENERATED_REFERENCES):
+            found[d.missing_type].append(d)
+        orphans = sorted(set(by_type[ENDPOINT]) - set(by_type[CLUSTER]))
         return [
-            *(f'cluster "{d.owner}": no ClusterLoadAssignment "{d.missing}"' for d in by_type[ENDPOINT]),
-            *(f'ClusterLoadAssignment "{n}": no cluster uses it' for n in sorted(present[ENDPOINT] - present[CLUSTER])),
-            *(f'listener "{d.owner}": no RouteConfiguration "{d.missing}"' for d in by_type[ROUTE]),
-            *(f'cluster "{n}" is referenced but not defined' for n in sorted({d.missing for d in by_type[CLUSTER]})),
+            *(f'cluster "{d.owner}": no ClusterLoadAssignment "{d.missing}"' for d in found[ENDPOINT]),
+            *(f'ClusterLoadAssignment "{n}": no cluster uses it' for n in orphans),
+            *(f'listener "{d.owner}": no RouteConfiguration "{d.missing}"' for d in found[ROUTE]),
+            *(f'cluster "{n}" is referenced but not defined' for n in sorted({d.missing for d in found[CLUSTER]})),
         ]
 
     def to_dict(self) -> dict[str, list[dict[str, Any]]]:
@@ -188,6 +180,20 @@ class EnvoyResources:
             if items:
                 out[key] = [message_to_dict(m) for m in items]
         return out
+
+
+#: What a generator's output must hold together: an EDS cluster's ClusterLoadAssignment, a listener's RDS
+#: route configuration, and every cluster a route or TCP proxy sends to.
+_GENERATED_REFERENCES = (
+    Rule(CLUSTER, EDS_NAMES, ENDPOINT),
+    Rule(LISTENER, RDS_NAMES, ROUTE),
+    Rule(LISTENER, CLUSTER_NAMES, CLUSTER),
+    Rule(ROUTE, CLUSTER_NAMES, CLUSTER),
+)
+
+
+def _references(message: Message) -> tuple[tuple[str, ...], ...]:
+    return eds_names_of_cluster(message), rds_names_of_listener(message), (), clusters_named_by(message)
 
 
 def _unique(items: Any) -> tuple[Any, ...]:

@@ -27,20 +27,15 @@ from google.protobuf.message import Message
 
 from atoll.errors import AtollError
 from atoll.xds.vocabulary import (
-    CLUSTER,
     ENDPOINT,
     KNOWN_TYPES,
-    LISTENER,
     PUSH_ORDER,
     ROUTE,
-    SECRET,
-    Use,
-    ads_secret_names,
-    eds_names_of_cluster,
+    SERVED_REFERENCES,
     kind_of,
     missing_references,
-    rds_names_of_listener,
     resource_name,
+    served_references,
     type_url_of,
 )
 
@@ -84,16 +79,15 @@ class VersionedResource:
     sotw_field: bytes = field(repr=False)
     #: ``resources`` field (number 2) of a DeltaDiscoveryResponse holding a Resource{name, version, Any}.
     delta_field: bytes = field(repr=False)
-    _refs: list[tuple[str, ...]] = field(default_factory=list, repr=False)
+    _refs: list[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = field(default_factory=list, repr=False)
 
     def references(self) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
         """(EDS names, RDS names, ADS secret names) this resource uses; computed once, for the
         consistency check of every snapshot that holds it."""
-        if not self._refs:
-            msg = self.message
-            self._refs.extend((eds_names_of_cluster(msg), rds_names_of_listener(msg), ads_secret_names(msg)))
-        eds, rds, secrets = self._refs
-        return eds, rds, secrets
+        refs = self._refs
+        if not refs:
+            refs.append(served_references(self.message))
+        return refs[0]
 
     @classmethod
     def of(cls, message: Message, *, name: str | None = None) -> VersionedResource:
@@ -265,17 +259,8 @@ class Snapshot:
         return self._problems
 
     def _find_problems(self) -> tuple[str, ...]:
-        present = {t: self.resources(t) for t in (ENDPOINT, ROUTE, SECRET)}
-        clusters = self.resources(CLUSTER).values()
-        listeners = self.resources(LISTENER).values()
-        uses = [
-            *(Use(CLUSTER, c.name, ENDPOINT, c.references()[0]) for c in clusters),
-            *(Use(LISTENER, lis.name, ROUTE, lis.references()[1]) for lis in listeners),
-            *(Use(CLUSTER, c.name, SECRET, c.references()[2]) for c in clusters),
-            *(Use(LISTENER, lis.name, SECRET, lis.references()[2]) for lis in listeners),
-        ]
         out: list[str] = []
-        for d in missing_references(present, uses):
+        for d in missing_references(self._resources, VersionedResource.references, SERVED_REFERENCES):
             owner = f"{kind_of(d.owner_type).lower()} {d.owner!r}"
             if d.missing_type == ENDPOINT:
                 out.append(f"{owner} uses EDS name {d.missing!r} but no ClusterLoadAssignment has it")
