@@ -14,12 +14,9 @@ from typing import Any
 
 import click
 
+from atoll.api import paths
 from atoll.cli.common import state
 from atoll.errors import FieldError, InvalidInput
-
-DATAPLANE_PATH = "/tokens/dataplane"
-ZONE_PATH = "/tokens/zone"
-REVOCATIONS_PATH = "/tokens/revocations"
 
 
 def parse_tags(pairs: tuple[str, ...]) -> dict[str, list[str]]:
@@ -91,7 +88,7 @@ def dataplane_token(
         body["validFor"] = valid_for
     if proxy_type:
         body["proxyType"] = proxy_type
-    click.echo(_post(DATAPLANE_PATH, body)["token"])
+    click.echo(_post(paths.TOKENS_DATAPLANE, body)["token"])
 
 
 @token.command(
@@ -116,7 +113,7 @@ def zone_token(zone: str, scopes: tuple[str, ...], valid_for: str | None) -> Non
     body: dict[str, Any] = {"zone": zone, "scope": list(dict.fromkeys(scopes))}
     if valid_for:
         body["validFor"] = valid_for
-    click.echo(_post(ZONE_PATH, body)["token"])
+    click.echo(_post(paths.TOKENS_ZONE, body)["token"])
 
 
 @token.command(
@@ -149,6 +146,6 @@ def revoke(kind: str, mesh: str | None, token_text: str | None, token_file: str 
         body["token"] = token_text.strip()
     else:
         body["jti"] = jti
-    answer = _post(REVOCATIONS_PATH, body)
+    answer = _post(paths.TOKENS_REVOCATIONS, body)
     where = f" in mesh {answer['mesh']}" if answer.get("mesh") else ""
     click.echo(f"revoked {kind} token {answer.get('jti')}{where}")

@@ -2,7 +2,7 @@
 
 ``ProxyService`` builds the parts from what they use (a store, the zone name, ports, timings) and is
 what the REST API calls for ``/bootstrap``, ``/dp/health``, insights and the served xDS config
-(``atoll.api.app.ProxyEndpoints``). ``run()`` serves ADS until cancelled: it starts the gRPC server,
+(``atoll.api.deps.ProxyEndpoints``). ``run()`` serves ADS until cancelled: it starts the gRPC server,
 the reconciler (store events -> snapshots) and the lifecycle's removal timers, and sets ``ready``
 once the server listens and the reconciler has loaded the store.
 """
