@@ -83,9 +83,7 @@ class ResourceRoutes:
 
     def delete_handler(self, rt: ResourceType) -> Handler:
         async def delete_resource(request: Request) -> Response:
-            self._check_write(rt, request)
-            name, mesh = _ident(request)
-            version = if_match(request)
+            name, mesh, version = self._write_target(rt, request)
             await self.store.delete(rt.name, name, mesh, version=version)
             return JSONResponse({})
 
@@ -93,9 +91,7 @@ class ResourceRoutes:
 
     def put_handler(self, rt: ResourceType) -> Handler:
         async def put_resource(request: Request) -> Response:
-            self._check_write(rt, request)
-            name, mesh = _ident(request)
-            version = if_match(request)
+            name, mesh, version = self._write_target(rt, request)
             kind = check_content_type(request)
             doc = parse_document(await read_body(request, self.max_body_bytes), kind)
             resource = decode_for_path(rt, doc, name, mesh)
@@ -106,8 +102,9 @@ class ResourceRoutes:
 
         return put_resource
 
-    def _check_write(self, rt: ResourceType, request: Request) -> None:
-        """Secret types to admins only, writes to admins only, and only types this CP owns."""
+    def _write_target(self, rt: ResourceType, request: Request) -> tuple[str, str | None, int | None]:
+        """The name, mesh and ``If-Match`` version of a write, once it is allowed: secret types to
+        admins only, writes to admins only, and only of types this CP owns."""
         self.access.check_read(rt, request)
         self.access.require_admin(request, f"writing {rt.name} resources needs an admin client")
         info = self.info
@@ -123,6 +120,8 @@ class ResourceRoutes:
                 "read-only on a federated zone",
                 f"{rt.name} resources are written on the global control plane and synced to this zone",
             )
+        name, mesh = _ident(request)
+        return name, mesh, if_match(request)
 
 
 def _ident(request: Request) -> tuple[str, str | None]:
