@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from atoll.pki import CaBundle, certificate_uris, generate_ca
-from atoll.proxies.reconciler import ProxyKind, ProxyReconciler, egress_node_id
+from atoll.proxies.reconciler import ProxyKind, ProxyReconciler
 from atoll.resources import Resource, decode
+from atoll.resources.proxy_id import NodeId
 from atoll.store import MemoryStore
 from atoll.xds.server import CLUSTER, ENDPOINT, LISTENER, SECRET, SnapshotCache
 from tests.helpers import await_until
@@ -72,11 +73,11 @@ async def _setup() -> tuple[MemoryStore, SnapshotCache, ProxyReconciler, asyncio
     cache = SnapshotCache()
     rec = ProxyReconciler(store, cache, zone="zone-1", window=0.0, ca_source=ca_source)
     cache.watch("default.web", lambda s: None)
-    cache.watch(egress_node_id("egress-1"), lambda s: None)
+    cache.watch(str(NodeId.egress("egress-1")), lambda s: None)
     task = asyncio.create_task(rec.run())
     await asyncio.wait_for(rec.ready.wait(), 5)
-    assert rec.ensure("default.web")
-    assert rec.ensure(egress_node_id("egress-1"), ProxyKind.EGRESS)
+    assert rec.ensure(NodeId.parse("default.web"))
+    assert rec.ensure(NodeId.egress("egress-1"), ProxyKind.EGRESS)
     return store, cache, rec, task
 
 
@@ -99,7 +100,7 @@ def eds(cache: SnapshotCache, node: str, cluster: str) -> list[tuple[str, int, s
 async def test_egress_snapshot_follows_external_services_and_sidecars_follow_the_routing_flag() -> None:
     store, cache, _rec, task = await _setup()
     try:
-        node = egress_node_id("egress-1")
+        node = str(NodeId.egress("egress-1"))
         assert names(cache, node, LISTENER) == {"egress:10.0.0.9:10002"}
         assert eds(cache, node, "default:backend") == [("192.168.2.1", 2, "zone-2")]
         assert eds(cache, "default.web", "backend") == [("192.168.2.1", 2, "zone-2")]

@@ -19,6 +19,7 @@ from typing import Any
 from atoll.pki import CaBundle, generate_ca
 from atoll.proxies.reconciler import REBASE_EVERY, ProxyReconciler
 from atoll.resources import Resource, decode
+from atoll.resources.proxy_id import NodeId
 from atoll.store import MemoryStore
 from atoll.xds.server import PUSH_ORDER, SnapshotCache
 from tests.helpers import await_until
@@ -83,11 +84,16 @@ class Pair:
         self.store = store
         self.fast_cache, self.full_cache = SnapshotCache(), SnapshotCache()
         self.fast = ProxyReconciler(store, self.fast_cache, zone="zone-1", window=0.0, ca_source=ca_source)
-        self.full = ProxyReconciler(
-            store, self.full_cache, zone="zone-1", window=0.0, ca_source=ca_source, endpoint_fast_path=False
-        )
         # One certificate per proxy for both, so that secrets compare equal too.
-        self.full.identities = self.fast.identities
+        self.full = ProxyReconciler(
+            store,
+            self.full_cache,
+            zone="zone-1",
+            window=0.0,
+            ca_source=ca_source,
+            endpoint_fast_path=False,
+            identities=self.fast.identities,
+        )
         self.nodes = nodes
         for node in nodes:
             self.fast_cache.watch(node, lambda s: None)
@@ -134,7 +140,7 @@ async def running_pair(extra: tuple[Resource[Any], ...] = ()) -> AsyncIterator[P
         *extra,
     ):
         await store.create(r)
-    nodes = NODES + tuple(f"default.{r.name}" for r in extra)
+    nodes = NODES + tuple(str(NodeId.dataplane("default", r.name)) for r in extra)
     p = Pair(store, generate_ca("default", valid_for=timedelta(days=1), now=datetime.now(UTC)), nodes)
     try:
         await asyncio.wait_for(asyncio.gather(p.fast.ready.wait(), p.full.ready.wait()), 10)

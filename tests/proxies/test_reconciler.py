@@ -7,6 +7,7 @@ from typing import Any
 
 from atoll.proxies.reconciler import ProxyReconciler
 from atoll.resources import Resource, decode
+from atoll.resources.proxy_id import NodeId
 from atoll.store import MemoryStore
 from atoll.xds.server import ENDPOINT, SnapshotCache
 from tests.helpers import await_until
@@ -209,7 +210,7 @@ async def test_a_stream_opened_while_the_reconciler_loads_gets_its_config_once_l
     task = asyncio.create_task(rec.run())
     try:
         await asyncio.wait_for(store.listing.wait(), 5)  # Meshes loaded, Dataplanes not yet
-        assert rec.ensure("default.web") is False  # as the stream opens: not yet
+        assert rec.ensure(NodeId.parse("default.web")) is False  # as the stream opens: not yet
         cache.watch("default.web", lambda s: None)  # and the stream watches
         store.release.set()
         await asyncio.wait_for(rec.ready.wait(), 5)

@@ -8,14 +8,15 @@ SIGTERM/SIGINT, 1 when the store cannot be opened or a component fails (the reas
 components with ``build_supervisor`` and runs them; the store is closed after every component has
 stopped. ``build_supervisor`` is the explicit wiring — each part gets exactly what it uses:
 
-    store ──► ProxyService (XdsComponent "xds": ADS on xds_host:xds_port; not on global)
-    store, ProxyService ──► REST API app (HttpServer "api", api_host:api_port; /bootstrap, /dp/health)
+    store ──► XdsComponent "xds" (the parts that serve proxies, wired in ``atoll.cp.xds``: ADS on
+            xds_host:xds_port; not on global)
+    store, XdsComponent.api ──► REST API app (HttpServer "api", api_host:api_port; /bootstrap, /dp/health)
     admin token file, TLS files ──► ApiSecurity (AdminAuth for the API, HTTPS when configured)
     store ──► TokenIssuer ──► TokenEndpoints (POST /tokens/...)
     supervisor.ready, metrics, store ──► diagnostics app (HttpServer "diagnostics", diagnostics_port)
     global: store, zone token verifier, KDS TLS ──► GlobalKds ("kds", kds_host:kds_port); its inventory
             ──► REST API (/zones+insights, dataplanes+insights of every zone)
-    zone with global_address: store, zone token file, ProxyService insights ──► ZoneKds ("kds", dials
+    zone with global_address: store, zone token file, XdsComponent.inventory ──► ZoneKds ("kds", dials
             global); the REST API becomes federated (global-owned types are read-only)
 """
 
@@ -39,8 +40,8 @@ from atoll.cp.xds import XdsComponent
 from atoll.errors import AtollError
 from atoll.kds import GlobalKds, ZoneKds, ensure_self_signed, server_credentials
 from atoll.kds.flows import InsightData
-from atoll.proxies.reconciler import INGRESS_PREFIX, split_node_id
-from atoll.proxies.service import ProxyService
+from atoll.proxies.inventory import Inventory
+from atoll.resources.proxy_id import NodeId
 from atoll.security import (
     AdminAuth,
     TokenEndpoints,
@@ -119,9 +120,9 @@ def build_supervisor(
     supervisor = Supervisor(stop_timeout=config.shutdown_timeout)
     federated = config.mode == "zone" and config.global_address is not None
     info = ApiInfo(version=atoll.__version__, mode=config.mode, zone=config.zone, federated=federated)
-    proxies: ProxyService | None = None
+    xds: XdsComponent | None = None
     if config.mode in ("standalone", "zone"):
-        proxies = ProxyService(
+        xds = XdsComponent(
             store,
             zone=config.zone or "default",
             xds_host=config.xds_host,
@@ -132,18 +133,18 @@ def build_supervisor(
             auth=proxy_authenticator(config.auth, store),
             ca_authority=not federated,
         )
-        supervisor.add(XdsComponent(proxies))
+        supervisor.add(xds)
     global_kds = build_global_kds(config, store) if config.mode == "global" else None
     if global_kds is not None:
         supervisor.add(global_kds)
         supervisor.add(CaAuthority(store))  # zones use the CAs global creates, synced as Secrets
-    if federated and proxies is not None:
-        supervisor.add(build_zone_kds(config, store, proxies))
+    if federated and xds is not None:
+        supervisor.add(build_zone_kds(config, store, xds.inventory))
     api_app = create_app(
         ApiDependencies(
             store,
             info,
-            proxies=proxies,
+            proxies=xds.api if xds is not None else None,
             metrics=metrics,
             max_body_bytes=config.max_body_bytes,
             is_admin=security.admin,
@@ -193,21 +194,18 @@ def build_global_kds(config: CpConfig, store: Store) -> GlobalKds:
     )
 
 
-def build_zone_kds(config: CpConfig, store: Store, proxies: ProxyService) -> ZoneKds:
-    """A federated zone's KDS client; the token file is re-read on every connect."""
+def build_zone_kds(config: CpConfig, store: Store, inventory: Inventory) -> ZoneKds:
+    """A federated zone's KDS client; the token file is re-read on every connect. It sends global the
+    insights of this zone's dataplanes (not of its zone ingresses and egresses)."""
     assert config.zone is not None and config.global_address is not None and config.zone_token_file is not None
     token_file = config.zone_token_file
 
     def insights() -> InsightData:
         out: InsightData = []
-        for insight in proxies.inventory.all():
-            if insight.node_id.startswith(INGRESS_PREFIX):
-                continue
-            try:
-                mesh, name = split_node_id(insight.node_id)
-            except ValueError:
-                continue
-            out.append((mesh, name, insight.to_json()))
+        for insight in inventory.all():
+            node = NodeId.parse(insight.node_id)
+            if node.mesh is not None:
+                out.append((node.mesh, node.name, insight.to_json()))
         return out
 
     return ZoneKds(

@@ -1,20 +1,98 @@
-"""The ADS component of a zone (or standalone) CP: ``atoll.proxies.ProxyService`` run under the supervisor.
+"""The ADS component of a zone (or standalone) CP: the parts that serve proxies, wired, under the supervisor.
 
-``start()`` runs the service until ``stop()``; ``ready`` turns true once the gRPC server listens and
-the reconciler has loaded the store (so ``/ready`` means proxies can be served).
+``XdsComponent`` is the one place these parts are put together, each given what it uses::
+
+    store ──► CaManager ──► ca_source (create a mesh's CA here, or read the one synced from global)
+    store, SnapshotCache, ca_source ──► ProxyReconciler (store changes -> snapshots)
+    store, Inventory ──► RemovalTimers (a disconnected proxy's resource is deleted after a grace)
+    store, reconciler, inventory, removal timers, auth ──► DataplaneLifecycle (bootstrap, registration,
+            health, and the hooks the ADS server calls as streams open and close)
+    SnapshotCache, lifecycle hooks ──► AdsServicer ──► gRPC server on xds_host:xds_port
+    lifecycle, inventory, reconciler, cache, AdminRequestQueue ──► ProxyApi (``api``: the REST side)
+
+``start()`` listens, runs the reconciler, and once it has loaded the store starts the removal timers
+and turns ``ready`` (so ``/ready`` means proxies can be served); it serves until ``stop()``, then stops
+the removal timers and the gRPC server.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import logging
+import uuid
 
-from atoll.proxies.service import ProxyService
+from atoll.pki import CaBundle
+from atoll.proxies.admin_requests import AdminRequestQueue
+from atoll.proxies.endpoints import ProxyApi
+from atoll.proxies.identities import CaSource
+from atoll.proxies.inventory import Inventory
+from atoll.proxies.lifecycle import DataplaneLifecycle
+from atoll.proxies.reconciler import ProxyReconciler
+from atoll.proxies.removal import RemovalTimers
+from atoll.resources import Resource
+from atoll.resources.models.mesh import MeshSpec
+from atoll.security import CaManager, ProxyAuthenticator
+from atoll.store import Store
+from atoll.xds.server import AdsServicer, SnapshotCache, make_server
+
+log = logging.getLogger(__name__)
+
+
+def mesh_ca_source(cas: CaManager, *, authority: bool) -> CaSource:
+    """A standalone CP (or global) creates a mesh's CA; a federated zone uses the one synced from global."""
+
+    async def ca_source(mesh: Resource[MeshSpec]) -> CaBundle | None:
+        if authority:
+            return await cas.ensure_ca(mesh)
+        backend = mesh.spec.mtls.enabled() if mesh.spec.mtls is not None else None
+        return await cas.get_ca(mesh.name, backend.name) if backend is not None else None
+
+    return ca_source
 
 
 class XdsComponent:
-    def __init__(self, service: ProxyService) -> None:
-        self.service = service
+    """Serving proxies: ADS, the reconciler and the lifecycle, as one supervised component."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        zone: str,
+        xds_host: str,
+        xds_port: int,
+        xds_advertised_host: str | None,
+        grace: float,
+        window: float,
+        auth: ProxyAuthenticator,
+        ca_authority: bool,
+    ) -> None:
+        self.cache = SnapshotCache()
+        self.inventory = Inventory(cp_instance=f"{zone}-{uuid.uuid4().hex[:8]}")
+        ca_source = mesh_ca_source(CaManager(store), authority=ca_authority)
+        self.reconciler = ProxyReconciler(store, self.cache, zone=zone, window=window, ca_source=ca_source)
+        self.removal = RemovalTimers(store, self.inventory, grace=grace, zone=zone)
+        self.lifecycle = DataplaneLifecycle(
+            store,
+            self.reconciler,
+            self.inventory,
+            self.removal,
+            xds_port=xds_port,
+            xds_advertised_host=xds_advertised_host,
+            zone=zone,
+            auth=auth,
+        )
+        self.servicer = AdsServicer(
+            self.cache,
+            on_stream_open=self.lifecycle.on_stream_open,
+            on_stream_close=self.lifecycle.on_stream_close,
+            on_status=self.lifecycle.on_status,
+        )
+        self.api = ProxyApi(self.lifecycle, self.inventory, self.reconciler, self.cache, AdminRequestQueue())
+        self._host = xds_host
+        self._port = xds_port
+        self._serving = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -24,14 +102,14 @@ class XdsComponent:
 
     @property
     def ready(self) -> bool:
-        return self.service.ready.is_set()
+        return self._serving.is_set()
 
     async def start(self) -> None:
         if self._stopping:
             return
         self._task = asyncio.current_task()
         with contextlib.suppress(asyncio.CancelledError):
-            await self.service.run()
+            await self._serve()
         if not self._stopping:
             raise RuntimeError("the ADS server stopped on its own")
 
@@ -39,3 +117,20 @@ class XdsComponent:
         self._stopping = True
         if self._task is not None and not self._task.done():
             self._task.cancel()
+
+    async def _serve(self) -> None:
+        server = make_server(self.servicer, self._port, self._host)
+        await server.start()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self.reconciler.run(), name="xds-reconciler")
+                await self.reconciler.ready.wait()
+                await self.removal.start()
+                gc.freeze()  # long-lived start-up objects out of the collector's way (fan-out notes)
+                self._serving.set()
+                log.info("serving ADS on %s:%d", self._host, self._port)
+                await asyncio.Event().wait()
+        finally:
+            self._serving.clear()
+            await self.removal.close()
+            await server.stop(1.0)

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from atoll.errors import FieldError, InvalidInput
 from atoll.resources import Resource, decode, load_documents
+from atoll.resources.proxy_id import PROXY_TYPE_NAMES
 
 ProxyType = Literal["dataplane", "ingress", "egress"]
-PROXY_TYPES: tuple[ProxyType, ...] = ("dataplane", "ingress", "egress")
+PROXY_TYPES = cast(tuple[ProxyType, ...], PROXY_TYPE_NAMES)
 RESOURCE_TYPE_OF: Mapping[ProxyType, str] = {
     "dataplane": "Dataplane",
     "ingress": "ZoneIngress",

@@ -13,14 +13,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-
-def node_id(mesh: str, name: str) -> str:
-    return f"{mesh}.{name}"
+from atoll.resources.proxy_id import NodeId
 
 
 def grpc_bootstrap(*, server_uri: str, mesh: str, name: str, cluster: str | None = None) -> dict[str, Any]:
     """The bootstrap document for a proxyless gRPC client of ``mesh`` named ``name``."""
-    nid = node_id(mesh, name)
+    nid = str(NodeId.dataplane(mesh, name))
     metadata = {"mesh": mesh, "name": name, "atoll.proxyless": "true"}  # the CP serves it API listeners
     shared = _shared_builder()
     if shared is not None:

@@ -33,11 +33,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from atoll.errors import AtollError
+from atoll.resources.proxy_id import PROXY_TYPE_NAMES
 
 ALGORITHM = "RS256"
 DATAPLANE_KIND = "atoll/dataplane"
 ZONE_KIND = "atoll/zone"
-PROXY_TYPES = ("dataplane", "ingress", "egress")
+PROXY_TYPES = PROXY_TYPE_NAMES
 ZONE_SCOPES = ("cp", "ingress", "egress")
 SIGNING_KEY_BITS = 2048
 

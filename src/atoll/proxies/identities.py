@@ -7,11 +7,15 @@ lifetime (``dpCert.rotation.expiration``, default 24 h), so a proxy always holds
 its life left, and a CP that is briefly away never lets a proxy's certificate expire.
 ``seconds_until_due`` tells the reconciler when the next rotation is due, so rotation is a timer, not
 a poll. Certificates are delivered over SDS on the proxy's ADS stream and never written to disk.
+
+The book's CAs come from a ``CaSource`` (``refresh_cas``, before each reconcile pass, for the meshes the
+pass touches): a mesh without mTLS has none; a CA that cannot be loaded leaves the last one in place.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -22,6 +26,11 @@ from atoll.resources.models.dataplane import DataplaneSpec
 from atoll.resources.models.mesh import MeshSpec
 from atoll.security.ca import dataplane_tag_set
 from atoll.topology import EGRESS_SERVICE, Identity
+
+log = logging.getLogger(__name__)
+
+CaSource = Callable[[Resource[MeshSpec]], Awaitable[CaBundle | None]]
+"""Where a mesh's CA comes from: created by the CP that is its authority, or read (synced from global)."""
 
 DEFAULT_LIFETIME = timedelta(hours=24)
 ROTATE_AT = 0.5  # fraction of the lifetime after which a new certificate is issued
@@ -61,6 +70,21 @@ class IdentityBook:
         else:
             self._cas[mesh] = ca
         return old != ca
+
+    async def refresh_cas(
+        self, names: Iterable[str], meshes: Mapping[str, Resource[MeshSpec]], source: CaSource
+    ) -> None:
+        """Load (or, where this CP is the authority, create) the CA of each of the meshes ``names``
+        with mTLS on; forget the CA of the others."""
+        for name in sorted(names):
+            mesh = meshes.get(name)
+            enabled = mesh is not None and mesh.spec.mtls is not None and mesh.spec.mtls.enabled() is not None
+            try:
+                ca = await source(mesh) if mesh is not None and enabled else None
+            except Exception:
+                log.exception("cannot load the CA of mesh %s; its proxies keep their configuration", name)
+                continue
+            self.set_ca(name, ca)
 
     def has_ca(self, mesh: str) -> bool:
         return mesh in self._cas

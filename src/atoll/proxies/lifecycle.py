@@ -9,10 +9,9 @@
    share an identity. The proxy's snapshot is generated before the hook returns.
 3. ``report_health(body)`` (``POST /dp/health`` from the agent's probes) sets ``health.ready`` on the
    Dataplane's inbounds; the store change moves the endpoint out of (or back into) every proxy's EDS.
-4. ``on_stream_close``: when a node's last stream closes, its Dataplane is removed ``grace`` seconds
-   later unless it reconnected. Only Dataplanes registered by a proxy (label ``atoll.io/managed: dp``)
-   are removed; ones written with ``atoll apply`` stay. At start, registered Dataplanes whose proxy is
-   not connected get the same grace.
+4. ``on_stream_close``: when a node's last stream closes, its snapshot is dropped and its Dataplane's
+   removal timer started (``removal.RemovalTimers``: removed after a grace unless it reconnected, and
+   only if a proxy registered it).
 
 Zone ingresses and zone egresses go the same way with their own resource (ZoneIngress/ZoneEgress,
 node ids ``ingress:<name>``/``egress:<name>``), a zone token of this zone with scope ``ingress`` or
@@ -21,7 +20,6 @@ node ids ``ingress:<name>``/``egress:<name>``), a zone token of this zone with s
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Mapping
@@ -33,32 +31,22 @@ from google.protobuf import json_format
 
 from atoll.errors import AlreadyExists, Conflict, FieldError, Forbidden, InvalidInput, NotFound, Unauthenticated
 from atoll.proxies.inventory import Inventory
-from atoll.proxies.reconciler import (
-    EGRESS_PREFIX,
-    INGRESS_PREFIX,
-    ProxyKind,
-    ProxyReconciler,
-    egress_node_id,
-    ingress_node_id,
-    node_id,
-    split_node_id,
-)
-from atoll.resources import Resource, decode, encode
+from atoll.proxies.reconciler import ProxyKind, ProxyReconciler
+from atoll.proxies.removal import MANAGED_LABEL, RemovalTimers
+from atoll.resources import Resource, decode, encode, load_documents
 from atoll.resources.codec import decode_spec
 from atoll.resources.models.dataplane import DataplaneSpec
+from atoll.resources.proxy_id import PROXY_TYPE_NAMES, MalformedNodeId, NodeId, ProxyType
 from atoll.resources.types import get_type
 from atoll.security import NoAuth, ProxyAuthenticator
-from atoll.store import ListFilter, Store
+from atoll.store import Store
 from atoll.xds.generate import TOKEN_HEADER, envoy_bootstrap
 from atoll.xds.server import StreamRejected, StreamStatus
 
 log = logging.getLogger(__name__)
 
-MANAGED_LABEL = "atoll.io/managed"
 META_DATAPLANE = "atoll.dataplane"  # the proxy's resource (Dataplane or ZoneIngress), Universal JSON
 META_PROXY_TYPE = "atoll.proxy-type"
-PROXY_TYPES = ("dataplane", "ingress", "egress")
-_RESOURCE_TYPE = {"dataplane": "Dataplane", "ingress": "ZoneIngress", "egress": "ZoneEgress"}
 XDS_MODES = ("sotw", "delta")
 
 
@@ -68,23 +56,21 @@ class DataplaneLifecycle:
         store: Store,
         reconciler: ProxyReconciler,
         inventory: Inventory,
+        removal: RemovalTimers,
         *,
         xds_port: int,
         xds_advertised_host: str | None = None,
-        grace: float = 10.0,
         zone: str = "default",
         auth: ProxyAuthenticator | None = None,
     ) -> None:
-        self._zone = zone
-        self._auth: ProxyAuthenticator = auth or NoAuth()
         self._store = store
         self._reconciler = reconciler
         self._inventory = inventory
+        self._removal = removal
+        self._zone = zone
+        self._auth: ProxyAuthenticator = auth or NoAuth()
         self._xds_host = xds_advertised_host
         self._xds_port = xds_port
-        self._grace = grace
-        self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
 
     # --- bootstrap ------------------------------------------------------------------------------
 
@@ -93,8 +79,8 @@ class DataplaneLifecycle:
         proxy used to reach this CP (``cp_host``), at ``xds_port``."""
         errors: list[FieldError] = []
         proxy_type = body.get("proxyType", "dataplane")
-        if proxy_type not in PROXY_TYPES:
-            errors.append(FieldError("proxyType", f'must be one of {", ".join(PROXY_TYPES)}, got "{proxy_type}"'))
+        if proxy_type not in PROXY_TYPE_NAMES:
+            errors.append(FieldError("proxyType", f'must be one of {", ".join(PROXY_TYPE_NAMES)}, got "{proxy_type}"'))
         mode = body.get("xdsMode", "delta")
         if mode not in XDS_MODES:
             errors.append(FieldError("xdsMode", f'must be "sotw" or "delta", got "{mode}"'))
@@ -110,9 +96,9 @@ class DataplaneLifecycle:
             errors.append(
                 FieldError("dataplane", "required: the resource of this proxy (Dataplane, ZoneIngress or ZoneEgress)")
             )
-        elif proxy_type in PROXY_TYPES:
+        elif proxy_type in PROXY_TYPE_NAMES:
             try:
-                dp = _decode_proxy_resource(doc, proxy_type)
+                dp = _decode_proxy_resource(doc, ProxyType(proxy_type))
             except InvalidInput as e:
                 errors.extend(e.prefixed("dataplane").errors)
         if errors or dp is None:
@@ -120,7 +106,7 @@ class DataplaneLifecycle:
         if dp.mesh is not None:
             await self._require_mesh(dp.mesh, "dataplane.mesh")
         await self.verify(token, dp)
-        nid = _node_of(dp)
+        nid = str(_node_of(dp))
         if self._inventory.connected(nid):
             try:
                 current = await self._store.get(dp.type, dp.name, dp.mesh)
@@ -156,6 +142,10 @@ class DataplaneLifecycle:
         else:
             await self._auth.verify_dataplane(token, proxy)
 
+    async def verify_dataplane(self, token: str | None, mesh: str, name: str) -> None:
+        """``verify`` for the stored Dataplane ``mesh/name`` (``NotFound`` if there is none)."""
+        await self.verify(token, await self._store.get("Dataplane", name, mesh))
+
     async def _verify_stream(self, token: str | None, proxy: Resource[Any]) -> None:
         try:
             await self.verify(token, proxy)
@@ -173,67 +163,27 @@ class DataplaneLifecycle:
     # --- ADS hooks ------------------------------------------------------------------------------
 
     async def on_stream_open(self, node: base_pb2.Node, metadata: Mapping[str, str | bytes]) -> None:
-        nid = node.id
-        if nid.startswith(INGRESS_PREFIX):
-            mesh, name = None, nid.removeprefix(INGRESS_PREFIX)
-        elif nid.startswith(EGRESS_PREFIX):
-            mesh, name = None, nid.removeprefix(EGRESS_PREFIX)
-        else:
-            try:
-                mesh, name = split_node_id(nid)
-            except ValueError as e:
-                raise StreamRejected(grpc.StatusCode.INVALID_ARGUMENT, str(e)) from None
-        if self._inventory.connected(nid):
+        try:
+            nid = NodeId.parse(node.id)
+        except MalformedNodeId as e:
+            raise StreamRejected(grpc.StatusCode.INVALID_ARGUMENT, str(e)) from None
+        if self._inventory.connected(node.id):
             raise StreamRejected(
                 grpc.StatusCode.PERMISSION_DENIED,
                 f"proxy {nid} is already connected; two proxies cannot share a node id",
             )
         fields = json_format.MessageToDict(node.metadata) if node.HasField("metadata") else {}
-        if mesh is None:
-            kind = ProxyKind.EGRESS if nid.startswith(EGRESS_PREFIX) else ProxyKind.INGRESS
-        elif fields.get("atoll.proxyless") in ("true", True):
-            kind = ProxyKind.PROXYLESS
-        else:
-            kind = ProxyKind.SIDECAR
-        raw = fields.get(META_DATAPLANE)
+        kind = ProxyKind.of(nid.type, proxyless=fields.get("atoll.proxyless") in ("true", True))
         token_value = metadata.get(TOKEN_HEADER)
         token = token_value.decode() if isinstance(token_value, bytes) else token_value
-        if mesh is not None:
+        if nid.mesh is not None:
             try:
-                await self._require_mesh(mesh, "node.id")
+                await self._require_mesh(nid.mesh, "node.id")
             except InvalidInput as e:
                 raise StreamRejected(grpc.StatusCode.NOT_FOUND, str(e.errors[0])) from None
-        if raw is not None:
-            proxy_type = {ProxyKind.INGRESS: "ingress", ProxyKind.EGRESS: "egress"}.get(kind, "dataplane")
-            try:
-                dp = _decode_proxy_resource(json.loads(raw) if isinstance(raw, str) else raw, proxy_type)
-            except (InvalidInput, ValueError) as e:
-                raise StreamRejected(
-                    grpc.StatusCode.INVALID_ARGUMENT, f"invalid {_RESOURCE_TYPE[proxy_type]} in node metadata: {e}"
-                ) from None
-            if _node_of(dp) != nid:
-                raise StreamRejected(
-                    grpc.StatusCode.PERMISSION_DENIED,
-                    f"node id {nid} does not match its {dp.type} {_node_of(dp)}",
-                )
-            await self._verify_stream(token, dp)
-            stored = await self._register(dp)
-        elif kind in (ProxyKind.INGRESS, ProxyKind.EGRESS):
-            raise StreamRejected(
-                grpc.StatusCode.INVALID_ARGUMENT, f"a zone {kind.value} must be started with `atoll dp run`"
-            )
-        else:
-            try:
-                stored = await self._store.get("Dataplane", name, mesh)
-            except NotFound:
-                raise StreamRejected(
-                    grpc.StatusCode.NOT_FOUND,
-                    f"no Dataplane {name} in mesh {mesh}: start the proxy with `atoll dp run`, "
-                    "or `atoll apply` its Dataplane first",
-                ) from None
-            await self._verify_stream(token, stored)
-        self._cancel_removal(nid)
-        self._inventory.opened(nid, envoy_version=_version(node), kind=kind.value)
+        stored = await self._registered(nid, kind, fields.get(META_DATAPLANE), token)
+        self._removal.cancel(node.id)
+        self._inventory.opened(node.id, envoy_version=_version(node), kind=kind.value)
         if stored.type == "Dataplane":
             self._reconciler.upsert_dataplane(stored)
             self._reconciler.flush()
@@ -248,12 +198,48 @@ class DataplaneLifecycle:
             else:  # a restart under connected proxies: the first pass after loading serves them
                 log.debug("%s connected while the store is loading: configured once it is", nid)
 
+    async def _registered(self, nid: NodeId, kind: ProxyKind, raw: Any, token: str | None) -> Resource[Any]:
+        """The proxy's resource, registered from its node metadata (``raw``) or, for a Dataplane
+        started without it, as stored already; the token must let the proxy in."""
+        if raw is not None:
+            try:
+                dp = _decode_proxy_resource(json.loads(raw) if isinstance(raw, str) else raw, nid.type)
+            except (InvalidInput, ValueError) as e:
+                raise StreamRejected(
+                    grpc.StatusCode.INVALID_ARGUMENT, f"invalid {nid.type.resource_type} in node metadata: {e}"
+                ) from None
+            if _node_of(dp) != nid:
+                raise StreamRejected(
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    f"node id {nid} does not match its {dp.type} {_node_of(dp)}",
+                )
+            await self._verify_stream(token, dp)
+            return await self._register(dp)
+        if nid.mesh is None:
+            raise StreamRejected(
+                grpc.StatusCode.INVALID_ARGUMENT, f"a zone {kind.value} must be started with `atoll dp run`"
+            )
+        try:
+            stored: Resource[Any] = await self._store.get("Dataplane", nid.name, nid.mesh)
+        except NotFound:
+            raise StreamRejected(
+                grpc.StatusCode.NOT_FOUND,
+                f"no Dataplane {nid.name} in mesh {nid.mesh}: start the proxy with `atoll dp run`, "
+                "or `atoll apply` its Dataplane first",
+            ) from None
+        await self._verify_stream(token, stored)
+        return stored
+
     def on_stream_close(self, nid: str, stream_id: int) -> None:
         self._inventory.closed(nid)
         if self._inventory.connected(nid):
             return
-        self._reconciler.forget(nid)
-        self._schedule_removal(nid)
+        try:
+            node = NodeId.parse(nid)
+        except MalformedNodeId:
+            return  # refused when it opened: nothing was registered for it
+        self._reconciler.forget(node)
+        self._removal.schedule(nid)
 
     def on_status(self, nid: str, status: StreamStatus) -> None:
         self._inventory.status(nid, status)
@@ -294,72 +280,6 @@ class DataplaneLifecycle:
             data["availableServices"] = current.spec_dict().get("availableServices", [])
         return r.with_spec(decode_spec(get_type("ZoneIngress"), data))
 
-    # --- removal --------------------------------------------------------------------------------
-
-    async def start(self) -> None:
-        """Give every registered Dataplane whose proxy is not connected ``grace`` seconds to reconnect."""
-        for type_name in ("Dataplane", "ZoneIngress", "ZoneEgress"):
-            offset: int | None = 0
-            while offset is not None:
-                page = await self._store.list(
-                    ListFilter(type=type_name, labels={MANAGED_LABEL: "dp"}), offset=offset, limit=1000
-                )
-                for r in page.items:
-                    if r.type in ("ZoneIngress", "ZoneEgress") and r.spec.zone not in (None, "", self._zone):
-                        continue
-                    nid = _node_of(r)
-                    if not self._inventory.connected(nid):
-                        self._schedule_removal(nid)
-                offset = page.next_offset
-
-    async def close(self) -> None:
-        for h in self._timers.values():
-            h.cancel()
-        self._timers.clear()
-        for t in list(self._tasks):
-            t.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    def _schedule_removal(self, nid: str) -> None:
-        self._cancel_removal(nid)
-        loop = asyncio.get_running_loop()
-        self._timers[nid] = loop.call_later(self._grace, self._spawn_removal, nid)
-
-    def _cancel_removal(self, nid: str) -> None:
-        h = self._timers.pop(nid, None)
-        if h is not None:
-            h.cancel()
-
-    def _spawn_removal(self, nid: str) -> None:
-        self._timers.pop(nid, None)
-        task = asyncio.get_running_loop().create_task(self._remove(nid), name=f"remove-{nid}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _remove(self, nid: str) -> None:
-        if self._inventory.connected(nid):
-            return
-        if nid.startswith(INGRESS_PREFIX):
-            type_name, mesh, name = "ZoneIngress", None, nid.removeprefix(INGRESS_PREFIX)
-        elif nid.startswith(EGRESS_PREFIX):
-            type_name, mesh, name = "ZoneEgress", None, nid.removeprefix(EGRESS_PREFIX)
-        else:
-            type_name = "Dataplane"
-            mesh, name = split_node_id(nid)
-        try:
-            current = await self._store.get(type_name, name, mesh)
-            if current.meta.labels.get(MANAGED_LABEL) != "dp":
-                return
-            await self._store.delete(type_name, name, mesh, version=current.meta.version)
-            log.info("removed %s %s: its proxy stayed disconnected for %.1fs", type_name, nid, self._grace)
-        except (NotFound, Conflict):
-            return
-        except Exception:
-            log.exception("could not remove Dataplane %s", nid)
-        finally:
-            self._inventory.forget(nid) if not self._inventory.connected(nid) else None
-
     # --- health ---------------------------------------------------------------------------------
 
     async def report_health(self, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -387,7 +307,7 @@ class DataplaneLifecycle:
             raise InvalidInput(errors, title="invalid health report")
         assert isinstance(mesh, str) and isinstance(name, str)
         token = body.get("token")
-        await self.verify(token if isinstance(token, str) else None, await self._store.get("Dataplane", name, mesh))
+        await self.verify_dataplane(token if isinstance(token, str) else None, mesh, name)
         for _ in range(5):
             current: Resource[DataplaneSpec] = await self._store.get("Dataplane", name, mesh)
             data = current.spec_dict()
@@ -417,12 +337,8 @@ class DataplaneLifecycle:
         raise Conflict(f"Dataplane {mesh}/{name} changed too often to record its health")
 
 
-def _node_of(r: Resource[Any]) -> str:
-    if r.type == "ZoneIngress":
-        return ingress_node_id(r.name)
-    if r.type == "ZoneEgress":
-        return egress_node_id(r.name)
-    return node_id(r.mesh or "", r.name)
+def _node_of(r: Resource[Any]) -> NodeId:
+    return NodeId.of(r.type, r.mesh, r.name)
 
 
 def _identity_spec(r: Resource[Any]) -> Any:
@@ -432,35 +348,19 @@ def _identity_spec(r: Resource[Any]) -> Any:
     return r.spec
 
 
-def _decode_proxy_resource(doc: object, proxy_type: str) -> Resource[Any]:
-    if proxy_type == "dataplane":
-        return _decode_dataplane(doc)
+def _decode_proxy_resource(doc: object, proxy_type: ProxyType) -> Resource[Any]:
+    """The proxy's own resource, from a Universal document (text or parsed), of the type it must have."""
     if isinstance(doc, str):
-        from atoll.resources import load_documents
-
         docs = load_documents(doc)
         if len(docs) != 1:
-            raise InvalidInput(f"the zone {proxy_type} must be exactly one document")
+            what = "dataplane" if proxy_type.in_mesh else f"zone {proxy_type.value}"
+            raise InvalidInput(f"the {what} must be exactly one document")
         doc = docs[0]
     r = decode(doc)
-    want = _RESOURCE_TYPE[proxy_type]
+    want = proxy_type.resource_type
     if r.type != want:
-        raise InvalidInput(FieldError("type", f'must be {want} for a proxy of type {proxy_type}, got "{r.type}"'))
-    return r
-
-
-def _decode_dataplane(doc: object) -> Resource[DataplaneSpec]:
-    if isinstance(doc, str):
-        from atoll.resources import load_documents
-
-        docs = load_documents(doc)
-        if len(docs) != 1:
-            raise InvalidInput("the dataplane must be exactly one document")
-        doc = docs[0]
-    r = decode(doc)
-    if r.type != "Dataplane":
-        raise InvalidInput(FieldError("type", f'must be Dataplane for a proxy of type dataplane, got "{r.type}"'))
-    if r.mesh is not None and "." in r.mesh:
+        raise InvalidInput(FieldError("type", f'must be {want} for a proxy of type {proxy_type.value}, got "{r.type}"'))
+    if proxy_type.in_mesh and r.mesh is not None and "." in r.mesh:
         raise InvalidInput(FieldError("mesh", f'"{r.mesh}": meshes that serve proxies cannot have a "." in their name'))
     return r
 

@@ -1,8 +1,10 @@
-"""Reaching a proxy's Envoy admin API through its control plane (``atoll inspect ... --config-dump``).
+"""The CP's half of the admin relay: queue requests for a proxy's Envoy admin API until its agent polls.
+
+Used by ``atoll inspect ... --config-dump`` (the agent's half lives in ``atoll.dp``).
 
 Envoy's admin API listens on the proxy's loopback only, and the proxy may sit in a network the CP
 cannot dial. So the agent dials out instead: it long-polls ``GET /dp/requests`` for work, runs each
-request against its local admin API, and posts the answer to ``POST /dp/responses``. ``AdminRelay``
+request against its local admin API, and posts the answer to ``POST /dp/responses``. ``AdminRequestQueue``
 is the CP side: ``ask(node, path)`` queues a request for that node and waits for its answer with a
 deadline; the poll hands out queued requests. Only read-only admin paths are allowed.
 """
@@ -33,7 +35,7 @@ class AdminRequest:
     path: str
 
 
-class AdminRelay:
+class AdminRequestQueue:
     def __init__(self) -> None:
         self._queues: dict[str, asyncio.Queue[AdminRequest]] = {}
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
