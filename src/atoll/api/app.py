@@ -29,7 +29,7 @@ from atoll.api.deps import ApiDependencies, ApiInfo, is_loopback_admin
 from atoll.api.errors import install_error_handlers
 from atoll.api.insights import InsightRoutes, add_insight_routes
 from atoll.api.metrics import RequestMetrics
-from atoll.api.openapi import OpenApiApp, component_schemas
+from atoll.api.openapi import OpenApiApp
 from atoll.api.proxy_routes import ProxyRoutes, add_proxy_routes
 from atoll.api.resources import PRODUCT, ResourceRoutes, add_fallback_routes, add_resource_routes
 from atoll.api.tokens import add_token_routes
@@ -44,7 +44,7 @@ def create_app(deps: ApiDependencies) -> FastAPI:
     """The REST API app over ``deps.store``, serving ``deps.types`` (default: every registered type)."""
     types = deps.types if deps.types is not None else tuple(all_types())
     app = OpenApiApp(
-        component_schemas(types),
+        types,
         title=f"{PRODUCT} control plane API",
         version=deps.info.version,
         docs_url=None,

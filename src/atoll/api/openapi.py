@@ -19,7 +19,7 @@ app that merges these schemas into the document the first time it is asked for.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from fastapi import FastAPI
@@ -50,17 +50,20 @@ ERROR_SCHEMA: dict[str, Any] = {
 
 
 class OpenApiApp(FastAPI):
-    """A FastAPI app whose OpenAPI document also holds ``schemas`` (resource types, ``Error``)."""
+    """A FastAPI app whose OpenAPI document also holds the schemas of ``types`` and ``Error``.
 
-    def __init__(self, schemas: dict[str, Any], **kwargs: Any) -> None:
+    The document is built the first time it is asked for (generating the schemas takes a few
+    hundred milliseconds: no app pays for it at construction)."""
+
+    def __init__(self, types: Sequence[ResourceType], **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._schemas = schemas
+        self._types = tuple(types)
 
     def openapi(self) -> dict[str, Any]:
         fresh = not self.openapi_schema
         doc = super().openapi()  # built once, then cached by FastAPI
         if fresh:
-            doc.setdefault("components", {}).setdefault("schemas", {}).update(self._schemas)
+            doc.setdefault("components", {}).setdefault("schemas", {}).update(component_schemas(self._types))
         return doc
 
 
