@@ -7,6 +7,7 @@ import sys
 from urllib.parse import unquote
 
 import pytest
+from fastapi import FastAPI
 from starlette.routing import Match
 
 from atoll.api import paths
@@ -36,13 +37,13 @@ def test_clients_load_no_web_server(module: str) -> None:
     assert out.stdout.strip() == "", f"importing {module} loads {out.stdout.strip()}"
 
 
-def served_route(app: object, method: str, url: str) -> str | None:
-    """The template of the route that fully matches ``method url`` (fallback routes excluded)."""
+def served_route(app: FastAPI, method: str, url: str) -> str | None:
+    """The template of the first route that fully matches ``method url`` (``None``: only a fallback)."""
     scope = {"type": "http", "method": method, "path": unquote(url), "root_path": ""}
-    for route in app.router.routes:  # type: ignore[attr-defined]
+    for route in app.router.routes:
         match, _ = route.matches(scope)
         if match is Match.FULL:
-            return None if route.name == FALLBACK_ROUTE else str(route.path)
+            return None if getattr(route, "name", None) == FALLBACK_ROUTE else str(getattr(route, "path", ""))
     return None
 
 
