@@ -1,5 +1,5 @@
 """The REST side of serving proxies: what ``/bootstrap``, ``/dp/health``, insights, the served xDS config
-and the admin relay answer (``atoll.api.app.ProxyEndpoints``).
+and the admin relay answer (``atoll.api.deps.ProxyEndpoints``).
 
 ``ProxyApi`` holds the parts it reads — the lifecycle (bootstrap, health, token checks), the
 inventory (what each proxy's streams are doing), the reconciler (what an egress routes), the snapshot
@@ -44,7 +44,7 @@ def _redact(value: Any) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class ProxyApi:
-    """``atoll.api.app.ProxyEndpoints`` over the parts that serve proxies (module docstring)."""
+    """``atoll.api.deps.ProxyEndpoints`` over the parts that serve proxies (module docstring)."""
 
     lifecycle: DataplaneLifecycle
     inventory: Inventory
