@@ -95,3 +95,8 @@ class Unauthenticated(AuthError):
 
 class Forbidden(AuthError):
     """Valid credentials that do not allow this (a token for another mesh, Dataplane or zone)."""
+
+
+class PeerProtocolError(AtollError):
+    """The other end of a stream (an Envoy on ADS, a zone or global CP on KDS) sent a message that breaks
+    the protocol: the peer is at fault. The pump ends only that stream (INVALID_ARGUMENT)."""

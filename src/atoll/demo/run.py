@@ -25,8 +25,10 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TextIO
 
+from atoll.api import paths
 from atoll.demo.apps import App, Load, backend, frontend
 from atoll.demo.processes import Child, free_port, http_ok, port_free, post, put, python_module
+from atoll.resources import get_type
 
 MESH = {
     "type": "Mesh",
@@ -141,12 +143,12 @@ def run_demo(duration: float | None = None, out: TextIO = sys.stdout, keep: bool
                 "global", {"ATOLL_MODE": "global", "ATOLL_KDS_PORT": str(kds)}, _port(5681), _port(5680)
             )
             say(f"  global CP    REST {glob}   KDS grpcs://127.0.0.1:{kds}")
-            put(glob, "/meshes/default", MESH)
-            put(glob, "/meshes/default/meshtrafficpermissions/allow-all", ALLOW_ALL)
+            put(glob, paths.item_path(get_type("Mesh"), "default"), MESH)
+            put(glob, paths.item_path(get_type("MeshTrafficPermission"), "allow-all", "default"), ALLOW_ALL)
             say("  mesh default mTLS (builtin CA from global), MeshTrafficPermission allow-all")
             for zone in ("zone-1", "zone-2"):
                 token = work / f"{zone}.zone-token"
-                token.write_text(post(glob, "/tokens/zone", {"zone": zone, "scope": ["cp", "ingress"]})["token"])
+                token.write_text(post(glob, paths.TOKENS_ZONE, {"zone": zone, "scope": ["cp", "ingress"]})["token"])
                 url = demo.control_plane(
                     zone,
                     {
@@ -172,7 +174,7 @@ def run_demo(duration: float | None = None, out: TextIO = sys.stdout, keep: bool
                         "advertisedPort": port,
                     },
                 }
-                zi_token = post(glob, "/tokens/zone", {"zone": zone, "scope": ["ingress"]})["token"]
+                zi_token = post(glob, paths.TOKENS_ZONE, {"zone": zone, "scope": ["ingress"]})["token"]
                 demo.proxy(zone, f"ingress-{zone}", zi, zi_token, proxy_type="ingress")
                 say(f"  {zone} ingress 127.0.0.1:{port}")
                 if zone == "zone-1":
@@ -182,7 +184,7 @@ def run_demo(duration: float | None = None, out: TextIO = sys.stdout, keep: bool
                         "name": "egress-zone-1",
                         "networking": {"address": "127.0.0.1", "port": eg_port},
                     }
-                    ze_token = post(glob, "/tokens/zone", {"zone": zone, "scope": ["egress"]})["token"]
+                    ze_token = post(glob, paths.TOKENS_ZONE, {"zone": zone, "scope": ["egress"]})["token"]
                     demo.proxy(zone, "egress-zone-1", ze, ze_token, proxy_type="egress")
                     say(f"  {zone} egress  127.0.0.1:{eg_port}")
             ext_port = free_port()
@@ -195,7 +197,7 @@ def run_demo(duration: float | None = None, out: TextIO = sys.stdout, keep: bool
                 "networking": {"address": f"127.0.0.1:{ext_port}"},
                 "tags": {"kuma.io/service": EXTERNAL, "kuma.io/protocol": "http"},
             }
-            put(glob, f"/meshes/default/externalservices/{EXTERNAL}", es)
+            put(glob, paths.item_path(get_type("ExternalService"), EXTERNAL, "default"), es)
             say(f"  external service {EXTERNAL} http://127.0.0.1:{ext_port} (outside the mesh, reached via the egress)")
             out_port, out_ext = free_port(), free_port()
             for name, zone in [*BACKENDS.items(), ("frontend", "zone-1")]:
@@ -207,7 +209,7 @@ def run_demo(duration: float | None = None, out: TextIO = sys.stdout, keep: bool
                     demo.apps[name] = backend(app_port, name)
                     doc = _dataplane(name, "backend", app_port, {})
                 stack.callback(demo.apps[name].stop)
-                token = post(glob, "/tokens/dataplane", {"mesh": "default", "name": name})["token"]
+                token = post(glob, paths.TOKENS_DATAPLANE, {"mesh": "default", "name": name})["token"]
                 demo.proxy(zone, name, doc, token)
                 say(f"  {zone} sidecar {name}")
         except (RuntimeError, OSError) as e:
