@@ -22,11 +22,10 @@ store holds), ``local`` (Atoll itself: a bug or a gap).
     │   ├── CpError                dp.cp_client            -         an agent's call to its CP failed
     │   │   ├── CpRejected         dp.cp_client            caller    the CP refused the agent's request (4xx)
     │   │   └── CpUnavailable      dp.cp_client            peer      no usable answer from the CP in time
+    │   ├── PeerProtocolError      errors                  peer      a stream's peer broke the protocol (ADS, KDS)
     │   ├── WireError              kds.wire                peer      a KDS resource from the peer is unreadable
-    │   ├── PeerProtocolError      kds.protocol            peer      a KDS message breaks the protocol
     │   ├── ZoneRejected           kds.server              peer      a zone's KDS stream is refused at open
     │   ├── XdsError               xds.server.protocol     -         base of the xDS server's errors
-    │   │   ├── PeerProtocolError  xds.server.protocol     peer      an xDS request that cannot be served
     │   │   └── StreamRejected     xds.server.grpc_server  peer      a proxy's ADS stream is refused at open
     │   ├── InconsistentSnapshot   xds.server.snapshot     local     a snapshot lacks what it references
     │   └── GenerationError        xds.generate.sidecar    local     no config for a proxy (also a ValueError)
@@ -35,8 +34,8 @@ store holds), ``local`` (Atoll itself: a bug or a gap).
     │   ├── Problems               resources.base          caller    a model validator's problems, with paths
     │   ├── MalformedNodeId        resources.proxy_id      peer      a string that is no proxy's node id
     │   └── UnsupportedExternal    xds.generate.external   operator  an ExternalService setting not supported
-    ├── ApiError                   api.errors              caller    an HTTP error answer; its status says more
-    ├── ApiError                   cli.client              peer      the CP answered the CLI with an error
+    ├── HttpError                  api.errors              caller    an HTTP error answer; its status says more
+    ├── ErrorReply                 cli.client              peer      the CP answered the CLI with an error
     ├── Unreachable                cli.client              peer      nothing answered at the CP's address
     ├── ComponentError             cp.components           operator  a CP component could not start or run
     ├── RelayTimeout               proxies.admin_requests  peer      a proxy's agent did not answer in time
@@ -59,15 +58,16 @@ Who raises what, and what becomes of it:
   ``FieldError`` of the token request.
 - ``CpRejected`` / ``CpUnavailable``: the agent's CP client (bootstrap, health reports); the CLI
   prints ``CpRejected.lines()`` and exits, probes retry on ``CpError``.
-- KDS: a ``WireError`` makes the receiver NACK the resources it names; ``PeerProtocolError`` ends
-  the stream (a zone reconnects), ``ZoneRejected`` refuses it with its gRPC status. xDS:
-  ``PeerProtocolError`` ends the stream, naming the peer as at fault; ``StreamRejected`` is raised
-  by the stream-open hook (``proxies.lifecycle``) and answered with its gRPC status.
+- ``PeerProtocolError``: the ADS and KDS protocol machines (``xds.server.protocol``,
+  ``kds.protocol``); the pump ends only that stream (``INVALID_ARGUMENT``), naming the peer as at
+  fault, and a zone reconnects. KDS: a ``WireError`` makes the receiver NACK the resources it names;
+  ``ZoneRejected`` refuses a zone's stream with its gRPC status. xDS: ``StreamRejected`` is raised by
+  the stream-open hook (``proxies.lifecycle``) and answered with its gRPC status.
 - ``MalformedNodeId``: ``NodeId.parse``; the ADS stream-open hook refuses the stream with it
   (``StreamRejected``, ``INVALID_ARGUMENT``).
 - ``GenerationError`` / ``UnsupportedExternal``: the generators, as ``InconsistentSnapshot`` the
   snapshot cache; the reconciler logs them and that proxy keeps its last configuration.
-- ``ApiError`` (``api.errors``) is the REST API's own; ``ApiError`` / ``Unreachable``
+- ``HttpError`` (``api.errors``) is the REST API's own answer; ``ErrorReply`` / ``Unreachable``
   (``cli.client``) and ``UnknownType`` end a CLI command with a message and an exit code.
 - ``ComponentError``: a CP component's start (address, port, server); the supervisor stops the CP.
   ``RelayTimeout``: a proxy's agent that does not answer an admin request through its CP (``inspect
@@ -163,6 +163,11 @@ class Unauthenticated(AuthError):
 
 class Forbidden(AuthError):
     """Valid credentials that do not allow this (a token for another mesh, Dataplane or zone)."""
+
+
+class PeerProtocolError(AtollError):
+    """The other end of a stream (an Envoy on ADS, a zone or global CP on KDS) sent a message that breaks
+    the protocol: the peer is at fault. The pump ends only that stream (INVALID_ARGUMENT)."""
 
 
 class CertificateError(AtollError):

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from atoll.api.app import ApiInfo, create_app
+from atoll.api.app import ApiDependencies, ApiInfo, create_app
 from atoll.api.metrics import InstrumentedStore, Metrics
 from atoll.resources import all_types, encode
 from atoll.store import ListFilter, Store, open_store
@@ -40,7 +40,10 @@ async def make_client(store: Store, metrics: Metrics) -> AsyncIterator[ClientFac
     clients: list[httpx.AsyncClient] = []
 
     async def make(*, client_addr: str = "127.0.0.1", info: ApiInfo | None = None, **options: Any) -> httpx.AsyncClient:
-        app = create_app(InstrumentedStore(store, metrics), info or ApiInfo(version="test"), metrics=metrics, **options)
+        deps = ApiDependencies(
+            InstrumentedStore(store, metrics), info or ApiInfo(version="test"), metrics=metrics, **options
+        )
+        app = create_app(deps)
         transport = httpx.ASGITransport(app=app, client=(client_addr, 40000))
         c = httpx.AsyncClient(transport=transport, base_url="http://atoll.test")
         clients.append(c)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from starlette.requests import Request
 
-from atoll.api.app import is_loopback_admin
+from atoll.api.deps import is_loopback_admin
 
 
 def request_from(client: tuple[str, int] | None) -> Request:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import yaml
 
-from atoll.api.app import ApiInfo, create_app
+from atoll.api.app import ApiDependencies, ApiInfo, create_app
 from atoll.resources import Resource, all_types, decode
 from atoll.resources.defaults import initial_policies
 from atoll.store import ListFilter, MemoryStore, Store
@@ -321,7 +321,7 @@ class YieldingStore(MemoryStore):
 
 async def test_concurrent_unconditional_puts_all_land() -> None:
     store = YieldingStore()
-    app = create_app(store, ApiInfo(version="t"))
+    app = create_app(ApiDependencies(store, ApiInfo(version="t")))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as api:
         await put_mesh(api)
         addresses = [f"10.0.0.{i}" for i in range(1, 6)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from atoll.cli.client import ApiError, Client, InvalidParameter, Unreachable
+from atoll.cli.client import Client, ErrorReply, InvalidParameter, Unreachable
 from atoll.cli.common import report_error
 from atoll.errors import FieldError, InvalidInput
 from atoll.resources import get_type
@@ -20,7 +20,7 @@ def client_for(handler: httpx.MockTransport) -> Client:
     return Client("http://cp.test:5681", transport=handler, source="--cp")
 
 
-def test_error_body_becomes_api_error_and_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
+def test_error_body_becomes_error_reply_and_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
     body = {
         "title": "invalid MeshTimeout",
         "details": "spec.to[0].default.http.requestTimeout: invalid duration",
@@ -30,7 +30,7 @@ def test_error_body_becomes_api_error_and_is_printed(capsys: pytest.CaptureFixtu
         ],
     }
     c = client_for(httpx.MockTransport(lambda req: httpx.Response(400, json=body)))
-    with pytest.raises(ApiError) as e:
+    with pytest.raises(ErrorReply) as e:
         c.put(DATAPLANE, {"type": "Dataplane", "name": "x", "mesh": "default"})
     assert e.value.status == 400
     assert e.value.invalid_parameters == (
@@ -64,7 +64,7 @@ def test_get_missing_is_none_and_non_json_error_is_readable(capsys: pytest.Captu
     c = client_for(httpx.MockTransport(lambda req: httpx.Response(404, json={"title": "not found"})))
     assert c.get(MESH, "nope", None) is None
     c = client_for(httpx.MockTransport(lambda req: httpx.Response(502, text="Bad Gateway from proxy")))
-    with pytest.raises(ApiError) as e:
+    with pytest.raises(ErrorReply) as e:
         c.list(MESH, None)
     report_error(e.value)
     assert capsys.readouterr().err.splitlines() == ["Error: Bad Gateway", "  Bad Gateway from proxy"]
@@ -87,17 +87,32 @@ def test_invalid_input_lists_every_field(capsys: pytest.CaptureFixture[str]) -> 
     assert capsys.readouterr().err.splitlines() == ["Error: invalid input", "  [0].name: required", "  [1].mesh: bad"]
 
 
-def test_paths_agree_with_the_server() -> None:
-    from atoll.api import paths as server
-    from atoll.cli import client
-    from atoll.resources import all_types
+def test_requests_go_to_the_resource_paths() -> None:
+    seen: list[tuple[str, str]] = []
 
-    for rt in all_types():
-        mesh = "m 1" if rt.mesh_scoped else None
-        assert client.collection_path(rt, mesh) == server.collection_path(rt, mesh)
-        assert client.item_path(rt, "a/b", mesh) == server.item_path(rt, "a/b", mesh)
-        assert client.collection_path(rt, None) == server.collection_path(rt, None)
-    assert client.ROOT == server.ROOT
+    def handler(req: httpx.Request) -> httpx.Response:
+        seen.append((req.method, req.url.raw_path.decode()))
+        if req.method == "GET" and req.url.path.endswith("s"):
+            return httpx.Response(200, json={"total": 0, "items": [], "next": None})
+        return httpx.Response(200, json={"type": "Mesh", "name": "x"})
+
+    with Client("http://cp.test", transport=httpx.MockTransport(handler)) as c:
+        c.index()
+        c.list(MESH, None)
+        c.list(DATAPLANE, "m 1")
+        c.list(DATAPLANE, None)
+        c.get(DATAPLANE, "a/b", "m 1")
+        c.put(DATAPLANE, {"type": "Dataplane", "name": "web", "mesh": "default"})
+        c.delete(MESH, "x", None)
+    assert seen == [
+        ("GET", "/"),
+        ("GET", "/meshes"),
+        ("GET", "/meshes/m%201/dataplanes"),
+        ("GET", "/dataplanes"),
+        ("GET", "/meshes/m%201/dataplanes/a%2Fb"),
+        ("PUT", "/meshes/default/dataplanes/web"),
+        ("DELETE", "/meshes/x"),
+    ]
 
 
 def test_token_is_sent_as_bearer() -> None:

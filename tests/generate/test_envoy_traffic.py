@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -24,30 +23,14 @@ from atoll.resources import decode_all
 from atoll.topology import MeshView, proxy_view
 from atoll.xds.generate import sidecar_resources
 from tests.generate.envoy_validate import static_bootstrap
+from tests.generate.http_backend import serve_http
 from tests.helpers import free_port, stop_process, wait_until
 
 pytestmark = pytest.mark.envoy
 
 
 def _backend(name: str) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        wbufsize = -1  # one write per response (pitfall 11)
-        disable_nagle_algorithm = True
-
-        def do_GET(self) -> None:
-            body = f"{name} {self.path}".encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    return serve_http(lambda path: (200, f"{name} {path}".encode()))
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ import ssl
 import subprocess
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from atoll.topology import Identity, MeshView, proxy_view
 from atoll.xds.generate import sidecar_resources
 from tests.generate.certs import Ca, issue, make_ca
 from tests.generate.envoy_validate import static_bootstrap
+from tests.generate.http_backend import serve_http
 from tests.helpers import free_port, stop_process, wait_until
 
 pytestmark = pytest.mark.envoy
@@ -58,31 +58,17 @@ def backend() -> Iterator[int]:
     release = threading.Event()
     lock = threading.Lock()
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        wbufsize = -1  # one write per response (pitfall 11)
-        disable_nagle_algorithm = True
+    def answer(path: str) -> tuple[int, bytes]:
+        with lock:
+            HITS[path] += 1
+        status = 200
+        if path.startswith("/status/"):
+            status = int(path.removeprefix("/status/"))
+        elif path == "/slow":
+            release.wait(2.0)  # a slow application, not a test waiting for state
+        return status, f"backend {path}".encode()
 
-        def do_GET(self) -> None:
-            with lock:
-                HITS[self.path] += 1
-            status = 200
-            if self.path.startswith("/status/"):
-                status = int(self.path.removeprefix("/status/"))
-            elif self.path == "/slow":
-                release.wait(2.0)  # a slow application, not a test waiting for state
-            body = f"backend {self.path}".encode()
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = serve_http(answer)
     try:
         yield server.server_address[1]
     finally:

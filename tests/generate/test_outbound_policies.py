@@ -11,6 +11,7 @@ import pytest
 from envoy.config.rbac.v3 import rbac_pb2
 
 from atoll.topology import IdentityRules, Permission, Tags, proxy_view
+from atoll.topology.settings.load_balancing import LoadBalancingSettings
 from atoll.xds.generate import sidecar_resources
 from atoll.xds.generate.policies import zone_priorities
 from atoll.xds.generate.rbac import rbac_rules
@@ -237,11 +238,14 @@ def test_circuit_breaker_tunes_and_disables_the_ingress_default() -> None:
     ],
 )
 def test_zone_priorities(conf: dict[str, Any], expected: Any) -> None:
-    assert zone_priorities(conf, "a", ["c", "b", "a", "c"]) == expected
+    assert zone_priorities(LoadBalancingSettings.from_conf(conf), "a", ["c", "b", "a", "c"]) == expected
 
 
 def test_mesh_locality_aware_flag_without_policy() -> None:
-    assert zone_priorities({}, "a", ["b"], mesh_locality_aware=True) == ((("a", 0), ("b", 1)), None)
+    assert zone_priorities(LoadBalancingSettings.from_conf({}), "a", ["b"], mesh_locality_aware=True) == (
+        (("a", 0), ("b", 1)),
+        None,
+    )
 
 
 # -- the RBAC construction gives exactly "last matching permission wins" ------------------------------

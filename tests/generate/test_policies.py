@@ -1,4 +1,4 @@
-"""Policy matching and merging (atoll.topology.policies): selection, order, merge patch, to/from/rules."""
+"""Policy matching and merging (atoll.topology.matching, .settings): selection, order, merge patch, to/from/rules."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from atoll.resources import decode_all
-from atoll.topology import Conf, MeshView, merge_patch, proxy_view, sort_policies
-from atoll.topology.policies import freeze, thaw
+from atoll.topology import Conf, MeshView, PolicySettings, merge_patch, proxy_view, sort_policies
+from atoll.topology.settings.conf import freeze, thaw
+from atoll.topology.settings.timeout import HttpTimeouts, TimeoutSettings
 
 MESH = """
 type: Mesh
@@ -69,9 +70,15 @@ def _view(*policies: str, proxy: str = "web-1") -> Any:
     return proxy_view(mv, proxy)
 
 
-def _out(view: Any, service: str) -> dict[str, Any]:
+def _out(view: Any, service: str) -> TimeoutSettings | None:
     ob = next(o for o in view.outbounds if o.service == service)
-    return dict(ob.policies.get("MeshTimeout", {}))
+    timeout: TimeoutSettings | None = ob.policies.timeout
+    return timeout
+
+
+def _t(connection: float | None = None, idle: float | None = None, **http: float) -> TimeoutSettings:
+    """The MeshTimeout settings of a merged ``default`` with these durations (in seconds)."""
+    return TimeoutSettings(connection_timeout=connection, idle_timeout=idle, http=HttpTimeouts(**http))
 
 
 # -- merge patch (RFC 7396) ---------------------------------------------------------------------
@@ -156,8 +163,8 @@ def test_more_specific_top_level_wins_and_name_breaks_ties() -> None:
         _timeout("svc", "{kind: MeshService, name: web}", to=_to("{kind: Mesh}", "{http: {requestTimeout: 3s}}")),
         _timeout("dp", "{kind: Dataplane, name: web-1}", to=_to("{kind: MeshService, name: db}", "{idleTimeout: 9s}")),
     )
-    assert _out(view, "backend") == {"connectionTimeout": "1s", "idleTimeout": "2s", "http": {"requestTimeout": "3s"}}
-    assert _out(view, "db") == {"connectionTimeout": "1s", "idleTimeout": "9s", "http": {"requestTimeout": "3s"}}
+    assert _out(view, "backend") == _t(connection=1, idle=2, request_timeout=3)
+    assert _out(view, "db") == _t(connection=1, idle=9, request_timeout=3)
     assert [n for _, n in view.policies] == ["mesh-b", "mesh-a", "svc", "dp"]
 
 
@@ -165,8 +172,8 @@ def test_to_items_sorted_by_their_own_kind_within_merge() -> None:
     # One Mesh-level policy: its MeshService item beats the later Mesh item for the same outbound.
     to = _to("{kind: MeshService, name: backend}", "{idleTimeout: 5s}") + _to("{kind: Mesh}", "{idleTimeout: 1s}")
     view = _view(_timeout("one", "{kind: Mesh}", to=to))
-    assert _out(view, "backend") == {"idleTimeout": "5s"}
-    assert _out(view, "db") == {"idleTimeout": "1s"}
+    assert _out(view, "backend") == _t(idle=5)
+    assert _out(view, "db") == _t(idle=1)
 
 
 def test_merge_is_field_by_field_and_arrays_replace() -> None:
@@ -174,7 +181,7 @@ def test_merge_is_field_by_field_and_arrays_replace() -> None:
         _timeout("b", "{kind: Mesh}", to=_to("{kind: Mesh}", "{http: {requestTimeout: 1s, streamIdleTimeout: 2s}}")),
         _timeout("a", "{kind: Mesh}", to=_to("{kind: Mesh}", "{http: {requestTimeout: 5s}}")),
     )
-    assert _out(view, "db") == {"http": {"requestTimeout": "5s", "streamIdleTimeout": "2s"}}
+    assert _out(view, "db") == _t(request_timeout=5, stream_idle_timeout=2)
 
 
 # -- selection ------------------------------------------------------------------------------------
@@ -201,7 +208,7 @@ def test_merge_is_field_by_field_and_arrays_replace() -> None:
 )
 def test_top_level_selection(top: str, selected: bool) -> None:
     view = _view(_timeout("p", top, to=_to("{kind: Mesh}", "{idleTimeout: 7s}")))
-    assert (_out(view, "db") == {"idleTimeout": "7s"}) is selected
+    assert (_out(view, "db") == _t(idle=7)) is selected
     assert bool(view.policies) is selected
 
 
@@ -216,17 +223,17 @@ def test_inbound_policies_apply_to_the_selected_inbounds_only() -> None:
             rules="    - default: {connectionTimeout: 3s}\n",
         ),
     )
-    by_port = {ib.port: ib.policies.get("MeshTimeout", {}) for ib in view.inbounds}
-    assert by_port == {8080: {"idleTimeout": "2s"}, 9090: {"idleTimeout": "1s", "connectionTimeout": "3s"}}
+    by_port = {ib.port: ib.policies.timeout for ib in view.inbounds}
+    assert by_port == {8080: _t(idle=2), 9090: _t(idle=1, connection=3)}
     # outbounds are not configured by from/rules
-    assert _out(view, "db") == {}
+    assert _out(view, "db") is None
 
 
 def test_section_name_matches_inbound_name() -> None:
     view = _view(_timeout("main", "{kind: Dataplane, sectionName: main}", rules="    - default: {idleTimeout: 4s}\n"))
-    assert {ib.port: dict(ib.policies) for ib in view.inbounds} == {
-        8080: {"MeshTimeout": {"idleTimeout": "4s"}},
-        9090: {},
+    assert {ib.port: ib.policies for ib in view.inbounds} == {
+        8080: PolicySettings(timeout=_t(idle=4)),
+        9090: PolicySettings(),
     }
 
 
@@ -262,7 +269,7 @@ def test_permissions_ordered_by_source_specificity_then_policy_order() -> None:
         ({"kuma.io/zone": "zone-2"}, "AllowWithShadowDeny", "mesh"),
         ({"kuma.io/service": "web"}, "Deny", "svc"),
     ]
-    assert ib.policies == {}  # permissions are not merged into a conf
+    assert ib.policies == PolicySettings()  # permissions are not merged into settings
 
 
 def test_traffic_permission_rules_are_appended_across_policies() -> None:

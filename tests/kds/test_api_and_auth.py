@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from atoll.api.app import ApiInfo, create_app
+from atoll.api.app import ApiDependencies, ApiInfo, create_app
 from atoll.kds import ensure_self_signed, server_credentials
 from atoll.kds.names import hashed_name
 from atoll.resources import encode
@@ -30,13 +30,17 @@ async def test_federated_zone_refuses_policy_writes_and_global_refuses_dataplane
     await g.global_store.create(mesh("default"))
     z1 = await g.start_zone("zone-1")
     await await_until(lambda: _has(z1.store, "Mesh"))
-    zone_api = _client(create_app(z1.store, ApiInfo(version="t", mode="zone", zone="zone-1", federated=True)))
+    zone_api = _client(
+        create_app(ApiDependencies(z1.store, ApiInfo(version="t", mode="zone", zone="zone-1", federated=True)))
+    )
     global_api = _client(
         create_app(
-            g.global_store,
-            ApiInfo(version="t", mode="global"),
-            dataplane_insights=kds.inventory.insight,
-            zone_insights=kds.inventory.zone_insight,
+            ApiDependencies(
+                g.global_store,
+                ApiInfo(version="t", mode="global"),
+                dataplane_insights=kds.inventory.insight,
+                zone_insights=kds.inventory.zone_insight,
+            )
         )
     )
     async with zone_api, global_api:

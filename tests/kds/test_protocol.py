@@ -8,9 +8,10 @@ import pytest
 from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import any_pb2
 
+from atoll.errors import PeerProtocolError
 from atoll.kds import kds_pb2
 from atoll.kds.names import DISPLAY_NAME, ORIGIN, ZONE, from_global, from_zone, hashed_name
-from atoll.kds.protocol import DELTA, FULL, PeerProtocolError, Receiver, Reply, Sender
+from atoll.kds.protocol import DELTA, FULL, Receiver, Reply, Sender
 from atoll.kds.wire import KDS_RESOURCE_URL, WireError, from_wire, to_wire
 from atoll.resources import Resource, decode
 from tests.kds.data import dataplane, mesh, mtp

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from atoll.api.app import ApiInfo, create_app
+from atoll.api.app import ApiDependencies, ApiInfo, create_app
 from atoll.security import AdminAuth, TokenEndpoints, TokenIssuer, TokenVerifier, Unauthenticated
 from atoll.store import Store
 from tests.security.conftest import dataplane
@@ -31,11 +31,13 @@ async def make_client(store: Store) -> AsyncIterator[Factory]:
         **kw: Any,
     ) -> httpx.AsyncClient:
         app = create_app(
-            store,
-            ApiInfo(version="test"),
-            is_admin=AdminAuth(ADMIN_TOKEN, loopback_admin=loopback_admin),
-            tokens=TokenEndpoints(TokenIssuer(store)) if tokens else None,
-            **kw,
+            ApiDependencies(
+                store,
+                ApiInfo(version="test"),
+                is_admin=AdminAuth(ADMIN_TOKEN, loopback_admin=loopback_admin),
+                tokens=TokenEndpoints(TokenIssuer(store)) if tokens else None,
+                **kw,
+            )
         )
         headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
         c = httpx.AsyncClient(
@@ -175,7 +177,7 @@ async def test_without_token_endpoints_the_routes_say_so(make_client: Factory) -
 
 
 async def test_plain_loopback_check_answers_403_for_other_writers(store: Store) -> None:
-    app = create_app(store, ApiInfo(version="test"))  # the default is_admin: loopback only, no tokens
+    app = create_app(ApiDependencies(store, ApiInfo(version="test")))  # the default is_admin: loopback only, no tokens
     transport = httpx.ASGITransport(app=app, client=("10.9.9.9", 1))
     async with httpx.AsyncClient(transport=transport, base_url="http://atoll.test") as c:
         r = await c.put("/meshes/m", json={"type": "Mesh", "name": "m"})

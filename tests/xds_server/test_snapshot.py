@@ -19,7 +19,7 @@ from atoll.xds.server import (
     SnapshotCache,
     VersionedResource,
 )
-from atoll.xds.server.snapshot import ads_secret_names
+from atoll.xds.vocabulary import ads_secret_names
 
 from .xds_resources import cla, cluster, listener, route
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from atoll.api.errors import ApiError
+from atoll.api.errors import HttpError
 from atoll.errors import InvalidInput
 from atoll.resources.codec import load_documents
 
@@ -23,12 +23,12 @@ JSON_TYPES = frozenset({"application/json"})
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
 
-def _too_large(limit: int) -> ApiError:
-    return ApiError(413, "request body too large", f"the request body is larger than the limit of {limit} bytes")
+def _too_large(limit: int) -> HttpError:
+    return HttpError(413, "request body too large", f"the request body is larger than the limit of {limit} bytes")
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The whole request body, or ``ApiError`` 413 once it passes ``limit`` bytes."""
+    """The whole request body, or ``HttpError`` 413 once it passes ``limit`` bytes."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.strip().isdigit() and int(declared) > limit:
         raise _too_large(limit)
@@ -48,7 +48,7 @@ def media_type(request: Request) -> str:
 
 
 def check_content_type(request: Request, *, yaml_allowed: bool = True) -> str:
-    """``"json"`` or ``"yaml"`` for the request's content type; ``ApiError`` 415 for anything else."""
+    """``"json"`` or ``"yaml"`` for the request's content type; ``HttpError`` 415 for anything else."""
     mt = media_type(request)
     if mt in JSON_TYPES or mt.endswith("+json"):
         return "json"
@@ -57,7 +57,7 @@ def check_content_type(request: Request, *, yaml_allowed: bool = True) -> str:
     if not yaml_allowed and not mt:
         return "json"
     accepted = "application/json" + (" or application/yaml" if yaml_allowed else "")
-    raise ApiError(415, "unsupported media type", f'content type "{mt}" is not supported; send {accepted}')
+    raise HttpError(415, "unsupported media type", f'content type "{mt}" is not supported; send {accepted}')
 
 
 def parse_document(data: bytes, kind: str) -> Any:

@@ -4,7 +4,8 @@ Every error body has the same shape (Kuma's)::
 
     {"title": "...", "details": "...", "invalid_parameters": [{"field": "spec.to[0]", "reason": "..."}]}
 
-Handlers raise ``ApiError`` (a status and that body) or let an ``AtollError`` through;
+Handlers raise ``HttpError`` (a status and that body: an error this server answers; the CLI's
+``ErrorReply`` is the client's view of one) or let an ``AtollError`` through;
 ``install_error_handlers`` turns both, plus Starlette's own 404/405 and FastAPI's request validation
 errors, into that shape. Store errors map as ``NotFound`` -> 404, ``AlreadyExists`` and ``Conflict``
 -> 409, any other ``StoreError`` -> 500; ``InvalidInput`` -> 400 with one entry per field error;
@@ -38,7 +39,7 @@ from atoll.errors import (
 log = logging.getLogger(__name__)
 
 
-class ApiError(Exception):
+class HttpError(Exception):
     """An HTTP error with its status and the JSON error body."""
 
     def __init__(
@@ -67,26 +68,26 @@ class ApiError(Exception):
         return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
 
 
-def api_error(exc: Exception, request: Request | None = None) -> ApiError:
-    """The ``ApiError`` for any exception a handler let through (the single mapping)."""
-    if isinstance(exc, ApiError):
+def http_error(exc: Exception, request: Request | None = None) -> HttpError:
+    """The ``HttpError`` for any exception a handler let through (the single mapping)."""
+    if isinstance(exc, HttpError):
         return exc
     if isinstance(exc, InvalidInput):
-        return ApiError(400, exc.title, "; ".join(str(e) for e in exc.errors), exc.errors)
+        return HttpError(400, exc.title, "; ".join(str(e) for e in exc.errors), exc.errors)
     if isinstance(exc, NotFound):
-        return ApiError(404, "not found", str(exc))
+        return HttpError(404, "not found", str(exc))
     if isinstance(exc, AlreadyExists):
-        return ApiError(409, "already exists", str(exc))
+        return HttpError(409, "already exists", str(exc))
     if isinstance(exc, Conflict):
-        return ApiError(409, "conflict", str(exc))
+        return HttpError(409, "conflict", str(exc))
     if isinstance(exc, StoreError):
-        return ApiError(500, "store error", str(exc))
+        return HttpError(500, "store error", str(exc))
     if isinstance(exc, Unauthenticated):
-        return ApiError(401, "unauthenticated", exc.reason, headers={"WWW-Authenticate": "Bearer"})
+        return HttpError(401, "unauthenticated", exc.reason, headers={"WWW-Authenticate": "Bearer"})
     if isinstance(exc, Forbidden):
-        return ApiError(403, "forbidden", exc.reason)
+        return HttpError(403, "forbidden", exc.reason)
     if isinstance(exc, AtollError):
-        return ApiError(500, "internal error", str(exc))
+        return HttpError(500, "internal error", str(exc))
     if isinstance(exc, StarletteHTTPException):
         titles = {404: "not found", 405: "method not allowed"}
         title = titles.get(exc.status_code, str(exc.detail).lower())
@@ -99,15 +100,15 @@ def api_error(exc: Exception, request: Request | None = None) -> ApiError:
             allowed = allowed_methods(request)
             headers = {**(headers or {}), "Allow": ", ".join(allowed)}
             details = f"{request.method} is not allowed on {where}; allowed: {', '.join(allowed)}"
-        return ApiError(exc.status_code, title, details, headers=headers)
+        return HttpError(exc.status_code, title, details, headers=headers)
     if isinstance(exc, RequestValidationError):
         fields = []
         for err in exc.errors():
             loc = [str(p) for p in err.get("loc", ()) if p not in ("query", "path", "header", "body")]
             fields.append(FieldError(".".join(loc), str(err.get("msg", "invalid"))))
-        return ApiError(400, "invalid request", "; ".join(str(f) for f in fields), fields)
+        return HttpError(400, "invalid request", "; ".join(str(f) for f in fields), fields)
     log.exception("unexpected error while serving a request", exc_info=exc)
-    return ApiError(500, "internal error", f"{type(exc).__name__}: {exc}")
+    return HttpError(500, "internal error", f"{type(exc).__name__}: {exc}")
 
 
 FALLBACK_ROUTE = "unknown-resource-type"
@@ -129,10 +130,10 @@ def allowed_methods(request: Request) -> list[str]:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Route every error raised by a handler (or by routing itself) through ``api_error``."""
+    """Route every error raised by a handler (or by routing itself) through ``http_error``."""
 
     async def handle(request: Request, exc: Exception) -> JSONResponse:
-        return api_error(exc, request).response()
+        return http_error(exc, request).response()
 
-    for exc_type in (ApiError, AtollError, StarletteHTTPException, RequestValidationError, Exception):
+    for exc_type in (HttpError, AtollError, StarletteHTTPException, RequestValidationError, Exception):
         app.add_exception_handler(exc_type, handle)

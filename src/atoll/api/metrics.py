@@ -1,18 +1,21 @@
 """Prometheus metrics of a control plane: HTTP requests, store operations, resources by type.
 
 ``Metrics`` owns one ``CollectorRegistry`` (never the process-global default, so several control
-planes can live in one test process). The API app counts each request by method, route template and
-status, and observes its latency; ``InstrumentedStore`` wraps any ``Store`` and counts each operation
-by name and outcome; ``refresh_resource_counts`` sets the ``atoll_resources`` gauge from the store
-just before a scrape (the diagnostics server calls it), so the gauge needs no watcher of its own.
+planes can live in one test process). ``RequestMetrics`` (an ASGI middleware of the API app) counts
+each request by method, route template (``unmatched`` if none) and status, and observes its
+latency; ``InstrumentedStore`` wraps any ``Store`` and counts each operation by name and outcome;
+``refresh_resource_counts`` sets the ``atoll_resources`` gauge from the store just before a scrape
+(the diagnostics server calls it), so the gauge needs no watcher of its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import time
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from atoll.errors import AlreadyExists, Conflict, NotFound
 from atoll.resources.meta import Resource
@@ -20,6 +23,8 @@ from atoll.resources.types import all_types
 from atoll.store.protocol import Events, ListFilter, Op, Page, Store, Subscription
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+T = TypeVar("T")
 
 
 class Metrics:
@@ -67,6 +72,34 @@ class Metrics:
         return data
 
 
+class RequestMetrics:
+    """ASGI middleware: counts every request by method, route template (``unmatched`` if none) and status."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            self.metrics.observe_request(scope["method"], template, status, time.perf_counter() - start)
+
+
 def _outcome(exc: BaseException | None) -> str:
     if exc is None:
         return "ok"
@@ -89,58 +122,33 @@ class InstrumentedStore:
     def _done(self, op: str, exc: BaseException | None) -> None:
         self._count.labels(op, _outcome(exc)).inc()
 
-    async def create(self, resource: Resource[Any]) -> Resource[Any]:
+    async def _counted(self, op: str, call: Awaitable[T]) -> T:
+        """The result of ``call`` (an operation of the inner store), counted by its outcome."""
         try:
-            out = await self.inner.create(resource)
+            out = await call
         except Exception as e:
-            self._done("create", e)
+            self._done(op, e)
             raise
-        self._done("create", None)
+        self._done(op, None)
         return out
+
+    async def create(self, resource: Resource[Any]) -> Resource[Any]:
+        return await self._counted("create", self.inner.create(resource))
 
     async def update(self, resource: Resource[Any]) -> Resource[Any]:
-        try:
-            out = await self.inner.update(resource)
-        except Exception as e:
-            self._done("update", e)
-            raise
-        self._done("update", None)
-        return out
+        return await self._counted("update", self.inner.update(resource))
 
     async def delete(self, type: str, name: str, mesh: str | None = None, *, version: int | None = None) -> None:
-        try:
-            await self.inner.delete(type, name, mesh, version=version)
-        except Exception as e:
-            self._done("delete", e)
-            raise
-        self._done("delete", None)
+        await self._counted("delete", self.inner.delete(type, name, mesh, version=version))
 
     async def get(self, type: str, name: str, mesh: str | None = None) -> Resource[Any]:
-        try:
-            out = await self.inner.get(type, name, mesh)
-        except Exception as e:
-            self._done("get", e)
-            raise
-        self._done("get", None)
-        return out
+        return await self._counted("get", self.inner.get(type, name, mesh))
 
     async def list(self, filter: ListFilter, *, offset: int = 0, limit: int | None = None) -> Page:
-        try:
-            out = await self.inner.list(filter, offset=offset, limit=limit)
-        except Exception as e:
-            self._done("list", e)
-            raise
-        self._done("list", None)
-        return out
+        return await self._counted("list", self.inner.list(filter, offset=offset, limit=limit))
 
     async def apply(self, ops: Sequence[Op]) -> Events:
-        try:
-            out = await self.inner.apply(ops)
-        except Exception as e:
-            self._done("apply", e)
-            raise
-        self._done("apply", None)
-        return out
+        return await self._counted("apply", self.inner.apply(ops))
 
     def watch(self) -> Subscription:
         self._done("watch", None)

@@ -1,47 +1,67 @@
-"""REST paths of resources, derived from ``ResourceType`` (the only place that spells them).
+"""Every REST path of a control plane's API, spelled once, for the server and for its clients.
 
-Mesh-scoped types live under their mesh: ``/meshes/{mesh}/{plural}[/{name}]`` (``dataplanes``,
-``meshtrafficpermissions``, ``secrets``); global-scoped ones at the root: ``/{plural}[/{name}]``
-(``meshes``, ``zones``, ``zoneingresses``). Clients (the CLI) build URLs with ``collection_path`` and
-``item_path``; the app registers routes from the ``*_template`` forms.
+The app registers routes from the templates here, the CLI (``atoll.cli.client``, ``atoll inspect``,
+``atoll token``) and the agent (``atoll.dp.cp_client``, ``atoll.dp.admin_relay``) build URLs from
+them; nothing else spells a path. Templates hold ``{mesh}``, ``{name}`` or ``{plural}`` parameters;
+``expand`` fills them in, each value percent-encoded as one path segment.
+
+Resource paths derive from a ``ResourceType``: mesh-scoped types live under their mesh,
+``/meshes/{mesh}/{plural}[/{name}]`` (``dataplanes``, ``meshtrafficpermissions``, ``secrets``), and
+are listed across every mesh at ``/{plural}``; global-scoped ones sit at the root,
+``/{plural}[/{name}]`` (``meshes``, ``zones``, ``zoneingresses``).
+
+This module imports nothing but the standard library (the type of ``ResourceType`` only when type
+checking), and ``atoll.api`` imports none of its modules eagerly: a client learns a path without
+loading FastAPI, uvicorn or the app (``tests/api/test_paths.py`` checks it in a fresh interpreter).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from atoll.resources.types import ResourceType
+if TYPE_CHECKING:
+    from atoll.resources.types import ResourceType
 
 ROOT = "/"
 RESOURCE_TYPES = "/_resources"
-BOOTSTRAP = "/bootstrap"
 OPENAPI = "/openapi.json"
 MESHES = "/meshes"
+MESH = MESHES + "/{mesh}"
+
+# Proxies and their agents (zone and standalone CPs).
+BOOTSTRAP = "/bootstrap"
 DP_HEALTH = "/dp/health"
-DATAPLANES_INSIGHTS = MESHES + "/{mesh}/dataplanes+insights"
-ZONES_INSIGHTS = "/zones+insights"
-DATAPLANE_XDS = MESHES + "/{mesh}/dataplanes/{name}/xds"
-TOKENS_DATAPLANE = "/tokens/dataplane"
-TOKENS_ZONE = "/tokens/zone"
-TOKENS_REVOCATIONS = "/tokens/revocations"
-DATAPLANE_CONFIG_DUMP = MESHES + "/{mesh}/dataplanes/{name}/config-dump"
-DATAPLANE_STATS = MESHES + "/{mesh}/dataplanes/{name}/stats"
-ZONE_EGRESSES_INSIGHTS = "/zoneegresses+insights"
 DP_REQUESTS = "/dp/requests"
 DP_RESPONSES = "/dp/responses"
 
+# Tokens (admin only).
+TOKENS_DATAPLANE = "/tokens/dataplane"
+TOKENS_ZONE = "/tokens/zone"
+TOKENS_REVOCATIONS = "/tokens/revocations"
 
-def dataplanes_insights_path(mesh: str) -> str:
-    return f"{MESHES}/{quote(mesh, safe='')}/dataplanes+insights"
+# Inspection: resources with the live state of their proxies or zones.
+DATAPLANES_INSIGHTS = MESH + "/dataplanes+insights"
+ZONES_INSIGHTS = "/zones+insights"
+ZONE_EGRESSES_INSIGHTS = "/zoneegresses+insights"
+DATAPLANE = MESH + "/dataplanes/{name}"
+DATAPLANE_XDS = DATAPLANE + "/xds"
+DATAPLANE_CONFIG_DUMP = DATAPLANE + "/config-dump"
+DATAPLANE_STATS = DATAPLANE + "/stats"
+
+# Any type name under a mesh: the app's catch-all that names the known types when one is unknown.
+MESH_ANY_COLLECTION = MESH + "/{plural}"
+MESH_ANY_ITEM = MESH_ANY_COLLECTION + "/{name}"
 
 
-def dataplane_xds_path(mesh: str, name: str) -> str:
-    return f"{MESHES}/{quote(mesh, safe='')}/dataplanes/{quote(name, safe='')}/xds"
+def expand(template: str, **params: str) -> str:
+    """``template`` with each ``{param}`` replaced by its value, percent-encoded as one segment."""
+    return template.format(**{k: quote(v, safe="") for k, v in params.items()})
 
 
 def collection_template(rt: ResourceType) -> str:
     """The route of a type's list, with ``{mesh}`` as a parameter for mesh-scoped types."""
-    return f"{MESHES}/{{mesh}}/{rt.plural}" if rt.mesh_scoped else f"/{rt.plural}"
+    return f"{MESH}/{rt.plural}" if rt.mesh_scoped else f"/{rt.plural}"
 
 
 def item_template(rt: ResourceType) -> str:
@@ -57,12 +77,12 @@ def all_meshes_template(rt: ResourceType) -> str:
 def collection_path(rt: ResourceType, mesh: str | None = None) -> str:
     """The list URL path of ``rt`` (in ``mesh`` for mesh-scoped types; across meshes if ``None``)."""
     if rt.mesh_scoped and mesh is not None:
-        return f"{MESHES}/{quote(mesh, safe='')}/{rt.plural}"
-    return f"/{rt.plural}"
+        return expand(collection_template(rt), mesh=mesh)
+    return all_meshes_template(rt)
 
 
 def item_path(rt: ResourceType, name: str, mesh: str | None = None) -> str:
-    """The URL path of one resource."""
+    """The URL path of one resource; mesh-scoped types need their mesh."""
     if rt.mesh_scoped and mesh is None:
         raise ValueError(f"{rt.name} is mesh-scoped: a mesh is required")
     return collection_path(rt, mesh) + "/" + quote(name, safe="")

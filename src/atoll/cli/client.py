@@ -1,15 +1,14 @@
 """A small synchronous REST client for a control plane's API, used by the CLI commands.
 
-The client side of the REST paths lives here, derived from a type's ``plural`` exactly as the
-server's ``atoll.api.paths`` derives its routes (not imported: that package pulls in FastAPI, which
-would double the CLI's start-up time): ``/meshes/{mesh}/{plural}[/{name}]`` for mesh-scoped types,
-``/{plural}[/{name}]`` for global ones (``/meshes``, ``/zones``), ``/{plural}`` for a mesh-scoped
-type across every mesh. A test checks both sides agree. Resources travel as Universal documents (plain dicts); lists are
-``{total, items, next}`` pages, followed until ``next`` is empty.
+URLs come from ``atoll.api.paths``, the one module that spells REST paths for the server and its
+clients (it imports no FastAPI: the CLI starts without loading the server). Resources travel as
+Universal documents (plain dicts); lists are ``{total, items, next}`` pages, followed until ``next``
+is empty.
 
-Failures become two exceptions the CLI prints without a traceback: ``ApiError`` (the server answered
-with an error; carries the ``{title, details, invalid_parameters}`` body) and ``Unreachable`` (no
-answer at the address).
+Failures become two exceptions the CLI prints without a traceback: ``ErrorReply`` (the server
+answered with an error status, or with a body the client cannot use; carries the ``{title,
+details, invalid_parameters}`` body; the server raises ``atoll.api.errors.HttpError`` to answer
+one) and ``Unreachable`` (no answer at the address).
 """
 
 from __future__ import annotations
@@ -18,28 +17,13 @@ import builtins
 import ssl
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
+from atoll.api.paths import ROOT, collection_path, item_path
 from atoll.resources import ResourceType
 
 TIMEOUT = httpx.Timeout(15.0, connect=5.0)
-ROOT = "/"
-
-
-def collection_path(rt: ResourceType, mesh: str | None = None) -> str:
-    """The list path of ``rt``: in ``mesh`` for mesh-scoped types, across every mesh if ``None``."""
-    if rt.mesh_scoped and mesh is not None:
-        return f"/meshes/{quote(mesh, safe='')}/{rt.plural}"
-    return f"/{rt.plural}"
-
-
-def item_path(rt: ResourceType, name: str, mesh: str | None = None) -> str:
-    """The path of one resource; mesh-scoped types need their mesh."""
-    if rt.mesh_scoped and mesh is None:
-        raise ValueError(f"{rt.name} is mesh-scoped: a mesh is required")
-    return f"{collection_path(rt, mesh)}/{quote(name, safe='')}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +32,8 @@ class InvalidParameter:
     reason: str
 
 
-class ApiError(Exception):
-    """The control plane answered with an error status."""
+class ErrorReply(Exception):
+    """The control plane answered with an error status (or a body the client cannot use)."""
 
     def __init__(
         self, status: int, title: str, details: str = "", invalid_parameters: tuple[InvalidParameter, ...] = ()
@@ -115,19 +99,7 @@ class Client:
 
     def list(self, rt: ResourceType, mesh: str | None) -> list[dict[str, Any]]:
         """Every resource of a type (in ``mesh``, or every mesh if ``None``), following pagination."""
-        items: list[dict[str, Any]] = []
-        url: str | None = collection_path(rt, mesh)
-        seen: set[str] = set()
-        while url and url not in seen:
-            seen.add(url)
-            page = _as_dict(self._request("GET", url))
-            raw = page.get("items") or []
-            if not isinstance(raw, list):
-                raise ApiError(200, "unexpected answer from the control plane", f"items of {url} is not a list")
-            items.extend(i for i in raw if isinstance(i, dict))
-            nxt = page.get("next")
-            url = nxt if isinstance(nxt, str) and nxt else None
-        return items
+        return self.get_all(collection_path(rt, mesh))
 
     def put(self, rt: ResourceType, doc: dict[str, Any]) -> int:
         """Create or update; returns the HTTP status (201 created, 200 updated)."""
@@ -148,7 +120,10 @@ class Client:
         while url and url not in seen:
             seen.add(url)
             page = _as_dict(self._request("GET", url))
-            items.extend(i for i in page.get("items") or [] if isinstance(i, dict))
+            raw = page.get("items") or []
+            if not isinstance(raw, list):
+                raise ErrorReply(200, "unexpected answer from the control plane", f"items of {url} is not a list")
+            items.extend(i for i in raw if isinstance(i, dict))
             nxt = page.get("next")
             url = nxt if isinstance(nxt, str) and nxt else None
         return items
@@ -177,25 +152,25 @@ class Client:
 
 
 def _check(resp: httpx.Response) -> Any:
-    """The decoded JSON body of a successful answer; ``ApiError`` for an error status."""
+    """The decoded JSON body of a successful answer; ``ErrorReply`` for an error status."""
     if resp.is_success:
         if not resp.content:
             return None
         try:
             return resp.json()
         except ValueError:
-            raise ApiError(resp.status_code, "unexpected answer from the control plane", "body is not JSON") from None
-    raise _api_error(resp)
+            raise ErrorReply(resp.status_code, "unexpected answer from the control plane", "body is not JSON") from None
+    raise _error_reply(resp)
 
 
-def _api_error(resp: httpx.Response) -> ApiError:
+def _error_reply(resp: httpx.Response) -> ErrorReply:
     try:
         body = resp.json()
     except ValueError:
         body = None
     if not isinstance(body, dict):
         text = resp.text.strip()
-        return ApiError(resp.status_code, resp.reason_phrase or f"HTTP {resp.status_code}", text[:500])
+        return ErrorReply(resp.status_code, resp.reason_phrase or f"HTTP {resp.status_code}", text[:500])
     params: list[InvalidParameter] = []
     raw = body.get("invalid_parameters") or body.get("invalidParameters") or []
     if isinstance(raw, list):
@@ -208,12 +183,12 @@ def _api_error(resp: httpx.Response) -> ApiError:
         details = str(details)
     if not isinstance(title, str):
         title = str(title)
-    return ApiError(resp.status_code, title, details if details != title else "", tuple(params))
+    return ErrorReply(resp.status_code, title, details if details != title else "", tuple(params))
 
 
 def _as_dict(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise ApiError(200, "unexpected answer from the control plane", "expected a JSON object")
+        raise ErrorReply(200, "unexpected answer from the control plane", "expected a JSON object")
     return value
 
 

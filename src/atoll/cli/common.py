@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import click
 
 from atoll.cli import config as cfg
-from atoll.cli.client import ApiError, Client, Unreachable
+from atoll.cli.client import Client, ErrorReply, Unreachable
 from atoll.errors import AtollError, ConfigError, InvalidInput
 
 
@@ -46,7 +46,7 @@ def err(line: str = "") -> None:
 
 def report_error(e: BaseException) -> int:
     """Print ``e`` for a person and return the exit code; raise it again if it is not expected."""
-    if isinstance(e, ApiError):
+    if isinstance(e, ErrorReply):
         err(f"Error: {e.title}")
         if e.details and not e.invalid_parameters:
             err(f"  {e.details}")

@@ -19,11 +19,14 @@ from urllib.parse import quote
 
 import click
 
+from atoll.api import paths
+from atoll.cli.client import Client
 from atoll.cli.common import state
 from atoll.cli.render import age, make_console, now_utc, print_table, to_json, to_yaml
 
 Table = tuple[list[str], list[list[str]]]
 OUTPUT = click.Choice(["table", "yaml", "json"])
+PROXY_VIEWS = {"xds": paths.DATAPLANE_XDS, "config-dump": paths.DATAPLANE_CONFIG_DUMP, "stats": paths.DATAPLANE_STATS}
 
 
 @click.group(
@@ -47,8 +50,14 @@ def _emit(items: list[dict[str, Any]], output: str, rows: Callable[[list[dict[st
         print_table(make_console(), header, body)
 
 
-def _mesh_path(mesh: str) -> str:
-    return f"/meshes/{quote(mesh, safe='')}"
+def _named(client: Client, path: str, name: str) -> dict[str, Any] | None:
+    """The item of the ``+insights`` list at ``path`` named exactly ``name``, if any."""
+    items = client.get_all(path + "?name=" + quote(name, safe=""))
+    return next((i for i in items if i.get("name") == name), None)
+
+
+def _echo_one(body: Any, output: str) -> None:
+    click.echo(to_json(body) if output == "json" else to_yaml([body]), nl=output == "json")
 
 
 def _services(doc: dict[str, Any]) -> str:
@@ -95,7 +104,7 @@ Example:
 def dataplanes(mesh: str, output: str) -> None:
     """Dataplanes of a mesh with their proxies' state (online, xDS ACK/NACK, Envoy version)."""
     with state().client() as client:
-        items = client.get_all(_mesh_path(mesh) + "/dataplanes+insights")
+        items = client.get_all(paths.expand(paths.DATAPLANES_INSIGHTS, mesh=mesh))
     _emit(items, output, dataplane_rows)
 
 
@@ -115,21 +124,16 @@ Examples:
 @click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
 def dataplane(name: str, mesh: str, what: str | None, stat_filter: str, output: str) -> None:
     """One Dataplane and its proxy's state; or its served xDS config, Envoy's config dump or stats."""
-    base = _mesh_path(mesh) + "/dataplanes/" + quote(name, safe="")
     with state().client() as client:
-        if what == "xds":
-            body: Any = client.get_path(base + "/xds")
-        elif what == "config-dump":
-            body = client.get_path(base + "/config-dump")
-        elif what == "stats":
-            body = _nonzero_stats(client.get_path(base + "/stats"), stat_filter)
+        if what is not None:
+            body = client.get_path(paths.expand(PROXY_VIEWS[what], mesh=mesh, name=name))
+            if what == "stats":
+                body = _nonzero_stats(body, stat_filter)
         else:
-            items = client.get_all(_mesh_path(mesh) + "/dataplanes+insights?name=" + quote(name, safe=""))
-            matches = [i for i in items if i.get("name") == name]
-            if not matches:
+            body = _named(client, paths.expand(paths.DATAPLANES_INSIGHTS, mesh=mesh), name)
+            if body is None:
                 raise click.ClickException(f"Dataplane {name} not found in mesh {mesh}")
-            body = matches[0]
-    click.echo(to_json(body) if output == "json" else to_yaml([body]), nl=output == "json")
+    _echo_one(body, output)
 
 
 @inspect.command(
@@ -141,7 +145,7 @@ Example:
 def zones(output: str) -> None:
     """Zones connected to this global control plane: online state, CP version, last sync, proxies."""
     with state().client() as client:
-        items = client.get_all("/zones+insights")
+        items = client.get_all(paths.ZONES_INSIGHTS)
     _emit(items, output, zone_rows)
 
 
@@ -213,7 +217,7 @@ Example:
 def zoneegresses(output: str) -> None:
     """Zone egresses of this zone: online state, address, how many SNIs they pass through, external services."""
     with state().client() as client:
-        items = client.get_all("/zoneegresses+insights")
+        items = client.get_all(paths.ZONE_EGRESSES_INSIGHTS)
     _emit(items, output, egress_rows)
 
 
@@ -227,9 +231,7 @@ Example:
 def zoneegress(name: str, output: str) -> None:
     """One zone egress: its proxy's state, the remote services it passes through, the external services it serves."""
     with state().client() as client:
-        items = client.get_all("/zoneegresses+insights?name=" + quote(name, safe=""))
-    matches = [i for i in items if i.get("name") == name]
-    if not matches:
+        body = _named(client, paths.ZONE_EGRESSES_INSIGHTS, name)
+    if body is None:
         raise click.ClickException(f"ZoneEgress {name} not found")
-    body = matches[0]
-    click.echo(to_json(body) if output == "json" else to_yaml([body]), nl=output == "json")
+    _echo_one(body, output)

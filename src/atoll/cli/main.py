@@ -19,7 +19,7 @@ from collections.abc import Callable
 import click
 
 from atoll import __version__
-from atoll.cli.client import ApiError, Unreachable
+from atoll.cli.client import ErrorReply, Unreachable
 from atoll.cli.common import State, err, report_error, state
 from atoll.cli.config_cmd import config_group
 from atoll.cli.dp import dp
@@ -101,7 +101,7 @@ def version() -> None:
         with state().client() as client:
             info = client.index()
             address = client.address
-    except (Unreachable, ApiError) as e:
+    except (Unreachable, ErrorReply) as e:
         reason = e.reason if isinstance(e, Unreachable) else str(e)
         click.echo(f"Server: not reachable at {state().target().address} ({reason})")
         return
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         sys.exit(1)
-    except (ApiError, Unreachable, AtollError) as e:
+    except (ErrorReply, Unreachable, AtollError) as e:
         if _debug:
             traceback.print_exc()
         sys.exit(report_error(e))

@@ -14,12 +14,9 @@ from typing import Any
 
 import click
 
+from atoll.api import paths
 from atoll.cli.common import state
 from atoll.errors import FieldError, InvalidInput
-
-DATAPLANE_PATH = "/tokens/dataplane"
-ZONE_PATH = "/tokens/zone"
-REVOCATIONS_PATH = "/tokens/revocations"
 
 
 def parse_tags(pairs: tuple[str, ...]) -> dict[str, list[str]]:
@@ -38,6 +35,11 @@ def parse_tags(pairs: tuple[str, ...]) -> dict[str, list[str]]:
     if errors:
         raise InvalidInput(errors, title="invalid option")
     return out
+
+
+def _given(**fields: Any) -> dict[str, Any]:
+    """The fields of a request body that the options set (empty ones are left to the CP's defaults)."""
+    return {k: v for k, v in fields.items() if v}
 
 
 def _post(path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -82,16 +84,8 @@ def dataplane_token(
     mesh: str, name: str | None, tags: tuple[str, ...], valid_for: str | None, proxy_type: str | None
 ) -> None:
     """Generate a token a data plane proxy presents to its control plane."""
-    body: dict[str, Any] = {"mesh": mesh}
-    if name:
-        body["name"] = name
-    if tags:
-        body["tags"] = parse_tags(tags)
-    if valid_for:
-        body["validFor"] = valid_for
-    if proxy_type:
-        body["proxyType"] = proxy_type
-    click.echo(_post(DATAPLANE_PATH, body)["token"])
+    given = _given(name=name, tags=parse_tags(tags) if tags else None, validFor=valid_for, proxyType=proxy_type)
+    click.echo(_post(paths.TOKENS_DATAPLANE, {"mesh": mesh, **given})["token"])
 
 
 @token.command(
@@ -113,10 +107,8 @@ Examples:
 @click.option("--valid-for", default=None, metavar="DURATION", help="How long the token is valid (default 720h).")
 def zone_token(zone: str, scopes: tuple[str, ...], valid_for: str | None) -> None:
     """Generate a token for a zone's control plane, ingress or egress."""
-    body: dict[str, Any] = {"zone": zone, "scope": list(dict.fromkeys(scopes))}
-    if valid_for:
-        body["validFor"] = valid_for
-    click.echo(_post(ZONE_PATH, body)["token"])
+    body = {"zone": zone, "scope": list(dict.fromkeys(scopes)), **_given(validFor=valid_for)}
+    click.echo(_post(paths.TOKENS_ZONE, body)["token"])
 
 
 @token.command(
@@ -149,6 +141,6 @@ def revoke(kind: str, mesh: str | None, token_text: str | None, token_file: str 
         body["token"] = token_text.strip()
     else:
         body["jti"] = jti
-    answer = _post(REVOCATIONS_PATH, body)
+    answer = _post(paths.TOKENS_REVOCATIONS, body)
     where = f" in mesh {answer['mesh']}" if answer.get("mesh") else ""
     click.echo(f"revoked {kind} token {answer.get('jti')}{where}")

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import atoll
-from atoll.api.app import ApiInfo, create_app
+from atoll.api.app import ApiDependencies, ApiInfo, create_app
 from atoll.api.diagnostics import create_diagnostics_app
 from atoll.api.metrics import InstrumentedStore, Metrics
 from atoll.cp.components import HttpServer, Supervisor
@@ -141,15 +141,17 @@ def build_supervisor(
     if federated and xds is not None:
         supervisor.add(build_zone_kds(config, store, xds.inventory))
     api_app = create_app(
-        store,
-        info,
-        proxies=xds.api if xds is not None else None,
-        metrics=metrics,
-        max_body_bytes=config.max_body_bytes,
-        is_admin=security.admin,
-        tokens=TokenEndpoints(TokenIssuer(store)),
-        dataplane_insights=global_kds.inventory.insight if global_kds is not None else None,
-        zone_insights=global_kds.inventory.zone_insight if global_kds is not None else None,
+        ApiDependencies(
+            store,
+            info,
+            proxies=xds.api if xds is not None else None,
+            metrics=metrics,
+            max_body_bytes=config.max_body_bytes,
+            is_admin=security.admin,
+            tokens=TokenEndpoints(TokenIssuer(store)),
+            dataplane_insights=global_kds.inventory.insight if global_kds is not None else None,
+            zone_insights=global_kds.inventory.zone_insight if global_kds is not None else None,
+        )
     )
     graceful = max(1.0, config.shutdown_timeout / 2)
     supervisor.add(

@@ -25,8 +25,10 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TextIO
 
+from atoll.api import paths
 from atoll.demo.apps import App, Load, backend, frontend
 from atoll.demo.processes import Child, free_port, http_ok, port_free, post, put, python_module
+from atoll.resources import get_type
 
 MESH = {
     "type": "Mesh",
@@ -132,7 +134,7 @@ class Demo:
         return self.cps["global"]
 
     def zone_token(self, zone: str, scope: list[str]) -> str:
-        token: str = post(self.global_url, "/tokens/zone", {"zone": zone, "scope": scope})["token"]
+        token: str = post(self.global_url, paths.TOKENS_ZONE, {"zone": zone, "scope": scope})["token"]
         return token
 
     def start_global(self) -> None:
@@ -142,8 +144,8 @@ class Demo:
             "global", {"ATOLL_MODE": "global", "ATOLL_KDS_PORT": str(self.kds_port)}, _port(5681), _port(5680)
         )
         self.say(f"  global CP    REST {glob}   KDS grpcs://127.0.0.1:{self.kds_port}")
-        put(glob, "/meshes/default", MESH)
-        put(glob, "/meshes/default/meshtrafficpermissions/allow-all", ALLOW_ALL)
+        put(glob, paths.item_path(get_type("Mesh"), "default"), MESH)
+        put(glob, paths.item_path(get_type("MeshTrafficPermission"), "allow-all", "default"), ALLOW_ALL)
         self.say("  mesh default mTLS (builtin CA from global), MeshTrafficPermission allow-all")
 
     def start_zone(self, zone: str) -> None:
@@ -184,7 +186,7 @@ class Demo:
             "networking": {"address": f"127.0.0.1:{ext_port}"},
             "tags": {"kuma.io/service": EXTERNAL, "kuma.io/protocol": "http"},
         }
-        put(self.global_url, f"/meshes/default/externalservices/{EXTERNAL}", es)
+        put(self.global_url, paths.item_path(get_type("ExternalService"), EXTERNAL, "default"), es)
         self.say(
             f"  external service {EXTERNAL} http://127.0.0.1:{ext_port} (outside the mesh, reached via the egress)"
         )
@@ -201,7 +203,7 @@ class Demo:
                 self.apps[name] = backend(app_port, name)
                 doc = _dataplane(name, "backend", app_port, {})
             self.stack.callback(self.apps[name].stop)
-            token = post(self.global_url, "/tokens/dataplane", {"mesh": "default", "name": name})["token"]
+            token = post(self.global_url, paths.TOKENS_DATAPLANE, {"mesh": "default", "name": name})["token"]
             self.proxy(zone, name, doc, token)
             self.say(f"  {zone} sidecar {name}")
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from atoll.api import paths
+
 log = logging.getLogger("atoll.dp")
 
 POLL_WAIT = 20.0
@@ -29,14 +31,14 @@ async def answer_admin_requests(cp_url: str, *, mesh: str, name: str, admin_url:
     async with httpx.AsyncClient(timeout=POLL_WAIT + 10, headers=headers) as cp, httpx.AsyncClient(timeout=5) as admin:
         while True:
             try:
-                r = await cp.get(f"{cp_url}/dp/requests", params={"mesh": mesh, "name": name, "wait": POLL_WAIT})
+                r = await cp.get(cp_url + paths.DP_REQUESTS, params={"mesh": mesh, "name": name, "wait": POLL_WAIT})
                 if r.status_code == 204:
                     delay = 0.5
                     continue
                 r.raise_for_status()
                 req = r.json()
                 status, body = await _fetch(admin, admin_url + str(req["path"]))
-                await cp.post(f"{cp_url}/dp/responses", json={"id": req["id"], "status": status, "body": body})
+                await cp.post(cp_url + paths.DP_RESPONSES, json={"id": req["id"], "status": status, "body": body})
                 delay = 0.5
             except (httpx.HTTPError, ValueError, KeyError, TypeError) as e:
                 log.debug("admin relay: %r; retrying in %.1fs", e, delay)

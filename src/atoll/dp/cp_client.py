@@ -1,5 +1,7 @@
 """The agent's side of the control-plane HTTP contract: ``POST /bootstrap`` and ``POST /dp/health``.
 
+Paths come from ``atoll.api.paths`` (which loads no FastAPI).
+
 ``fetch_bootstrap`` posts a ``BootstrapRequest`` and returns the Envoy bootstrap and xDS address.
 A 4xx answer is final: it raises ``CpRejected`` carrying the CP's ``title``, ``details`` and
 ``invalid_parameters`` (never retried). Connection errors, timeouts and 5xx answers are retried with
@@ -23,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from atoll.api import paths
 from atoll.errors import AtollError, FieldError
 
 log = logging.getLogger("atoll.dp")
@@ -116,7 +119,7 @@ async def fetch_bootstrap(
     http: httpx.AsyncClient | None = None,
 ) -> BootstrapResponse:
     """``POST {cp_url}/bootstrap``; retry connection errors and 5xx for ``give_up_after`` s; 4xx is final."""
-    url = cp_url.rstrip("/") + "/bootstrap"
+    url = cp_url.rstrip("/") + paths.BOOTSTRAP
     own = http is None
     http = http or client()
     deadline = time.monotonic() + give_up_after
@@ -150,7 +153,7 @@ async def fetch_bootstrap(
 
 async def post_health(cp_url: str, report: HealthReport, http: httpx.AsyncClient) -> None:
     """Send one health report; raises ``CpRejected`` on 4xx and ``CpUnavailable`` on anything else."""
-    url = cp_url.rstrip("/") + "/dp/health"
+    url = cp_url.rstrip("/") + paths.DP_HEALTH
     try:
         resp = await http.post(url, json=report.to_json())
     except httpx.HTTPError as e:

@@ -8,7 +8,8 @@ zone is the ``Sender`` of its Dataplanes, ZoneIngresses, ZoneEgresses and insigh
 zone name, this process's instance id, version and ``authorization: Bearer <zone token>`` (the token
 file is re-read on every connect, so a rotated token is picked up).
 
-When either stream ends or fails, both are closed and the client reconnects after an exponential
+Both streams run side by side under ``atoll.xds.pump.first_completed``: when either stream ends or
+fails (or the component stops), both are cancelled and closed and the client reconnects after an exponential
 backoff with full jitter (``backoff_base`` doubling up to ``backoff_max``; reset once a connection
 delivered its first message). A refusal (bad token, zone claimed by another instance) is logged
 with global's reason and retried the same way. The zone CP keeps serving its proxies from its store
@@ -33,14 +34,15 @@ from typing import Any
 import grpc
 from envoy.service.discovery.v3 import discovery_pb2
 
-from atoll.errors import AtollError
+from atoll.errors import AtollError, PeerProtocolError
 from atoll.kds.flows import Insights, ZoneToGlobalSource, global_to_zone_types
 from atoll.kds.names import ORIGIN, ORIGIN_GLOBAL, from_global
-from atoll.kds.protocol import Batch, PeerProtocolError, Receiver, Sender
-from atoll.kds.pump import run_receiver, run_sender
+from atoll.kds.protocol import Batch, Receiver, Sender
+from atoll.kds.pump import OnBatch, run_receiver, run_sender
 from atoll.kds.reconcile import StoreSink
 from atoll.kds.server import GLOBAL_TO_ZONE, MD_AUTHORIZATION, MD_INSTANCE, MD_VERSION, MD_ZONE, SERVICE, ZONE_TO_GLOBAL
 from atoll.store.protocol import Store
+from atoll.xds.pump import first_completed
 
 log = logging.getLogger(__name__)
 
@@ -163,22 +165,22 @@ class ZoneKds:
                 raise AtollError(f"global_ca_file: cannot read {self._ca_file}: {e.strerror or e}") from None
         return grpc.ssl_channel_credentials(root_certificates=root)
 
-    async def _connect_once(self) -> bool:
-        """One connection: both streams until either ends. True if global delivered something."""
-        delivered = False
+    def _dial(self) -> tuple[grpc.aio.Channel, tuple[tuple[str, str], ...]] | None:
+        """A channel to global and the call metadata; ``None`` (the reason noted) if the token or the CA
+        cannot be read."""
         try:
             token = self._token().strip()
         except (OSError, AtollError) as e:
             self.last_error = f"cannot read the zone token: {e}"
             log.error("KDS: %s", self.last_error)
-            return False
+            return None
         if self.address.tls:
             try:
                 creds = self._credentials()
             except AtollError as e:
                 self.last_error = str(e)
                 log.error("KDS: %s", e)
-                return False
+                return None
             channel = grpc.aio.secure_channel(self.address.target, creds, options=CHANNEL_OPTIONS)
         else:
             channel = grpc.aio.insecure_channel(self.address.target, options=CHANNEL_OPTIONS)
@@ -188,6 +190,15 @@ class ZoneKds:
             (MD_VERSION, self.version),
             (MD_AUTHORIZATION, f"Bearer {token}"),
         )
+        return channel, metadata
+
+    async def _connect_once(self) -> bool:
+        """One connection: both streams until either ends. True if global delivered something."""
+        dialed = self._dial()
+        if dialed is None:
+            return False
+        channel, metadata = dialed
+        delivered = False
 
         def on_batch(batch: Batch, errors: list[str]) -> None:
             nonlocal delivered
@@ -219,42 +230,36 @@ class ZoneKds:
             if refused:
                 self._note_end(refused)
                 return False
-            sink = StoreSink(
-                self.store,
-                scope={ORIGIN: ORIGIN_GLOBAL},
-                adopt=from_global,
-                local_name=lambda name, mesh: name,
-            )
-            source = ZoneToGlobalSource(self.store, self._insights)
-            receive = asyncio.create_task(
-                run_receiver(g2z, Receiver(global_to_zone_types()), sink, on_batch=on_batch, label="kds global->zone"),
-                name="kds-global-to-zone",
-            )
-            send = asyncio.create_task(
-                run_sender(
-                    z2g,
-                    Sender(source.types),
-                    source,
-                    self.store,
-                    insight_interval=self._insight_interval,
-                    label="kds zone->global",
-                ),
-                name="kds-zone-to-global",
-            )
-            stop = asyncio.create_task(self._stop.wait(), name="kds-stop")
-            tasks = [receive, send, stop]
-            try:
-                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for t in tasks:
-                    t.cancel()
-                results = await asyncio.gather(*tasks, return_exceptions=True)
+            results = await self._sync(g2z, z2g, on_batch)
             if not self._stop.is_set():
                 self._note_end([*await _final_statuses(g2z, z2g), *results[:2]])
         finally:
             self.connected = False
             await channel.close(grace=None)
         return delivered
+
+    async def _sync(self, g2z: Any, z2g: Any, on_batch: OnBatch) -> list[object]:
+        """Both streams side by side until either ends or the component stops; what each pump ended with."""
+        sink = StoreSink(
+            self.store,
+            scope={ORIGIN: ORIGIN_GLOBAL},
+            adopt=from_global,
+            local_name=lambda name, mesh: name,
+        )
+        source = ZoneToGlobalSource(self.store, self._insights)
+        return await first_completed(
+            run_receiver(g2z, Receiver(global_to_zone_types()), sink, on_batch=on_batch, label="kds global->zone"),
+            run_sender(
+                z2g,
+                Sender(source.types),
+                source,
+                self.store,
+                insight_interval=self._insight_interval,
+                label="kds zone->global",
+            ),
+            self._stop.wait(),
+            names=("kds-global-to-zone", "kds-zone-to-global", "kds-stop"),
+        )
 
     def _note_end(self, results: Sequence[object]) -> None:
         """Log why the connection ended: the calls' final statuses first (a refusal by global

@@ -16,7 +16,7 @@ Exchange, per resource type (``type_url`` = the bare resource type, e.g. ``Mesh`
 
 The sender never waits for ACKs before sending the next change (acks are bookkeeping), so a slow
 or silent receiver cannot deadlock it; the pump bounds the work by coalescing store events.
-``PeerProtocolError`` is raised for messages that make no sense (unknown type, nonce never sent):
+``PeerProtocolError`` (``atoll.errors``) is raised for messages that make no sense (unknown type, nonce never sent):
 the pump answers it by ending only that stream.
 """
 
@@ -31,7 +31,7 @@ from typing import Any
 from envoy.service.discovery.v3 import discovery_pb2
 from google.rpc import status_pb2
 
-from atoll.errors import AtollError
+from atoll.errors import PeerProtocolError
 from atoll.kds.wire import WireError, from_wire, split_wire_name, to_wire
 from atoll.resources.meta import Resource
 
@@ -42,10 +42,6 @@ DELTA = "delta"
 _INVALID_ARGUMENT = 3
 MAX_IN_FLIGHT = 1024
 """Unanswered responses remembered per stream (for matching NACKs); older ones are forgotten."""
-
-
-class PeerProtocolError(AtollError):
-    """The peer sent a message that breaks the protocol (the peer is at fault)."""
 
 
 # --- sender ----------------------------------------------------------------------------------------

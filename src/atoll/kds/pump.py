@@ -1,6 +1,7 @@
 """Thin pumps between one gRPC stream and a sans-I/O machine; the same code runs on both CPs.
 
-``run_sender`` owns a ``Sender``: a reader task queues the peer's requests, a store watch marks
+``run_sender`` owns a ``Sender`` on an ``atoll.xds.pump.StreamPump`` (the same pump as ADS): its reader
+task queues the peer's requests, a store watch (a helper task of the pump, with ``_Changes``) marks
 what changed (event driven: no polling interval; events that arrive while a reload runs are
 coalesced into the next one), and one loop catches the desired sets up from the ``Source``, feeds
 the queued requests, and writes whatever the sender returns. A changed resource of a
@@ -23,9 +24,7 @@ reconnect (zone) or end the stream (global). A stream is anything with ``read()`
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -38,6 +37,7 @@ from atoll.kds.reconcile import StoreSink
 from atoll.kds.wire import wire_name
 from atoll.resources.meta import Resource
 from atoll.store.protocol import Store
+from atoll.xds.pump import StreamPump
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,70 @@ OnRequest = Callable[[RequestSeen], None]
 OnBatch = Callable[[Batch, list[str]], None]
 
 
+class _Changes:
+    """What the desired sets must catch up with: whole types to reload (``dirty``) and single resources
+    of per-resource types to re-read (``stale``). Marks are set by the store watch and the insight poll,
+    and taken by ``catch_up``."""
+
+    def __init__(self, source: Source, wake: asyncio.Event, label: str) -> None:
+        self.source = source
+        self.wake = wake
+        self.label = label
+        self.dirty: set[str] = set(source.types)
+        self.stale: dict[str, set[tuple[str, str | None]]] = {}  # per-resource type -> (name, mesh)
+
+    async def follow(self, sub: Any) -> None:
+        """Mark what the store's changes affect (coalescing the events already queued)."""
+        source = self.source
+        async for ev in sub:
+            events = [ev]
+            while sub.pending():
+                events.append(await sub.__anext__())
+            kinds = set()
+            for e in events:
+                r = e.resource
+                kinds.add(r.type)
+                if source.per_resource(r.type):
+                    self.stale.setdefault(r.type, set()).add((r.name, r.mesh))
+            for kind in kinds:  # reload what a change affects, except a per-resource type's own set
+                self.dirty.update(t for t in source.affected({kind}) if t != kind or not source.per_resource(kind))
+            if self.dirty or self.stale:
+                self.wake.set()
+
+    async def poll_insights(self, source: ZoneToGlobalSource, interval: float) -> None:
+        while True:
+            try:
+                if source.poll_insights():
+                    self.dirty.add(source.types[-1])
+                    self.wake.set()
+            except Exception:
+                log.exception("%s: reading the proxy inventory failed", self.label)
+            await asyncio.sleep(interval)
+
+    async def catch_up(self, sender: Sender) -> None:
+        """Load what is marked into ``sender``'s desired sets, until nothing is marked."""
+        dirty, stale, source = self.dirty, self.stale, self.source
+        while dirty or stale:
+            if dirty:
+                type = dirty.pop()
+                stale.pop(type, None)  # the reload reads those too
+                sender.set_desired(type, await source.load(type))
+                continue
+            type, keys = stale.popitem()
+            if len(keys) > MAX_STALE:
+                dirty.add(type)
+                continue
+            put: list[Resource[Any]] = []
+            remove: list[str] = []
+            for name, mesh in keys:
+                r = await source.load_one(type, name, mesh)
+                if r is None:
+                    remove.append(wire_name(name, mesh))
+                else:
+                    put.append(r)
+            sender.patch_desired(type, put, remove)
+
+
 async def run_sender(
     stream: MessageStream,
     sender: Sender,
@@ -66,107 +130,34 @@ async def run_sender(
     label: str = "kds",
 ) -> None:
     """Serve ``sender`` on ``stream`` until the peer ends it (see the module docstring)."""
-    wake = asyncio.Event()
-    inbox: deque[Any] = deque()
-    dirty: set[str] = set(source.types)
-    stale: dict[str, set[tuple[str, str | None]]] = {}  # per-resource type -> (name, mesh) to re-read
-    ended: list[BaseException | None] = []
-
-    async def read_loop() -> None:
-        try:
-            while True:
-                msg = await stream.read()
-                if msg is grpc.aio.EOF:
-                    ended.append(None)
-                    return
-                inbox.append(msg)
-                wake.set()
-        except asyncio.CancelledError:
-            ended.append(None)
-            raise
-        except Exception as e:
-            ended.append(e)
-        finally:
-            wake.set()
-
-    async def watch_loop(sub: Any) -> None:
-        async for ev in sub:
-            events = [ev]
-            while sub.pending():  # coalesce what is already queued
-                events.append(await sub.__anext__())
-            kinds = set()
-            for e in events:
-                r = e.resource
-                kinds.add(r.type)
-                if source.per_resource(r.type):
-                    stale.setdefault(r.type, set()).add((r.name, r.mesh))
-            for kind in kinds:  # reload what a change affects, except a per-resource type's own set
-                dirty.update(t for t in source.affected({kind}) if t != kind or not source.per_resource(kind))
-            if dirty or stale:
-                wake.set()
-
-    async def insight_loop(src: ZoneToGlobalSource) -> None:
-        while True:
-            try:
-                if src.poll_insights():
-                    dirty.add(src.types[-1])
-                    wake.set()
-            except Exception:
-                log.exception("%s: reading the proxy inventory failed", label)
-            await asyncio.sleep(insight_interval)
-
     sub = store.watch()  # before the first load: no change is missed
-    tasks = [
-        asyncio.create_task(read_loop(), name=f"{label}-read"),
-        asyncio.create_task(watch_loop(sub), name=f"{label}-watch"),
-    ]
-    if isinstance(source, ZoneToGlobalSource):
-        tasks.append(asyncio.create_task(insight_loop(source), name=f"{label}-insights"))
     try:
-        while True:
-            await wake.wait()
-            wake.clear()
-            for t in tasks[1:]:
-                if t.done() and not t.cancelled() and t.exception() is not None:
-                    raise AtollError(f"{label}: watching changes failed: {t.exception()}")
-            while dirty or stale:
-                if dirty:
-                    type = dirty.pop()
-                    stale.pop(type, None)  # the reload reads those too
-                    sender.set_desired(type, await source.load(type))
-                    continue
-                type, keys = stale.popitem()
-                if len(keys) > MAX_STALE:
-                    dirty.add(type)
-                    continue
-                put: list[Resource[Any]] = []
-                remove: list[str] = []
-                for name, mesh in keys:
-                    r = await source.load_one(type, name, mesh)
-                    if r is None:
-                        remove.append(wire_name(name, mesh))
-                    else:
-                        put.append(r)
-                sender.patch_desired(type, put, remove)
-            while inbox:
-                seen = sender.receive(inbox.popleft())
-                if seen.error is not None:
-                    log.warning("%s: peer refused %s: %s", label, seen.type, seen.error)
-                if on_request is not None:
-                    on_request(seen)
-            for response in sender.responses():
-                await stream.write(response)
-            if ended and not inbox:
-                if ended[0] is not None:
-                    raise ended[0]
-                return
+        async with StreamPump(stream.read, name=label) as pump:
+            changes = _Changes(source, pump.wake, label)
+            pump.spawn(changes.follow(sub), f"{label}-watch")
+            if isinstance(source, ZoneToGlobalSource):
+                pump.spawn(changes.poll_insights(source, insight_interval), f"{label}-insights")
+            while True:
+                await pump.wake.wait()
+                pump.wake.clear()
+                error = pump.helper_error()
+                if error is not None:
+                    raise AtollError(f"{label}: watching changes failed: {error}")
+                await changes.catch_up(sender)
+                while pump.inbox:
+                    seen = sender.receive(pump.inbox.popleft())
+                    if seen.error is not None:
+                        log.warning("%s: peer refused %s: %s", label, seen.type, seen.error)
+                    if on_request is not None:
+                        on_request(seen)
+                for response in sender.responses():
+                    await stream.write(response)
+                if pump.ended and not pump.inbox:
+                    if pump.error is not None:
+                        raise pump.error
+                    return
     finally:
         sub.close()
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
 
 
 async def run_receiver(

@@ -36,10 +36,10 @@ from typing import Any
 import grpc
 from envoy.service.discovery.v3 import discovery_pb2
 
-from atoll.errors import AlreadyExists, AtollError
+from atoll.errors import AlreadyExists, AtollError, PeerProtocolError
 from atoll.kds.flows import GlobalToZoneSource, list_all, zone_to_global_types
 from atoll.kds.names import ORIGIN, ORIGIN_ZONE, ZONE, from_zone, hashed_name, zone_of
-from atoll.kds.protocol import Batch, PeerProtocolError, Receiver, Reply, RequestSeen, Sender
+from atoll.kds.protocol import Batch, Receiver, Reply, RequestSeen, Sender
 from atoll.kds.pump import run_receiver, run_sender
 from atoll.kds.reconcile import StoreSink
 from atoll.resources.base import check_name

@@ -25,8 +25,9 @@ from atoll.kds import kds_pb2
 from atoll.resources.codec import decode, encode
 from atoll.resources.meta import Resource
 from atoll.resources.types import get_type
+from atoll.xds.vocabulary import type_url_of
 
-KDS_RESOURCE_URL = "type.googleapis.com/atoll.kds.v1.KdsResource"
+KDS_RESOURCE_URL = type_url_of(kds_pb2.KdsResource)
 
 
 class WireError(AtollError):

@@ -1,5 +1,5 @@
 """The REST side of serving proxies: what ``/bootstrap``, ``/dp/health``, insights, the served xDS config
-and the admin relay answer (``atoll.api.app.ProxyEndpoints``).
+and the admin relay answer (``atoll.api.deps.ProxyEndpoints``).
 
 ``ProxyApi`` holds the parts it reads — the lifecycle (bootstrap, health, token checks), the
 inventory (what each proxy's streams are doing), the reconciler (what an egress routes), the snapshot
@@ -20,15 +20,16 @@ from atoll.proxies.lifecycle import DataplaneLifecycle
 from atoll.proxies.reconciler import ProxyReconciler
 from atoll.resources.proxy_id import NodeId
 from atoll.topology.egress import EgressView
+from atoll.xds import vocabulary as xds
 from atoll.xds.generate import message_to_dict
 from atoll.xds.server import PUSH_ORDER, SnapshotCache
 
 _SHORT = {
-    "type.googleapis.com/envoy.config.listener.v3.Listener": "listeners",
-    "type.googleapis.com/envoy.config.route.v3.RouteConfiguration": "routes",
-    "type.googleapis.com/envoy.config.cluster.v3.Cluster": "clusters",
-    "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment": "endpoints",
-    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret": "secrets",
+    xds.LISTENER: "listeners",
+    xds.ROUTE: "routes",
+    xds.CLUSTER: "clusters",
+    xds.ENDPOINT: "endpoints",
+    xds.SECRET: "secrets",
 }
 
 
@@ -43,7 +44,7 @@ def _redact(value: Any) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class ProxyApi:
-    """``atoll.api.app.ProxyEndpoints`` over the parts that serve proxies (module docstring)."""
+    """``atoll.api.deps.ProxyEndpoints`` over the parts that serve proxies (module docstring)."""
 
     lifecycle: DataplaneLifecycle
     inventory: Inventory

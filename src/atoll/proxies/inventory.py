@@ -12,14 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from atoll.xds import vocabulary as xds
 from atoll.xds.server import StreamStatus
 
 _SHORT_TYPES = {
-    "type.googleapis.com/envoy.config.listener.v3.Listener": "lds",
-    "type.googleapis.com/envoy.config.route.v3.RouteConfiguration": "rds",
-    "type.googleapis.com/envoy.config.cluster.v3.Cluster": "cds",
-    "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment": "eds",
-    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret": "sds",
+    xds.LISTENER: "lds",
+    xds.ROUTE: "rds",
+    xds.CLUSTER: "cds",
+    xds.ENDPOINT: "eds",
+    xds.SECRET: "sds",
 }
 
 

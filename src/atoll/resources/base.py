@@ -7,10 +7,10 @@ messages name the bad value: ``Duration`` (``5s``, ``1m30s``), ``Port`` (1..6553
 (lowercase DNS-style), ``Percentage`` (an integer or a quoted decimal, 0..100), ``Decimal`` (an
 integer or a quoted decimal).
 
-Cross-field rules live in ``model_validator``s. They collect their findings in a ``Check`` and raise
-``Problems``: each problem carries a path relative to the model that found it (``tags``,
-``inbound[1].port``), which ``error_items`` joins with pydantic's location so the final error names
-the exact field as written in YAML.
+Cross-field rules live in model validators, written as ``@spec_check`` methods that record their
+findings in a ``Check``; all of them are raised at once as ``Problems``: each problem carries a path
+relative to the model that found it (``tags``, ``inbound[1].port``), which ``error_items`` joins
+with pydantic's location so the final error names the exact field as written in YAML.
 """
 
 from __future__ import annotations
@@ -19,12 +19,20 @@ import base64
 import binascii
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal as _Decimal
 from decimal import InvalidOperation
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainValidator, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainValidator,
+    ValidationError,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from atoll.errors import join_path
@@ -77,12 +85,37 @@ class Check:
             self.extend(path, error_items(e))
             return None
 
+    def one_of(self, model: BaseModel, *fields: str) -> None:
+        """Record "at least one of <fields> has to be defined" when every one of ``fields`` (Python
+        names) of ``model`` is None; the message names them as written in YAML."""
+        if all(getattr(model, f) is None for f in fields):
+            names = ", ".join(type(model).model_fields[f].alias or f for f in fields)
+            self.add("", f"at least one of {names} has to be defined")
+
     def done(self) -> None:
         if self.problems:
             raise Problems(self.problems)
 
     def __bool__(self) -> bool:
         return bool(self.problems)
+
+
+S = TypeVar("S", bound=BaseModel)
+
+
+def spec_check(rule: Callable[[S, Check], None]) -> Any:
+    """Make ``rule(self, check)`` a model's cross-field validator: it runs after the fields are
+    valid, records every problem in ``check``, and they are raised together (``Problems``)."""
+
+    def validate(self: S) -> S:
+        check = Check()
+        rule(self, check)
+        check.done()
+        return self
+
+    validate.__name__ = validate.__qualname__ = rule.__name__
+    validate.__doc__ = rule.__doc__
+    return model_validator(mode="after")(validate)
 
 
 def _kind(value: object) -> str:

@@ -53,6 +53,33 @@ def register(rt: ResourceType) -> ResourceType:
     return rt
 
 
+def register_type(
+    name: str,
+    spec_model: type[BaseModel],
+    scope: Scope,
+    *,
+    plural: str,
+    flattened: bool = True,
+    owner: str = "global",
+    secret: bool = False,
+) -> ResourceType:
+    """Register a resource type that is not a ``Mesh*`` policy (those use ``register_policy``).
+
+    The defaults are what most such types are: spec fields at the top level of a Universal document
+    (``flattened``), written on the global control plane (``owner``), listed to every client."""
+    return register(
+        ResourceType(
+            name=name,
+            spec_model=spec_model,
+            scope=scope,
+            flattened=flattened,
+            plural=plural,
+            owner=owner,
+            secret=secret,
+        )
+    )
+
+
 def all_types() -> list[ResourceType]:
     return sorted(_TYPES.values(), key=lambda t: t.name)
 

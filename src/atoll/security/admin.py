@@ -4,7 +4,7 @@ The admin token is a random secret (32 bytes, URL-safe base64) in ``<data_dir>/a
 written at first start with mode 0600 (``ensure_admin_token``; an existing file is kept, so an
 operator may put their own token there, and a token file readable by others is refused).
 
-``AdminAuth`` is the ``is_admin`` check of ``atoll.api.app.create_app``: a client on a loopback
+``AdminAuth`` is the ``is_admin`` check of ``atoll.api.deps.ApiDependencies``: a client on a loopback
 address is an admin when ``loopback_admin`` is on (the default: whoever can run commands on the CP's
 host can read the token file anyway); any other client must send ``Authorization: Bearer <admin
 token>``. A missing or wrong token raises ``Unauthenticated`` (HTTP 401 with a message that says what

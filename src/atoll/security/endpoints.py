@@ -1,6 +1,6 @@
 """The bodies of the token endpoints of the REST API, validated field by field.
 
-``TokenEndpoints`` implements what ``atoll.api.app.create_app(tokens=...)`` calls for
+``TokenEndpoints`` implements what ``atoll.api.deps.ApiDependencies(tokens=...)`` calls for
 ``POST /tokens/dataplane``, ``POST /tokens/zone`` and ``POST /tokens/revocations`` (the API checks
 that the caller is an admin first). Every problem in a body is reported at once as ``InvalidInput``
 with one ``FieldError`` per field (``validFor: invalid duration "3x"``, ``scope[1]: must be one of

@@ -2,32 +2,29 @@
 
 Build a ``MeshView`` once per mesh (it indexes endpoints and protocols per service), then call
 ``proxy_view(mesh_view, name)`` per proxy. ``dependencies``/``services`` tell which proxies a
-change affects. See ``atoll.topology.view`` for the rules and ``atoll.topology.policies`` for policy
-matching. ``Identity`` is the certificate material of an mTLS proxy.
+change affects. Modules:
+
+- ``view``: ``MeshView``, ``ProxyView`` and its inbound/outbound views, ``proxy_view``, ``with_endpoints``;
+- ``index``: the per-mesh index (``Endpoint``, ``MeshIndex``: endpoints, protocols, externals);
+- ``external``: ExternalServices as views; ``ingress``/``egress``: the zone ingress and egress views;
+- ``matching``: which ``Mesh*`` policies apply to a proxy (selection, order, folding);
+- ``settings``: the typed, frozen settings policies fold into, which the generators read;
+- ``tags``: ``Tags`` and the protocol vocabulary; ``identity``: an mTLS proxy's certificate material.
 """
 
+from atoll.topology.external import ExternalTls, ExternalView, external_view
 from atoll.topology.identity import Identity
-from atoll.topology.policies import (
-    KIND_ORDER,
-    TRAFFIC_PERMISSION,
-    Conf,
-    IdentityRules,
-    Permission,
-    PolicyEntry,
-    match_policies,
-    merge_patch,
-    sort_policies,
-)
+from atoll.topology.index import Endpoint, MeshIndex
+from atoll.topology.matching import KIND_ORDER, PolicyEntry, match_policies, sort_policies
+from atoll.topology.settings import NO_SETTINGS, PolicySettings
+from atoll.topology.settings.conf import Conf, merge_patch
+from atoll.topology.settings.traffic_permission import TRAFFIC_PERMISSION, IdentityRules, Permission
 from atoll.topology.tags import HTTP_PROTOCOLS, Protocol, Tags, common_protocol, protocol_of
 from atoll.topology.view import (
     DEFAULT_OUTBOUND_ADDRESS,
     DEFAULT_SERVICE_ADDRESS,
     EGRESS_SERVICE,
-    Endpoint,
-    ExternalTls,
-    ExternalView,
     InboundView,
-    MeshIndex,
     MeshView,
     MtlsView,
     OutboundView,
@@ -35,7 +32,6 @@ from atoll.topology.view import (
     dependencies,
     dependents,
     endpoints_by_service,
-    external_view,
     proxy_view,
     service_protocol,
     services,
@@ -50,6 +46,7 @@ __all__ = [
     "EGRESS_SERVICE",
     "HTTP_PROTOCOLS",
     "KIND_ORDER",
+    "NO_SETTINGS",
     "TRAFFIC_PERMISSION",
     "Conf",
     "Endpoint",
@@ -64,6 +61,7 @@ __all__ = [
     "OutboundView",
     "Permission",
     "PolicyEntry",
+    "PolicySettings",
     "Protocol",
     "ProxyView",
     "Tags",

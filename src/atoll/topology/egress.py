@@ -24,9 +24,11 @@ from dataclasses import dataclass
 
 from atoll.resources.meta import Resource
 from atoll.resources.models.zone_egress import ZoneEgressSpec
-from atoll.topology.ingress import IngressRoute
-from atoll.topology.policies import NO_IDENTITY_RULES, IdentityRules, InboundRef, Permission, match_policies
-from atoll.topology.view import ExternalView, MeshView, sni
+from atoll.topology.external import ExternalView
+from atoll.topology.ingress import IngressRoute, ingress_cluster_name
+from atoll.topology.matching import InboundRef, match_policies
+from atoll.topology.settings import NO_IDENTITY_RULES, IdentityRules, Permission
+from atoll.topology.view import MeshView, sni
 
 __all__ = [
     "EgressView",
@@ -75,7 +77,8 @@ class EgressView:
 
 
 def passthrough_cluster_name(mesh: str, service: str) -> str:
-    return f"{mesh}:{service}"
+    """``<mesh>:<service>``: named as at the ingress the traffic goes on to."""
+    return ingress_cluster_name(mesh, service)
 
 
 def external_cluster_name(mesh: str, service: str) -> str:
@@ -98,18 +101,10 @@ def egress_view(name: str, zone_egress: Resource[ZoneEgressSpec], mesh_views: It
         if not mesh_has_mtls(view):
             continue  # cross-zone and egress traffic is mTLS: without it nobody sends any here
         index = view.index
-        for service, eps in sorted(index.remote.items()):
-            passthrough.append(
-                PassThroughRoute(
-                    mesh=view.name,
-                    service=service,
-                    sni=sni(service, view.name),
-                    cluster=passthrough_cluster_name(view.name, service),
-                    endpoints=eps,
-                )
-            )
-        remote = set(index.remote)
-        local = [ev for s, ev in sorted(index.externals.items()) if ev.zone in (None, zone) and s not in remote]
+        passthrough.extend(
+            PassThroughRoute.of(view.name, service, eps) for service, eps in sorted(index.remote.items())
+        )
+        local = [ev for s, ev in sorted(index.externals.items()) if ev.zone in (None, zone) and s not in index.remote]
         if not local:
             continue
         matched = match_policies(

@@ -20,8 +20,10 @@ from typing import Any
 
 from atoll.resources.meta import Resource
 from atoll.resources.models.zone_ingress import ZoneIngressSpec
+from atoll.topology.external import ExternalView
+from atoll.topology.index import Endpoint
 from atoll.topology.tags import SERVICE_TAG, Tags
-from atoll.topology.view import Endpoint, ExternalView, MeshView, endpoints_by_service, sni
+from atoll.topology.view import MeshView, endpoints_by_service, sni
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,17 @@ class IngressRoute:
     sni: str
     cluster: str
     endpoints: tuple[Endpoint, ...]
+
+    @classmethod
+    def of(cls, mesh: str, service: str, endpoints: tuple[Endpoint, ...]) -> IngressRoute:
+        """The route of ``service`` in ``mesh``: its SNI, and the cluster ``<mesh>:<service>``."""
+        return cls(
+            mesh=mesh,
+            service=service,
+            sni=sni(service, mesh),
+            cluster=ingress_cluster_name(mesh, service),
+            endpoints=endpoints,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,26 +114,10 @@ def ingress_view(name: str, zone_ingress: Resource[ZoneIngressSpec], mesh_views:
     spec = zone_ingress.spec
     routes: list[IngressRoute] = []
     for view in sorted(mesh_views, key=lambda v: v.name):
-        for service, eps in sorted(local_endpoints(view).items()):
-            routes.append(
-                IngressRoute(
-                    mesh=view.name,
-                    service=service,
-                    sni=sni(service, view.name),
-                    cluster=ingress_cluster_name(view.name, service),
-                    endpoints=eps,
-                )
-            )
-        for ev, eps in pinned_externals(view):
-            routes.append(
-                IngressRoute(
-                    mesh=view.name,
-                    service=ev.service,
-                    sni=sni(ev.service, view.name),
-                    cluster=ingress_cluster_name(view.name, ev.service),
-                    endpoints=eps,
-                )
-            )
+        routes.extend(
+            IngressRoute.of(view.name, service, eps) for service, eps in sorted(local_endpoints(view).items())
+        )
+        routes.extend(IngressRoute.of(view.name, ev.service, eps) for ev, eps in pinned_externals(view))
     return IngressView(
         name=name,
         zone=spec.zone or "",

@@ -2,14 +2,16 @@
 
 Two steps, both pure:
 
-1. ``MeshView`` holds the inputs for one mesh in one zone: the Mesh, its Dataplanes, (later) the
-   zone ingresses of other zones and the policies, and the local zone's name. Building it indexes
-   the mesh once (``MeshIndex``): the endpoints of every service (``endpoints_by_service``) and the
-   protocol of every service (``service_protocol``), so that per-proxy work never rescans the mesh.
+1. ``MeshView`` holds the inputs for one mesh in one zone: the Mesh, its Dataplanes, the zone
+   ingresses and egresses, the ExternalServices and the ``Mesh*`` policies, and the local zone's
+   name. Building it indexes the mesh once (``atoll.topology.index``: endpoints and protocol of every
+   service, ExternalServices) and orders the policies once (``atoll.topology.matching``), so that
+   per-proxy work never rescans the mesh.
 2. ``proxy_view(mesh_view, name)`` picks one Dataplane and resolves everything the generators need:
-   each inbound (listener address/port, local target, protocol, readiness) and each outbound
-   (listen address/port, protocol, endpoints). It only reads the index: cost is proportional to the
-   proxy's own inbounds and outbounds.
+   each inbound (listener address/port, local target, protocol, readiness, policy settings and
+   permissions) and each outbound (listen address/port, protocol, endpoints, policy settings,
+   ExternalService). It only reads the index: cost is proportional to the proxy's own inbounds and
+   outbounds (policy settings are folded once per mesh view and shared, see ``matching``).
 
 Rules, as in Kuma:
 
@@ -17,35 +19,17 @@ Rules, as in Kuma:
   ``serviceAddress`` (default 127.0.0.1) : ``servicePort`` (default the inbound port); an inbound is
   ready unless ``health.ready`` is false or its ``state`` is ``NotReady``/``Ignored``. Inbounds
   without a port are not served (no listener, no endpoint).
-- an endpoint of service S is every ready inbound of S in the mesh, at the dataplane's
-  ``advertisedAddress``, else ``inbound.address``, else ``networking.address``, and the inbound
-  port; its locality zone is its ``kuma.io/zone`` tag, else the local zone.
-- when the mesh has mTLS enabled, S also has one endpoint per ZoneIngress of another zone that
-  is advertised and lists S (``availableServices`` of this mesh with ``instances > 0``): at the
-  ingress's advertisedAddress:advertisedPort, weight = instances, locality = that zone,
-  ``ingress=True`` (cross-zone traffic is mTLS routed by SNI at the ingress, so without mTLS remote
-  zones are unreachable and left out). Ingresses of the local zone (or with no zone) are ignored;
-  leaving out disabled zones is up to the caller.
-- the protocol of service S is the ``kuma.io/protocol`` the inbounds of S (ready or not) and the
-  remote ``availableServices`` entries of S agree on; ``tcp`` when they disagree or when there are none.
-
-Every view is a frozen value made of tuples and ``Tags``: equal inputs give equal (and hashable)
-views, so a caller can compare the new view of a proxy with the old one and skip regeneration.
-
-- the ``Mesh*`` policies (``MeshView.policies``) are ordered once per mesh and matched per proxy
-  (``atoll.topology.policies``): each ``OutboundView.policies``/``InboundView.policies`` holds the
-  merged ``default`` per policy kind, ``InboundView.permissions`` the MeshTrafficPermission items.
-
-Zone egress and ExternalServices (``MeshView.external_services``, ``MeshView.zone_egresses``):
-
-- with ``routing.zoneEgress`` (needs mTLS) remote-zone endpoints are replaced by one endpoint per local
-  zone egress with the remote endpoint's weight and locality (so zone splits and priorities are
-  those of direct routing; the egress then picks the remote ingress by SNI, weighted the same way).
-  No local egress means no remote endpoints: the mesh said traffic must leave through one.
+- outbound listen address is ``outbound.address`` (default 127.0.0.1); its endpoints and protocol are
+  the index's for the service (``tcp`` when unknown).
 - an ExternalService is reached directly at its address (``OutboundView.via_egress`` false), or,
   with ``routing.zoneEgress``, over mesh mTLS through the local egress; one pinned to another zone
-  (``kuma.io/zone``) through that zone's ingress (listed there with ``externalService: true``) and
-  egress, via the local egress too when routing says so. A Dataplane service of the same name wins.
+  (``kuma.io/zone``) through that zone's ingress and egress, via the local egress too when routing
+  says so. A Dataplane service of the same name wins.
+
+Every view is a frozen value made of tuples, ``Tags`` and typed settings
+(``atoll.topology.settings``): equal inputs give equal (and hashable) views, so a caller can compare
+the new view of a proxy with the old one and skip regeneration. ``with_endpoints`` gives the view
+that differs only in some outbounds' endpoints (the control plane's fast path).
 
 ``Endpoint.weight``/``Endpoint.ingress`` carry remote zone-ingress endpoints (weight = instances,
 locality = remote zone); ``ProxyView.mtls`` plus ``sni``/``spiffe_id`` carry mTLS.
@@ -53,41 +37,28 @@ locality = remote zone); ``ProxyView.mtls`` plus ``sni``/``spiffe_id`` carry mTL
 
 from __future__ import annotations
 
-import base64
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import InitVar, dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
 from atoll.resources.meta import Resource
-from atoll.resources.models.dataplane import DataplaneSpec, Inbound
-from atoll.resources.models.external_service import DataSource, ExternalServiceSpec
+from atoll.resources.models.dataplane import DataplaneSpec
+from atoll.resources.models.external_service import ExternalServiceSpec
 from atoll.resources.models.mesh import MeshSpec
 from atoll.resources.models.zone_egress import ZoneEgressSpec
 from atoll.resources.models.zone_ingress import ZoneIngressSpec
-from atoll.topology.policies import (
-    EMPTY_CONF,
-    NO_IDENTITY_RULES,
-    Conf,
-    IdentityRules,
-    InboundRef,
-    Permission,
-    PolicyEntry,
-    match_policies,
-    sort_policies,
-)
-from atoll.topology.tags import SERVICE_TAG, ZONE_TAG, Protocol, Tags, common_protocol, protocol_of
+from atoll.topology.external import ExternalView
+from atoll.topology.index import Endpoint, MeshIndex, build_index, is_ready
+from atoll.topology.matching import InboundRef, match_policies, sort_policies
+from atoll.topology.settings import NO_IDENTITY_RULES, NO_SETTINGS, IdentityRules, Permission, PolicySettings
+from atoll.topology.tags import Protocol, Tags, protocol_of
 
 __all__ = [
     "DEFAULT_OUTBOUND_ADDRESS",
     "DEFAULT_SERVICE_ADDRESS",
     "EGRESS_SERVICE",
-    "Endpoint",
-    "ExternalTls",
-    "ExternalView",
     "InboundView",
-    "MeshIndex",
     "MeshView",
     "MtlsView",
     "OutboundView",
@@ -95,7 +66,6 @@ __all__ = [
     "dependencies",
     "dependents",
     "endpoints_by_service",
-    "external_view",
     "proxy_view",
     "service_protocol",
     "services",
@@ -108,39 +78,6 @@ DEFAULT_SERVICE_ADDRESS = "127.0.0.1"
 EGRESS_SERVICE = "zone-egress"
 """The service name in a zone egress's certificate: ``spiffe://<mesh>/zone-egress``."""
 DEFAULT_OUTBOUND_ADDRESS = "127.0.0.1"
-_NOT_READY_STATES = frozenset(("NotReady", "Ignored"))
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """One address:port that traffic for a service may go to.
-
-    ``dataplane`` names the local Dataplane serving it; remote endpoints (a zone ingress of another
-    zone, ``ingress=True``) have none and carry a ``weight`` (that zone's instance count).
-    """
-
-    address: str
-    port: int
-    tags: Tags
-    zone: str
-    weight: int | None = None
-    dataplane: str | None = None
-    ingress: bool = False
-    egress: bool = False
-    """The local zone egress, standing in for a remote zone (``ingress`` is then true too) or for an
-    external service."""
-    _hash: int = field(init=False, repr=False, compare=False, default=0)
-
-    def __post_init__(self) -> None:
-        fields = (self.address, self.port, self.tags, self.zone, self.weight, self.dataplane, self.ingress, self.egress)
-        object.__setattr__(self, "_hash", hash(fields))
-
-    def __hash__(self) -> int:  # computed once: endpoint tuples key the shared ClusterLoadAssignments
-        return self._hash
-
-    @property
-    def service(self) -> str:
-        return self.tags.get(SERVICE_TAG, "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,45 +93,12 @@ class InboundView:
     service_port: int
     ready: bool
     tags: Tags
-    policies: Conf = EMPTY_CONF
-    """Merged ``from[]``(Mesh)/``rules[]`` ``default`` per policy kind (``atoll.topology.policies``)."""
+    policies: PolicySettings = NO_SETTINGS
+    """Settings of the ``from[]`` (Mesh source) and ``rules[]`` items of the policies selecting it."""
     permissions: tuple[Permission, ...] = ()
     """MeshTrafficPermission ``from[]`` items, least to most specific: a caller gets the last match."""
     identity_rules: IdentityRules = NO_IDENTITY_RULES
     """MeshTrafficPermission ``rules[]``: callers by SPIFFE ID (checked before ``permissions``)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ExternalTls:
-    """TLS that a proxy originates to an external service (``networking.tls`` of the ExternalService).
-
-    ``ca_pem``/``ca_file``: where the CA that verifies the server comes from (inline PEM text, or a file
-    on the proxy's host); neither means no verification is configured. ``server_name``: the SNI and the
-    DNS name the server's certificate must carry (unless ``skip_hostname_verification``)."""
-
-    ca_pem: str | None = None
-    ca_file: str | None = None
-    ca_secret: str | None = None
-    server_name: str | None = None
-    allow_renegotiation: bool = False
-    skip_hostname_verification: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class ExternalView:
-    """An ExternalService of the mesh: ``host:port`` outside the mesh, its protocol and TLS.
-
-    ``zone`` is its ``kuma.io/zone`` tag: pinned to that zone (reached through that zone's ingress and
-    egress), or ``None`` for everywhere."""
-
-    mesh: str
-    service: str
-    host: str
-    port: int
-    protocol: Protocol
-    tags: Tags
-    tls: ExternalTls | None = None
-    zone: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,8 +112,8 @@ class OutboundView:
     protocol: Protocol
     endpoints: tuple[Endpoint, ...]
     tags: Tags
-    policies: Conf = EMPTY_CONF
-    """Merged ``to[]`` ``default`` per policy kind (``atoll.topology.policies``)."""
+    policies: PolicySettings = NO_SETTINGS
+    """Settings of the ``to[]`` items of the policies selecting the proxy that match the service."""
     external: ExternalView | None = None
     """Set when ``service`` is an ExternalService of the mesh (and no Dataplane serves it)."""
     via_egress: bool = False
@@ -248,28 +152,6 @@ class ProxyView:
 
     def spiffe_id(self, service: str) -> str:
         return spiffe_id(self.mesh, service)
-
-
-@dataclass(frozen=True, slots=True)
-class MeshIndex:
-    """What ``MeshView`` computes once per mesh: dataplanes by name, endpoints and protocol per service."""
-
-    dataplanes: Mapping[str, Resource[DataplaneSpec]]
-    endpoints: Mapping[str, tuple[Endpoint, ...]]
-    protocols: Mapping[str, Protocol]
-    policies: tuple[PolicyEntry, ...] = ()
-    remote: Mapping[str, tuple[Endpoint, ...]] = field(default_factory=dict)
-    """Per service (and zone-pinned ExternalService): the other zones' ingresses serving it, as they
-    are (what a zone egress forwards to), whatever the sidecars use."""
-    externals: Mapping[str, ExternalView] = field(default_factory=dict)
-    """ExternalServices by service name (those no Dataplane of the mesh also serves)."""
-    egresses: tuple[tuple[str, int], ...] = ()
-    """address:port of this zone's egresses (advertised or not, in name order)."""
-    egress_routing: bool = False
-    """The mesh routes remote-zone and external traffic through the zone egress (``routing.zoneEgress``)."""
-    conflicts: tuple[str, ...] = ()
-    """ExternalServices left out because their ``kuma.io/service`` is taken (by Dataplanes of the mesh,
-    or by an ExternalService earlier by name), one message each."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,7 +194,7 @@ class MeshView:
         externals = tuple(
             sorted((es for es in self.external_services if es.mesh == self.mesh.name), key=lambda r: r.name)
         )
-        index = _build_index(self.mesh.name, ordered, remote, self.zone, egresses, via_egress, externals, mtls)
+        index = build_index(self.mesh.name, ordered, remote, self.zone, egresses, via_egress, externals, mtls)
         if previous is not None:
             before = previous.index.endpoints
             index = replace(
@@ -363,7 +245,7 @@ def proxy_view(mesh_view: MeshView, dataplane_name: str) -> ProxyView:
             port=ib.port,
             service_address=ib.service_address or DEFAULT_SERVICE_ADDRESS,
             service_port=ib.service_port or ib.port,
-            ready=_ready(ib),
+            ready=is_ready(ib),
             tags=Tags(ib.tags),
             policies=matched.inbounds[i],
             permissions=matched.permissions[i],
@@ -444,12 +326,6 @@ def spiffe_id(mesh: str, service: str) -> str:
     return f"spiffe://{mesh}/{service}"
 
 
-def _ready(ib: Inbound) -> bool:
-    if ib.health is not None and not ib.health.ready:
-        return False
-    return ib.state not in _NOT_READY_STATES
-
-
 def _mtls(spec: MeshSpec) -> MtlsView | None:
     if spec.mtls is None:
         return None
@@ -461,156 +337,3 @@ def _mtls(spec: MeshSpec) -> MtlsView | None:
 
 def _external_via_egress(index: MeshIndex, external: ExternalView, zone: str) -> bool:
     return index.egress_routing or external.zone not in (None, zone)
-
-
-def _data_source(ds: DataSource | None) -> tuple[str | None, str | None, str | None]:
-    if ds is None:
-        return None, None, None
-    if ds.inline is not None:
-        return base64.b64decode(ds.inline).decode(errors="replace"), None, None
-    return ds.inline_string, ds.file, ds.secret
-
-
-def external_view(es: Resource[ExternalServiceSpec]) -> ExternalView:
-    """The view of one ExternalService (its address split, its TLS settings resolved)."""
-    host, port = es.spec.networking.host_port
-    t = es.spec.networking.tls
-    tls: ExternalTls | None = None
-    if t is not None and t.enabled:
-        ca_pem, ca_file, ca_secret = _data_source(t.ca_cert)
-        tls = ExternalTls(
-            ca_pem=ca_pem,
-            ca_file=ca_file,
-            ca_secret=ca_secret,
-            server_name=t.sni_name,
-            allow_renegotiation=bool(t.allow_renegotiation),
-            skip_hostname_verification=bool(t.skip_hostname_verification),
-        )
-    tags = Tags(es.spec.tags)
-    return ExternalView(
-        mesh=es.mesh or "",
-        service=es.spec.service,
-        host=host,
-        port=port,
-        protocol=protocol_of(tags),
-        tags=tags,
-        tls=tls,
-        zone=tags.get(ZONE_TAG) or None,
-    )
-
-
-def _build_index(
-    mesh: str,
-    dataplanes: tuple[Resource[DataplaneSpec], ...],
-    ingresses: tuple[Resource[ZoneIngressSpec], ...],
-    zone: str,
-    egresses: tuple[tuple[str, int], ...] = (),
-    egress_routing: bool = False,
-    external_services: tuple[Resource[ExternalServiceSpec], ...] = (),
-    mtls: bool = False,
-) -> MeshIndex:
-    endpoints: defaultdict[str, list[Endpoint]] = defaultdict(list)
-    protocols: defaultdict[str, list[Protocol]] = defaultdict(list)
-    remote: defaultdict[str, list[Endpoint]] = defaultdict(list)
-    remote_externals: set[str] = set()
-
-    def through_egress(ep: Endpoint) -> list[Endpoint]:
-        # One endpoint per local egress standing for the remote zone: same weight and locality, so
-        # sidecars keep the zone split and priorities of direct routing; the egress splits again by SNI.
-        return [replace(ep, address=a, port=p, egress=True) for a, p in egresses]
-
-    for zi in ingresses:
-        where = zi.spec.advertised
-        if where is None or not zi.spec.zone or zi.spec.zone == zone:
-            continue
-        for svc in zi.spec.available_services or ():
-            service = svc.tags.get(SERVICE_TAG, "")
-            if svc.mesh != mesh or not service:
-                continue
-            if not svc.external_service:
-                protocols[service].append(protocol_of(svc.tags))
-            if svc.instances <= 0:
-                continue
-            ep = Endpoint(
-                address=where[0],
-                port=where[1],
-                tags=Tags(svc.tags),
-                zone=zi.spec.zone,
-                weight=svc.instances,
-                ingress=True,
-            )
-            remote[service].append(ep)
-            if svc.external_service:
-                remote_externals.add(service)
-                continue
-            endpoints[service].extend(through_egress(ep) if egress_routing else [ep])
-    for dp in dataplanes:
-        net = dp.spec.networking
-        for ib in net.inbound:
-            protocols[ib.service].append(protocol_of(ib.tags))
-            if ib.port is None or not _ready(ib):
-                continue
-            endpoints[ib.service].append(
-                Endpoint(
-                    address=net.advertised_address or ib.address or net.address,
-                    port=ib.port,
-                    tags=Tags(ib.tags),
-                    zone=ib.tags.get(ZONE_TAG) or zone,
-                    dataplane=dp.name,
-                )
-            )
-    internal = set(protocols)  # services of Dataplanes here and of other zones (by their ingresses)
-    externals: dict[str, ExternalView] = {}
-    owners: dict[str, str] = {}
-    conflicts: list[str] = []
-    for es in external_services:
-        ev = external_view(es)
-        # A mesh service of the same name wins; of two ExternalServices, the first by name.
-        if ev.service in internal:
-            conflicts.append(
-                f'ExternalService "{es.name}": kuma.io/service "{ev.service}" is also served by Dataplanes '
-                "of the mesh; the mesh service is used"
-            )
-            continue
-        if ev.service in owners:
-            conflicts.append(
-                f'ExternalService "{es.name}": kuma.io/service "{ev.service}" is already taken by '
-                f'ExternalService "{owners[ev.service]}"; that one is used'
-            )
-            continue
-        owners[ev.service] = es.name
-        externals[ev.service] = ev
-        protocols[ev.service].append(ev.protocol)
-        if ev.zone not in (None, zone):
-            # Pinned to another zone: through that zone's ingress (which hands it to its egress).
-            if not mtls:
-                continue
-            pinned = [e for e in remote.get(ev.service, ()) if e.zone == ev.zone]
-            endpoints[ev.service].extend([x for e in pinned for x in through_egress(e)] if egress_routing else pinned)
-        elif egress_routing:
-            endpoints[ev.service].extend(
-                Endpoint(address=a, port=p, tags=ev.tags, zone=zone, egress=True) for a, p in egresses
-            )
-        else:
-            endpoints[ev.service].append(Endpoint(address=ev.host, port=ev.port, tags=ev.tags, zone=zone))
-    return MeshIndex(
-        remote=MappingProxyType(
-            {
-                s: tuple(sorted(eps, key=lambda e: (e.zone, e.address, e.port)))
-                for s, eps in remote.items()
-                if s not in remote_externals or s in externals
-            }
-        ),
-        externals=MappingProxyType(externals),
-        conflicts=tuple(conflicts),
-        egresses=egresses,
-        egress_routing=egress_routing,
-        dataplanes=MappingProxyType({dp.name: dp for dp in dataplanes}),
-        endpoints=MappingProxyType(
-            {
-                s: tuple(sorted(eps, key=lambda e: (e.ingress, e.zone, e.address, e.port, e.dataplane or "")))
-                for s, eps in sorted(endpoints.items())
-            }
-        ),
-        protocols=MappingProxyType({s: common_protocol(ps) for s, ps in sorted(protocols.items())}),
-    )

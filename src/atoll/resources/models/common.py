@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from atoll.resources.base import NAME_CHARS, Check, Port, Spec, Tags
+from atoll.resources.base import NAME_CHARS, Check, Port, Spec, Tags, spec_check
 from atoll.resources.models.policy import register_policy as register_policy
 
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+\-.^_`|~:]+$")
@@ -26,12 +26,9 @@ class HeaderValue(Spec):
     name: str
     value: str
 
-    @model_validator(mode="after")
-    def _check(self) -> HeaderValue:
-        check = Check()
+    @spec_check
+    def _check(self, check: Check) -> None:
         check_header_name(check, "name", self.name)
-        check.done()
-        return self
 
 
 class HeaderModifier(Spec):
@@ -41,15 +38,12 @@ class HeaderModifier(Spec):
     add: list[HeaderValue] | None = None
     remove: list[str] | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> HeaderModifier:
-        check = Check()
+    @spec_check
+    def _check(self, check: Check) -> None:
         for i, n in enumerate(self.remove or []):
             check_header_name(check, f"remove[{i}]", n)
         if not (self.set or self.add or self.remove):
             check.add("", "at least one of set, add, remove has to be defined")
-        check.done()
-        return self
 
 
 BackendRefKind = Literal["MeshService", "MeshServiceSubset", "MeshExternalService", "MeshMultiZoneService"]
@@ -67,9 +61,8 @@ class BackendRef(Spec):
     port: Port | None = None
     weight: int | None = Field(default=None, ge=0)
 
-    @model_validator(mode="after")
-    def _check(self) -> BackendRef:
-        check = Check()
+    @spec_check
+    def _check(self, check: Check) -> None:
         if self.name is None and not self.labels:
             check.add("name", f"must be set with kind {self.kind}")
         if self.name is not None and not NAME_CHARS.match(self.name):
@@ -80,21 +73,16 @@ class BackendRef(Spec):
             check.add("tags", f"must not be set with kind {self.kind}")
         if self.kind == "MeshServiceSubset" and self.port is not None:
             check.add("port", "must not be set with kind MeshServiceSubset")
-        check.done()
-        return self
 
 
 class SpiffeId(Spec):
     type: Literal["Exact", "Prefix"]
     value: str
 
-    @model_validator(mode="after")
-    def _check(self) -> SpiffeId:
-        check = Check()
+    @spec_check
+    def _check(self, check: Check) -> None:
         if not self.value.startswith("spiffe://"):
             check.add("value", f'must be a SPIFFE ID starting with "spiffe://", got "{self.value}"')
-        check.done()
-        return self
 
 
 class SpiffeMatch(Spec):

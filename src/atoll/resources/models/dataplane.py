@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from atoll.errors import join_path
-from atoll.resources.base import Check, Duration, Port, Spec, Tags
+from atoll.resources.base import Check, Duration, Port, Spec, Tags, spec_check
 from atoll.resources.models.mesh import PrometheusConf
-from atoll.resources.types import ResourceType, Scope, register
+from atoll.resources.types import Scope, register_type
 
 SERVICE_TAG = "kuma.io/service"
 PROTOCOL_TAG = "kuma.io/protocol"
@@ -97,17 +97,14 @@ class Outbound(Spec):
     tags: Tags | None = None
     backend_ref: BackendRef | None = None
 
-    @model_validator(mode="after")
-    def _target(self) -> Outbound:
-        check = Check()
+    @spec_check
+    def _target(self, check: Check) -> None:
         if not self.tags and self.backend_ref is None:
             check.add("tags", f'"{SERVICE_TAG}" tag or backendRef is required on every outbound')
         elif self.tags is not None and self.backend_ref is not None:
             check.add("backendRef", "must not be set together with tags")
         elif self.tags is not None:
             check_service_tags(check, self.tags, "tags", "every outbound")
-        check.done()
-        return self
 
     @property
     def service(self) -> str:
@@ -149,9 +146,8 @@ class Networking(Spec):
     admin: Admin | None = None
     gateway: Gateway | None = None
 
-    @model_validator(mode="after")
-    def _ports(self) -> Networking:
-        check = Check()
+    @spec_check
+    def _ports(self, check: Check) -> None:
         seen: dict[tuple[str, int], str] = {}
         for i, ib in enumerate(self.inbound):
             if ib.port is None:
@@ -169,8 +165,6 @@ class Networking(Spec):
             check.add("inbound", "must not be set on a gateway Dataplane")
         if self.gateway is None and not self.inbound:
             check.add("inbound", "a Dataplane needs at least one inbound (or a gateway)")
-        check.done()
-        return self
 
 
 class DataplaneMetrics(Spec):
@@ -185,13 +179,4 @@ class DataplaneSpec(Spec):
     metrics: DataplaneMetrics | None = None
 
 
-DATAPLANE = register(
-    ResourceType(
-        name="Dataplane",
-        spec_model=DataplaneSpec,
-        scope=Scope.MESH,
-        flattened=True,
-        plural="dataplanes",
-        owner="zone",
-    )
-)
+DATAPLANE = register_type("Dataplane", DataplaneSpec, Scope.MESH, plural="dataplanes", owner="zone")

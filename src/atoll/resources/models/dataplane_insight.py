@@ -13,20 +13,13 @@ from __future__ import annotations
 from typing import Any
 
 from atoll.resources.base import Spec
-from atoll.resources.types import ResourceType, Scope, register
+from atoll.resources.types import Scope, register_type
 
 
 class DataplaneInsightSpec(Spec):
     insight: dict[str, Any]
 
 
-DATAPLANE_INSIGHT = register(
-    ResourceType(
-        name="DataplaneInsight",
-        spec_model=DataplaneInsightSpec,
-        scope=Scope.MESH,
-        flattened=False,
-        plural="dataplaneinsights",
-        owner="zone",
-    )
+DATAPLANE_INSIGHT = register_type(
+    "DataplaneInsight", DataplaneInsightSpec, Scope.MESH, plural="dataplaneinsights", flattened=False, owner="zone"
 )

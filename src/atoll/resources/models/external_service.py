@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import base64
 
-from pydantic import field_validator, model_validator
+from pydantic import field_validator
 
-from atoll.resources.base import Base64, Check, HostPort, Spec, Tags, split_host_port
+from atoll.resources.base import Base64, Check, HostPort, Spec, Tags, spec_check, split_host_port
 from atoll.resources.models.dataplane import SERVICE_TAG, service_tags
-from atoll.resources.types import ResourceType, Scope, register
+from atoll.resources.types import Scope, register_type
 
 
 class DataSource(Spec):
@@ -23,13 +23,10 @@ class DataSource(Spec):
     inline: Base64 | None = None
     inline_string: str | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> DataSource:
-        check = Check()
+    @spec_check
+    def _check(self, check: Check) -> None:
         if len(self.model_fields_set) != 1:
             check.add("", "exactly one of secret, file, inline, inlineString has to be defined")
-        check.done()
-        return self
 
 
 def _check_ca(check: Check, ca: DataSource) -> None:
@@ -63,9 +60,8 @@ class Tls(Spec):
     sni: str | None = None
     skip_hostname_verification: bool | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> Tls:
-        check = Check()
+    @spec_check
+    def _check(self, check: Check) -> None:
         if self.server_name is not None and self.sni is not None:
             check.add("sni", "must not be set together with serverName (they mean the same)")
         if (self.client_cert is None) != (self.client_key is None):
@@ -73,8 +69,6 @@ class Tls(Spec):
             check.add(missing, "clientCert and clientKey must be set together")
         if self.ca_cert is not None:
             _check_ca(check, self.ca_cert)
-        check.done()
-        return self
 
     @property
     def sni_name(self) -> str | None:
@@ -97,26 +91,15 @@ class ExternalServiceSpec(Spec):
 
     _tags = field_validator("tags")(service_tags("an external service"))
 
-    @model_validator(mode="after")
-    def _check(self) -> ExternalServiceSpec:
-        check = Check()
+    @spec_check
+    def _check(self, check: Check) -> None:
         zone = self.tags.get("kuma.io/zone")
         if zone is not None and not zone.strip():
             check.add("tags.kuma.io/zone", "must name a zone (or be left out to reach the service from every zone)")
-        check.done()
-        return self
 
     @property
     def service(self) -> str:
         return self.tags[SERVICE_TAG]
 
 
-EXTERNAL_SERVICE = register(
-    ResourceType(
-        name="ExternalService",
-        spec_model=ExternalServiceSpec,
-        scope=Scope.MESH,
-        flattened=True,
-        plural="externalservices",
-    )
-)
+EXTERNAL_SERVICE = register_type("ExternalService", ExternalServiceSpec, Scope.MESH, plural="externalservices")

@@ -3,15 +3,6 @@
 from __future__ import annotations
 
 from atoll.resources.models.secret import SecretSpec
-from atoll.resources.types import ResourceType, Scope, register
+from atoll.resources.types import Scope, register_type
 
-GLOBAL_SECRET = register(
-    ResourceType(
-        name="GlobalSecret",
-        spec_model=SecretSpec,
-        scope=Scope.GLOBAL,
-        flattened=True,
-        plural="globalsecrets",
-        secret=True,
-    )
-)
+GLOBAL_SECRET = register_type("GlobalSecret", SecretSpec, Scope.GLOBAL, plural="globalsecrets", secret=True)

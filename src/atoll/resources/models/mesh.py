@@ -10,12 +10,13 @@ policy kinds (or ``*``) whose defaults are not created with the mesh (see ``reso
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from atoll.resources.base import Check, Duration, HostPort, Port, Spec, Tags
-from atoll.resources.types import ResourceType, Scope, register
+from atoll.resources.base import Check, Duration, HostPort, Port, Spec, Tags, spec_check
+from atoll.resources.types import Scope, register_type
 
 
 class Rotation(Spec):
@@ -35,24 +36,29 @@ class BuiltinConf(Spec):
     ca_cert: CaCert | None = None
 
 
-class MtlsBackend(Spec):
+class NamedBackend(Spec):
+    """A backend of a mesh section; names are unique within the section."""
+
     name: str = Field(min_length=1)
+
+
+B = TypeVar("B", bound=NamedBackend)
+
+
+class MtlsBackend(NamedBackend):
     type: str
     mode: Literal["STRICT", "PERMISSIVE"] | None = None
     dp_cert: DpCert | None = None
     conf: dict[str, Any] | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> MtlsBackend:
-        check = Check()
+    @spec_check
+    def _check(self, check: Check) -> None:
         if self.type == "provided":
             check.add("type", 'unsupported type "provided": only the builtin CA backend is supported for now')
         elif self.type != "builtin":
             check.add("type", f'unknown CA backend type "{self.type}"; supported: builtin')
         elif self.conf is not None:
             check.model(BuiltinConf, self.conf, "conf")
-        check.done()
-        return self
 
     @property
     def builtin_conf(self) -> BuiltinConf:
@@ -64,10 +70,9 @@ class Mtls(Spec):
     backends: list[MtlsBackend] = Field(default_factory=list)
     skip_validation: bool | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> Mtls:
-        _check_backends([b.name for b in self.backends], "enabledBackend", self.enabled_backend or None)
-        return self
+    @spec_check
+    def _check(self, check: Check) -> None:
+        _check_backends(check, self.backends, "enabledBackend", self.enabled_backend or None)
 
     def enabled(self) -> MtlsBackend | None:
         for b in self.backends:
@@ -76,9 +81,9 @@ class Mtls(Spec):
         return None
 
 
-def _check_backends(names: list[str], field: str, chosen: str | None) -> None:
+def _check_backends(check: Check, backends: Sequence[NamedBackend] | None, field: str, chosen: str | None) -> None:
     """Backend names are unique and ``chosen`` (the section's ``field``), when set, is one of them."""
-    check = Check()
+    names = [b.name for b in backends or ()]
     seen: set[str] = set()
     for i, n in enumerate(names):
         if n in seen:
@@ -86,17 +91,38 @@ def _check_backends(names: list[str], field: str, chosen: str | None) -> None:
         seen.add(n)
     if chosen is not None and chosen not in names:
         check.add(field, f'"{chosen}" is not one of the backends')
-    check.done()
 
 
-def _check_conf(confs: dict[str, type[Spec]], type_: str, conf: dict[str, Any] | None) -> None:
-    """A backend's ``conf`` is required and valid as the model its ``type`` names in ``confs``."""
-    check = Check()
-    if conf is None:
-        check.add("conf", f"required for a {type_} backend")
-    else:
-        check.model(confs[type_], conf, "conf")
-    check.done()
+class TypedConfBackend(NamedBackend):
+    """A backend (logging, tracing) whose ``conf`` is required and is valid as the model its
+    ``type`` names in ``confs``; ``typed_conf`` reads it as that model."""
+
+    confs: ClassVar[dict[str, type[Spec]]]
+    if TYPE_CHECKING:  # fields of each subclass, declared there so documents keep their field order
+        type: str
+        conf: dict[str, Any] | None
+
+    @spec_check
+    def _check(self, check: Check) -> None:
+        if self.conf is None:
+            check.add("conf", f"required for a {self.type} backend")
+        else:
+            check.model(self.confs[self.type], self.conf, "conf")
+
+    @property
+    def typed_conf(self) -> Spec:
+        return self.confs[self.type].model_validate(self.conf or {})
+
+
+class DefaultBackendSection(Spec, Generic[B]):
+    """A section (logging, tracing) with named ``backends`` and the ``defaultBackend`` among them."""
+
+    default_backend: str | None = None
+    backends: list[B] | None = None
+
+    @spec_check
+    def _check(self, check: Check) -> None:
+        _check_backends(check, self.backends, "defaultBackend", self.default_backend)
 
 
 class Routing(Spec):
@@ -143,30 +169,16 @@ class FileLoggingConf(Spec):
 _LOGGING_CONF: dict[str, type[Spec]] = {"tcp": TcpLoggingConf, "file": FileLoggingConf}
 
 
-class LoggingBackend(Spec):
-    name: str = Field(min_length=1)
+class LoggingBackend(TypedConfBackend):
+    confs = _LOGGING_CONF
+
     type: Literal["tcp", "file"]
     format: str | None = None
     conf: dict[str, Any] | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> LoggingBackend:
-        _check_conf(_LOGGING_CONF, self.type, self.conf)
-        return self
 
-    @property
-    def typed_conf(self) -> Spec:
-        return _LOGGING_CONF[self.type].model_validate(self.conf or {})
-
-
-class Logging(Spec):
-    default_backend: str | None = None
-    backends: list[LoggingBackend] | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> Logging:
-        _check_backends([b.name for b in self.backends or []], "defaultBackend", self.default_backend)
-        return self
+class Logging(DefaultBackendSection[LoggingBackend]):
+    pass
 
 
 # --- metrics -------------------------------------------------------------------------------------
@@ -198,9 +210,8 @@ class PrometheusConf(Spec):
     envoy: EnvoyMetrics | None = None
     skip_mtls: bool | None = Field(default=None, alias="skipMTLS")
 
-    @model_validator(mode="after")
-    def _check(self) -> PrometheusConf:
-        check = Check()
+    @spec_check
+    def _check(self, check: Check) -> None:
         if self.path is not None and not self.path.startswith("/"):
             check.add("path", f'must start with "/", got "{self.path}"')
         seen: set[str] = set()
@@ -208,12 +219,9 @@ class PrometheusConf(Spec):
             if a.name in seen:
                 check.add(f"aggregate[{i}].name", f'duplicate aggregate "{a.name}"')
             seen.add(a.name)
-        check.done()
-        return self
 
 
-class MetricsBackend(Spec):
-    name: str = Field(min_length=1)
+class MetricsBackend(NamedBackend):
     type: Literal["prometheus"]
     conf: PrometheusConf | None = None
 
@@ -222,10 +230,9 @@ class Metrics(Spec):
     enabled_backend: str | None = None
     backends: list[MetricsBackend] | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> Metrics:
-        _check_backends([b.name for b in self.backends or []], "enabledBackend", self.enabled_backend)
-        return self
+    @spec_check
+    def _check(self, check: Check) -> None:
+        _check_backends(check, self.backends, "enabledBackend", self.enabled_backend)
 
 
 # --- tracing -------------------------------------------------------------------------------------
@@ -247,30 +254,16 @@ class DatadogConf(Spec):
 _TRACING_CONF: dict[str, type[Spec]] = {"zipkin": ZipkinConf, "datadog": DatadogConf}
 
 
-class TracingBackend(Spec):
-    name: str = Field(min_length=1)
+class TracingBackend(TypedConfBackend):
+    confs = _TRACING_CONF
+
     type: Literal["zipkin", "datadog"]
     sampling: float | None = Field(default=None, ge=0, le=100)
     conf: dict[str, Any] | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> TracingBackend:
-        _check_conf(_TRACING_CONF, self.type, self.conf)
-        return self
 
-    @property
-    def typed_conf(self) -> Spec:
-        return _TRACING_CONF[self.type].model_validate(self.conf or {})
-
-
-class Tracing(Spec):
-    default_backend: str | None = None
-    backends: list[TracingBackend] | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> Tracing:
-        _check_backends([b.name for b in self.backends or []], "defaultBackend", self.default_backend)
-        return self
+class Tracing(DefaultBackendSection[TracingBackend]):
+    pass
 
 
 class MeshServices(Spec):
@@ -288,13 +281,10 @@ class MeshSpec(Spec):
     tracing: Tracing | None = None
     mesh_services: MeshServices | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> MeshSpec:
-        check = Check()
+    @spec_check
+    def _check(self, check: Check) -> None:
         if self.routing and self.routing.zone_egress and not (self.mtls and self.mtls.enabled_backend):
             check.add("routing.zoneEgress", "needs mTLS: set mtls.enabledBackend when zoneEgress is enabled")
-        check.done()
-        return self
 
 
-MESH = register(ResourceType(name="Mesh", spec_model=MeshSpec, scope=Scope.GLOBAL, flattened=True, plural="meshes"))
+MESH = register_type("Mesh", MeshSpec, Scope.GLOBAL, plural="meshes")

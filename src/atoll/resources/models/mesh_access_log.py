@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from atoll.resources.base import Check, HostPort, Spec, Tags
-from atoll.resources.models.policy import FullPolicySpec, PolicyItem, PolicyRule, register_policy
+from atoll.resources.base import Check, HostPort, Spec, Tags, spec_check
+from atoll.resources.models.policy import ConfPolicySpec, register_policy
 from atoll.resources.models.targetref import TO_KINDS, TOP_KINDS_GW, RefRules
 
 
@@ -27,9 +27,8 @@ class Format(Spec):
     json_: list[JsonValue] | None = Field(default=None, alias="json")
     omit_empty_values: bool | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> Format:
-        check = Check()
+    @spec_check
+    def _check(self, check: Check) -> None:
         if self.type == "Plain":
             if self.plain is None:
                 check.add("plain", "required with type Plain")
@@ -40,8 +39,6 @@ class Format(Spec):
                 check.add("json", "required with type Json")
             if self.plain is not None:
                 check.add("plain", "must not be set with type Json")
-        check.done()
-        return self
 
 
 class FileBackend(Spec):
@@ -66,13 +63,10 @@ class OtelBackend(Spec):
     body: Any = None
     attributes: list[JsonValue] | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> OtelBackend:
-        check = Check()
+    @spec_check
+    def _check(self, check: Check) -> None:
         if (self.endpoint is None) == (self.backend_ref is None):
             check.add("endpoint", "exactly one of endpoint, backendRef has to be defined")
-        check.done()
-        return self
 
 
 _BLOCK = {"File": ("file", "file"), "Tcp": ("tcp", "tcp"), "OpenTelemetry": ("open_telemetry", "openTelemetry")}
@@ -84,29 +78,21 @@ class Backend(Spec):
     tcp: TcpBackend | None = None
     open_telemetry: OtelBackend | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> Backend:
-        check = Check()
+    @spec_check
+    def _check(self, check: Check) -> None:
         for t, (attr, alias) in _BLOCK.items():
             value = getattr(self, attr)
             if t == self.type and value is None:
                 check.add(alias, f"required with type {self.type}")
             if t != self.type and value is not None:
                 check.add(alias, f"must not be set with type {self.type}")
-        check.done()
-        return self
 
 
 class Conf(Spec):
     backends: list[Backend] | None = None
 
 
-To = PolicyItem[Conf]
-From = PolicyItem[Conf]
-Rule = PolicyRule[Conf]
-
-
-class MeshAccessLogSpec(FullPolicySpec[To, From, Rule]):
+class MeshAccessLogSpec(ConfPolicySpec[Conf]):
     refs = RefRules(top=TOP_KINDS_GW, to=TO_KINDS, from_=("Mesh",), rules=True, gateway_tags=True)
 
 

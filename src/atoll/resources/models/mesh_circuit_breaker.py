@@ -7,10 +7,10 @@ or failure percentage.
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from atoll.resources.base import Check, Decimal, Duration, Spec
-from atoll.resources.models.policy import FullPolicySpec, PolicyItem, PolicyRule, register_policy
+from atoll.resources.base import Check, Decimal, Duration, Spec, spec_check
+from atoll.resources.models.policy import ConfPolicySpec, register_policy
 from atoll.resources.models.targetref import TO_KINDS, TOP_KINDS_GW, RefRules
 
 
@@ -60,21 +60,12 @@ class Conf(Spec):
     connection_limits: ConnectionLimits | None = None
     outlier_detection: OutlierDetection | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> Conf:
-        check = Check()
-        if self.connection_limits is None and self.outlier_detection is None:
-            check.add("", "at least one of connectionLimits, outlierDetection has to be defined")
-        check.done()
-        return self
+    @spec_check
+    def _check(self, check: Check) -> None:
+        check.one_of(self, "connection_limits", "outlier_detection")
 
 
-To = PolicyItem[Conf]
-From = PolicyItem[Conf]
-Rule = PolicyRule[Conf]
-
-
-class MeshCircuitBreakerSpec(FullPolicySpec[To, From, Rule]):
+class MeshCircuitBreakerSpec(ConfPolicySpec[Conf]):
     refs = RefRules(top=TOP_KINDS_GW, to=TO_KINDS, from_=("Mesh",), rules=True)
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from atoll.resources.base import Check, Duration, Percentage, Spec
+from atoll.resources.base import Check, Duration, Percentage, Spec, spec_check
 from atoll.resources.models.common import SpiffeMatch
 from atoll.resources.models.policy import FullPolicySpec, PolicyItem, register_policy
 from atoll.resources.models.targetref import FROM_KINDS, TOP_KINDS_GW, RefRules
@@ -33,13 +33,10 @@ class ResponseBandwidth(Spec):
     limit: str
     percentage: Percentage
 
-    @model_validator(mode="after")
-    def _check(self) -> ResponseBandwidth:
-        check = Check()
+    @spec_check
+    def _check(self, check: Check) -> None:
         if not _BANDWIDTH.match(self.limit):
             check.add("limit", f'must be a rate such as "50kbps", "10mbps" or "1gbps", got "{self.limit}"')
-        check.done()
-        return self
 
 
 class Fault(Spec):
@@ -47,13 +44,9 @@ class Fault(Spec):
     delay: Delay | None = None
     response_bandwidth: ResponseBandwidth | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> Fault:
-        check = Check()
-        if self.abort is None and self.delay is None and self.response_bandwidth is None:
-            check.add("", "at least one of abort, delay, responseBandwidth has to be defined")
-        check.done()
-        return self
+    @spec_check
+    def _check(self, check: Check) -> None:
+        check.one_of(self, "abort", "delay", "response_bandwidth")
 
 
 class Conf(Spec):

@@ -6,9 +6,9 @@ Thresholds are counts (at least 1); ``tcp``, ``http`` and ``grpc`` checks may be
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from atoll.resources.base import Check, Duration, Percentage, Spec, parse_duration
+from atoll.resources.base import Check, Duration, Percentage, Spec, parse_duration, spec_check
 from atoll.resources.models.common import HeaderModifier
 from atoll.resources.models.policy import PolicyItem, ToPolicySpec, register_policy
 from atoll.resources.models.targetref import TO_KINDS, TOP_KINDS_GW, RefRules
@@ -26,16 +26,13 @@ class HttpCheck(Spec):
     request_headers_to_add: HeaderModifier | None = None
     expected_statuses: list[int] | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> HttpCheck:
-        check = Check()
+    @spec_check
+    def _check(self, check: Check) -> None:
         if self.path is not None and not self.path.startswith("/"):
             check.add("path", f'must start with "/", got "{self.path}"')
         for i, s in enumerate(self.expected_statuses or []):
             if not 100 <= s <= 599:
                 check.add(f"expectedStatuses[{i}]", f"HTTP status {s} out of range 100..599")
-        check.done()
-        return self
 
 
 class GrpcCheck(Spec):
@@ -62,21 +59,15 @@ class Conf(Spec):
     grpc: GrpcCheck | None = None
     reuse_connection: bool | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> Conf:
-        check = Check()
+    @spec_check
+    def _check(self, check: Check) -> None:
         for f in ("interval", "timeout"):
             v = getattr(self, f)
             if v is not None and parse_duration(v) <= 0:
                 check.add(f, "must be greater than zero")
-        check.done()
-        return self
 
 
-To = PolicyItem[Conf]
-
-
-class MeshHealthCheckSpec(ToPolicySpec[To]):
+class MeshHealthCheckSpec(ToPolicySpec[PolicyItem[Conf]]):
     refs = RefRules(top=TOP_KINDS_GW, to=TO_KINDS, gateway_tags=True)
 
 

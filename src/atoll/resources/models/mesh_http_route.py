@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from atoll.resources.base import Check, Percentage, Port, Spec
+from atoll.resources.base import Check, Percentage, Port, Spec, spec_check
 from atoll.resources.models.common import BackendRef, HeaderModifier
 from atoll.resources.models.policy import TargetItem, ToPolicySpec, register_policy
 from atoll.resources.models.targetref import TO_KINDS, TOP_KINDS_GW, RefRules
@@ -24,15 +24,12 @@ class PathMatch(Spec):
     type: Literal["Exact", "PathPrefix", "RegularExpression"]
     value: str
 
-    @model_validator(mode="after")
-    def _check(self) -> PathMatch:
-        check = Check()
+    @spec_check
+    def _check(self, check: Check) -> None:
         if self.type != "RegularExpression" and not self.value.startswith("/"):
             check.add("value", f'must start with "/", got "{self.value}"')
         if self.type == "PathPrefix" and self.value != "/" and self.value.endswith("/"):
             check.add("value", "a PathPrefix must not end with /")
-        check.done()
-        return self
 
 
 class QueryParamMatch(Spec):
@@ -46,15 +43,12 @@ class HeaderMatch(Spec):
     name: str = Field(min_length=1)
     value: str | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> HeaderMatch:
-        check = Check()
+    @spec_check
+    def _check(self, check: Check) -> None:
         if self.type in ("Present", "Absent") and self.value is not None:
             check.add("value", f"must not be set with type {self.type}")
         if self.type not in ("Present", "Absent") and self.value is None:
             check.add("value", "required")
-        check.done()
-        return self
 
 
 class Match(Spec):
@@ -69,9 +63,8 @@ class PathRewrite(Spec):
     replace_full_path: str | None = None
     replace_prefix_match: str | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> PathRewrite:
-        check = Check()
+    @spec_check
+    def _check(self, check: Check) -> None:
         want, other = (
             ("replaceFullPath", "replacePrefixMatch")
             if self.type == "ReplaceFullPath"
@@ -81,8 +74,6 @@ class PathRewrite(Spec):
             check.add(want, f"required with type {self.type}")
         if getattr(self, _snake(other)) is not None:
             check.add(other, f"must not be set with type {self.type}")
-        check.done()
-        return self
 
 
 def _snake(name: str) -> str:
@@ -102,13 +93,10 @@ class UrlRewrite(Spec):
     path: PathRewrite | None = None
     host_to_backend_hostname: bool | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> UrlRewrite:
-        check = Check()
+    @spec_check
+    def _check(self, check: Check) -> None:
         if self.hostname is not None and self.host_to_backend_hostname:
             check.add("hostToBackendHostname", "must not be combined with hostname")
-        check.done()
-        return self
 
 
 class RequestMirror(Spec):
@@ -136,9 +124,8 @@ class Filter(Spec):
     url_rewrite: UrlRewrite | None = Field(default=None, alias="urlRewrite")
     request_mirror: RequestMirror | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> Filter:
-        check = Check()
+    @spec_check
+    def _check(self, check: Check) -> None:
         want = _FILTER_BLOCK[self.type]
         for block in _FILTER_BLOCK.values():
             value = getattr(self, "url_rewrite" if block == "urlRewrite" else _snake(block))
@@ -146,8 +133,6 @@ class Filter(Spec):
                 check.add(block, f"required with type {self.type}")
             if block != want and value is not None:
                 check.add(block, f"must not be set with type {self.type}")
-        check.done()
-        return self
 
 
 class RuleConf(Spec):
@@ -159,9 +144,8 @@ class Rule(Spec):
     matches: list[Match] = Field(min_length=1)
     default: RuleConf
 
-    @model_validator(mode="after")
-    def _check(self) -> Rule:
-        check = Check()
+    @spec_check
+    def _check(self, check: Check) -> None:
         redirects = [f for f in self.default.filters or [] if f.type == "RequestRedirect"]
         if redirects and self.default.backend_refs:
             check.add("default.backendRefs", "must not be set together with a RequestRedirect filter")
@@ -172,8 +156,6 @@ class Rule(Spec):
             if rewrite is not None and rewrite.type == "ReplacePrefixMatch":
                 if not all(m.path is not None and m.path.type == "PathPrefix" for m in self.matches):
                     check.add(f"default.filters[{i}]", "ReplacePrefixMatch needs every match to be a PathPrefix")
-        check.done()
-        return self
 
 
 class To(TargetItem):
@@ -184,15 +166,12 @@ class To(TargetItem):
 class MeshHTTPRouteSpec(ToPolicySpec[To]):
     refs = RefRules(top=TOP_KINDS_GW, to=TO_KINDS, gateway_tags=True)
 
-    @model_validator(mode="after")
-    def _check_more(self) -> MeshHTTPRouteSpec:
-        check = Check()
+    @spec_check
+    def _check_more(self, check: Check) -> None:
         gateway = self.target_ref is not None and self.target_ref.kind == "MeshGateway"
         for i, item in enumerate(self.to or []):
             if item.hostnames and not gateway:
                 check.add(f"to[{i}].hostnames", "can only be used with a MeshGateway targetRef")
-        check.done()
-        return self
 
 
 MESH_HTTP_ROUTE = register_policy("MeshHTTPRoute", "meshhttproutes", MeshHTTPRouteSpec)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
+from pydantic.alias_generators import to_camel
 
-from atoll.resources.base import Check, Decimal, Duration, Percentage, Spec
+from atoll.resources.base import Check, Decimal, Duration, Percentage, Spec, spec_check
 from atoll.resources.models.policy import PolicyItem, ToPolicySpec, register_policy
 from atoll.resources.models.targetref import TO_KINDS, TOP_KINDS_GW, RefRules
 
@@ -24,17 +25,14 @@ class AffinityTag(Spec):
 class LocalZone(Spec):
     affinity_tags: list[AffinityTag] | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> LocalZone:
-        check = Check()
+    @spec_check
+    def _check(self, check: Check) -> None:
         tags = self.affinity_tags or []
         weighted = [t.weight is not None for t in tags]
         if any(weighted) and not all(weighted):
             for i, w in enumerate(weighted):
                 if not w:
                     check.add(f"affinityTags[{i}].weight", "either all affinity tags have a weight or none")
-        check.done()
-        return self
 
 
 class FailoverFrom(Spec):
@@ -45,15 +43,12 @@ class FailoverTo(Spec):
     type: Literal["None", "Only", "Any", "AnyExcept"]
     zones: list[str] | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> FailoverTo:
-        check = Check()
+    @spec_check
+    def _check(self, check: Check) -> None:
         if self.type in ("Only", "AnyExcept") and not self.zones:
             check.add("zones", f"must have at least one zone with type {self.type}")
         if self.type in ("Any", "None") and self.zones is not None:
             check.add("zones", f"must not be set with type {self.type}")
-        check.done()
-        return self
 
 
 class Failover(Spec):
@@ -117,22 +112,14 @@ class HashPolicy(Spec):
     query_parameter: QueryParameterHash | None = None
     filter_state: FilterStateHash | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> HashPolicy:
-        check = Check()
+    @spec_check
+    def _check(self, check: Check) -> None:
         want = _HASH_BLOCK.get(self.type)
         if want is not None and getattr(self, want) is None:
-            check.add(_camel(want), f"required with type {self.type}")
+            check.add(to_camel(want), f"required with type {self.type}")
         for block in _HASH_BLOCK.values():
             if block != want and getattr(self, block) is not None:
-                check.add(_camel(block), f"must not be set with type {self.type}")
-        check.done()
-        return self
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(p.title() for p in rest)
+                check.add(to_camel(block), f"must not be set with type {self.type}")
 
 
 class RingHash(Spec):
@@ -141,17 +128,14 @@ class RingHash(Spec):
     max_ring_size: int | None = Field(default=None, ge=1, le=8_388_608)
     hash_policies: list[HashPolicy] | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> RingHash:
-        check = Check()
+    @spec_check
+    def _check(self, check: Check) -> None:
         if (
             self.min_ring_size is not None
             and self.max_ring_size is not None
             and self.min_ring_size > self.max_ring_size
         ):
             check.add("minRingSize", "must not be greater than maxRingSize")
-        check.done()
-        return self
 
 
 class LeastRequest(Spec):
@@ -174,14 +158,11 @@ class LoadBalancer(Spec):
     ring_hash: RingHash | None = None
     maglev: Maglev | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> LoadBalancer:
-        check = Check()
+    @spec_check
+    def _check(self, check: Check) -> None:
         for t, block in _LB_BLOCK.items():
             if t != self.type and getattr(self, block) is not None:
-                check.add(_camel(block), f"must not be set with type {self.type}")
-        check.done()
-        return self
+                check.add(to_camel(block), f"must not be set with type {self.type}")
 
 
 class Conf(Spec):
@@ -189,19 +170,13 @@ class Conf(Spec):
     load_balancer: LoadBalancer | None = None
     hash_policies: list[HashPolicy] | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> Conf:
-        check = Check()
+    @spec_check
+    def _check(self, check: Check) -> None:
         if not self.model_fields_set:
             check.add("", "at least one of localityAwareness, loadBalancer, hashPolicies has to be defined")
-        check.done()
-        return self
 
 
-To = PolicyItem[Conf]
-
-
-class MeshLoadBalancingStrategySpec(ToPolicySpec[To]):
+class MeshLoadBalancingStrategySpec(ToPolicySpec[PolicyItem[Conf]]):
     refs = RefRules(top=TOP_KINDS_GW, to=TO_KINDS, gateway_tags=True)
 
 

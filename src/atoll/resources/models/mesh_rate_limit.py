@@ -6,11 +6,13 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from typing import ClassVar
 
-from atoll.resources.base import Check, Duration, Spec, parse_duration
+from pydantic import Field
+
+from atoll.resources.base import Check, Duration, Spec, parse_duration, spec_check
 from atoll.resources.models.common import HeaderModifier
-from atoll.resources.models.policy import FullPolicySpec, PolicyItem, PolicyRule, register_policy
+from atoll.resources.models.policy import ConfPolicySpec, register_policy
 from atoll.resources.models.targetref import TOP_KINDS_GW, RefRules
 
 
@@ -18,13 +20,10 @@ class Rate(Spec):
     num: int = Field(ge=1)
     interval: Duration
 
-    @model_validator(mode="after")
-    def _check(self) -> Rate:
-        check = Check()
+    @spec_check
+    def _check(self, check: Check) -> None:
         if parse_duration(self.interval) < 0.05:
             check.add("interval", f'must be at least 50ms, got "{self.interval}"')
-        check.done()
-        return self
 
 
 class OnRateLimit(Spec):
@@ -32,56 +31,47 @@ class OnRateLimit(Spec):
     headers: HeaderModifier | None = None
 
 
-class HttpLimit(Spec):
+class _Limit(Spec):
+    """A limit that needs its rate (the field ``rate_field`` names) unless it is ``disabled``."""
+
+    rate_field: ClassVar[str]
+
     disabled: bool | None = None
+
+    @spec_check
+    def _check_rate(self, check: Check) -> None:
+        rate = self.rate_field
+        if not self.disabled and getattr(self, rate) is None:
+            check.add(type(self).model_fields[rate].alias or rate, "required unless disabled is true")
+
+
+class HttpLimit(_Limit):
+    rate_field = "request_rate"
+
     request_rate: Rate | None = None
     on_rate_limit: OnRateLimit | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> HttpLimit:
-        check = Check()
-        if not self.disabled and self.request_rate is None:
-            check.add("requestRate", "required unless disabled is true")
-        check.done()
-        return self
 
+class TcpLimit(_Limit):
+    rate_field = "connection_rate"
 
-class TcpLimit(Spec):
-    disabled: bool | None = None
     connection_rate: Rate | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> TcpLimit:
-        check = Check()
-        if not self.disabled and self.connection_rate is None:
-            check.add("connectionRate", "required unless disabled is true")
-        check.done()
-        return self
 
 
 class Local(Spec):
     http: HttpLimit | None = None
     tcp: TcpLimit | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> Local:
-        check = Check()
-        if self.http is None and self.tcp is None:
-            check.add("", "at least one of http, tcp has to be defined")
-        check.done()
-        return self
+    @spec_check
+    def _check(self, check: Check) -> None:
+        check.one_of(self, "http", "tcp")
 
 
 class Conf(Spec):
     local: Local
 
 
-To = PolicyItem[Conf]
-From = PolicyItem[Conf]
-Rule = PolicyRule[Conf]
-
-
-class MeshRateLimitSpec(FullPolicySpec[To, From, Rule]):
+class MeshRateLimitSpec(ConfPolicySpec[Conf]):
     refs = RefRules(
         top=(*TOP_KINDS_GW, "MeshHTTPRoute"), to=("Mesh", "MeshService"), from_=("Mesh",), rules=True, gateway_tags=True
     )

@@ -5,9 +5,9 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from atoll.resources.base import Check, Duration, Spec, Tags, parse_duration
+from atoll.resources.base import Check, Duration, Spec, Tags, parse_duration, spec_check
 from atoll.resources.models.policy import PolicyItem, ToPolicySpec, register_policy
 from atoll.resources.models.targetref import TO_KINDS, TOP_KINDS_GW, RefRules
 
@@ -42,11 +42,9 @@ class BackOff(Spec):
     base_interval: Duration | None = None
     max_interval: Duration | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> BackOff:
-        check = Check()
-        if self.base_interval is None and self.max_interval is None:
-            check.add("", "at least one of baseInterval, maxInterval has to be defined")
+    @spec_check
+    def _check(self, check: Check) -> None:
+        check.one_of(self, "base_interval", "max_interval")
         if self.base_interval is not None and parse_duration(self.base_interval) <= 0:
             check.add("baseInterval", "must be greater than zero")
         if (
@@ -55,8 +53,6 @@ class BackOff(Spec):
             and parse_duration(self.max_interval) < parse_duration(self.base_interval)
         ):
             check.add("maxInterval", "must not be less than baseInterval")
-        check.done()
-        return self
 
 
 class ResetHeader(Spec):
@@ -68,13 +64,10 @@ class RateLimitedBackOff(Spec):
     reset_headers: list[ResetHeader]
     max_interval: Duration | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> RateLimitedBackOff:
-        check = Check()
+    @spec_check
+    def _check(self, check: Check) -> None:
         if self.max_interval is not None and parse_duration(self.max_interval) <= 0:
             check.add("maxInterval", "must be greater than zero")
-        check.done()
-        return self
 
 
 class HeaderMatch(Spec):
@@ -88,13 +81,10 @@ class Predicate(Spec):
     tags: Tags | None = None
     update_frequency: int | None = Field(default=None, ge=1)
 
-    @model_validator(mode="after")
-    def _check(self) -> Predicate:
-        check = Check()
+    @spec_check
+    def _check(self, check: Check) -> None:
         if self.predicate == "OmitHostsWithTags" and not self.tags:
             check.add("tags", "required with predicate OmitHostsWithTags")
-        check.done()
-        return self
 
 
 class Http(Spec):
@@ -108,9 +98,8 @@ class Http(Spec):
     host_selection: list[Predicate] | None = None
     host_selection_max_attempts: int | None = Field(default=None, ge=0)
 
-    @model_validator(mode="after")
-    def _check(self) -> Http:
-        check = Check()
+    @spec_check
+    def _check(self, check: Check) -> None:
         if not self.model_fields_set:
             check.add("", "must not be empty")
         for i, cond in enumerate(self.retry_on or []):
@@ -125,8 +114,6 @@ class Http(Spec):
         prio = [i for i, p in enumerate(self.host_selection or []) if p.predicate == "OmitPreviousPriorities"]
         for i in prio[1:]:
             check.add(f"hostSelection[{i}].predicate", "OmitPreviousPriorities must only be specified once")
-        check.done()
-        return self
 
 
 class Grpc(Spec):
@@ -136,13 +123,10 @@ class Grpc(Spec):
     rate_limited_back_off: RateLimitedBackOff | None = None
     retry_on: list[GrpcRetryOn] | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> Grpc:
-        check = Check()
+    @spec_check
+    def _check(self, check: Check) -> None:
         if not self.model_fields_set:
             check.add("", "must not be empty")
-        check.done()
-        return self
 
 
 class Conf(Spec):
@@ -150,19 +134,12 @@ class Conf(Spec):
     http: Http | None = None
     grpc: Grpc | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> Conf:
-        check = Check()
-        if self.tcp is None and self.http is None and self.grpc is None:
-            check.add("", "at least one of tcp, http, grpc has to be defined")
-        check.done()
-        return self
+    @spec_check
+    def _check(self, check: Check) -> None:
+        check.one_of(self, "tcp", "http", "grpc")
 
 
-To = PolicyItem[Conf]
-
-
-class MeshRetrySpec(ToPolicySpec[To]):
+class MeshRetrySpec(ToPolicySpec[PolicyItem[Conf]]):
     refs = RefRules(top=(*TOP_KINDS_GW, "MeshHTTPRoute"), to=TO_KINDS, gateway_tags=True)
 
 

@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-from pydantic import model_validator
-
-from atoll.resources.base import Check, Duration, Spec
-from atoll.resources.models.policy import FullPolicySpec, PolicyItem, PolicyRule, register_policy
+from atoll.resources.base import Check, Duration, Spec, spec_check
+from atoll.resources.models.policy import ConfPolicySpec, register_policy
 from atoll.resources.models.targetref import TO_KINDS, TOP_KINDS_GW, RefRules
 
 
@@ -23,21 +21,13 @@ class Conf(Spec):
     idle_timeout: Duration | None = None
     http: Http | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> Conf:
-        check = Check()
+    @spec_check
+    def _check(self, check: Check) -> None:
         if not self.model_fields_set:
             check.add("", "at least one timeout has to be defined")
-        check.done()
-        return self
 
 
-To = PolicyItem[Conf]
-From = PolicyItem[Conf]
-Rule = PolicyRule[Conf]
-
-
-class MeshTimeoutSpec(FullPolicySpec[To, From, Rule]):
+class MeshTimeoutSpec(ConfPolicySpec[Conf]):
     refs = RefRules(top=(*TOP_KINDS_GW, "MeshHTTPRoute"), to=TO_KINDS, from_=("Mesh",), rules=True, gateway_tags=True)
 
 

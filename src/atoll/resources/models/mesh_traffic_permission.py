@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import model_validator
-
-from atoll.resources.base import Check, Spec
+from atoll.resources.base import Check, Spec, spec_check
 from atoll.resources.models.common import SpiffeMatch
 from atoll.resources.models.policy import InboundPolicySpec, PolicyItem, PolicyRule, register_policy
 from atoll.resources.models.targetref import FROM_KINDS, TOP_KINDS, RefRules
@@ -30,13 +28,9 @@ class RuleConf(Spec):
     deny: list[SpiffeMatch] | None = None
     allow_with_shadow_deny: list[SpiffeMatch] | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> RuleConf:
-        check = Check()
-        if self.allow is None and self.deny is None and self.allow_with_shadow_deny is None:
-            check.add("", "at least one of allow, deny, allowWithShadowDeny has to be defined")
-        check.done()
-        return self
+    @spec_check
+    def _check(self, check: Check) -> None:
+        check.one_of(self, "allow", "deny", "allow_with_shadow_deny")
 
 
 Rule = PolicyRule[RuleConf]

@@ -6,12 +6,12 @@ The section items are generic in the ``default`` conf model: ``PolicyItem[Conf]`
 (``default``); an item with other fields (the route ``to[]{targetRef, rules}``) extends
 ``TargetItem``. The spec bases fix which sections exist (every other key is an unknown field):
 ``ToPolicySpec[To]`` (``to`` only), ``InboundPolicySpec[From, Rule]`` (``from``, ``rules``) and
-``FullPolicySpec[To, From, Rule]`` (all three). Their wrap validator runs ``validate_policy`` with
-the ``RefRules`` the concrete class sets as ``refs`` (the targetRef kinds it allows where), so a
-policy module writes::
+``FullPolicySpec[To, From, Rule]`` (all three; ``ConfPolicySpec[Conf]`` when every entry takes the
+same ``Conf``). Their wrap validator runs ``validate_policy`` with the ``RefRules`` the concrete
+class sets as ``refs`` (the targetRef kinds it allows where), so a policy module writes::
 
-    class MeshTimeoutSpec(FullPolicySpec[PolicyItem[Conf], PolicyItem[Conf], PolicyRule[Conf]]):
-        refs = RefRules(top=TOP_KINDS_GW, to=TO_KINDS, from_=("Mesh",), rules=True)
+    class MeshHealthCheckSpec(ToPolicySpec[PolicyItem[Conf]]):
+        refs = RefRules(top=TOP_KINDS_GW, to=TO_KINDS, gateway_tags=True)
 
 and registers it with ``register_policy`` (which also records ``refs`` in ``POLICY_REFS``).
 """
@@ -81,6 +81,10 @@ class FullPolicySpec(ToPolicySpec[ToT], Generic[ToT, FromT, RuleT]):
 
     from_: list[FromT] | None = section_field()
     rules: list[RuleT] | None = None
+
+
+class ConfPolicySpec(FullPolicySpec[PolicyItem[ConfT], PolicyItem[ConfT], PolicyRule[ConfT]], Generic[ConfT]):
+    """A policy with all three sections whose entries all take the same ``default`` conf model."""
 
 
 def register_policy(name: str, plural: str, spec_model: type[PolicySpec]) -> ResourceType:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 
 from atoll.resources.base import Base64, Spec
-from atoll.resources.types import ResourceType, Scope, register
+from atoll.resources.types import Scope, register_type
 
 
 class SecretSpec(Spec):
@@ -16,6 +16,4 @@ class SecretSpec(Spec):
         return base64.b64decode(self.data)
 
 
-SECRET = register(
-    ResourceType(name="Secret", spec_model=SecretSpec, scope=Scope.MESH, flattened=True, plural="secrets", secret=True)
-)
+SECRET = register_type("Secret", SecretSpec, Scope.MESH, plural="secrets", secret=True)

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import re
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from atoll.resources.base import Check, Spec, Tags
+from atoll.resources.base import Check, Spec, Tags, spec_check
 from atoll.resources.models.dataplane import SERVICE_TAG
-from atoll.resources.types import ResourceType, Scope, register
+from atoll.resources.types import Scope, register_type
 
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TEMPLATE_REF = re.compile(r"\{\{\s*\.([A-Za-z0-9_]*)\s*\}\}")
@@ -38,9 +38,8 @@ class Conf(Spec):
     port: str = Field(min_length=1)
     parameters: list[Parameter] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _check(self) -> Conf:
-        check = Check()
+    @spec_check
+    def _check(self, check: Check) -> None:
         names: set[str] = set()
         for i, p in enumerate(self.parameters):
             if not _PARAM_NAME.match(p.name):
@@ -67,8 +66,6 @@ class Conf(Spec):
             else:
                 if not 1 <= port <= 65535:
                     check.add("port", f"port {port} out of range 1..65535")
-        check.done()
-        return self
 
 
 class VirtualOutboundSpec(Spec):
@@ -76,12 +73,4 @@ class VirtualOutboundSpec(Spec):
     conf: Conf
 
 
-VIRTUAL_OUTBOUND = register(
-    ResourceType(
-        name="VirtualOutbound",
-        spec_model=VirtualOutboundSpec,
-        scope=Scope.MESH,
-        flattened=True,
-        plural="virtualoutbounds",
-    )
-)
+VIRTUAL_OUTBOUND = register_type("VirtualOutbound", VirtualOutboundSpec, Scope.MESH, plural="virtualoutbounds")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from atoll.resources.base import Spec
-from atoll.resources.types import ResourceType, Scope, register
+from atoll.resources.types import Scope, register_type
 
 
 class ZoneSpec(Spec):
@@ -14,4 +14,4 @@ class ZoneSpec(Spec):
         return self.enabled is not False
 
 
-ZONE = register(ResourceType(name="Zone", spec_model=ZoneSpec, scope=Scope.GLOBAL, flattened=True, plural="zones"))
+ZONE = register_type("Zone", ZoneSpec, Scope.GLOBAL, plural="zones")

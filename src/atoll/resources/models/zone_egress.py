@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from atoll.resources.base import Port, Spec
 from atoll.resources.models.dataplane import Admin
-from atoll.resources.types import ResourceType, Scope, register
+from atoll.resources.types import Scope, register_type
 
 DEFAULT_EGRESS_PORT = 10002
 
@@ -23,13 +23,4 @@ class ZoneEgressSpec(Spec):
     networking: EgressNetworking
 
 
-ZONE_EGRESS = register(
-    ResourceType(
-        name="ZoneEgress",
-        spec_model=ZoneEgressSpec,
-        scope=Scope.GLOBAL,
-        flattened=True,
-        plural="zoneegresses",
-        owner="zone",
-    )
-)
+ZONE_EGRESS = register_type("ZoneEgress", ZoneEgressSpec, Scope.GLOBAL, plural="zoneegresses", owner="zone")

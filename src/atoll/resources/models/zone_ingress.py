@@ -8,11 +8,11 @@ both are set together or not at all.
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
-from atoll.resources.base import Check, Port, Spec, Tags
+from atoll.resources.base import Check, Port, Spec, Tags, spec_check
 from atoll.resources.models.dataplane import Admin, service_tags
-from atoll.resources.types import ResourceType, Scope, register
+from atoll.resources.types import Scope, register_type
 
 DEFAULT_INGRESS_PORT = 10001
 
@@ -24,14 +24,11 @@ class IngressNetworking(Spec):
     advertised_port: Port | None = None
     admin: Admin | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> IngressNetworking:
-        check = Check()
+    @spec_check
+    def _check(self, check: Check) -> None:
         if (self.advertised_address is None) != (self.advertised_port is None):
             missing = "advertisedPort" if self.advertised_port is None else "advertisedAddress"
             check.add(missing, "advertisedAddress and advertisedPort must be set together")
-        check.done()
-        return self
 
 
 class AvailableService(Spec):
@@ -57,13 +54,4 @@ class ZoneIngressSpec(Spec):
         return n.advertised_address, n.advertised_port
 
 
-ZONE_INGRESS = register(
-    ResourceType(
-        name="ZoneIngress",
-        spec_model=ZoneIngressSpec,
-        scope=Scope.GLOBAL,
-        flattened=True,
-        plural="zoneingresses",
-        owner="zone",
-    )
-)
+ZONE_INGRESS = register_type("ZoneIngress", ZoneIngressSpec, Scope.GLOBAL, plural="zoneingresses", owner="zone")

@@ -15,11 +15,13 @@ import ipaddress
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from atoll.xds.vocabulary import TYPE_URL_PREFIX
+
 __all__ = ["ADS_CLUSTER", "TOKEN_HEADER", "envoy_bootstrap", "grpc_xds_bootstrap"]
 
 ADS_CLUSTER = "ads_cluster"
 TOKEN_HEADER = "x-atoll-token"
-_TYPE = "type.googleapis.com/"
+_TYPE = TYPE_URL_PREFIX
 
 
 def _is_ip(host: str) -> bool:

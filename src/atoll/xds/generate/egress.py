@@ -24,7 +24,6 @@ from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import base_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_components_pb2
-from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
 from atoll.topology import HTTP_PROTOCOLS, Identity
 from atoll.topology.egress import EgressView, ExternalRoute
@@ -32,6 +31,7 @@ from atoll.xds.generate import envoy as e
 from atoll.xds.generate import policies as p
 from atoll.xds.generate import rbac, tls
 from atoll.xds.generate.external import external_cluster
+from atoll.xds.generate.ingress import sni_listener
 from atoll.xds.generate.resources import EnvoyResources
 
 __all__ = ["BLACKHOLE", "egress_listener_name", "egress_resources"]
@@ -41,10 +41,6 @@ BLACKHOLE = "egress:unknown-sni"
 
 def egress_listener_name(view: EgressView) -> str:
     return f"egress:{view.address}:{view.port}"
-
-
-def _tcp(proxy: tcp_proxy_pb2.TcpProxy) -> listener_components_pb2.Filter:
-    return listener_components_pb2.Filter(name=e.TCP_PROXY_FILTER, typed_config=e.pack(proxy))
 
 
 def _external_filters(route: ExternalRoute) -> list[listener_components_pb2.Filter]:
@@ -63,7 +59,7 @@ def _external_filters(route: ExternalRoute) -> list[listener_components_pb2.Filt
         ]
     return [
         rbac.network_rbac_filter(route.mesh, route.permissions, stat_prefix, route.identity_rules),
-        _tcp(tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix, cluster=route.cluster)),
+        e.tcp_proxy_filter(stat_prefix, route.cluster),
     ]
 
 
@@ -78,16 +74,8 @@ def egress_resources(view: EgressView, identities: Mapping[str, Identity]) -> En
         if pt.sni in seen:
             continue
         seen.add(pt.sni)
-        proxy = tcp_proxy_pb2.TcpProxy(stat_prefix=e.stat_name("egress", f"{pt.mesh}_{pt.service}"), cluster=pt.cluster)
-        chains.append(
-            listener_components_pb2.FilterChain(
-                name=pt.sni,
-                filter_chain_match=listener_components_pb2.FilterChainMatch(
-                    server_names=[pt.sni], transport_protocol="tls"
-                ),
-                filters=[_tcp(proxy)],
-            )
-        )
+        stat_prefix = e.stat_name("egress", f"{pt.mesh}_{pt.service}")
+        chains.append(e.sni_filter_chain(pt.sni, [e.tcp_proxy_filter(stat_prefix, pt.cluster)]))
         cluster = e.eds_cluster(pt.cluster)
         # As on a sidecar with zone-ingress endpoints: a remote ingress that stops answering is ejected
         # within seconds, so traffic fails over to the zones still up.
@@ -102,37 +90,16 @@ def egress_resources(view: EgressView, identities: Mapping[str, Identity]) -> En
             continue
         seen.add(ext.sni)
         meshes.add(ext.mesh)
-        chains.append(
-            listener_components_pb2.FilterChain(
-                name=ext.sni,
-                filter_chain_match=listener_components_pb2.FilterChainMatch(
-                    server_names=[ext.sni], transport_protocol="tls"
-                ),
-                filters=_external_filters(ext),
-                transport_socket=tls.transport_socket(tls.downstream_tls_context(ext.mesh, ext.external.protocol)),
-            )
-        )
+        context = tls.downstream_tls_context(ext.mesh, ext.external.protocol)
+        chains.append(e.sni_filter_chain(ext.sni, _external_filters(ext), tls.transport_socket(context)))
         clusters.append(external_cluster(ext.cluster, ext.external))
     secrets = [s for mesh in sorted(meshes) for s in tls.mesh_secrets(mesh, identities[mesh])]
-    blackhole = cluster_pb2.Cluster(
-        name=BLACKHOLE,
-        type=cluster_pb2.Cluster.STATIC,
-        connect_timeout=e.duration(1),
-        load_assignment=endpoint_pb2.ClusterLoadAssignment(cluster_name=BLACKHOLE),
+    listener = sni_listener(
+        egress_listener_name(view), view.address, view.port, base_pb2.OUTBOUND, chains, "egress_unknown_sni", BLACKHOLE
     )
-    fallback = listener_components_pb2.FilterChain(
-        name="unknown-sni", filters=[_tcp(tcp_proxy_pb2.TcpProxy(stat_prefix="egress_unknown_sni", cluster=BLACKHOLE))]
-    )
-    listener = e.listener(
-        egress_listener_name(view),
-        view.address,
-        view.port,
-        direction=base_pb2.OUTBOUND,
-        filter_chains=chains or [fallback],
-        listener_filters=[tls.tls_inspector()],
-    )
-    if chains:
-        listener.default_filter_chain.CopyFrom(fallback)
     return EnvoyResources.of(
-        listeners=[listener], clusters=[*clusters, blackhole], cluster_load_assignments=clas, secrets=secrets
+        listeners=[listener],
+        clusters=[*clusters, e.blackhole_cluster(BLACKHOLE)],
+        cluster_load_assignments=clas,
+        secrets=secrets,
     )

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import address_pb2, base_pb2, config_source_pb2, protocol_pb2
@@ -35,6 +35,7 @@ from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
+from envoy.type.v3 import percent_pb2
 from google.protobuf import any_pb2, duration_pb2, struct_pb2, wrappers_pb2
 from google.protobuf.message import Message
 
@@ -48,8 +49,10 @@ __all__ = [
     "TCP_PROXY_FILTER",
     "ads_config_source",
     "api_listener",
+    "blackhole_cluster",
     "cluster_load_assignment",
     "duration",
+    "edit_filters",
     "eds_cluster",
     "hcm",
     "inbound_listener_name",
@@ -57,12 +60,17 @@ __all__ = [
     "local_cluster_name",
     "outbound_listener_name",
     "pack",
+    "percent",
     "route_configuration",
+    "routes",
     "shared_cluster_load_assignment",
+    "sni_filter_chain",
     "socket_address",
     "stat_name",
     "static_cluster",
+    "tcp_proxy_filter",
     "tcp_proxy_pb2",
+    "u32",
 ]
 
 # Referenced so the imports above (needed to render packed Anys: TLS/SDS, RBAC, ...) stay.
@@ -119,6 +127,14 @@ def duration(seconds: float) -> duration_pb2.Duration:
     total_nanos = round(seconds * 1_000_000_000)
     whole, nanos = divmod(total_nanos, 1_000_000_000)
     return duration_pb2.Duration(seconds=whole, nanos=nanos)
+
+
+def u32(value: int) -> wrappers_pb2.UInt32Value:
+    return wrappers_pb2.UInt32Value(value=value)
+
+
+def percent(value: float) -> percent_pb2.Percent:
+    return percent_pb2.Percent(value=value)
 
 
 def socket_address(address: str, port: int) -> address_pb2.Address:
@@ -299,8 +315,39 @@ def network_filter(
             http_filters=http_filters,
         )
         return listener_components_pb2.Filter(name=HCM_FILTER, typed_config=pack(manager))
+    return tcp_proxy_filter(stat_prefix, cluster)
+
+
+def tcp_proxy_filter(stat_prefix: str, cluster: str) -> listener_components_pb2.Filter:
+    """A tcp_proxy network filter forwarding every connection to ``cluster``."""
     tcp = tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix, cluster=cluster)
     return listener_components_pb2.Filter(name=TCP_PROXY_FILTER, typed_config=pack(tcp))
+
+
+def sni_filter_chain(
+    sni: str,
+    filters: Iterable[listener_components_pb2.Filter],
+    transport_socket: base_pb2.TransportSocket | None = None,
+) -> listener_components_pb2.FilterChain:
+    """A filter chain named ``sni`` taking the TLS connections whose SNI is ``sni`` (ingress, egress)."""
+    chain = listener_components_pb2.FilterChain(
+        name=sni,
+        filter_chain_match=listener_components_pb2.FilterChainMatch(server_names=[sni], transport_protocol="tls"),
+        filters=list(filters),
+    )
+    if transport_socket is not None:
+        chain.transport_socket.CopyFrom(transport_socket)
+    return chain
+
+
+def blackhole_cluster(name: str) -> cluster_pb2.Cluster:
+    """A STATIC cluster with no endpoints: connections sent to it are closed (unknown SNIs)."""
+    return cluster_pb2.Cluster(
+        name=name,
+        type=cluster_pb2.Cluster.STATIC,
+        connect_timeout=duration(1),
+        load_assignment=endpoint_pb2.ClusterLoadAssignment(cluster_name=name),
+    )
 
 
 def listener(
@@ -331,3 +378,29 @@ def api_listener(name: str, manager: hcm_pb2.HttpConnectionManager) -> listener_
         name=name,
         api_listener=api_listener_pb2.ApiListener(api_listener=pack(manager)),
     )
+
+
+def edit_filters(
+    listener: listener_pb2.Listener,
+    on_hcm: Callable[[hcm_pb2.HttpConnectionManager], None],
+    on_tcp: Callable[[tcp_proxy_pb2.TcpProxy], None],
+) -> None:
+    """Call ``on_hcm``/``on_tcp`` on every HCM/tcp_proxy config of ``listener``'s filter chains, in
+    place (each is unpacked, edited and packed again)."""
+    for chain in listener.filter_chains:
+        for f in chain.filters:
+            if f.name == HCM_FILTER:
+                manager = hcm_pb2.HttpConnectionManager()
+                f.typed_config.Unpack(manager)
+                on_hcm(manager)
+                f.typed_config.CopyFrom(pack(manager))
+            elif f.name == TCP_PROXY_FILTER:
+                tcp = tcp_proxy_pb2.TcpProxy()
+                f.typed_config.Unpack(tcp)
+                on_tcp(tcp)
+                f.typed_config.CopyFrom(pack(tcp))
+
+
+def routes(manager: hcm_pb2.HttpConnectionManager) -> list[route_components_pb2.Route]:
+    """Every route of ``manager``'s inline route configuration."""
+    return [r for vh in manager.route_config.virtual_hosts for r in vh.routes]

@@ -1,7 +1,7 @@
 """MeshTrafficPermission -> Envoy RBAC on an inbound listener (pure).
 
 Input: ``InboundView.permissions``, the permissions of one inbound ordered least to most specific
-(``atoll.topology.policies``): a caller gets the action of the **last** permission whose source
+(``atoll.topology.matching``): a caller gets the action of the **last** permission whose source
 tags it carries; no match means denied. A caller's tags are read from its client certificate's
 URI SANs: ``kuma.io/service: S`` is ``spiffe://<mesh>/S`` and any other tag ``k: v`` is
 ``kuma://k/v``; a source without tags (targetRef Mesh) is any identity of the mesh
@@ -45,7 +45,7 @@ from envoy.extensions.filters.network.rbac.v3 import rbac_pb2 as network_rbac_pb
 from envoy.type.matcher.v3 import string_pb2
 
 from atoll.topology import IdentityRules, Permission, spiffe_id
-from atoll.topology.policies import NO_IDENTITY_RULES
+from atoll.topology.settings import NO_IDENTITY_RULES
 from atoll.topology.tags import SERVICE_TAG
 from atoll.xds.generate.envoy import pack
 

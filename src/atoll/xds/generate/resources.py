@@ -4,8 +4,10 @@ The tuples are sorted by resource name, so equal inputs give equal outputs (byte
 serialized). Protobuf messages are mutable objects; treat them as frozen once generated (the xDS
 cache shares them between proxies and serializes them once).
 
-``check_consistent`` lists what a generator got wrong: an EDS cluster without its
-ClusterLoadAssignment, an RDS route configuration or route cluster that is missing. ``to_dict``
+Type URLs, the push order, ``resource_name`` and the walkers of references between resources come from
+``atoll.xds.vocabulary`` (shared with the ADS server); the ``*_TYPE`` names here are aliases kept for
+the generators' callers. ``check_consistent`` lists what a generator got wrong: an EDS cluster without
+its ClusterLoadAssignment, an RDS route configuration or route cluster that is missing. ``to_dict``
 renders everything as plain JSON-able data in Envoy's own field spelling (for golden files, the
 inspect API and validation bootstraps).
 """
@@ -21,14 +23,31 @@ from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
-from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
 # Every type packed into an Any by the generators must be importable when a message is rendered
 # (pitfall 6); importing the builders module imports them all.
-from atoll.xds.generate import envoy as _envoy
+from atoll.xds.generate import envoy as _envoy  # noqa: F401
+from atoll.xds.vocabulary import (
+    CLUSTER,
+    CLUSTER_NAMES,
+    EDS_NAMES,
+    ENDPOINT,
+    LISTENER,
+    PUSH_ORDER,
+    RDS_NAMES,
+    ROUTE,
+    SECRET,
+    Dangling,
+    Rule,
+    clusters_named_by,
+    eds_names_of_cluster,
+    missing_references,
+    rds_names_of_listener,
+    resource_name,
+)
 
 __all__ = [
     "CLUSTER_TYPE",
@@ -42,20 +61,14 @@ __all__ = [
     "resource_name",
 ]
 
-LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
-ROUTE_TYPE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
-CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
-ENDPOINT_TYPE = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
-SECRET_TYPE = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
-TYPE_ORDER = (CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE)
-"""The order to push types in so that nothing references a resource not yet sent (CDS, EDS, LDS, RDS)."""
-
-
-def resource_name(message: Message) -> str:
-    """The xDS name of a resource: ``cluster_name`` for a ClusterLoadAssignment, ``name`` otherwise."""
-    if isinstance(message, endpoint_pb2.ClusterLoadAssignment):
-        return str(message.cluster_name)
-    return str(message.name)
+# The generators' names for the type URLs of ``atoll.xds.vocabulary`` (kept for their callers).
+LISTENER_TYPE = LISTENER
+ROUTE_TYPE = ROUTE
+CLUSTER_TYPE = CLUSTER
+ENDPOINT_TYPE = ENDPOINT
+SECRET_TYPE = SECRET
+TYPE_ORDER = PUSH_ORDER
+"""The one push order (``atoll.xds.vocabulary.PUSH_ORDER``): SDS, CDS, EDS, LDS, RDS."""
 
 
 def message_to_dict(message: Message) -> dict[str, Any]:
@@ -128,54 +141,31 @@ class EnvoyResources:
         )
 
     def by_type(self) -> Mapping[str, Mapping[str, Message]]:
-        """``{type_url: {name: message}}`` for every type, in push order (``TYPE_ORDER``)."""
+        """``{type_url: {name: message}}`` for every type, in push order (``PUSH_ORDER``)."""
         kinds: dict[str, tuple[Message, ...]] = {
-            CLUSTER_TYPE: self.clusters,
-            ENDPOINT_TYPE: self.cluster_load_assignments,
-            LISTENER_TYPE: self.listeners,
-            ROUTE_TYPE: self.route_configurations,
-            SECRET_TYPE: self.secrets,
+            CLUSTER: self.clusters,
+            ENDPOINT: self.cluster_load_assignments,
+            LISTENER: self.listeners,
+            ROUTE: self.route_configurations,
+            SECRET: self.secrets,
         }
-        return {t: {resource_name(m): m for m in kinds[t]} for t in TYPE_ORDER}
+        return {t: {resource_name(m): m for m in kinds[t]} for t in PUSH_ORDER}
 
     def check_consistent(self) -> list[str]:
-        """Problems in the references between resources; empty when consistent."""
-        problems: list[str] = []
-        cluster_names = {c.name for c in self.clusters}
-        cla_names = {c.cluster_name for c in self.cluster_load_assignments}
-        route_names = {r.name for r in self.route_configurations}
-        for c in self.clusters:
-            if c.type == cluster_pb2.Cluster.EDS:
-                want = c.eds_cluster_config.service_name or c.name
-                if want not in cla_names:
-                    problems.append(f'cluster "{c.name}": no ClusterLoadAssignment "{want}"')
-        for name in sorted(cla_names - cluster_names):
-            problems.append(f'ClusterLoadAssignment "{name}": no cluster uses it')
-        referenced: set[str] = set()
-        route_configs = list(self.route_configurations)
-        for listener in self.listeners:
-            for hcm in _hcms(listener):
-                if hcm.HasField("rds"):
-                    if hcm.rds.route_config_name not in route_names:
-                        problems.append(
-                            f'listener "{listener.name}": no RouteConfiguration "{hcm.rds.route_config_name}"'
-                        )
-                elif hcm.HasField("route_config"):
-                    route_configs.append(hcm.route_config)
-            for fc in listener.filter_chains:
-                for f in fc.filters:
-                    if f.name == "envoy.filters.network.tcp_proxy":
-                        tcp = _envoy.tcp_proxy_pb2.TcpProxy()
-                        f.typed_config.Unpack(tcp)
-                        referenced.add(tcp.cluster)
-        for rc in route_configs:
-            for vh in rc.virtual_hosts:
-                for r in vh.routes:
-                    if r.route.cluster:
-                        referenced.add(r.route.cluster)
-        for name in sorted(referenced - cluster_names):
-            problems.append(f'cluster "{name}" is referenced but not defined')
-        return problems
+        """Problems in the references between resources; empty when consistent. Stricter than the
+        snapshot's check: a ClusterLoadAssignment no cluster uses and a route or TCP proxy to an
+        undefined cluster are reported too (SDS secrets are not: they may come from elsewhere)."""
+        by_type = self.by_type()
+        found: dict[str, list[Dangling]] = {CLUSTER: [], ENDPOINT: [], ROUTE: []}
+        for d in missing_references(by_type, _references, _GENERATED_REFERENCES):
+            found[d.missing_type].append(d)
+        orphans = sorted(set(by_type[ENDPOINT]) - set(by_type[CLUSTER]))
+        return [
+            *(f'cluster "{d.owner}": no ClusterLoadAssignment "{d.missing}"' for d in found[ENDPOINT]),
+            *(f'ClusterLoadAssignment "{n}": no cluster uses it' for n in orphans),
+            *(f'listener "{d.owner}": no RouteConfiguration "{d.missing}"' for d in found[ROUTE]),
+            *(f'cluster "{n}" is referenced but not defined' for n in sorted({d.missing for d in found[CLUSTER]})),
+        ]
 
     def to_dict(self) -> dict[str, list[dict[str, Any]]]:
         """Every resource as JSON-able data, keyed ``listeners``, ``clusters``, ... (empty kinds left out)."""
@@ -192,19 +182,18 @@ class EnvoyResources:
         return out
 
 
-def _hcms(listener: listener_pb2.Listener) -> list[hcm_pb2.HttpConnectionManager]:
-    out: list[hcm_pb2.HttpConnectionManager] = []
-    if listener.HasField("api_listener"):
-        hcm = hcm_pb2.HttpConnectionManager()
-        listener.api_listener.api_listener.Unpack(hcm)
-        out.append(hcm)
-    for fc in listener.filter_chains:
-        for f in fc.filters:
-            if f.name == "envoy.filters.network.http_connection_manager":
-                hcm = hcm_pb2.HttpConnectionManager()
-                f.typed_config.Unpack(hcm)
-                out.append(hcm)
-    return out
+#: What a generator's output must hold together: an EDS cluster's ClusterLoadAssignment, a listener's RDS
+#: route configuration, and every cluster a route or TCP proxy sends to.
+_GENERATED_REFERENCES = (
+    Rule(CLUSTER, EDS_NAMES, ENDPOINT),
+    Rule(LISTENER, RDS_NAMES, ROUTE),
+    Rule(LISTENER, CLUSTER_NAMES, CLUSTER),
+    Rule(ROUTE, CLUSTER_NAMES, CLUSTER),
+)
+
+
+def _references(message: Message) -> tuple[tuple[str, ...], ...]:
+    return eds_names_of_cluster(message), rds_names_of_listener(message), (), clusters_named_by(message)
 
 
 def _unique(items: Any) -> tuple[Any, ...]:

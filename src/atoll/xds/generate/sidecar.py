@@ -215,7 +215,7 @@ def _same_except(a: object, b: object, names: tuple[str, ...]) -> bool:
 def _load_assignment(view: ProxyView, ob: OutboundView) -> endpoint_pb2.ClusterLoadAssignment:
     """The (shared) ClusterLoadAssignment of outbound ``ob``'s EDS cluster, zone priorities applied."""
     lb = p.zone_priorities(
-        ob.policies.get("MeshLoadBalancingStrategy") or {},
+        ob.policies.load_balancing,
         view.zone,
         (ep.zone for ep in ob.endpoints),
         mesh_locality_aware=view.locality_aware,

@@ -6,29 +6,19 @@ that node wakes, diffs with its ``SotwStream`` / ``DeltaStream`` state machine a
 changed. ``AdsServicer`` is the thin gRPC pump; ``make_server`` builds the ``grpc.aio.Server``.
 """
 
+from atoll.errors import PeerProtocolError
 from atoll.xds.server.cache import SnapshotCache
 from atoll.xds.server.grpc_server import SERVER_OPTIONS, AdsServicer, StreamRejected, make_server
 from atoll.xds.server.protocol import (
     DeltaResponse,
     DeltaStream,
-    PeerProtocolError,
     SotwResponse,
     SotwStream,
-    StreamStatus,
-    TypeStatus,
     XdsError,
 )
-from atoll.xds.server.snapshot import (
-    CLUSTER,
-    ENDPOINT,
-    LISTENER,
-    PUSH_ORDER,
-    ROUTE,
-    SECRET,
-    InconsistentSnapshot,
-    Snapshot,
-    VersionedResource,
-)
+from atoll.xds.server.snapshot import InconsistentSnapshot, Snapshot, VersionedResource
+from atoll.xds.server.status import StreamStatus, TypeStatus
+from atoll.xds.vocabulary import CLUSTER, ENDPOINT, LISTENER, PUSH_ORDER, ROUTE, SECRET
 
 __all__ = [
     "CLUSTER",

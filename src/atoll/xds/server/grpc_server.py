@@ -1,14 +1,14 @@
 """The grpc.aio ADS servicer: a thin pump between a gRPC stream and a sans-I/O state machine.
 
 Per stream (SotW or delta) there is one reader task and one writer loop (the handler coroutine itself),
-both on the event loop, sharing the state machine (whose calls are synchronous, so they never
-interleave). The reader does ``context.read()`` and feeds each request to the machine itself, queueing
-whatever it answers; the writer wakes on an ``asyncio.Event`` — set when the reader queued a response or
-the ``SnapshotCache`` watcher saw a new snapshot — feeds the newest snapshot to the machine, and writes the
-queue in order. An ACK thus costs one task wake-up, not two. Requests that arrive before the first one has
-opened the stream (node, hooks) wait in a deque until the machine exists. Responses go out as bytes spliced from the
-resources' shared serialization (the method handlers pass bytes through), so nothing is re-serialized per
-stream.
+on an ``atoll.xds.pump.StreamPump``, both on the event loop, sharing the state machine (whose calls are
+synchronous, so they never interleave). Once the machine exists the reader feeds each request to it
+itself, queueing whatever it answers; the writer wakes on the pump's event — set when the reader queued a
+response or the ``SnapshotCache`` watcher saw a new snapshot — feeds the newest snapshot to the machine,
+and writes the queue in order. An ACK thus costs one task wake-up, not two. Requests that arrive before
+the first one has opened the stream (node, hooks) wait in the pump's inbox until the machine exists.
+Responses go out as bytes spliced from the resources' shared serialization (the method handlers pass
+bytes through), so nothing is re-serialized per stream. ``_AdsStream`` holds one stream's state.
 
 The first request must carry the node (``set_node_on_first_message_only``); it is kept per stream. Hooks
 are injected: ``on_stream_open(node, metadata)`` may raise ``StreamRejected(code, message)`` to refuse the
@@ -23,7 +23,6 @@ the control plane.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import itertools
 import logging
@@ -37,16 +36,19 @@ from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from google.protobuf.message import Message
 
+from atoll.errors import PeerProtocolError
+from atoll.xds.pump import StreamPump
 from atoll.xds.server.cache import SnapshotCache
 from atoll.xds.server.protocol import (
+    DeltaResponse,
     DeltaStream,
-    PeerProtocolError,
+    SotwResponse,
     SotwStream,
-    StreamStatus,
     XdsError,
     node_of_first_request,
 )
 from atoll.xds.server.snapshot import Snapshot
+from atoll.xds.server.status import StreamStatus
 
 log = logging.getLogger(__name__)
 
@@ -128,150 +130,20 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
         self, context: grpc.aio.ServicerContext, machine_type: type[SotwStream] | type[DeltaStream]
     ) -> None:
         stream_id = next(self._ids)
-        wake = asyncio.Event()
-        inbox: deque[Any] = deque()  # requests read before the machine exists
-        outbox: deque[Any] = deque()  # responses, in the order the machine produced them
-        ended: list[BaseException | None] = []  # set once the reader stops: [None] on EOF, [error] else
-        failed: list[tuple[grpc.StatusCode, str]] = []  # the machine refused a request, or failed
-        machine: SotwStream | DeltaStream | None = None
-        node_id: str | None = None
-        reported = [-1]  # the status serial last reported (report once after the first batch, even if
-        # it sent nothing: a resumed delta stream)
-
-        def report() -> None:
-            if machine is None or node_id is None or self._on_status is None:
-                return
-            if machine.status_serial != reported[0]:
-                reported[0] = machine.status_serial
-                try:
-                    self._on_status(node_id, machine.status())
-                except Exception:
-                    log.exception("on_status hook failed for %s", node_id)
-
-        def feed(request: Any) -> None:
-            """One request into the machine; what it answers is queued for the writer."""
-            assert machine is not None
-            try:
-                out = machine.receive(request)
-            except PeerProtocolError as e:
-                log.warning("ADS stream %d of %s: %s", stream_id, node_id, e)
-                failed.append((grpc.StatusCode.INVALID_ARGUMENT, str(e)))
-                wake.set()
-                return
-            except Exception:  # a bug on our side: end this stream only, say whose fault it is
-                log.exception("ADS stream %d of %s: local error", stream_id, node_id)
-                failed.append((grpc.StatusCode.INTERNAL, "control plane error while serving this stream"))
-                wake.set()
-                return
-            if out:
-                outbox.extend(out)
-                wake.set()
-
-        async def read_loop() -> None:
-            # Requests are fed to the machine right here once it exists: an ACK, the commonest request,
-            # then costs no wake-up of the writer (it only wakes when there is something to write).
-            try:
-                while not failed:
-                    request = await context.read()
-                    if request is grpc.aio.EOF:
-                        ended.append(None)
-                        break
-                    if machine is None or inbox:
-                        inbox.append(request)
-                        wake.set()
-                    else:
-                        feed(request)
-                        report()
-            except asyncio.CancelledError:
-                ended.append(None)
-                raise
-            except Exception as e:  # the peer went away or sent undecodable bytes
-                ended.append(e)
-            finally:
-                wake.set()
-
-        reader = asyncio.create_task(read_loop(), name=f"ads-read-{stream_id}")
-
-        def on_done(_: object) -> None:
+        pump = StreamPump(context.read, name=f"ads-{stream_id}")
+        stream = _AdsStream(self, context, pump, stream_id)
+        async with pump:
             # The RPC ended (peer cancelled, connection lost): do not wait for read() to notice.
-            if not ended:
-                ended.append(None)
-            wake.set()
-
-        context.add_done_callback(on_done)
-        newest: list[Snapshot] = []
-        unwatch: Callable[[], None] | None = None
-        try:
-            while not inbox and not ended:
-                wake.clear()
-                await wake.wait()
-            if not inbox:
-                await self._end_on_read_error(context, stream_id, node_id, ended)
-                return
+            context.add_done_callback(lambda _: pump.end())
             try:
-                node = node_of_first_request(inbox[0])
-            except PeerProtocolError as e:
-                log.warning("ADS stream %d: %s", stream_id, e)
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
-                return
-            await self._open(node, context)
-            node_id = str(node.id)
-            machine = machine_type(node_id, stream_id, clock=self._clock)
-            self._streams[stream_id] = machine
-
-            def on_snapshot(snapshot: Snapshot) -> None:
-                newest[:] = [snapshot]
-                wake.set()
-
-            unwatch = self._cache.watch(node_id, on_snapshot)
-            current = self._cache.get(node_id)
-            if current is not None:
-                machine.set_snapshot(current)  # nothing requested yet: only remembered
-            while True:
-                wake.clear()
-                while inbox and not failed:
-                    feed(inbox.popleft())
-                if newest and not failed:
-                    try:
-                        outbox.extend(machine.set_snapshot(newest.pop()))
-                    except Exception:
-                        log.exception("ADS stream %d of %s: local error", stream_id, node_id)
-                        failed.append((grpc.StatusCode.INTERNAL, "control plane error while serving this stream"))
-                if failed:
-                    await context.abort(*failed[0])
-                    return
-                while outbox:
-                    await context.write(outbox.popleft().to_bytes())
-                report()
-                if ended and not inbox and not newest and not outbox:
-                    break
-                if not inbox and not newest and not outbox and not failed:
-                    await wake.wait()
-            await self._end_on_read_error(context, stream_id, node_id, ended)
-        finally:
-            # Bookkeeping first, with no await before it: gRPC may cancel this handler again while it
-            # cleans up, and an interrupted await here must not leave the stream counted as open.
-            reader.cancel()
-            if unwatch is not None:
-                unwatch()
-            self._streams.pop(stream_id, None)
-            if node_id is not None and self._on_close is not None:
-                try:
-                    self._on_close(node_id, stream_id)
-                except Exception:
-                    log.exception("on_stream_close hook failed for %s", node_id)
-            await asyncio.wait([reader])
-
-    @staticmethod
-    async def _end_on_read_error(
-        context: grpc.aio.ServicerContext, stream_id: int, node_id: str | None, ended: list[BaseException | None]
-    ) -> None:
-        error = ended[0] if ended else None
-        if error is not None:
-            log.warning("ADS stream %d of %s: cannot read request: %r", stream_id, node_id, error)
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"cannot read request: {error}")
+                await stream.serve(machine_type)
+            finally:
+                # Bookkeeping before the pump awaits its reader, with no await before it: gRPC may cancel
+                # this handler again while it cleans up, and that must not leave the stream counted open.
+                stream.close()
 
     async def _open(self, node: base_pb2.Node, context: grpc.aio.ServicerContext) -> None:
+        """Run ``on_stream_open``; a refusal or a failing hook aborts the RPC."""
         if self._on_open is None:
             return
         metadata: dict[str, str | bytes] = {k: v for k, v in (context.invocation_metadata() or ())}
@@ -285,6 +157,163 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
         except Exception:
             log.exception("on_stream_open hook failed for %s", node.id)
             await context.abort(grpc.StatusCode.INTERNAL, "the control plane failed to open this stream")
+
+
+_LOCAL_ERROR = (grpc.StatusCode.INTERNAL, "control plane error while serving this stream")
+
+
+class _AdsStream:
+    """One ADS stream on its ``StreamPump``: the machine, the responses owed, the status last reported.
+
+    Once the machine exists the reader task calls ``handle`` for each request (its answers are queued and
+    wake the writer only if there are any); ``serve`` is the writer loop."""
+
+    __slots__ = (
+        "context",
+        "failure",
+        "machine",
+        "newest",
+        "node_id",
+        "outbox",
+        "pump",
+        "reported",
+        "servicer",
+        "stream_id",
+        "unwatch",
+    )
+
+    def __init__(
+        self, servicer: AdsServicer, context: grpc.aio.ServicerContext, pump: StreamPump, stream_id: int
+    ) -> None:
+        self.servicer = servicer
+        self.context = context
+        self.pump = pump
+        self.stream_id = stream_id
+        self.machine: SotwStream | DeltaStream | None = None
+        self.node_id: str | None = None
+        self.outbox: deque[SotwResponse | DeltaResponse] = deque()  # in the order the machine produced them
+        self.newest: Snapshot | None = None  # the latest snapshot the cache announced, not yet fed
+        self.failure: tuple[grpc.StatusCode, str] | None = None  # the machine refused a request, or failed
+        # The status serial last reported (report once after the first batch, even if it sent nothing:
+        # a resumed delta stream).
+        self.reported = -1
+        self.unwatch: Callable[[], None] | None = None
+
+    def report(self) -> None:
+        on_status = self.servicer._on_status
+        if self.machine is None or self.node_id is None or on_status is None:
+            return
+        if self.machine.status_serial != self.reported:
+            self.reported = self.machine.status_serial
+            try:
+                on_status(self.node_id, self.machine.status())
+            except Exception:
+                log.exception("on_status hook failed for %s", self.node_id)
+
+    def feed(self, request: Any) -> None:
+        """One request into the machine; what it answers is queued for the writer."""
+        assert self.machine is not None
+        try:
+            out = self.machine.receive(request)
+        except PeerProtocolError as e:
+            log.warning("ADS stream %d of %s: %s", self.stream_id, self.node_id, e)
+            self.fail((grpc.StatusCode.INVALID_ARGUMENT, str(e)))
+            return
+        except Exception:  # a bug on our side: end this stream only, say whose fault it is
+            log.exception("ADS stream %d of %s: local error", self.stream_id, self.node_id)
+            self.fail(_LOCAL_ERROR)
+            return
+        if out:
+            self.outbox.extend(out)
+            self.pump.wake.set()
+
+    def handle(self, request: Any) -> None:
+        """The reader's path for a request: an ACK, the commonest, wakes no writer."""
+        self.feed(request)
+        self.report()
+
+    def fail(self, failure: tuple[grpc.StatusCode, str]) -> None:
+        if self.failure is None:
+            self.failure = failure
+        self.pump.end()  # read no more; the writer aborts the RPC with the failure
+
+    def on_snapshot(self, snapshot: Snapshot) -> None:
+        self.newest = snapshot
+        self.pump.wake.set()
+
+    async def serve(self, machine_type: type[SotwStream] | type[DeltaStream]) -> None:
+        pump = self.pump
+        while not pump.inbox and not pump.ended:
+            pump.wake.clear()
+            await pump.wake.wait()
+        if pump.inbox:
+            if not await self._open(machine_type):
+                return
+            await self._write_loop()
+            if self.failure is not None:
+                return
+        if pump.error is not None:
+            log.warning("ADS stream %d of %s: cannot read request: %r", self.stream_id, self.node_id, pump.error)
+            await self.context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"cannot read request: {pump.error}")
+
+    async def _open(self, machine_type: type[SotwStream] | type[DeltaStream]) -> bool:
+        """Node from the first request, the open hook, the machine and the cache watch."""
+        try:
+            node = node_of_first_request(self.pump.inbox[0])
+        except PeerProtocolError as e:
+            log.warning("ADS stream %d: %s", self.stream_id, e)
+            await self.context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+            return False
+        servicer = self.servicer
+        await servicer._open(node, self.context)
+        node_id = self.node_id = str(node.id)
+        machine = self.machine = machine_type(node_id, self.stream_id, clock=servicer._clock)
+        servicer._streams[self.stream_id] = machine
+        self.unwatch = servicer._cache.watch(node_id, self.on_snapshot)
+        current = servicer._cache.get(node_id)
+        if current is not None:
+            machine.set_snapshot(current)  # nothing requested yet: only remembered
+        self.pump.handler = self.handle
+        return True
+
+    async def _write_loop(self) -> None:
+        """Queued requests, then the newest snapshot, then write what they produced, until the end."""
+        pump, context, outbox, machine = self.pump, self.context, self.outbox, self.machine
+        assert machine is not None
+        inbox, wake = pump.inbox, pump.wake
+        while True:
+            wake.clear()
+            while inbox and self.failure is None:
+                self.feed(inbox.popleft())
+            if self.newest is not None and self.failure is None:
+                snapshot, self.newest = self.newest, None
+                try:
+                    outbox.extend(machine.set_snapshot(snapshot))
+                except Exception:
+                    log.exception("ADS stream %d of %s: local error", self.stream_id, self.node_id)
+                    self.fail(_LOCAL_ERROR)
+            if self.failure is not None:
+                await context.abort(*self.failure)
+                return
+            while outbox:
+                await context.write(outbox.popleft().to_bytes())
+            self.report()
+            if not inbox and self.newest is None and not outbox:
+                if pump.ended:
+                    return
+                await wake.wait()
+
+    def close(self) -> None:
+        """Stop watching, forget the stream, run the close hook (synchronous: see ``AdsServicer._serve``)."""
+        if self.unwatch is not None:
+            self.unwatch()
+        self.servicer._streams.pop(self.stream_id, None)
+        on_close, node_id = self.servicer._on_close, self.node_id
+        if node_id is not None and on_close is not None:
+            try:
+                on_close(node_id, self.stream_id)
+            except Exception:
+                log.exception("on_stream_close hook failed for %s", node_id)
 
 
 #: Server options that matter for thousands of ADS streams (see notes/python-grpc-fanout.md).

@@ -1,8 +1,8 @@
 """Sans-I/O xDS stream state machines: requests and snapshots in, responses out.
 
 ``SotwStream`` (state of the world) and ``DeltaStream`` (incremental) hold everything one ADS stream
-knows — per-type subscriptions, the latest nonce sent, what was ACKed or NACKed — and no sockets, tasks or
-clocks of their own (the clock is injected). Feed them events:
+knows — per-type subscriptions, the latest nonce sent, what was ACKed or NACKed (kept in ``status.py``'s
+``TypeState``) — and no sockets, tasks or clocks of their own (the clock is injected). Feed them events:
 
 - ``receive(request)``: a request arrived; returns the responses to send, in order.
 - ``set_snapshot(snapshot)``: this node has a new snapshot; returns the responses to send, in push order
@@ -36,37 +36,23 @@ status; ``snapshot.InconsistentSnapshot`` is a local generation error.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Literal
 
 from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import discovery_pb2
 
-from atoll.errors import AtollError
-from atoll.xds.server.snapshot import (
-    CLUSTER,
-    ENDPOINT,
-    KNOWN_TYPES,
-    PUSH_ORDER,
-    WILDCARD_TYPES,
-    Snapshot,
-    VersionedResource,
-    eds_names_of_cluster,
-    encode_bytes_field,
-)
+from atoll.errors import AtollError, PeerProtocolError
+from atoll.xds.server.snapshot import Snapshot, VersionedResource, encode_bytes_field
+from atoll.xds.server.status import Mode, StreamStatus, TypeState
+from atoll.xds.vocabulary import CLUSTER, ENDPOINT, KNOWN_TYPES, PUSH_ORDER, WILDCARD_TYPES, eds_names_of_cluster
 
 Clock = Callable[[], float]
-Mode = Literal["sotw", "delta"]
 
 
 class XdsError(AtollError):
     """Base of the xDS server's errors."""
-
-
-class PeerProtocolError(XdsError):
-    """The peer sent a request that cannot be served (no node, no or unknown type URL). Peer's fault."""
 
 
 def node_of_first_request(
@@ -89,8 +75,27 @@ def _check_type(type_url: str) -> None:
 # --- responses --------------------------------------------------------------------------------------
 
 
+def _frame(version: str, resources: list[bytes], type_url: str, nonce: str, removed: tuple[str, ...] = ()) -> bytes:
+    """A (Delta)DiscoveryResponse on the wire. Both messages number their fields alike: version 1,
+    resources 2 (pre-encoded by ``VersionedResource``), type_url 4, nonce 5; delta's removed names 6."""
+    head = encode_bytes_field(1, version.encode())
+    tail = encode_bytes_field(4, type_url.encode()) + encode_bytes_field(5, nonce.encode())
+    return b"".join((head, *resources, tail, *(encode_bytes_field(6, n.encode()) for n in removed)))
+
+
+class _Response:
+    """What both kinds of response share."""
+
+    __slots__ = ()
+    resources: tuple[VersionedResource, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(r.name for r in self.resources)
+
+
 @dataclass(frozen=True, slots=True)
-class SotwResponse:
+class SotwResponse(_Response):
     """One DiscoveryResponse to send. ``to_bytes()`` splices the resources' shared, pre-serialized bytes."""
 
     type_url: str
@@ -98,26 +103,15 @@ class SotwResponse:
     nonce: str
     resources: tuple[VersionedResource, ...]
 
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(r.name for r in self.resources)
-
     def to_bytes(self) -> bytes:
-        return b"".join(
-            (
-                encode_bytes_field(1, self.version_info.encode()),
-                *(r.sotw_field for r in self.resources),
-                encode_bytes_field(4, self.type_url.encode()),
-                encode_bytes_field(5, self.nonce.encode()),
-            )
-        )
+        return _frame(self.version_info, [r.sotw_field for r in self.resources], self.type_url, self.nonce)
 
     def to_message(self) -> discovery_pb2.DiscoveryResponse:
         return discovery_pb2.DiscoveryResponse.FromString(self.to_bytes())
 
 
 @dataclass(frozen=True, slots=True)
-class DeltaResponse:
+class DeltaResponse(_Response):
     """One DeltaDiscoveryResponse to send: changed resources and removed names of one type."""
 
     type_url: str
@@ -126,157 +120,12 @@ class DeltaResponse:
     resources: tuple[VersionedResource, ...]
     removed: tuple[str, ...]
 
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(r.name for r in self.resources)
-
     def to_bytes(self) -> bytes:
-        return b"".join(
-            (
-                encode_bytes_field(1, self.system_version_info.encode()),
-                *(r.delta_field for r in self.resources),
-                encode_bytes_field(4, self.type_url.encode()),
-                encode_bytes_field(5, self.nonce.encode()),
-                *(encode_bytes_field(6, n.encode()) for n in self.removed),
-            )
-        )
+        fields = [r.delta_field for r in self.resources]
+        return _frame(self.system_version_info, fields, self.type_url, self.nonce, self.removed)
 
     def to_message(self) -> discovery_pb2.DeltaDiscoveryResponse:
         return discovery_pb2.DeltaDiscoveryResponse.FromString(self.to_bytes())
-
-
-# --- status -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class TypeStatus:
-    """What one stream sent and heard back for one type. Times are the injected clock's (epoch seconds)."""
-
-    type_url: str
-    wildcard: bool
-    subscriptions: int
-    sent_count: int = 0
-    last_sent_version: str | None = None
-    last_sent_nonce: str | None = None
-    last_sent_at: float | None = None
-    ack_count: int = 0
-    last_acked_version: str | None = None
-    last_acked_at: float | None = None
-    nack_count: int = 0
-    last_nack_error: str | None = None
-    last_nack_version: str | None = None
-    last_nack_at: float | None = None
-    stale_dropped: int = 0
-    #: The latest response sent has not been answered yet.
-    pending: bool = False
-    #: The peer NACKed the latest response sent.
-    rejected: bool = False
-
-    @property
-    def in_sync(self) -> bool:
-        """The peer ACKed the latest response sent (or nothing was sent yet)."""
-        return not self.pending and not self.rejected
-
-
-@dataclass(frozen=True, slots=True)
-class StreamStatus:
-    """Frozen view of one stream for the inventory: per type, what was sent, ACKed and NACKed."""
-
-    stream_id: int
-    node_id: str
-    mode: Mode
-    opened_at: float
-    types: Mapping[str, TypeStatus]
-
-    @property
-    def nacked(self) -> bool:
-        return any(t.rejected for t in self.types.values())
-
-    @property
-    def in_sync(self) -> bool:
-        return all(t.in_sync for t in self.types.values())
-
-
-class _TypeState:
-    """Mutable per-type bookkeeping shared by both machines."""
-
-    __slots__ = (
-        "ack_count",
-        "acked_at",
-        "acked_version",
-        "answered",
-        "client",
-        "diffed",
-        "frozen",
-        "key",
-        "nack_at",
-        "nack_count",
-        "nack_error",
-        "nack_version",
-        "names",
-        "names_list",
-        "nonce",
-        "rejected",
-        "sent_at",
-        "sent_count",
-        "stale",
-        "sub_gen",
-        "type_url",
-        "version",
-        "wildcard",
-    )
-
-    def __init__(self, type_url: str) -> None:
-        self.type_url = type_url
-        self.wildcard = False
-        self.names: set[str] = set()
-        self.names_list: list[str] | None = None  # SotW: the last resource_names, to skip unchanged lists
-        self.sub_gen = 0
-        self.client: dict[str, str] = {}  # delta: name -> version the peer has
-        self.key: object = None  # SotW: what the latest response selected
-        #: The (type version, subscription generation) last compared: equal means nothing to do.
-        self.diffed: tuple[str, int] | None = None
-        self.nonce: str | None = None
-        self.version: str | None = None
-        self.sent_at: float | None = None
-        self.sent_count = 0
-        self.answered = True
-        self.rejected = False
-        self.ack_count = 0
-        self.acked_version: str | None = None
-        self.acked_at: float | None = None
-        self.nack_count = 0
-        self.nack_error: str | None = None
-        self.nack_version: str | None = None
-        self.nack_at: float | None = None
-        self.stale = 0
-        self.frozen: TypeStatus | None = None  # the last ``freeze()``, until something changes
-
-    def freeze(self) -> TypeStatus:
-        if self.frozen is None:
-            self.frozen = self._freeze()
-        return self.frozen
-
-    def _freeze(self) -> TypeStatus:
-        return TypeStatus(
-            type_url=self.type_url,
-            wildcard=self.wildcard,
-            subscriptions=len(self.names),
-            sent_count=self.sent_count,
-            last_sent_version=self.version,
-            last_sent_nonce=self.nonce,
-            last_sent_at=self.sent_at,
-            ack_count=self.ack_count,
-            last_acked_version=self.acked_version,
-            last_acked_at=self.acked_at,
-            nack_count=self.nack_count,
-            last_nack_error=self.nack_error,
-            last_nack_version=self.nack_version,
-            last_nack_at=self.nack_at,
-            stale_dropped=self.stale,
-            pending=not self.answered,
-            rejected=self.rejected,
-        )
 
 
 class _Stream:
@@ -288,7 +137,7 @@ class _Stream:
         self._clock = clock
         self.opened_at = clock()
         self._snapshot: Snapshot | None = None
-        self._types: dict[str, _TypeState] = {}
+        self._types: dict[str, TypeState] = {}
         self._nonce = 0
         #: Bumped on every send, ACK and NACK: the pump reports status when it changed.
         self.status_serial = 0
@@ -306,11 +155,11 @@ class _Stream:
             types=MappingProxyType({t: s.freeze() for t, s in self._types.items()}),
         )
 
-    def _state(self, type_url: str) -> tuple[_TypeState, bool]:
+    def _state(self, type_url: str) -> tuple[TypeState, bool]:
         _check_type(type_url)
         st = self._types.get(type_url)
         if st is None:
-            st = self._types[type_url] = _TypeState(type_url)
+            st = self._types[type_url] = TypeState(type_url)
             return st, True
         st.frozen = None  # a request may change subscriptions and counters
         return st, False
@@ -319,7 +168,7 @@ class _Stream:
         self._nonce += 1
         return str(self._nonce)
 
-    def _record_sent(self, st: _TypeState, nonce: str, version: str) -> None:
+    def _record_sent(self, st: TypeState, nonce: str, version: str) -> None:
         st.frozen = None
         st.nonce = nonce
         st.version = version
@@ -329,7 +178,7 @@ class _Stream:
         st.rejected = False
         self.status_serial += 1
 
-    def _record_answer(self, st: _TypeState, version_info: str, error: discovery_pb2.DiscoveryRequest | None) -> None:
+    def _record_answer(self, st: TypeState, version_info: str, error: discovery_pb2.DiscoveryRequest | None) -> None:
         st.frozen = None
         st.answered = True
         if error is None:
@@ -397,7 +246,7 @@ class SotwStream(_Stream):
         return out
 
     @staticmethod
-    def _select(st: _TypeState, snapshot: Snapshot) -> tuple[str, tuple[VersionedResource, ...], object]:
+    def _select(st: TypeState, snapshot: Snapshot) -> tuple[str, tuple[VersionedResource, ...], object]:
         version = snapshot.version(st.type_url)
         by_name = snapshot.resources(st.type_url)
         if st.wildcard:
@@ -405,7 +254,7 @@ class SotwStream(_Stream):
         selected = tuple(by_name[n] for n in st.names_list or () if n in by_name)
         return version, selected, (st.sub_gen, tuple(r.version for r in selected))
 
-    def _send(self, st: _TypeState, version: str, selected: tuple[VersionedResource, ...], key: object) -> SotwResponse:
+    def _send(self, st: TypeState, version: str, selected: tuple[VersionedResource, ...], key: object) -> SotwResponse:
         nonce = self._next_nonce()
         st.key = key
         self._record_sent(st, nonce, version)
@@ -489,7 +338,7 @@ class DeltaStream(_Stream):
         return [] if resp is None else [resp]
 
     def _diff(
-        self, st: _TypeState, snapshot: Snapshot, *, forced: Iterable[str] = (), missing: Iterable[str] = ()
+        self, st: TypeState, snapshot: Snapshot, *, forced: Iterable[str] = (), missing: Iterable[str] = ()
     ) -> DeltaResponse | None:
         by_name = snapshot.resources(st.type_url)
         client = st.client
@@ -528,11 +377,8 @@ class DeltaStream(_Stream):
 __all__ = [
     "DeltaResponse",
     "DeltaStream",
-    "PeerProtocolError",
     "SotwResponse",
     "SotwStream",
-    "StreamStatus",
-    "TypeStatus",
     "XdsError",
     "node_of_first_request",
 ]

@@ -6,7 +6,8 @@ splices into responses (the SotW ``resources`` field and the delta ``Resource`` 
 front and shared by every stream and every snapshot that holds the same object. Build a resource once and
 reuse the object across the snapshots of many proxies to share its bytes across them as well.
 
-A ``Snapshot`` maps type URL -> {name -> VersionedResource}. Its per-type version (the SotW
+Type URLs, the push order, resource names and the walkers of references come from
+``atoll.xds.vocabulary``. A ``Snapshot`` maps type URL -> {name -> VersionedResource}. Its per-type version (the SotW
 ``version_info``) is a hash over the (name, version) pairs of that type. ``problems()`` lists dangling
 references (an EDS cluster without its ClusterLoadAssignment, an RDS name no RouteConfiguration carries, an
 ADS-delivered SDS secret that is missing); ``ensure_consistent()`` raises ``InconsistentSnapshot`` — a local
@@ -19,37 +20,24 @@ import hashlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any as TAny
 
-from envoy.config.cluster.v3 import cluster_pb2
-from envoy.config.endpoint.v3 import endpoint_pb2
-from envoy.config.listener.v3 import listener_pb2
-from envoy.config.route.v3 import route_pb2  # noqa: F401 - RouteConfiguration must be importable
-from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2
-from envoy.extensions.transport_sockets.tls.v3 import secret_pb2, tls_pb2  # noqa: F401 - Secret must be importable
 from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
 from atoll.errors import AtollError
-
-_PREFIX = "type.googleapis.com/"
-LISTENER = _PREFIX + "envoy.config.listener.v3.Listener"
-ROUTE = _PREFIX + "envoy.config.route.v3.RouteConfiguration"
-CLUSTER = _PREFIX + "envoy.config.cluster.v3.Cluster"
-ENDPOINT = _PREFIX + "envoy.config.endpoint.v3.ClusterLoadAssignment"
-SECRET = _PREFIX + "envoy.extensions.transport_sockets.tls.v3.Secret"
-
-#: Every type this server serves, in push order: secrets first, clusters before their endpoints,
-#: listeners before their routes (make-before-break for references).
-PUSH_ORDER: tuple[str, ...] = (SECRET, CLUSTER, ENDPOINT, LISTENER, ROUTE)
-KNOWN_TYPES: frozenset[str] = frozenset(PUSH_ORDER)
-#: Types for which an empty SotW name list / legacy empty delta subscribe means "everything".
-WILDCARD_TYPES: frozenset[str] = frozenset({LISTENER, CLUSTER})
-
-_HCM_URL = _PREFIX + http_connection_manager_pb2.HttpConnectionManager.DESCRIPTOR.full_name
-_UPSTREAM_TLS_URL = _PREFIX + tls_pb2.UpstreamTlsContext.DESCRIPTOR.full_name
-_DOWNSTREAM_TLS_URL = _PREFIX + tls_pb2.DownstreamTlsContext.DESCRIPTOR.full_name
+from atoll.xds.vocabulary import (
+    ENDPOINT,
+    KNOWN_TYPES,
+    PUSH_ORDER,
+    ROUTE,
+    SERVED_REFERENCES,
+    kind_of,
+    missing_references,
+    resource_name,
+    served_references,
+    type_url_of,
+)
 
 
 class InconsistentSnapshot(AtollError):
@@ -78,17 +66,6 @@ def encode_bytes_field(number: int, data: bytes) -> bytes:
     return _varint((number << 3) | 2) + _varint(len(data)) + data
 
 
-def resource_name(message: Message) -> str:
-    """The xDS name of a resource: ``cluster_name`` for a ClusterLoadAssignment, ``name`` otherwise."""
-    if isinstance(message, endpoint_pb2.ClusterLoadAssignment):
-        return str(message.cluster_name)
-    return str(getattr(message, "name"))  # noqa: B009 - every other served type has `name`
-
-
-def type_url_of(message: Message) -> str:
-    return _PREFIX + str(message.DESCRIPTOR.full_name)
-
-
 @dataclass(frozen=True, slots=True, eq=False)
 class VersionedResource:
     """One resource, serialized once. Build with ``VersionedResource.of(message)``."""
@@ -102,16 +79,15 @@ class VersionedResource:
     sotw_field: bytes = field(repr=False)
     #: ``resources`` field (number 2) of a DeltaDiscoveryResponse holding a Resource{name, version, Any}.
     delta_field: bytes = field(repr=False)
-    _refs: list[tuple[str, ...]] = field(default_factory=list, repr=False)
+    _refs: list[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = field(default_factory=list, repr=False)
 
     def references(self) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
         """(EDS names, RDS names, ADS secret names) this resource uses; computed once, for the
         consistency check of every snapshot that holds it."""
-        if not self._refs:
-            msg = self.message
-            self._refs.extend((eds_names_of_cluster(msg), rds_names_of_listener(msg), ads_secret_names(msg)))
-        eds, rds, secrets = self._refs
-        return eds, rds, secrets
+        refs = self._refs
+        if not refs:
+            refs.append(served_references(self.message))
+        return refs[0]
 
     @classmethod
     def of(cls, message: Message, *, name: str | None = None) -> VersionedResource:
@@ -284,23 +260,14 @@ class Snapshot:
 
     def _find_problems(self) -> tuple[str, ...]:
         out: list[str] = []
-        clas = self.resources(ENDPOINT)
-        for cluster in self.resources(CLUSTER).values():
-            for cla in cluster.references()[0]:
-                if cla not in clas:
-                    out.append(f"cluster {cluster.name!r} uses EDS name {cla!r} but no ClusterLoadAssignment has it")
-        routes = self.resources(ROUTE)
-        for listener in self.resources(LISTENER).values():
-            for rds in listener.references()[1]:
-                if rds not in routes:
-                    out.append(f"listener {listener.name!r} uses RDS name {rds!r} but no RouteConfiguration has it")
-        secrets = self.resources(SECRET)
-        for type_url in (CLUSTER, LISTENER):
-            for res in self.resources(type_url).values():
-                for secret in res.references()[2]:
-                    if secret not in secrets:
-                        kind = type_url.rsplit(".", 1)[-1].lower()
-                        out.append(f"{kind} {res.name!r} uses SDS secret {secret!r} but the snapshot lacks it")
+        for d in missing_references(self._resources, VersionedResource.references, SERVED_REFERENCES):
+            owner = f"{kind_of(d.owner_type).lower()} {d.owner!r}"
+            if d.missing_type == ENDPOINT:
+                out.append(f"{owner} uses EDS name {d.missing!r} but no ClusterLoadAssignment has it")
+            elif d.missing_type == ROUTE:
+                out.append(f"{owner} uses RDS name {d.missing!r} but no RouteConfiguration has it")
+            else:
+                out.append(f"{owner} uses SDS secret {d.missing!r} but the snapshot lacks it")
         return tuple(out)
 
     def consistent(self) -> bool:
@@ -312,86 +279,9 @@ class Snapshot:
             raise InconsistentSnapshot(problems)
 
 
-def eds_names_of_cluster(message: Message) -> tuple[str, ...]:
-    """The ClusterLoadAssignment name an EDS cluster asks for (``service_name`` or the cluster name)."""
-    if not isinstance(message, cluster_pb2.Cluster):
-        return ()
-    if message.WhichOneof("cluster_discovery_type") != "type" or message.type != cluster_pb2.Cluster.EDS:
-        return ()
-    return (message.eds_cluster_config.service_name or message.name,)
-
-
-def _hcms(listener: listener_pb2.Listener) -> Iterator[http_connection_manager_pb2.HttpConnectionManager]:
-    chains = [*listener.filter_chains]
-    if listener.HasField("default_filter_chain"):
-        chains.append(listener.default_filter_chain)
-    anys = [f.typed_config for chain in chains for f in chain.filters if f.HasField("typed_config")]
-    if listener.HasField("api_listener"):
-        anys.append(listener.api_listener.api_listener)
-    for a in anys:
-        if a.type_url == _HCM_URL:
-            hcm = http_connection_manager_pb2.HttpConnectionManager()
-            a.Unpack(hcm)
-            yield hcm
-
-
-def rds_names_of_listener(message: Message) -> tuple[str, ...]:
-    """RDS route-configuration names referenced by the HTTP connection managers of a listener."""
-    if not isinstance(message, listener_pb2.Listener):
-        return ()
-    return tuple(h.rds.route_config_name for h in _hcms(message) if h.WhichOneof("route_specifier") == "rds")
-
-
-def ads_secret_names(message: Message) -> tuple[str, ...]:
-    """SDS secret names that a cluster or listener fetches over ADS (``sds_config { ads {} }``)."""
-    sockets: list[TAny] = []
-    if isinstance(message, cluster_pb2.Cluster):
-        if message.HasField("transport_socket"):
-            sockets.append(message.transport_socket)
-        sockets.extend(m.transport_socket for m in message.transport_socket_matches)
-    elif isinstance(message, listener_pb2.Listener):
-        chains = [*message.filter_chains]
-        if message.HasField("default_filter_chain"):
-            chains.append(message.default_filter_chain)
-        sockets.extend(c.transport_socket for c in chains if c.HasField("transport_socket"))
-    out: list[str] = []
-    for ts in sockets:
-        cfg = ts.typed_config
-        common: TAny
-        if cfg.type_url == _UPSTREAM_TLS_URL:
-            up = tls_pb2.UpstreamTlsContext()
-            cfg.Unpack(up)
-            common = up.common_tls_context
-        elif cfg.type_url == _DOWNSTREAM_TLS_URL:
-            down = tls_pb2.DownstreamTlsContext()
-            cfg.Unpack(down)
-            common = down.common_tls_context
-        else:
-            continue
-        configs = [*common.tls_certificate_sds_secret_configs]
-        if common.HasField("validation_context_sds_secret_config"):
-            configs.append(common.validation_context_sds_secret_config)
-        if common.HasField("combined_validation_context"):
-            configs.append(common.combined_validation_context.validation_context_sds_secret_config)
-        out.extend(c.name for c in configs if c.name and c.HasField("sds_config") and c.sds_config.HasField("ads"))
-    return tuple(out)
-
-
 __all__ = [
-    "CLUSTER",
-    "ENDPOINT",
-    "KNOWN_TYPES",
-    "LISTENER",
-    "PUSH_ORDER",
-    "ROUTE",
-    "SECRET",
-    "WILDCARD_TYPES",
     "InconsistentSnapshot",
     "Snapshot",
     "VersionedResource",
-    "ads_secret_names",
-    "eds_names_of_cluster",
-    "rds_names_of_listener",
-    "resource_name",
-    "type_url_of",
+    "encode_bytes_field",
 ]

@@ -1,8 +1,8 @@
-"""Which ``Mesh*`` policies apply to a proxy, and the configuration they fold into (pure).
+"""Which ``Mesh*`` policies apply to a proxy, and the settings they fold into (pure).
 
 Generic for every policy kind; the policies are read in their JSON form (``Resource.spec_dict``:
-camelCase, only the fields the user set), so folding ``default`` blocks is plain RFC 7396 JSON merge
-patch. The rules follow Kuma's:
+camelCase, only the fields the user set), frozen once per mesh view (``PolicyEntry``). The rules
+follow Kuma's:
 
 1. **Selection** by the top-level ``targetRef`` (missing = ``Mesh``); ``proxyTypes``, when set, must
    name ``Sidecar``. ``Mesh`` selects the proxy and all its inbounds; ``MeshSubset`` (``tags``) the
@@ -19,48 +19,49 @@ patch. The rules follow Kuma's:
    ``MeshService`` whose name is the service; ``MeshServiceSubset`` also needing its tags on the
    outbound) and the ``from[]`` items with a ``Mesh`` source plus every ``rules[]`` item of the
    policies that select an inbound are taken in policy order, then sorted (stably) by their own
-   targetRef kind, and their ``default`` blocks merged in that order with ``merge_patch``: the
-   later, more specific one wins field by field, objects merge, arrays and scalars replace, ``null``
-   deletes.
+   targetRef kind (a ``rules[]`` item counts as ``Mesh``), and their ``default`` blocks handed per
+   kind to ``atoll.topology.settings.fold_settings``, which merges them with RFC 7396 merge patch
+   (the later, more specific one wins field by field) into typed ``PolicySettings``.
 4. **MeshTrafficPermission** is per caller, not per inbound: ``permissions`` lists one ``Permission``
-   (the caller's required tags — ``{}`` for Mesh, ``{kuma.io/service: name}`` for MeshService, the
-   tags for MeshSubset, both for MeshServiceSubset — and the action) per ``from[]`` item, in the same
-   least-to-most specific order: a caller gets the action of the **last** permission whose tags it
-   has; no permission matching means denied. The RBAC generator turns this list into Envoy config.
-   MeshTrafficPermission ``rules[]`` (callers by SPIFFE ID) are collected per inbound into
-   ``IdentityRules``: the lists of all applicable policies appended, deny before allow.
+   per ``from[]`` item (``atoll.topology.settings.traffic_permission``), in the same least-to-most
+   specific order: a caller gets the action of the **last** permission whose tags it has; no
+   permission matching means denied. Its ``rules[]`` (callers by SPIFFE ID) are collected per
+   inbound into ``IdentityRules``: the lists of all applicable policies appended, deny before allow.
 
-Results are frozen values (``Conf``, tuples, ``Tags``) so views stay hashable and comparable.
+Results are frozen values (``PolicySettings``, tuples, ``Tags``) so views stay hashable and
+comparable. Folding is memoized (``_FOLD_MEMO``): proxies reaching a service under the same
+policies share one ``PolicySettings``, folded once per mesh view.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from atoll.resources.meta import Resource
+from atoll.topology.settings import NO_SETTINGS, PolicySettings, fold_settings
+from atoll.topology.settings.conf import Conf, freeze
+from atoll.topology.settings.traffic_permission import (
+    TRAFFIC_PERMISSION,
+    IdentityRules,
+    Permission,
+    identity_rules,
+    permission,
+)
 from atoll.topology.tags import SERVICE_TAG, Tags
 
 __all__ = [
-    "EMPTY_CONF",
     "KIND_ORDER",
     "ORIGIN_LABEL",
-    "TRAFFIC_PERMISSION",
-    "Conf",
     "InboundRef",
     "MatchedPolicies",
-    "Permission",
     "PolicyEntry",
-    "freeze",
     "match_policies",
-    "merge_patch",
     "selects",
     "sort_policies",
-    "thaw",
 ]
 
-TRAFFIC_PERMISSION = "MeshTrafficPermission"
 ORIGIN_LABEL = "kuma.io/origin"
 KIND_ORDER: Mapping[str, int] = {
     "Mesh": 1,
@@ -73,106 +74,8 @@ KIND_ORDER: Mapping[str, int] = {
     "MeshHTTPRoute": 8,
     "Dataplane": 9,
 }
-_MESH_REF: Mapping[str, Any] = {"kind": "Mesh"}
-
-
-class Conf(Mapping[str, Any]):
-    """A frozen JSON object: keys sorted, values frozen (objects are ``Conf``, arrays tuples); hashable."""
-
-    __slots__ = ("_data", "_hash")
-
-    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
-        items = tuple(sorted((k, freeze(v)) for k, v in (data or {}).items()))
-        self._data: dict[str, Any] = dict(items)
-        self._hash = hash(items)
-
-    def __getitem__(self, key: str) -> Any:
-        return self._data[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __hash__(self) -> int:
-        return self._hash
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Conf):
-            return self._hash == other._hash and self._data == other._data
-        return isinstance(other, Mapping) and self._data == dict(other)
-
-    def __repr__(self) -> str:
-        return f"Conf({thaw(self)!r})"
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = thaw(self)
-        return out
-
-
-EMPTY_CONF = Conf()
-
-
-def freeze(value: Any) -> Any:
-    """Plain JSON data -> frozen (``Conf`` for objects, tuples for arrays)."""
-    if isinstance(value, Conf):
-        return value
-    if isinstance(value, Mapping):
-        return Conf(value)
-    if isinstance(value, list | tuple):
-        return tuple(freeze(v) for v in value)
-    return value
-
-
-def thaw(value: Any) -> Any:
-    """Frozen data -> plain JSON data (dicts and lists)."""
-    if isinstance(value, Mapping):
-        return {k: thaw(v) for k, v in value.items()}
-    if isinstance(value, tuple | list):
-        return [thaw(v) for v in value]
-    return value
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7396 JSON merge patch of plain (or frozen) data; returns new plain data, inputs untouched."""
-    if not isinstance(patch, Mapping):
-        return thaw(patch)
-    out: dict[str, Any] = thaw(target) if isinstance(target, Mapping) else {}
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = merge_patch(out.get(key), value)
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class Permission:
-    """Callers having all of ``source`` tags get ``action`` (unless a later permission matches them)."""
-
-    source: Tags
-    action: str
-    policy: str
-
-
-@dataclass(frozen=True, slots=True)
-class IdentityRules:
-    """MeshTrafficPermission ``rules[]`` of one inbound: SPIFFE ID matches ``(type, value)`` with
-    type ``Exact`` or ``Prefix``, the lists of every applicable policy appended (in policy order).
-    A caller matching ``deny`` is denied; else one matching ``allow_with_shadow_deny`` or ``allow``
-    is allowed (the first only in enforcement: the shadow decision is deny); else ``from[]``
-    permissions decide."""
-
-    allow: tuple[tuple[str, str], ...] = ()
-    deny: tuple[tuple[str, str], ...] = ()
-    allow_with_shadow_deny: tuple[tuple[str, str], ...] = ()
-
-    def __bool__(self) -> bool:
-        return bool(self.allow or self.deny or self.allow_with_shadow_deny)
-
-
-NO_IDENTITY_RULES = IdentityRules()
+_MESH_REF: Mapping[str, Any] = Conf({"kind": "Mesh"})
+_MESH_RANK = KIND_ORDER["Mesh"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,26 +90,26 @@ class InboundRef:
 @dataclass(frozen=True, slots=True)
 class MatchedPolicies:
     """``match_policies``' result: the names of the policies selecting the proxy, and per outbound /
-    per inbound (in the order given) the merged ``default`` per kind and the permissions."""
+    per inbound (in the order given) the folded settings and the permissions."""
 
     names: tuple[tuple[str, str], ...]
-    outbounds: tuple[Conf, ...]
-    inbounds: tuple[Conf, ...]
+    outbounds: tuple[PolicySettings, ...]
+    inbounds: tuple[PolicySettings, ...]
     permissions: tuple[tuple[Permission, ...], ...]
     identity_rules: tuple[IdentityRules, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class PolicyEntry:
-    """One policy as matching reads it: its type, name and spec as plain JSON data (camelCase)."""
+    """One policy as matching reads it: its type, name and spec as frozen JSON data (camelCase)."""
 
     type: str
     name: str
-    spec: Mapping[str, Any]
+    spec: Conf
 
     @classmethod
     def of(cls, policy: Resource[Any]) -> PolicyEntry:
-        return cls(type=policy.type, name=policy.name, spec=policy.spec_dict())
+        return cls(type=policy.type, name=policy.name, spec=freeze(policy.spec_dict()))
 
 
 def _origin_rank(policy: Resource[Any]) -> int:
@@ -276,50 +179,45 @@ def _to_matches(ref: Mapping[str, Any], service: str, tags: Mapping[str, str]) -
     return False
 
 
-def _source_tags(ref: Mapping[str, Any]) -> Tags | None:
-    kind = ref.get("kind")
-    if kind == "Mesh":
-        return Tags()
-    if kind == "MeshSubset":
-        return Tags(ref.get("tags") or {})
-    if kind == "MeshService":
-        return Tags({SERVICE_TAG: str(ref.get("name"))})
-    if kind == "MeshServiceSubset":
-        return Tags({**(ref.get("tags") or {}), SERVICE_TAG: str(ref.get("name"))})
-    return None
-
-
 def _item_rank(item: Mapping[str, Any]) -> int:
     ref = item.get("targetRef")
     return KIND_ORDER.get(str(ref.get("kind")), 0) if isinstance(ref, Mapping) else 0
 
 
+# (policy kind, rank of the item's own targetRef, the item): what folding reads of one item.
+_Item = tuple[str, int, Mapping[str, Any]]
+
 # Memo of ``_fold``: proxies reaching the same service under the same policies fold the same items, so
 # the merge is done once per mesh view, not once per proxy (it was most of a proxy's generation time).
 # Keyed by the identity of the items; an entry holds the items themselves, so an id cannot be reused
 # by another object while its entry exists. Bounded: cleared when it grows past ``_FOLD_MEMO_MAX``.
-_FOLD_MEMO: dict[tuple[tuple[str, int], ...], tuple[tuple[Mapping[str, Any], ...], Conf]] = {}
+_FOLD_MEMO: dict[tuple[tuple[str, int], ...], tuple[tuple[Mapping[str, Any], ...], PolicySettings]] = {}
 _FOLD_MEMO_MAX = 20_000
 
 
-def _fold(items: list[tuple[str, Mapping[str, Any]]]) -> Conf:
-    """Merge the ``default`` of (kind, item) pairs (already in policy order), per kind."""
-    key = tuple((kind, id(item)) for kind, item in items)
+def _fold(items: list[_Item]) -> PolicySettings:
+    """The settings of (kind, rank, item) triples (already in policy order)."""
+    if not items:
+        return NO_SETTINGS
+    key = tuple((kind, id(item)) for kind, _, item in items)
     hit = _FOLD_MEMO.get(key)
     if hit is not None:
         return hit[1]
-    conf = _fold_items(items)
+    defaults: dict[str, list[Mapping[str, Any]]] = {}
+    for kind, _, item in sorted(items, key=lambda it: it[1]):  # stable: keeps policy order
+        defaults.setdefault(kind, []).append(item.get("default") or {})
+    settings = fold_settings(defaults)
     if len(_FOLD_MEMO) >= _FOLD_MEMO_MAX:
         _FOLD_MEMO.clear()
-    _FOLD_MEMO[key] = (tuple(item for _, item in items), conf)
-    return conf
+    _FOLD_MEMO[key] = (tuple(item for _, _, item in items), settings)
+    return settings
 
 
-def _fold_items(items: list[tuple[str, Mapping[str, Any]]]) -> Conf:
-    merged: dict[str, Any] = {}
-    for kind, item in sorted(items, key=lambda ki: _item_rank(ki[1])):  # stable: keeps policy order
-        merged[kind] = merge_patch(merged.get(kind, {}), item.get("default") or {})
-    return Conf(merged)
+def _permissions(items: list[tuple[Mapping[str, Any], str]]) -> tuple[Permission, ...]:
+    """The ``from[]`` items of MeshTrafficPermissions (with their policy's name) as permissions,
+    sorted (stably) by the item's own targetRef kind."""
+    perms = (permission(item, name) for item, name in sorted(items, key=lambda it: _item_rank(it[0])))
+    return tuple(p for p in perms if p is not None)
 
 
 def match_policies(
@@ -333,55 +231,38 @@ def match_policies(
     """Apply ``policies`` (already ordered by ``sort_policies``) to one proxy: its ``inbounds`` and its
     ``outbounds`` as (service, tags)."""
     names: list[tuple[str, str]] = []
-    to_items: list[list[tuple[str, Mapping[str, Any]]]] = [[] for _ in outbounds]
-    in_items: list[list[tuple[str, Mapping[str, Any]]]] = [[] for _ in inbounds]
+    to_items: list[list[_Item]] = [[] for _ in outbounds]
+    in_items: list[list[_Item]] = [[] for _ in inbounds]
     perm_items: list[list[tuple[Mapping[str, Any], str]]] = [[] for _ in inbounds]
-    id_rules: list[dict[str, list[tuple[str, str]]]] = [{} for _ in inbounds]
+    rule_items: list[list[Mapping[str, Any]]] = [[] for _ in inbounds]
     for policy in policies:
         spec = policy.spec
         proxy, chosen = selects(_top_ref(spec), dataplane, labels, inbounds)
         if not proxy and not chosen:
             continue
         names.append((policy.type, policy.name))
+        permits = policy.type == TRAFFIC_PERMISSION
         if proxy:
             for item in spec.get("to") or ():
+                rank = _item_rank(item)
                 for i, (service, tags) in enumerate(outbounds):
                     if _to_matches(item.get("targetRef") or {}, service, tags):
-                        to_items[i].append((policy.type, item))
+                        to_items[i].append((policy.type, rank, item))
         for i in sorted(chosen):
             for item in spec.get("from") or ():
-                if policy.type == TRAFFIC_PERMISSION:
+                if permits:
                     perm_items[i].append((item, policy.name))
                 elif (item.get("targetRef") or {}).get("kind") == "Mesh":
-                    in_items[i].append((policy.type, item))
+                    in_items[i].append((policy.type, _MESH_RANK, item))
             for item in spec.get("rules") or ():
-                if policy.type != TRAFFIC_PERMISSION:
-                    in_items[i].append((policy.type, {"targetRef": _MESH_REF, **item}))
-                    continue
-                for key in ("allow", "deny", "allowWithShadowDeny"):
-                    for match in (item.get("default") or {}).get(key) or ():
-                        sid = match.get("spiffeID") or {}
-                        id_rules[i].setdefault(key, []).append((str(sid.get("type")), str(sid.get("value"))))
-    permissions = []
-    for items in perm_items:
-        perms: list[Permission] = []
-        for item, name in sorted(items, key=lambda it: _item_rank(it[0])):
-            source = _source_tags(item.get("targetRef") or {})
-            action = (item.get("default") or {}).get("action")
-            if source is not None and isinstance(action, str):
-                perms.append(Permission(source=source, action=action, policy=name))
-        permissions.append(tuple(perms))
+                if permits:
+                    rule_items[i].append(item)
+                else:
+                    in_items[i].append((policy.type, _MESH_RANK, item))
     return MatchedPolicies(
         names=tuple(names),
         outbounds=tuple(_fold(items) for items in to_items),
         inbounds=tuple(_fold(items) for items in in_items),
-        permissions=tuple(permissions),
-        identity_rules=tuple(
-            IdentityRules(
-                allow=tuple(r.get("allow", ())),
-                deny=tuple(r.get("deny", ())),
-                allow_with_shadow_deny=tuple(r.get("allowWithShadowDeny", ())),
-            )
-            for r in id_rules
-        ),
+        permissions=tuple(_permissions(items) for items in perm_items),
+        identity_rules=tuple(identity_rules(items) for items in rule_items),
     )

@@ -1,0 +1,155 @@
+"""Inspection routes: resources with the live state of their proxies or zones, and a proxy's config.
+
+- ``GET /meshes/{mesh}/dataplanes+insights``: a page of the mesh's Dataplanes, each with a
+  ``dataplaneInsight`` from the proxies this CP serves, else from ``dataplane_insights`` (a global
+  CP's synced insights), else ``{"online": false}``.
+- ``GET /zones+insights``: Zones with a ``zoneInsight`` (``zone_insights``; offline without one).
+- ``GET /zoneegresses+insights``: ZoneEgresses with a ``zoneEgressInsight``.
+- ``GET /meshes/{mesh}/dataplanes/{name}/xds`` (admin: it holds the proxy's private key): the xDS
+  configuration this CP serves the proxy; ``/config-dump`` (admin) and ``/stats``: Envoy's own, fetched
+  through the proxy's agent. The Dataplane must exist (404), and its proxy be served here (404).
+
+Lists take the paging of every list (``atoll.api.wire.PageRequest``) and answer the same page shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from atoll.api import openapi, paths
+from atoll.api.deps import DataplaneInsights, ProxyEndpoints, ZoneInsights
+from atoll.api.errors import HttpError
+from atoll.api.wire import Access, PageRequest, list_page, page_answer, require_mesh, respond
+from atoll.resources.codec import encode
+from atoll.store.protocol import Store
+
+
+def offline() -> dict[str, Any]:
+    """The insight of a proxy or zone nothing here knows of."""
+    return {"online": False}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InsightRoutes:
+    """The handlers of the inspection routes."""
+
+    store: Store
+    access: Access
+    proxies: ProxyEndpoints | None
+    dataplane_insights: DataplaneInsights | None
+    zone_insights: ZoneInsights | None
+    no_proxies: str  # why the proxies' views answer 404 here
+
+    async def dataplanes_insights(self, request: Request) -> Response:
+        mesh = request.path_params["mesh"]
+        paging = PageRequest.of(request)
+        await require_mesh(self.store, mesh)
+        page = await list_page(self.store, paging, "Dataplane", mesh)
+        items = [{**encode(r), "dataplaneInsight": self._dataplane_insight(mesh, r.name)} for r in page.items]
+        return page_answer(request, paging, page, items)
+
+    def _dataplane_insight(self, mesh: str, name: str) -> dict[str, Any]:
+        insight = self.proxies.insight(mesh, name) if self.proxies is not None else None
+        if insight is None and self.dataplane_insights is not None:
+            insight = self.dataplane_insights(mesh, name)
+        return insight if insight is not None else offline()
+
+    async def zones_insights(self, request: Request) -> Response:
+        paging = PageRequest.of(request)
+        page = await list_page(self.store, paging, "Zone")
+        items = []
+        for r in page.items:
+            insight = await self.zone_insights(r.name) if self.zone_insights is not None else offline()
+            items.append({"type": "Zone", "name": r.name, "enabled": r.spec.is_enabled, "zoneInsight": insight})
+        return page_answer(request, paging, page, items)
+
+    async def zone_egresses_insights(self, request: Request) -> Response:
+        paging = PageRequest.of(request)
+        page = await list_page(self.store, paging, "ZoneEgress")
+        proxies = self.proxies
+        items = [
+            {**encode(r), "zoneEgressInsight": proxies.egress_insight(r.name) if proxies is not None else offline()}
+            for r in page.items
+        ]
+        return page_answer(request, paging, page, items)
+
+    async def dataplane_xds(self, request: Request) -> Response:
+        mesh, name = await self._dataplane(request, "the served configuration holds the proxy's private key")
+        config = self.proxies.xds_config(mesh, name) if self.proxies is not None else None
+        if config is None:
+            raise HttpError(404, "not found", f"proxy {mesh}.{name} is not connected to this control plane")
+        return respond(request, config)
+
+    async def dataplane_config_dump(self, request: Request) -> Response:
+        mesh, name = await self._dataplane(request, "a config dump holds the proxy's secrets")
+        return JSONResponse(await self._served().admin(mesh, name, "/config_dump"))
+
+    async def dataplane_stats(self, request: Request) -> Response:
+        mesh, name = await self._dataplane(request, None)
+        return JSONResponse(await self._served().admin(mesh, name, "/stats?format=json"))
+
+    async def _dataplane(self, request: Request, admin_only: str | None) -> tuple[str, str]:
+        """The path's mesh and name, once the client may see them (``admin_only``: why not, if not
+        an admin) and the Dataplane exists."""
+        mesh, name = request.path_params["mesh"], request.path_params["name"]
+        if admin_only is not None:
+            self.access.require_admin(request, admin_only)
+        await self.store.get("Dataplane", name, mesh)
+        return mesh, name
+
+    def _served(self) -> ProxyEndpoints:
+        if self.proxies is None:
+            raise HttpError(404, "not found", self.no_proxies)
+        return self.proxies
+
+
+def add_insight_routes(router: APIRouter, routes: InsightRoutes) -> None:
+    """The inspection routes; add them before ``resources.add_fallback_routes``, whose routes would
+    answer ``/meshes/{mesh}/dataplanes+insights`` as an unknown type."""
+    in_mesh = openapi.operation([openapi.MESH, *openapi.LIST_QUERY], yaml=True)
+    at_root = openapi.operation(openapi.LIST_QUERY, yaml=True)
+    proxy = [openapi.MESH, openapi.name_param("Dataplane")]
+    for path, endpoint, extra, summary in (
+        (
+            paths.DATAPLANES_INSIGHTS,
+            routes.dataplanes_insights,
+            in_mesh,
+            "Dataplanes of a mesh with their proxies' xDS status",
+        ),
+        (
+            paths.DATAPLANE_XDS,
+            routes.dataplane_xds,
+            openapi.operation(proxy, yaml=True),
+            "The xDS configuration the CP serves to one proxy",
+        ),
+        (
+            paths.DATAPLANE_CONFIG_DUMP,
+            routes.dataplane_config_dump,
+            openapi.operation(proxy),
+            "Envoy's own config dump of one proxy, through its agent",
+        ),
+        (
+            paths.DATAPLANE_STATS,
+            routes.dataplane_stats,
+            openapi.operation(proxy),
+            "Envoy's stats of one proxy (JSON), through its agent",
+        ),
+        (
+            paths.ZONE_EGRESSES_INSIGHTS,
+            routes.zone_egresses_insights,
+            at_root,
+            "Zone egresses with their proxy's state and what they route",
+        ),
+        (
+            paths.ZONES_INSIGHTS,
+            routes.zones_insights,
+            at_root,
+            "Zones with their connection state (global control plane)",
+        ),
+    ):
+        router.add_api_route(path, endpoint, methods=["GET"], summary=summary, openapi_extra=extra)

@@ -1,0 +1,182 @@
+"""Resource routes: ``GET /``, ``GET /_resources``, and list/get/put/delete of every resource type.
+
+Routes are registered per ``ResourceType`` known when the app is built (paths from
+``atoll.api.paths``), each type's in this order: list (in a mesh, or at the root), list across
+meshes (mesh-scoped types), get, put, delete — the order ``Allow`` lists methods in.
+
+- ``GET`` of a list answers a ``{total, items, next}`` page (``size``, ``offset``, ``name`` prefix);
+  a mesh in the path must exist (404 naming ``mesh``).
+- ``PUT`` takes one Universal document (JSON or YAML) and answers 201 on create, 200 on update, with
+  ``ETag: "<version>"``; ``If-Match: <version>`` makes it conditional (``atoll.api.writes``).
+- Secret types answer only admin clients, and every write (PUT, DELETE) needs an admin. A global CP
+  refuses writes of zone-owned types, a federated zone CP those of global-owned types (405).
+
+``add_fallback_routes`` adds the routes that answer for type names no route serves under ``/meshes/{mesh}/``: 404 naming
+the known types, 405 for a known type and a method it does not serve. They must be added last.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from atoll.api import openapi, paths
+from atoll.api.body import check_content_type, parse_document, read_body
+from atoll.api.deps import ApiInfo
+from atoll.api.errors import FALLBACK_ROUTE, HttpError
+from atoll.api.wire import Access, PageRequest, etag, if_match, list_page, page_answer, require_mesh, respond
+from atoll.api.writes import ResourceWriter, decode_for_path
+from atoll.resources.codec import encode
+from atoll.resources.types import ResourceType
+from atoll.store.protocol import Store
+
+PRODUCT = "Atoll"
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResourceRoutes:
+    """The handlers of resource routes; the per-type ones are built for one ``ResourceType``."""
+
+    store: Store
+    info: ApiInfo
+    access: Access
+    writer: ResourceWriter
+    types: Sequence[ResourceType]
+    max_body_bytes: int
+
+    async def index(self, request: Request) -> dict[str, Any]:
+        info = self.info
+        return {"product": PRODUCT, "tagline": PRODUCT, "version": info.version, "mode": info.mode, "zone": info.zone}
+
+    async def resource_types(self, request: Request) -> dict[str, Any]:
+        return {"resources": [_describe(rt) for rt in self.types]}
+
+    def list_handler(self, rt: ResourceType) -> Handler:
+        async def list_resources(request: Request) -> Response:
+            self.access.check_read(rt, request)
+            mesh = request.path_params.get("mesh")
+            paging = PageRequest.of(request)
+            if mesh is not None:
+                await require_mesh(self.store, mesh)
+            page = await list_page(self.store, paging, rt.name, mesh)
+            return page_answer(request, paging, page, [encode(r) for r in page.items])
+
+        return list_resources
+
+    def get_handler(self, rt: ResourceType) -> Handler:
+        async def get_resource(request: Request) -> Response:
+            self.access.check_read(rt, request)
+            name, mesh = _ident(request)
+            r = await self.store.get(rt.name, name, mesh)
+            return respond(request, encode(r), headers=etag(r))
+
+        return get_resource
+
+    def delete_handler(self, rt: ResourceType) -> Handler:
+        async def delete_resource(request: Request) -> Response:
+            name, mesh, version = self._write_target(rt, request)
+            await self.store.delete(rt.name, name, mesh, version=version)
+            return JSONResponse({})
+
+        return delete_resource
+
+    def put_handler(self, rt: ResourceType) -> Handler:
+        async def put_resource(request: Request) -> Response:
+            name, mesh, version = self._write_target(rt, request)
+            kind = check_content_type(request)
+            doc = parse_document(await read_body(request, self.max_body_bytes), kind)
+            resource = decode_for_path(rt, doc, name, mesh)
+            if mesh is not None:
+                await require_mesh(self.store, mesh)
+            stored, created = await self.writer.write(resource, version)
+            return JSONResponse(encode(stored), status_code=201 if created else 200, headers=etag(stored))
+
+        return put_resource
+
+    def _write_target(self, rt: ResourceType, request: Request) -> tuple[str, str | None, int | None]:
+        """The name, mesh and ``If-Match`` version of a write, once it is allowed: secret types to
+        admins only, writes to admins only, and only of types this CP owns."""
+        self.access.check_read(rt, request)
+        self.access.require_admin(request, f"writing {rt.name} resources needs an admin client")
+        info = self.info
+        if info.mode == "global" and rt.owner == "zone":
+            raise HttpError(
+                405,
+                "read-only on global",
+                f"{rt.name} resources are written on zone control planes; the global control plane only reads them",
+            )
+        if info.mode == "zone" and info.federated and rt.owner == "global":
+            raise HttpError(
+                405,
+                "read-only on a federated zone",
+                f"{rt.name} resources are written on the global control plane and synced to this zone",
+            )
+        name, mesh = _ident(request)
+        return name, mesh, if_match(request)
+
+
+def _ident(request: Request) -> tuple[str, str | None]:
+    return request.path_params["name"], request.path_params.get("mesh")
+
+
+def add_resource_routes(router: APIRouter, routes: ResourceRoutes) -> None:
+    """``/``, ``/_resources`` and the routes of every type ``routes`` serves."""
+    summary = "Product, version and role of this control plane"
+    router.add_api_route(paths.ROOT, routes.index, methods=["GET"], summary=summary)
+    summary = "Resource types served by this API"
+    router.add_api_route(paths.RESOURCE_TYPES, routes.resource_types, methods=["GET"], summary=summary)
+    for rt in routes.types:
+        _add_type_routes(router, routes, rt)
+
+
+def _describe(rt: ResourceType) -> dict[str, Any]:
+    path = paths.collection_template(rt)
+    return {"name": rt.name, "plural": rt.plural, "scope": rt.scope.value, "policy": rt.policy, "path": path}
+
+
+def _add_type_routes(router: APIRouter, routes: ResourceRoutes, rt: ResourceType) -> None:
+    """The list, get, put and delete routes of one type, documented in the OpenAPI schema."""
+    tags: list[str | enum.Enum] = [rt.name]
+    in_mesh = " of a mesh" if rt.mesh_scoped else ""
+    lists = [(paths.collection_template(rt), f"List {rt.name} resources{in_mesh}", rt.mesh_scoped)]
+    if rt.mesh_scoped:
+        lists.append((paths.all_meshes_template(rt), f"List {rt.name} resources of every mesh", False))
+    for path, summary, with_mesh in lists:
+        extra = openapi.list_operation(rt, in_mesh=with_mesh)
+        router.add_api_route(
+            path, routes.list_handler(rt), methods=["GET"], summary=summary, tags=tags, openapi_extra=extra
+        )
+    item = paths.item_template(rt)
+    for method, handler, summary in (
+        ("GET", routes.get_handler(rt), f"Get a {rt.name}"),
+        ("PUT", routes.put_handler(rt), f"Create (201) or update (200) a {rt.name}"),
+        ("DELETE", routes.delete_handler(rt), f"Delete a {rt.name}"),
+    ):
+        extra = openapi.item_operation(rt, method)
+        router.add_api_route(item, handler, methods=[method], summary=summary, tags=tags, openapi_extra=extra)
+
+
+def add_fallback_routes(router: APIRouter, types: Sequence[ResourceType]) -> None:
+    """Catch-all routes under ``/meshes/{mesh}/`` for type names no route serves (add them last)."""
+    mesh_plurals = sorted(rt.plural for rt in types if rt.mesh_scoped)
+
+    async def unknown_type(request: Request) -> Response:
+        plural = request.path_params["plural"]
+        if plural in mesh_plurals:  # a known type, a method its routes do not serve
+            raise StarletteHTTPException(405)
+        known = ", ".join(mesh_plurals)
+        raise HttpError(404, "unknown resource type", f'no resource type "{plural}" in a mesh; known: {known}')
+
+    for template in (paths.MESH_ANY_COLLECTION, paths.MESH_ANY_ITEM):
+        router.add_api_route(
+            template, unknown_type, methods=["GET", "PUT", "DELETE"], include_in_schema=False, name=FALLBACK_ROUTE
+        )
