@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from atoll.topology.settings.access_log import AccessLogSettings
 from atoll.topology.settings.circuit_breaker import CircuitBreakerSettings
 from atoll.topology.settings.conf import merged
 from atoll.topology.settings.health_check import HealthCheckSettings
@@ -40,6 +41,7 @@ from atoll.topology.settings.traffic_permission import NO_IDENTITY_RULES, Identi
 __all__ = [
     "NO_IDENTITY_RULES",
     "NO_SETTINGS",
+    "AccessLogSettings",
     "CircuitBreakerSettings",
     "HealthCheckSettings",
     "IdentityRules",
@@ -69,10 +71,19 @@ class PolicySettings:
     """MeshHealthCheck: outbound only."""
     load_balancing: LoadBalancingSettings | None = None
     """MeshLoadBalancingStrategy: outbound only."""
+    access_log: AccessLogSettings | None = None
+    """MeshAccessLog: outbound and inbound."""
     _hash: int = field(init=False, repr=False, compare=False, default=0)
 
     def __post_init__(self) -> None:
-        kinds = (self.timeout, self.retry, self.circuit_breaker, self.health_check, self.load_balancing)
+        kinds = (
+            self.timeout,
+            self.retry,
+            self.circuit_breaker,
+            self.health_check,
+            self.load_balancing,
+            self.access_log,
+        )
         object.__setattr__(self, "_hash", hash(kinds))
 
     def __hash__(self) -> int:  # computed once: views (and so the generators' memo keys) hash it often
@@ -99,4 +110,5 @@ def fold_settings(defaults: Mapping[str, Sequence[Mapping[str, Any]]]) -> Policy
         circuit_breaker=_merged(defaults, "MeshCircuitBreaker", CircuitBreakerSettings.from_conf),
         health_check=_merged(defaults, "MeshHealthCheck", HealthCheckSettings.from_conf),
         load_balancing=_merged(defaults, "MeshLoadBalancingStrategy", LoadBalancingSettings.from_conf),
+        access_log=_merged(defaults, "MeshAccessLog", AccessLogSettings.from_conf),
     )
