@@ -14,8 +14,8 @@ from google.protobuf import json_format
 
 from atoll.topology import proxy_view
 from atoll.topology.settings.access_log import AccessLogSettings, LogBackend, LogFormat
-from atoll.xds.generate import sidecar_resources
 from atoll.xds.generate import envoy as e
+from atoll.xds.generate import sidecar_resources
 from atoll.xds.generate.policies.access_log import DEFAULT_HTTP_FORMAT, DEFAULT_TCP_FORMAT, access_log_pipe
 from tests.generate.certs import fixed_identity
 from tests.generate.envoy_validate import assert_valid, envoy_validate, static_bootstrap
@@ -55,7 +55,7 @@ spec:
               path: /tmp/atoll-golden/inbound.log
               format:
                 type: Plain
-                plain: "%KUMA_TRAFFIC_DIRECTION% %KUMA_SOURCE_ADDRESS% %KUMA_SOURCE_SERVICE%->%KUMA_DESTINATION_SERVICE% %RESPONSE_CODE%"
+                plain: "{inbound_plain}"
           - type: File
             file:
               path: /tmp/atoll-golden/inbound.json
@@ -65,7 +65,10 @@ spec:
                 json: [{key: dir, value: "%KUMA_TRAFFIC_DIRECTION%"}, {key: status, value: "%RESPONSE_CODE%"}]
           - type: OpenTelemetry
             openTelemetry: {endpoint: "otel-collector:4317"}
-"""
+""".replace(
+    "{inbound_plain}",
+    "%KUMA_TRAFFIC_DIRECTION% %KUMA_SOURCE_ADDRESS% %KUMA_SOURCE_SERVICE%->%KUMA_DESTINATION_SERVICE% %RESPONSE_CODE%",
+)
 
 CASES = {"access-log-web-1": "web-1", "access-log-backend-1": "backend-1", "access-log-db-1": "db-1"}
 
