@@ -3,6 +3,7 @@ validate``, Kuma's placeholders per direction, merging, and what Envoy does with
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,15 @@ from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from google.protobuf import json_format
 
 from atoll.topology import proxy_view
-from atoll.topology.settings.access_log import AccessLogSettings, LogBackend, LogFormat
+from atoll.topology.settings.access_log import AccessLogSettings, LogBackend, LogFormat, unenforced_backends
 from atoll.xds.generate import envoy as e
 from atoll.xds.generate import sidecar_resources
-from atoll.xds.generate.policies.access_log import DEFAULT_HTTP_FORMAT, DEFAULT_TCP_FORMAT, access_log_pipe
+from atoll.xds.generate.policies.access_log import (
+    DEFAULT_HTTP_FORMAT,
+    DEFAULT_TCP_FORMAT,
+    PIPE_DIR,
+    access_log_pipe,
+)
 from tests.generate.certs import fixed_identity
 from tests.generate.envoy_validate import assert_valid, envoy_validate, static_bootstrap
 from tests.generate.golden import assert_golden, load_mesh_view
@@ -89,8 +95,17 @@ def test_access_log_golden(case: str) -> None:
 @pytest.mark.envoy
 @pytest.mark.parametrize("case", list(CASES))
 def test_access_log_config_passes_envoy_validate(case: str, tmp_path: Path) -> None:
-    Path("/tmp/atoll-golden").mkdir(exist_ok=True)
-    assert_valid(static_bootstrap(_resources(CASES[case])), tmp_path)
+    assert_valid(_validatable(_resources(CASES[case]), tmp_path), tmp_path)
+
+
+def _validatable(resources: Any, tmp: Path) -> dict[str, Any]:
+    """The static bootstrap of ``resources`` with every log path moved under ``tmp``: validate mode
+    opens the files, and the Tcp backends' pipe must not be a FIFO a data plane agent left behind
+    (opening it for writing would wait for a reader)."""
+    text = json.dumps(static_bootstrap(resources))
+    for path in ("/tmp/atoll-golden/", f"{PIPE_DIR}/atoll-accesslog-"):
+        text = text.replace(path, f"{tmp}/" + ("" if path.endswith("/") else "atoll-accesslog-"))
+    return dict(json.loads(text))
 
 
 def _logs(listener: Any) -> list[file_pb2.FileAccessLog]:
@@ -221,6 +236,14 @@ def test_envoy_refuses_a_path_in_a_missing_directory(tmp_path: Path) -> None:
     """What real Envoy does with a log file it cannot open: config refused with a clear message
     (over xDS that is a NACK of the listener: tests/e2e/test_access_log.py)."""
     bad = ACCESS_LOG.replace("/tmp/atoll-golden/outbound.log", str(tmp_path / "missing" / "out.log"))
-    done = envoy_validate(static_bootstrap(_resources("web-1", bad)), tmp_path)
+    (tmp_path / "logs").mkdir()
+    done = envoy_validate(_validatable(_resources("web-1", bad), tmp_path / "logs"), tmp_path)
     assert done.returncode != 0
     assert f"unable to open file '{tmp_path / 'missing' / 'out.log'}'" in done.stdout + done.stderr
+
+
+def test_unenforced_backends_are_named_for_the_write_warning() -> None:
+    from atoll.resources import decode_all
+
+    (policy,) = decode_all(ACCESS_LOG)
+    assert unenforced_backends(policy.spec_dict()) == ("from[0].default.backends[2]: OpenTelemetry",)

@@ -11,6 +11,10 @@ address: a text message is sent as written (it ends with a newline), an object a
 A destination that cannot be reached, or fails while sending, loses that entry (logged, no retry),
 and the next entry to it connects again: access logs must never back up into Envoy (a full pipe
 would stall its logging thread). ``close`` removes the FIFO if it is still the one it made.
+
+The path is fixed per mesh and proxy name (the control plane does not know the agent's work dir):
+an agent killed with SIGKILL leaves its FIFO behind; the next agent of that proxy replaces it, but
+an Envoy started without an agent on config naming that path would wait forever opening it.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ __all__ = ["AccessLogStreamer", "parse_entry"]
 log = logging.getLogger("atoll.dp.access_log")
 
 CONNECT_TIMEOUT = 2.0
+LINE_LIMIT = 1 << 20
 
 
 def parse_entry(line: bytes) -> tuple[str, bytes] | None:
@@ -67,12 +72,19 @@ class AccessLogStreamer:
         if self._fd is None:
             self.open()
         assert self._fd is not None
-        reader = asyncio.StreamReader(limit=1 << 20)
+        reader = asyncio.StreamReader(limit=LINE_LIMIT)
         loop = asyncio.get_running_loop()
         pipe = os.fdopen(os.dup(self._fd), "rb", buffering=0)
         transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
         try:
-            while line := await reader.readline():
+            while True:
+                try:
+                    line = await reader.readline()
+                except ValueError:  # a line over the limit: dropped (readline skips past it)
+                    log.warning("access-log pipe %s: an entry over %d bytes dropped", self.path, LINE_LIMIT)
+                    continue
+                if not line:
+                    break
                 entry = parse_entry(line)
                 if entry is None:
                     log.warning("access-log pipe %s: not an entry: %r", self.path, line[:200])

@@ -8,7 +8,8 @@ is ``host:port``) and its ``LogFormat``: ``plain`` text, ``json`` (key, value) p
 
 ``OpenTelemetry`` backends are not enforced (Atoll has no OTLP collector cluster yet): they are
 left out of ``backends`` here and counted in ``skipped``, so a listener whose only backend is
-OpenTelemetry gets no access log rather than a half-built one.
+OpenTelemetry gets no access log rather than a half-built one. ``unenforced_backends(spec)`` names
+those backends in a policy's JSON spec, for the "stored, not enforced" warning of a write.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, Literal
 
 from atoll.topology.settings.conf import block, blocks, flag, text
 
-__all__ = ["ENFORCED_BACKENDS", "AccessLogSettings", "LogBackend", "LogFormat"]
+__all__ = ["ENFORCED_BACKENDS", "AccessLogSettings", "LogBackend", "LogFormat", "unenforced_backends"]
 
 BackendType = Literal["File", "Tcp"]
 ENFORCED_BACKENDS: tuple[BackendType, ...] = ("File", "Tcp")
@@ -73,3 +74,16 @@ class AccessLogSettings:
                 continue
             out.append(LogBackend(kind, str(body.get(key, "")), LogFormat.from_conf(block(body, "format"))))
         return cls(backends=tuple(out), skipped=skipped)
+
+
+def unenforced_backends(spec: Mapping[str, Any]) -> tuple[str, ...]:
+    """Where a MeshAccessLog spec (camelCase JSON) has backends Atoll does not enforce, e.g.
+    ``to[0].default.backends[1]: OpenTelemetry``."""
+    out: list[str] = []
+    for section in ("to", "from", "rules"):
+        for i, item in enumerate(blocks(spec, section)):
+            for j, backend in enumerate(blocks(block(item, "default") or {}, "backends")):
+                kind = backend.get("type")
+                if kind not in ENFORCED_BACKENDS:
+                    out.append(f"{section}[{i}].default.backends[{j}]: {kind}")
+    return tuple(out)
