@@ -247,3 +247,43 @@ def test_unenforced_backends_are_named_for_the_write_warning() -> None:
 
     (policy,) = decode_all(ACCESS_LOG)
     assert unenforced_backends(policy.spec_dict()) == ("from[0].default.backends[2]: OpenTelemetry",)
+
+
+@pytest.mark.envoy
+def test_an_unknown_placeholder_reaches_envoy_which_refuses_it(tmp_path: Path) -> None:
+    """Only Kuma's placeholders are filled by the CP; anything else is Envoy's to judge (over xDS a
+    refused operator is a NACK of that listener, like a file Envoy cannot open)."""
+    typo = ACCESS_LOG.replace("%KUMA_TRAFFIC_DIRECTION% %KUMA_SOURCE_ADDRESS%", "%KUMA_SOURCE_IP%")
+    (inbound, _) = _logs(_listener(_resources("web-1", typo), "inbound:", 8080))
+    assert inbound.log_format.text_format_source.inline_string == "%KUMA_SOURCE_IP% unknown->web %RESPONSE_CODE%\n"
+    done = envoy_validate(_validatable(_resources("web-1", typo), tmp_path), tmp_path)
+    assert done.returncode != 0
+    assert "Not supported field in StreamInfo: KUMA_SOURCE_IP" in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("top", "logged"),
+    [
+        ("{kind: MeshService, name: backend}", {"backend-1"}),
+        ("{kind: MeshSubset, tags: {kuma.io/service: db}}", {"db-1"}),
+        ("{kind: Dataplane, name: web-1}", {"web-1"}),
+        ("{kind: Mesh}", {"web-1", "backend-1", "db-1"}),
+    ],
+)
+def test_top_level_target_ref_selects_the_inbounds_that_log(top: str, logged: set[str]) -> None:
+    policy = f"""---
+type: MeshAccessLog
+mesh: default
+name: some
+spec:
+  targetRef: {top}
+  from:
+    - targetRef: {{kind: Mesh}}
+      default: {{backends: [{{type: File, file: {{path: /tmp/in.log}}}}]}}
+"""
+    found = {
+        proxy
+        for proxy in ("web-1", "backend-1", "db-1")
+        if any(_logs(ln) for ln in _resources(proxy, policy).listeners if ln.name.startswith("inbound:"))
+    }
+    assert found == logged
