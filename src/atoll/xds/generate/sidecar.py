@@ -63,7 +63,6 @@ from atoll.xds.generate import envoy as e
 from atoll.xds.generate import policies as p
 from atoll.xds.generate import rbac, tls
 from atoll.xds.generate.external import external_cluster
-from atoll.xds.generate.policies.access_log import UNKNOWN_SERVICE
 from atoll.xds.generate.resources import EnvoyResources
 
 __all__ = ["GenerationError", "MissingIdentity", "sidecar_endpoint_update", "sidecar_resources"]
@@ -95,7 +94,7 @@ def sidecar_resources(view: ProxyView, identity: Identity | None = None) -> Envo
     for ib in view.inbounds:
         inbound, cluster = _inbound(view.mesh, ib, mtls)
         if ib.policies.access_log is not None:
-            inbound = _logged_inbound(view.mesh, ib, mtls, _log_context(view, base_pb2.INBOUND, ib.service))
+            inbound = _logged_inbound(view.mesh, ib, mtls, p.LogContext.of(view, base_pb2.INBOUND, ib.service))
         listeners.append(inbound)
         # Two inbounds on one local port share the cluster; the first (in address:port order) wins.
         local.setdefault(cluster.name, cluster)
@@ -106,7 +105,7 @@ def sidecar_resources(view: ProxyView, identity: Identity | None = None) -> Envo
         listener, cluster = _outbound(view.mesh, mtls is not None, ob)
         if ob.policies.access_log is not None:
             listener = _logged_outbound(
-                view.mesh, mtls is not None, ob, _log_context(view, base_pb2.OUTBOUND, ob.service)
+                view.mesh, mtls is not None, ob, p.LogContext.of(view, base_pb2.OUTBOUND, ob.service)
             )
         listeners.append(listener)
         if ob.service in remote:
@@ -177,16 +176,6 @@ def _outbound(mesh: str, mtls: bool, ob: OutboundView) -> tuple[listener_pb2.Lis
             cluster.transport_socket.CopyFrom(tls.transport_socket(ctx))
     p.apply_outbound_policies(cluster, ob)
     return listener, cluster
-
-
-def _log_context(view: ProxyView, direction: int, service: str) -> p.LogContext:
-    """Kuma's access-log values of one listener of ``view``: outbound logs name the proxy's first
-    inbound service as source, inbound logs an unknown source."""
-    if direction == base_pb2.INBOUND:
-        source = UNKNOWN_SERVICE
-    else:
-        source = view.inbounds[0].service if view.inbounds else UNKNOWN_SERVICE
-    return p.LogContext.of(view.mesh, view.name, view.address, direction, source=source, destination=service)
 
 
 def _with_access_log(

@@ -33,6 +33,7 @@ from envoy.config.listener.v3 import listener_pb2
 from envoy.extensions.access_loggers.file.v3 import file_pb2
 from google.protobuf import struct_pb2
 
+from atoll.topology import ProxyView
 from atoll.topology.settings.access_log import AccessLogSettings, LogBackend, LogFormat
 from atoll.xds.generate.envoy import edit_filters, pack
 
@@ -84,9 +85,15 @@ class LogContext:
     """``INBOUND`` or ``OUTBOUND`` (``base_pb2.TrafficDirection`` names)."""
 
     @classmethod
-    def of(cls, mesh: str, proxy: str, address: str, direction: int, *, source: str, destination: str) -> LogContext:
+    def of(cls, view: ProxyView, direction: int, service: str) -> LogContext:
+        """The values of the listener of ``view`` for ``service`` in ``direction`` (``base_pb2``'s):
+        outbound logs name the proxy's first inbound service as source, inbound logs an unknown one."""
+        if direction == base_pb2.INBOUND or not view.inbounds:
+            source = UNKNOWN_SERVICE
+        else:
+            source = view.inbounds[0].service
         name = base_pb2.TrafficDirection.Name(direction)
-        return cls(mesh, proxy, source, destination, address, name)
+        return cls(view.mesh, view.name, source, service, view.address, name)
 
 
 def interpolate(template: str, ctx: LogContext) -> str:
