@@ -9,7 +9,8 @@
    is the chosen one, and write ``bootstrap.json``;
 3. run, in one ``asyncio.TaskGroup``, the Envoy supervisor, the ``/ready`` endpoint (if a ready port
    was given; bound before step 2 so a busy port fails fast, 503 until ready), the service probes and
-   the health reporter, and a stop watcher. When one part fails
+   the health reporter, the access-log streamer (``atoll.dp.access_log``: the FIFO of the proxy's
+   Tcp access-log backends, made before Envoy starts), and a stop watcher. When one part fails
    the group cancels the rest and the supervisor terminates Envoy; the error propagates.
 4. On ``stop`` (SIGTERM/SIGINT): probes stop, every inbound is reported unready (so the CP takes the
    endpoint out of EDS while Envoy drains), then the supervisor drains and terminates Envoy and
@@ -39,12 +40,14 @@ import httpx
 
 from atoll.dp import readiness
 from atoll.dp._aio import wait_first
+from atoll.dp.access_log import AccessLogStreamer
 from atoll.dp.admin_responder import answer_admin_requests
 from atoll.dp.cp_client import BootstrapRequest, BootstrapResponse, client, fetch_bootstrap
 from atoll.dp.document import ProxyType, admin_port_of
 from atoll.dp.envoy import EnvoyOptions, EnvoySupervisor, admin_ready
 from atoll.dp.probe import HealthReporter, InboundTarget, inbound_targets, run_probes
 from atoll.resources import Resource, encode
+from atoll.xds.generate.policies.access_log import access_log_pipe
 
 log = logging.getLogger("atoll.dp")
 
@@ -178,10 +181,13 @@ async def _run(
     supervisor = _envoy_supervisor(config, bootstrap_path, admin_host, admin_port, out)
     targets = inbound_targets(config.resource, probe_all=config.probe_all) if config.proxy_type == "dataplane" else []
     reporter = _health_reporter(config, targets)
+    streamer = _access_log_streamer(config)
     async with client(timeout=1.0) as admin_http:
         ready_check.supervisor, ready_check.http = supervisor, admin_http
         try:
             async with asyncio.TaskGroup() as tg:
+                if streamer is not None:
+                    tg.create_task(streamer.run(), name="access-log-streamer")
                 admin_url = f"http://{admin_host}:{admin_port}"
                 probes = _start_parts(tg, config, supervisor, ready_server, admin_url, reporter, targets)
                 await stop.wait()
@@ -190,6 +196,24 @@ async def _run(
             errors = [e for e in _leaves(eg) if not isinstance(e, _Stopped | asyncio.CancelledError)]
             if errors:  # the first real error stands for the group (the CLI maps it to an exit code)
                 raise errors[0] from eg
+        finally:
+            if streamer is not None:
+                streamer.close()
+
+
+def _access_log_streamer(config: AgentConfig) -> AccessLogStreamer | None:
+    """The opened streamer of a sidecar's Tcp access logs; None for other proxies, or (logged) when
+    the FIFO cannot be made: the proxy still runs, its Tcp access logs go nowhere."""
+    mesh = config.resource.mesh
+    if config.proxy_type != "dataplane" or mesh is None:
+        return None
+    streamer = AccessLogStreamer(access_log_pipe(mesh, config.resource.name))
+    try:
+        streamer.open()
+    except OSError as e:
+        log.warning("no Tcp access logs: cannot make the pipe %s: %s", streamer.path, e)
+        return None
+    return streamer
 
 
 async def _fetch_bootstrap(config: AgentConfig, admin_port: int, stop: asyncio.Event) -> BootstrapResponse | None:
