@@ -1,5 +1,5 @@
-"""Outbound policies change what real Envoys do: MeshRetry, MeshCircuitBreaker, MeshHealthCheck and
-MeshLoadBalancingStrategy, each through two sidecars.
+"""Outbound policies change what real Envoys do: MeshRetry, MeshCircuitBreaker (connection limits
+and outlier detection), MeshHealthCheck and MeshLoadBalancingStrategy, each through two sidecars.
 
 The client Envoy is the sidecar of ``web-1`` (an outbound to ``api``); the server Envoy plays the
 sidecars of ``api-1`` and ``api-2`` (one inbound listener each, in front of an application each).
@@ -40,6 +40,7 @@ class Apps:
     """The applications of ``api-1`` and ``api-2``. Each answers 200 with its name, except:
 
     - ``/health``: 200, or 503 while its name is in ``failing_health``;
+    - any other path: 503 while its name is in ``broken`` (except what follows);
     - ``/slow``: once ``release`` is set (a slow application; set at teardown at the latest);
     - ``/flaky/<n>/<key>``: 503 to the first ``n`` requests for that path, counted over both
       instances (a retry may go to either), 200 after.
@@ -51,6 +52,7 @@ class Apps:
         self.lock = threading.Lock()
         self.hits: Counter[tuple[str, str]] = Counter()
         self.failing_health: set[str] = set()
+        self.broken: set[str] = set()
         self.release = threading.Event()
         self.servers: dict[str, ThreadingHTTPServer] = {n: serve_http(self._answer_as(n)) for n in INSTANCES}
 
@@ -60,8 +62,11 @@ class Apps:
                 self.hits[(name, path)] += 1
                 seen = self.path_hits(path)
                 unhealthy = name in self.failing_health
+                broken = name in self.broken
             if path == "/health":
                 return (503 if unhealthy else 200), name.encode()
+            if broken:
+                return 503, f"{name} broken".encode()
             if path == "/slow":
                 self.release.wait(30)  # a slow application, not a test waiting for state
             if path.startswith("/flaky/") and seen <= int(path.split("/")[2]):
@@ -150,6 +155,14 @@ def _policy(kind: str, default: str) -> str:
     )
 
 
+def _answered_by(pair: Sidecars, n: int) -> Counter[str]:
+    out: Counter[str] = Counter()
+    for _ in range(n):
+        r = pair.get("/hello")
+        out[r.text if r.status_code == 200 else f"status {r.status_code}"] += 1
+    return out
+
+
 # --- MeshRetry --------------------------------------------------------------------------------------
 
 RETRY = _policy(
@@ -212,6 +225,32 @@ STATES = ("pending_overflow", "active_overflow", "active", "pending_active")
 BREAKERS = ("cx_open", "rq_pending_open", "rq_open")
 
 
+OUTLIER_DETECTION = _policy(
+    "MeshCircuitBreaker",
+    "{outlierDetection: {interval: 1s, baseEjectionTime: 60s, maxEjectionPercent: 100, "
+    "detectors: {totalFailures: {consecutive: 3}}}}",
+)
+
+
+def test_outlier_detection_ejects_an_instance_that_keeps_failing(apps: Apps, tmp_path: Path) -> None:
+    """api-2 answers 503 to everything: after 3 in a row the client sidecar ejects it (for 60 s),
+    and every request after that is answered by api-1."""
+    with _sidecars(apps, tmp_path, OUTLIER_DETECTION) as pair:
+        wait_until(lambda: set(_answered_by(pair, 10)) == set(INSTANCES), timeout=30, what="both answer")
+        with apps.lock:
+            apps.broken.add("api-2")
+        ejected = "cluster.api.outlier_detection.ejections_active"
+        wait_until(
+            lambda: _answered_by(pair, 5) and stat(pair.client, ejected) == 1,
+            timeout=30,
+            what="api-2 ejected after consecutive 503s",
+        )
+        before = apps.hits[("api-2", "/hello")]
+        assert _answered_by(pair, 200) == Counter({"api-1": 200})
+        assert apps.hits[("api-2", "/hello")] == before
+        assert stat(pair.client, "cluster.api.outlier_detection.ejections_enforced_consecutive_5xx") >= 1
+
+
 # --- MeshHealthCheck --------------------------------------------------------------------------------
 
 HEALTH_CHECK = _policy(
@@ -220,14 +259,6 @@ HEALTH_CHECK = _policy(
     "http: {path: /health, expectedStatuses: [200]}}",
 )
 """Checks every 200 ms, with traffic or without (Envoy's ``no_traffic_interval`` is 60 s otherwise)."""
-
-
-def _answered_by(pair: Sidecars, n: int) -> Counter[str]:
-    out: Counter[str] = Counter()
-    for _ in range(n):
-        r = pair.get("/hello")
-        out[r.text if r.status_code == 200 else f"status {r.status_code}"] += 1
-    return out
 
 
 def test_health_check_ejects_an_unhealthy_endpoint_and_brings_it_back(apps: Apps, tmp_path: Path) -> None:
