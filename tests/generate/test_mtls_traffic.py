@@ -238,7 +238,7 @@ def test_unreachable_zone_ingress_is_ejected(backend: int, ca: Ca, tmp_path: Pat
             ok_in_a_row = ok_in_a_row + 1 if _get(ports["out-api"]).status_code == 200 else 0
             return ok_in_a_row >= 20
 
-        wait_until(twenty_in_a_row, timeout=10, interval=0.01, what="the dead zone ingress ejected")
+        wait_until(twenty_in_a_row, timeout=30, interval=0.01, what="the dead zone ingress ejected")
         assert stat(admin["client"], "cluster.api.outlier_detection.ejections_enforced_total") >= 1
         assert stat(admin["client"], "cluster.api.outlier_detection.ejections_active") == 1
 
