@@ -132,7 +132,7 @@ def apply_inbound_policies(listener: listener_pb2.Listener, ib: InboundView) -> 
         if timeout is not None:
             timeouts_on_hcm(manager, timeout)
         added = fault_filters(faults) if faults is not None else []
-        if faults is not None and faults.by_source:
+        if ib.strip_caller_tags:
             strip_caller_tags(manager)
         limit = http_rate_limit(manager, http_limit) if http_limit is not None else None
         if limit is not None:
@@ -143,7 +143,7 @@ def apply_inbound_policies(listener: listener_pb2.Listener, ib: InboundView) -> 
         if timeout is not None:
             timeouts_on_tcp(tcp, timeout)
 
-    if timeout is not None or faults is not None or http_limit is not None:
+    if timeout is not None or faults is not None or http_limit is not None or ib.strip_caller_tags:
         edit_filters(listener, on_hcm, on_tcp)
     connection_limit = tcp_rate_limit_filter(rate_limit.tcp) if rate_limit and rate_limit.tcp else None
     if connection_limit is not None:
