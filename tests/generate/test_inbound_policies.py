@@ -328,3 +328,11 @@ def test_identity_faults_make_the_inbound_read_and_remove_the_client_cert_header
     manager = _hcm(_listener(_resources("fault-injection-mesh-backend-1"), "inbound"))
     assert manager.forward_client_cert_details == hcm_pb2.HttpConnectionManager.SANITIZE
     assert not manager.route_config.request_headers_to_remove
+
+
+def test_rate_limit_set_values_split_on_commas_as_kuma() -> None:
+    from atoll.topology.settings.rate_limit import RateLimitSettings
+
+    conf = {"local": {"http": {"onRateLimit": {"headers": {"set": [{"name": "x", "value": "a, b"}]}}}}}
+    http = RateLimitSettings.from_conf(conf).http
+    assert http is not None and http.set_headers == (("x", "a"), ("x", " b"))
