@@ -5,7 +5,8 @@
 - ``POST /dp/health``: an agent's report of its inbounds' health, to ``ProxyEndpoints.report_health``.
 - ``GET /dp/requests?mesh=&name=&wait=``: an agent's long poll (``wait`` seconds, 0..30, default 20)
   for Envoy admin requests; 204 when none came. ``x-atoll-token`` carries its dataplane token.
-- ``POST /dp/responses``: the agent's answer to one such request.
+- ``POST /dp/responses``: the agent's answer ``{id, mesh, name, status, body}`` to one such request,
+  with the same token; taken only for a request sent to that proxy (404 otherwise).
 
 A CP that serves no proxies (global) answers 404 on each, saying so. Bodies must be JSON objects.
 """
@@ -71,7 +72,8 @@ class ProxyRoutes:
 
     async def dp_responses(self, request: Request) -> Response:
         proxies = self._served()
-        proxies.admin_response(await json_object(request, "admin response", self.max_body_bytes))
+        doc = await json_object(request, "admin response", self.max_body_bytes)
+        await proxies.admin_response(doc, request.headers.get("x-atoll-token"))
         return JSONResponse({})
 
 

@@ -4,8 +4,9 @@ The CP's half, which queues the requests and waits for the answers, is in ``atol
 
 Envoy's admin API stays on loopback. The agent long-polls ``GET {cp}/dp/requests`` (the CP answers a
 request or 204 after ``wait`` seconds), fetches the requested read-only admin path locally, and posts
-``{id, status, body}`` to ``{cp}/dp/responses``. Errors back off (0.5 s doubling to 10 s) and never
-stop the agent: inspection is best effort, traffic does not depend on it.
+``{id, mesh, name, status, body}`` to ``{cp}/dp/responses``, both calls with its dataplane token.
+Errors back off (0.5 s doubling to 10 s) and never stop the agent: inspection is best effort,
+traffic does not depend on it.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ async def answer_admin_requests(cp_url: str, *, mesh: str, name: str, admin_url:
                 r.raise_for_status()
                 req = r.json()
                 status, body = await _fetch(admin, admin_url + str(req["path"]))
-                await cp.post(cp_url + paths.DP_RESPONSES, json={"id": req["id"], "status": status, "body": body})
+                answer = {"id": req["id"], "mesh": mesh, "name": name, "status": status, "body": body}
+                await cp.post(cp_url + paths.DP_RESPONSES, json=answer)
                 delay = 0.5
             except (httpx.HTTPError, ValueError, KeyError, TypeError) as e:
                 log.debug("admin relay: %r; retrying in %.1fs", e, delay)

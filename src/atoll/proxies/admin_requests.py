@@ -7,12 +7,16 @@ cannot dial. So the agent dials out instead: it long-polls ``GET /dp/requests`` 
 request against its local admin API, and posts the answer to ``POST /dp/responses``. ``AdminRequestQueue``
 is the CP side: ``ask(node, path)`` queues a request for that node and waits for its answer with a
 deadline; the poll hands out queued requests. Only read-only admin paths are allowed.
+
+An answer is only taken from the proxy the request was sent to: each request id is unguessable
+(``secrets.token_urlsafe``) and bound to its node, and ``answer`` refuses an id asked of another node
+(the REST side has checked the poster's dataplane token for the node it names before).
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +27,10 @@ ALLOWED_PATHS = (
     "/server_info",
     "/listeners?format=json",
 )
+
+
+ID_BYTES = 18
+"""Random bytes of a request id (``secrets.token_urlsafe``): 144 bits, never guessed."""
 
 
 class RelayTimeout(Exception):
@@ -38,8 +46,7 @@ class AdminRequest:
 class AdminRequestQueue:
     def __init__(self) -> None:
         self._queues: dict[str, asyncio.Queue[AdminRequest]] = {}
-        self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
-        self._ids = itertools.count(1)
+        self._waiting: dict[str, tuple[str, asyncio.Future[dict[str, Any]]]] = {}
 
     def _queue(self, node: str) -> asyncio.Queue[AdminRequest]:
         q = self._queues.get(node)
@@ -51,9 +58,9 @@ class AdminRequestQueue:
         """Run ``path`` on ``node``'s Envoy admin API; the agent's answer ``{status, body}``."""
         if path not in ALLOWED_PATHS:
             raise ValueError(f"admin path {path!r} is not allowed; allowed: {', '.join(ALLOWED_PATHS)}")
-        req = AdminRequest(f"r{next(self._ids)}", path)
+        req = AdminRequest(secrets.token_urlsafe(ID_BYTES), path)
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._waiting[req.id] = fut
+        self._waiting[req.id] = (node, fut)
         try:
             self._queue(node).put_nowait(req)
             return await asyncio.wait_for(fut, deadline)
@@ -69,10 +76,14 @@ class AdminRequestQueue:
         except TimeoutError:
             return None
 
-    def answer(self, request_id: str, status: int, body: Any) -> bool:
-        """Deliver an answer; False when nobody waits for it any more."""
-        fut = self._waiting.get(request_id)
-        if fut is None or fut.done():
+    def answer(self, request_id: str, node: str, status: int, body: Any) -> bool:
+        """Deliver ``node``'s answer; False when nobody waits for it any more, or the request was
+        sent to another node."""
+        waiting = self._waiting.get(request_id)
+        if waiting is None:
+            return False
+        asked, fut = waiting
+        if asked != node or fut.done():
             return False
         fut.set_result({"status": status, "body": body})
         return True

@@ -88,14 +88,24 @@ class ProxyApi:
         req = await self.admin_requests.poll(str(NodeId.dataplane(mesh, name)), wait)
         return None if req is None else {"id": req.id, "path": req.path}
 
-    def admin_response(self, body: dict[str, Any]) -> None:
-        rid, status = body.get("id"), body.get("status")
-        if not isinstance(rid, str) or not isinstance(status, int):
-            raise InvalidInput(
-                [FieldError("id", "required: a string"), FieldError("status", "required: an HTTP status")],
-                title="invalid admin response",
-            )
-        self.admin_requests.answer(rid, status, body.get("body"))
+    async def admin_response(self, body: dict[str, Any], token: str | None = None) -> None:
+        """An agent's answer ``{id, mesh, name, status, body}``: taken only with a dataplane token
+        of ``mesh/name`` and only for a request sent to that proxy (``NotFound`` otherwise)."""
+        rid, status, mesh, name = (body.get(k) for k in ("id", "status", "mesh", "name"))
+        errors = [
+            FieldError(k, "required: a string")
+            for k, v in (("id", rid), ("mesh", mesh), ("name", name))
+            if not isinstance(v, str) or not v
+        ]
+        if not isinstance(status, int) or isinstance(status, bool):
+            errors.append(FieldError("status", "required: an HTTP status"))
+        if errors:
+            raise InvalidInput(errors, title="invalid admin response")
+        assert isinstance(rid, str) and isinstance(mesh, str) and isinstance(name, str) and isinstance(status, int)
+        await self.lifecycle.verify_dataplane(token, mesh, name)
+        nid = str(NodeId.dataplane(mesh, name))
+        if not self.admin_requests.answer(rid, nid, status, body.get("body")):
+            raise NotFound(f"no admin request {rid} waits for an answer from proxy {nid}")
 
     async def admin(self, mesh: str, name: str, path: str) -> Any:
         """``path`` of the proxy's Envoy admin API, fetched through its agent."""
