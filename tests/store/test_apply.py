@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from atoll.errors import Conflict, NotFound
-from atoll.store import Delete, EventKind, ListFilter, Put, Store
+from atoll.errors import AlreadyExists, Conflict, NotFound
+from atoll.store import Create, Delete, EventKind, ListFilter, Put, Store
 from tests.store.data import dataplane, mesh, next_events, summary
 
 
@@ -87,3 +87,24 @@ async def test_apply_sees_its_own_earlier_ops_and_cascades_mesh_deletes(store: S
 
 async def test_apply_of_nothing_is_a_no_op(store: Store) -> None:
     assert await store.apply([]) == []
+
+
+async def test_apply_creates_in_one_transaction_and_can_keep_what_exists(store: Store) -> None:
+    """A Mesh and its initial policies are one ``apply`` of ``Create``s: all or none."""
+    await store.create(dataplane("a"))
+    sub = store.watch()
+    try:
+        with pytest.raises(AlreadyExists):  # the second create fails: the mesh is not created either
+            await store.apply([Create(mesh("half")), Create(dataplane("a"))])
+        with pytest.raises(NotFound):
+            await store.get("Mesh", "half")
+        kept = await store.get("Dataplane", "a", "default")
+        events = await store.apply(
+            [Create(mesh("whole")), Create(dataplane("a", port=1), exists_ok=True), Create(dataplane("b"))]
+        )
+        seen = await next_events(sub, 2)
+    finally:
+        sub.close()
+    assert summary(events) == [("created", "Mesh", "whole", 1), ("created", "Dataplane", "b", 1)]
+    assert summary(seen) == summary(events)  # the failed batch emitted nothing; the kept one no event
+    assert await store.get("Dataplane", "a", "default") == kept  # exists_ok left it as it was

@@ -6,10 +6,19 @@ naming the field, and every problem is reported at once (``InvalidInput``) befor
 touched.
 
 ``ResourceWriter.write`` creates or updates. With ``If-Match`` it only updates that version (409
-otherwise, also when the resource does not exist). Without, it creates, or updates whatever version
-is stored; another writer may slip in between the read and the write, and as every round some writer
-wins, it retries ``WRITE_ATTEMPTS`` times before reporting the conflict. Creating a Mesh also creates
-its initial policies (``atoll.resources.defaults.initial_policies``), keeping any that exist.
+otherwise, also when the resource does not exist). Without, the last writer wins: the write is one
+``Put`` (create, or replace whatever version is stored) in one transaction, so concurrent
+unconditional writers never see a version conflict.
+
+A Mesh is created together with its initial policies (``atoll.resources.defaults.initial_policies``,
+keeping any that exist) in one ``Store.apply``: a crash cannot leave a mesh with some of its
+defaults. Like Kuma, defaults are made when the mesh is created, never on later writes, with one
+exception for meshes that older versions (which created them one by one) left half-created: a PUT
+of an existing mesh completes its missing defaults when the state can only be such a left-over —
+the mesh was never updated since its creation (version 1), some but not all of its defaults exist,
+and those are untouched (version 1). A user who deleted all defaults, or edited the mesh or a
+default since, never gets them back. (A user who deleted some of a never-updated mesh's defaults
+and then PUTs it unchanged does: that state cannot be told apart from the half-created one.)
 """
 
 from __future__ import annotations
@@ -23,9 +32,9 @@ from atoll.errors import AlreadyExists, Conflict, FieldError, InvalidInput, NotF
 from atoll.resources.codec import decode
 from atoll.resources.meta import Resource
 from atoll.resources.types import ResourceType, all_types, find_type
-from atoll.store.protocol import Store
+from atoll.store.protocol import Create, EventKind, Put, Store
 
-WRITE_ATTEMPTS = 16  # unconditional PUT: read-then-write rounds before giving up with 409
+WRITE_ATTEMPTS = 16  # unconditional PUT of a Mesh: read-then-write rounds before giving up with 409
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,16 +46,6 @@ class ResourceWriter:
 
     async def write(self, resource: Resource[Any], version: int | None) -> tuple[Resource[Any], bool]:
         """Create or update; with ``version`` only update that version. Returns (stored, created)."""
-        stored, created = await self._write(resource, version)
-        if created and resource.type == "Mesh":
-            for policy in self.initial_policies(stored):
-                try:
-                    await self.store.create(policy)
-                except AlreadyExists:
-                    pass
-        return stored, created
-
-    async def _write(self, resource: Resource[Any], version: int | None) -> tuple[Resource[Any], bool]:
         if version is not None:
             try:
                 return await self.store.update(resource.with_meta(version=version)), False
@@ -54,23 +53,52 @@ class ResourceWriter:
                 raise Conflict(
                     f"{resource.key} does not exist, so If-Match: {version} cannot match; send no If-Match to create it"
                 ) from None
+        if resource.type == "Mesh":
+            return await self._write_mesh(resource)
+        (event,) = await self.store.apply([Put(resource.with_meta(version=0))])
+        return event.resource, event.kind is EventKind.CREATED
+
+    async def _write_mesh(self, mesh: Resource[Any]) -> tuple[Resource[Any], bool]:
+        """Create the mesh with its defaults in one transaction, or update it (completing the defaults
+        of a half-created one, see the module docstring)."""
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             last = attempt == WRITE_ATTEMPTS
             try:
-                current = await self.store.get(resource.type, resource.name, resource.mesh)
+                current = await self.store.get("Mesh", mesh.name)
             except NotFound:
+                defaults = [Create(p, exists_ok=True) for p in self.initial_policies(mesh)]
                 try:
-                    return await self.store.create(resource), True
+                    events = await self.store.apply([Create(mesh), *defaults])
                 except AlreadyExists:
                     if last:
                         raise
                     continue
+                return events[0].resource, True
+            missing = [Create(p, exists_ok=True) for p in await self._left_over_defaults(current)]
             try:
-                return await self.store.update(resource.with_meta(version=current.meta.version)), False
+                events = await self.store.apply([Put(mesh.with_meta(version=current.meta.version)), *missing])
             except (Conflict, NotFound):
                 if last:
                     raise
+                continue
+            return events[0].resource, False
         raise AssertionError("unreachable")
+
+    async def _left_over_defaults(self, mesh: Resource[Any]) -> list[Resource[Any]]:
+        """The defaults a half-created ``mesh`` lacks; none unless it can only be half-created."""
+        if mesh.meta.version != 1:
+            return []
+        defaults = self.initial_policies(mesh)
+        present: list[Resource[Any]] = []
+        missing: list[Resource[Any]] = []
+        for policy in defaults:
+            try:
+                present.append(await self.store.get(policy.type, policy.name, policy.mesh))
+            except NotFound:
+                missing.append(policy)
+        if not present or any(p.meta.version != 1 for p in present):
+            return []
+        return missing
 
 
 def decode_for_path(rt: ResourceType, doc: Any, name: str, mesh: str | None) -> Resource[Any]:

@@ -9,6 +9,7 @@ from atoll.store.factory import KINDS, open_store
 from atoll.store.memory import MemoryStore
 from atoll.store.protocol import (
     ChangeEvent,
+    Create,
     Delete,
     EventKind,
     ListFilter,
@@ -24,6 +25,7 @@ from atoll.store.sqlite import SqliteStore
 __all__ = [
     "KINDS",
     "ChangeEvent",
+    "Create",
     "Delete",
     "EventKind",
     "ListFilter",

@@ -25,18 +25,11 @@ from typing import Any
 
 from atoll.errors import AlreadyExists, Conflict, FieldError, InvalidInput, NotFound, StoreError
 from atoll.resources.meta import Resource
-from atoll.store.protocol import ChangeEvent, Delete, EventKind, Events, Op, Page, Put, Subscription
+from atoll.store.protocol import ChangeEvent, Create, Delete, EventKind, Events, Op, Page, Put, Subscription
 
 Pending = tuple[EventKind, Resource[Any]]
 Pendings = list[Pending]
 """(kind, resource) per event of a write, numbered at commit by ``number_events``."""
-
-
-@dataclass(frozen=True, slots=True)
-class Create:
-    """``Store.create`` as a step of a write: nothing of that key may be stored."""
-
-    resource: Resource[Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +40,7 @@ class Update:
 
 
 Step = Create | Update | Put | Delete
-"""One step of a write; ``Put`` and ``Delete`` are what ``Store.apply`` takes."""
+"""One step of a write; ``Create``, ``Put`` and ``Delete`` are what ``Store.apply`` takes."""
 
 
 class Broadcaster:
@@ -105,7 +98,7 @@ class BaseStore:
 
     async def apply(self, ops: Sequence[Op]) -> Events:
         for op in ops:
-            if not isinstance(op, Put | Delete):
+            if not isinstance(op, Create | Put | Delete):
                 raise TypeError(f"not a store op: {op!r}")
         return await self._write(list(ops))
 
@@ -161,17 +154,20 @@ def first_version(resource: Resource[Any]) -> Resource[Any]:
     return resource.with_meta(version=1, creation_time=now, modification_time=now)
 
 
-def plan_put(step: Create | Update | Put, stored: tuple[int, datetime | None] | None) -> Pending:
+def plan_put(step: Create | Update | Put, stored: tuple[int, datetime | None] | None) -> Pending | None:
     """What writing ``step.resource`` over the stored (version, creation time), or over nothing, makes.
 
-    ``Create``: nothing may be stored. ``Update``: the resource must be stored and ``meta.version``
-    must be the stored one. ``Put``: version 0 means "whatever is stored (or nothing)". Raises
-    ``AlreadyExists`` / ``NotFound`` / ``Conflict``; otherwise returns the event kind and the
-    resource to store.
+    ``Create``: nothing may be stored (with ``exists_ok``: ``None``, write nothing). ``Update``: the
+    resource must be stored and ``meta.version`` must be the stored one. ``Put``: version 0 means
+    "whatever is stored (or nothing)". Raises ``AlreadyExists`` / ``NotFound`` / ``Conflict``;
+    otherwise returns the event kind and the resource to store, or ``None`` when nothing is to be
+    written.
     """
     resource = step.resource
     if isinstance(step, Create):
         if stored is not None:
+            if step.exists_ok:
+                return None
             raise AlreadyExists(f"{resource.key} already exists")
         return EventKind.CREATED, first_version(resource)
     upsert = isinstance(step, Put)

@@ -83,9 +83,11 @@ def _step(items: _Items, step: Step) -> Pendings:
         return _delete(items, step)
     k = _key(step.resource.type, step.resource.name, step.resource.mesh)
     cur = items.get(k)
-    kind, stored = plan_put(step, None if cur is None else (cur.meta.version, cur.meta.creation_time))
-    items[k] = stored
-    return [(kind, stored)]
+    planned = plan_put(step, None if cur is None else (cur.meta.version, cur.meta.creation_time))
+    if planned is None:
+        return []
+    items[k] = planned[1]
+    return [planned]
 
 
 def _delete(items: _Items, op: Delete) -> Pendings:

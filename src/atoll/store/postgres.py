@@ -9,7 +9,7 @@ handed out in commit order. The transaction changes ``resources``, appends one r
 event to ``store_events`` (the full resource, for DELETED its last state), stores the new
 revision and sends ``NOTIFY atoll_store_changes, '<revision>'``.
 
-``apply`` runs a batch of ``Put``/``Delete`` in one such transaction (all or nothing): its events
+``apply`` runs a batch of ``Create``/``Put``/``Delete`` in one such transaction (all or nothing): its events
 get consecutive revisions and are published together.
 
 Events. Each instance remembers the last revision it published. On a notification, and right
@@ -252,9 +252,11 @@ async def _step(conn: Conn, step: Step) -> Pendings:
     if isinstance(step, Delete):
         return await _delete(conn, step)
     cur = await conn.execute(ROWS.select_stored + " FOR UPDATE", ROWS.key_of(step.resource))
-    kind, stored = plan_put(step, ROWS.stored(await cur.fetchone()))
-    await conn.execute(*ROWS.write(kind, stored))
-    return [(kind, stored)]
+    planned = plan_put(step, ROWS.stored(await cur.fetchone()))
+    if planned is None:
+        return []
+    await conn.execute(*ROWS.write(*planned))
+    return [planned]
 
 
 async def _delete(conn: Conn, op: Delete) -> Pendings:

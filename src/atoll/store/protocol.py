@@ -1,7 +1,8 @@
 """The storage protocol every backend implements, and the values it trades in.
 
 Operations: ``create``, ``update``, ``delete``, ``get``, ``list``, ``watch`` and ``apply`` (a batch of
-``Put``/``Delete`` in one transaction: all or nothing, events emitted in order after the commit). Every resource has a
+``Create``/``Put``/``Delete`` in one transaction: all or nothing, events emitted in order after the
+commit; a Mesh and its initial policies are created by one ``apply``). Every resource has a
 ``meta.version`` (1 on create, +1 on each update); ``update`` and ``delete`` given a version that is
 not the stored one raise ``Conflict`` (optimistic concurrency; version 0 / ``None`` on delete means
 "whatever is stored"). Deleting a ``Mesh`` deletes every resource whose ``meta.mesh`` names it, in
@@ -57,6 +58,15 @@ class Page:
 
 
 @dataclass(frozen=True, slots=True)
+class Create:
+    """Create ``resource``: ``AlreadyExists`` if one of its key is stored, or, with ``exists_ok``,
+    leave the stored one as it is (no event)."""
+
+    resource: Resource[Any]
+    exists_ok: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Put:
     """Create ``resource``, or replace the spec and labels of the stored one (an upsert).
 
@@ -78,7 +88,7 @@ class Delete:
     missing_ok: bool = False
 
 
-Op = Put | Delete
+Op = Create | Put | Delete
 Events = list[ChangeEvent]
 
 
@@ -137,7 +147,7 @@ class Store(Protocol):
 
     async def apply(self, ops: Sequence[Op]) -> Events:
         """Run every op in one transaction, in order (later ops see earlier ones). All or nothing:
-        the first failing op (``NotFound``, ``Conflict``) rolls back the batch. Returns the events,
+        the first failing op (``AlreadyExists``, ``NotFound``, ``Conflict``) rolls back the batch. Returns the events,
         which watchers also get, in order, after the commit."""
         ...
 

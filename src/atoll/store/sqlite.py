@@ -8,7 +8,7 @@ events on the loop (``call_soon_threadsafe``). Those callbacks run in commit ord
 FIFO) and before the caller's ``await`` resumes, so watchers see events in commit order, and a
 write whose caller was cancelled still publishes what it committed.
 
-``apply`` runs a batch of ``Put``/``Delete`` in one such transaction (all or nothing).
+``apply`` runs a batch of ``Create``/``Put``/``Delete`` in one such transaction (all or nothing).
 
 Migrations are ``migrations/sqlite/NNNN_*.sql`` (see ``_migrations``), applied at ``open`` in one
 transaction. Watchers see the writes of this ``SqliteStore`` only; one control plane process owns
@@ -149,9 +149,11 @@ def _step(conn: sqlite3.Connection, step: Step) -> Pendings:
     """Run one step inside a transaction (see ``plan_put`` / ``plan_delete``)."""
     if isinstance(step, Delete):
         return _delete(conn, step)
-    kind, stored = plan_put(step, ROWS.stored(conn.execute(ROWS.select_stored, ROWS.key_of(step.resource)).fetchone()))
-    conn.execute(*ROWS.write(kind, stored))
-    return [(kind, stored)]
+    planned = plan_put(step, ROWS.stored(conn.execute(ROWS.select_stored, ROWS.key_of(step.resource)).fetchone()))
+    if planned is None:
+        return []
+    conn.execute(*ROWS.write(*planned))
+    return [planned]
 
 
 def _delete(conn: sqlite3.Connection, op: Delete) -> Pendings:
