@@ -79,8 +79,9 @@ async def test_metrics_count_requests_by_route_and_store_operations(
     assert s[("atoll_api_requests_total", (("method", "GET"), ("route", route), ("status", "404")))] == 1
     assert s[("atoll_api_requests_total", (("method", "GET"), ("route", "unmatched"), ("status", "404")))] == 1
     assert s[("atoll_api_request_duration_seconds_count", (("method", "PUT"), ("route", route)))] == 2
-    # an unconditional PUT is one store write (``apply``: a Put, or a Mesh with its defaults)
-    assert s[("atoll_store_operations_total", (("operation", "apply"), ("outcome", "ok")))] >= 3
+    # the two dataplanes are creates; the mesh is one ``apply`` with its initial policies
+    assert s[("atoll_store_operations_total", (("operation", "create"), ("outcome", "ok")))] >= 2
+    assert s[("atoll_store_operations_total", (("operation", "apply"), ("outcome", "ok")))] >= 1
     assert s[("atoll_store_operations_total", (("operation", "get"), ("outcome", "not_found")))] >= 1
     assert s[("atoll_resources", (("type", "Dataplane"),))] == 2
     assert s[("atoll_resources", (("type", "Mesh"),))] == 1

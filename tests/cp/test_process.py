@@ -119,3 +119,17 @@ def test_invalid_configuration_exits_2_naming_the_option(start_cp: StartCp, tmp_
     assert (
         'log_level: must be one of debug, info, warning, error, got "loud" (from ATOLL_LOG_LEVEL)' in cp.log.read_text()
     )
+
+
+def test_a_zeroed_database_in_a_data_dir_in_use_exits_1_and_says_why(start_cp: StartCp, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    cp = start_cp(data)
+    wait_ready(cp)
+    r = httpx.put(cp.api + "/meshes/default", json={"type": "Mesh", "name": "default"})
+    assert r.status_code == 201, r.text
+    assert stop(cp) == 0
+    (data / "atoll.db").write_bytes(b"")
+    again = start_cp(data)
+    assert again.proc.wait(timeout=20) == 1
+    reasons = [str(rec["msg"]) for rec in again.logs() if rec["level"] == "error"]
+    assert any("is empty (0 bytes)" in m and "allow-empty" in m for m in reasons), reasons

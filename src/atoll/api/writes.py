@@ -6,9 +6,10 @@ naming the field, and every problem is reported at once (``InvalidInput``) befor
 touched.
 
 ``ResourceWriter.write`` creates or updates. With ``If-Match`` it only updates that version (409
-otherwise, also when the resource does not exist). Without, the last writer wins: the write is one
-``Put`` (create, or replace whatever version is stored) in one transaction, so concurrent
-unconditional writers never see a version conflict.
+otherwise, also when the resource does not exist). Without, the last writer wins: a create, or when
+the resource exists one ``Put`` (replace whatever version is stored, or create it again if it was
+deleted meanwhile) in one transaction, so concurrent unconditional writers never see a version
+conflict.
 
 A Mesh is created together with its initial policies (``atoll.resources.defaults.initial_policies``,
 keeping any that exist) in one ``Store.apply``: a crash cannot leave a mesh with some of its
@@ -55,6 +56,10 @@ class ResourceWriter:
                 ) from None
         if resource.type == "Mesh":
             return await self._write_mesh(resource)
+        try:
+            return await self.store.create(resource), True
+        except AlreadyExists:
+            pass
         (event,) = await self.store.apply([Put(resource.with_meta(version=0))])
         return event.resource, event.kind is EventKind.CREATED
 

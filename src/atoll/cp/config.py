@@ -69,6 +69,7 @@ class CpConfig:
     dataplane_grace: float = 10.0
     store: str = "sqlite"
     store_dsn: str | None = None
+    allow_empty: bool = False
     log_format: str = "text"
     log_level: str = "info"
     max_body_bytes: int = 1024 * 1024
@@ -163,6 +164,14 @@ OPTIONS: list[Option] = [
     ),
     Option("store", str, "sqlite", "Resource store backend.", choices=STORES),
     Option("store_dsn", str, None, "PostgreSQL connection string (required with store=postgres)."),
+    Option(
+        "allow_empty",
+        str,
+        False,
+        "Start even though the data dir was in use and its database is now missing, empty or behind"
+        " the revision this CP last saw (see atoll.cp.store_checks).",
+        choices=BOOLEAN,
+    ),
     Option("log_format", str, "text", "Log line format.", choices=LOG_FORMATS),
     Option("log_level", str, "info", "Lowest level of log records written.", choices=LOG_LEVELS),
     Option("max_body_bytes", int, 1024 * 1024, "Largest REST request body accepted, in bytes.", minimum=1),

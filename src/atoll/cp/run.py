@@ -33,6 +33,7 @@ import atoll
 from atoll.api.app import ApiDependencies, ApiInfo, create_app
 from atoll.api.diagnostics import create_diagnostics_app
 from atoll.api.metrics import InstrumentedStore, Metrics
+from atoll.cp import store_checks
 from atoll.cp.components import HttpServer, Supervisor
 from atoll.cp.config import CpConfig
 from atoll.cp.logs import setup_logging
@@ -81,16 +82,30 @@ def run_cp(config: CpConfig) -> int:
 
 
 async def open_configured_store(config: CpConfig) -> Store:
-    """The store the configuration names (SQLite under ``data_dir``, memory, or PostgreSQL)."""
+    """The store the configuration names (SQLite under ``data_dir``, memory, or PostgreSQL), checked
+    and its contents logged (``atoll.cp.store_checks``); ``AtollError`` when it must not be used."""
     if config.store == "sqlite":
         try:
             config.data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise AtollError(f"data_dir: cannot create {config.data_dir}: {e.strerror or e}") from None
-        return await open_store("sqlite", path=config.store_path)
-    if config.store == "postgres":
-        return await open_store("postgres", dsn=config.store_dsn)
-    return await open_store(config.store)
+        store_checks.check_before_open(config.store_path, allow_empty=config.allow_empty)
+        store = await open_store("sqlite", path=config.store_path)
+    elif config.store == "postgres":
+        store = await open_store("postgres", dsn=config.store_dsn)
+    else:
+        return await open_store(config.store)
+    try:
+        await store_checks.check_after_open(store, _db_file(config), allow_empty=config.allow_empty)
+    except BaseException:
+        await store.close()
+        raise
+    return store
+
+
+def _db_file(config: CpConfig) -> Path | None:
+    """The SQLite database file, ``None`` for the other stores."""
+    return config.store_path if config.store == "sqlite" else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +279,7 @@ async def serve_cp(config: CpConfig) -> int:
         for sig in installed:
             loop.remove_signal_handler(sig)
         try:
+            await store_checks.record_clean_stop(raw_store, _db_file(config))
             await raw_store.close()
         except Exception:
             log.exception("error while closing the store")
