@@ -9,7 +9,7 @@ from atoll.proxies.reconciler import ProxyReconciler
 from atoll.resources import Resource, decode
 from atoll.resources.proxy_id import NodeId
 from atoll.store import MemoryStore
-from atoll.xds.server import ENDPOINT, SnapshotCache
+from atoll.xds.server import CLUSTER, ENDPOINT, SnapshotCache
 from tests.helpers import await_until
 
 
@@ -215,5 +215,36 @@ async def test_a_stream_opened_while_the_reconciler_loads_gets_its_config_once_l
         store.release.set()
         await asyncio.wait_for(rec.ready.wait(), 5)
         assert eds_addresses(cache, "default.web", "backend") == [8080]
+    finally:
+        await _stop(store, task)
+
+
+def connect_timeout(cache: SnapshotCache, node: str, cluster: str) -> float:
+    snap = cache.get(node)
+    assert snap is not None
+    return snap.resources(CLUSTER)[cluster].message.connect_timeout.ToTimedelta().total_seconds()
+
+
+async def test_a_deleted_policy_stops_applying() -> None:
+    """A reconciler ignoring policy deletions kept serving the removed policy's settings."""
+    store, cache, _rec, task = await _setup()
+    policy = decode(
+        {
+            "type": "MeshTimeout",
+            "mesh": "default",
+            "name": "slow-connect",
+            "spec": {
+                "targetRef": {"kind": "Mesh"},
+                "to": [{"targetRef": {"kind": "Mesh"}, "default": {"connectionTimeout": "42s"}}],
+            },
+        }
+    )
+    try:
+        before = connect_timeout(cache, "default.web", "backend")
+        assert before != 42
+        await store.create(policy)
+        await await_until(lambda: connect_timeout(cache, "default.web", "backend") == 42, what="policy applied")
+        await store.delete("MeshTimeout", "slow-connect", "default")
+        await await_until(lambda: connect_timeout(cache, "default.web", "backend") == before, what="policy removed")
     finally:
         await _stop(store, task)
