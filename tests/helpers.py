@@ -3,7 +3,10 @@ a real HTTP backend (``HttpBackend``, ``http_get``), Envoy static clusters (``st
 control-plane processes (``CpProcesses``, ``wait_cp_ready``).
 
 Tests never sleep to wait for state: they poll a condition until a deadline (``wait_until`` /
-``await_until``) and fail with the last observed value when it passes.
+``await_until``) and fail with the last observed value when it passes, chained to the last error the
+condition raised (its traceback shows). A condition may raise (``assert``) while the system is not
+there yet; when waiting longer cannot help (a process it waits for exited) it raises ``GiveUp``,
+which fails the wait at once instead of as a timeout.
 """
 
 from __future__ import annotations
@@ -49,20 +52,31 @@ def free_port() -> int:
     raise RuntimeError("no free port")
 
 
+class GiveUp(AssertionError):
+    """Raised by a polled condition when waiting longer cannot help: ``wait_until`` re-raises it at once."""
+
+
+def _timed_out(timeout: float, what: str, last: object) -> AssertionError:
+    return AssertionError(f"timed out after {timeout}s waiting for {what}: last={last!r}")
+
+
 def wait_until(cond: Callable[[], T], timeout: float = 10.0, interval: float = 0.02, what: str = "") -> T:
-    """Poll ``cond`` until it returns a truthy value; return it. Fail after ``timeout`` seconds."""
+    """Poll ``cond`` until it returns a truthy value; return it. Fail after ``timeout`` seconds (chained
+    to the last error ``cond`` raised), or at once when ``cond`` raises ``GiveUp``."""
     deadline = time.monotonic() + timeout
     last: object = None
     while True:
         try:
             last = cond()
+        except GiveUp:
+            raise
         except Exception as e:  # the condition may raise while the system is starting
             last = e
         else:
             if last:
                 return last  # type: ignore[return-value]
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or cond}: last={last!r}")
+            raise _timed_out(timeout, what or str(cond), last) from (last if isinstance(last, Exception) else None)
         time.sleep(interval)
 
 
@@ -80,13 +94,15 @@ async def await_until(
             last = cond()
             if inspect.isawaitable(last):
                 last = await last
+        except GiveUp:
+            raise
         except Exception as e:
             last = e
         else:
             if last:
                 return last  # type: ignore[return-value]
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or cond}: last={last!r}")
+            raise _timed_out(timeout, what or str(cond), last) from (last if isinstance(last, Exception) else None)
         await asyncio.sleep(interval)
 
 
@@ -279,7 +295,8 @@ def wait_cp_ready(proc: subprocess.Popen[bytes], diag: str, log: Path, timeout: 
     import httpx
 
     def ready() -> bool:
-        assert proc.poll() is None, f"control plane exited {proc.returncode}: {log.read_text()}"
+        if proc.poll() is not None:
+            raise GiveUp(f"control plane exited {proc.returncode}: {log.read_text()}")
         return httpx.get(diag + "/ready", timeout=2).status_code == 200
 
     wait_until(ready, timeout=timeout, what="control plane /ready")

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import ATOLL, free_port, stop_process, wait_until
+from tests.helpers import ATOLL, GiveUp, free_port, stop_process, wait_until
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def cp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cp]:
 
         def ready() -> bool:
             if p.poll() is not None:
-                raise AssertionError(f"atoll cp exited with {p.returncode}:\n{log.read_text()}")
+                raise GiveUp(f"atoll cp exited with {p.returncode}:\n{log.read_text()}")
             return httpx.get(f"http://127.0.0.1:{diag}/ready", timeout=1).status_code == 200
 
         wait_until(ready, timeout=30, what="atoll cp /ready")

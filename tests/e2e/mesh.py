@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import free_port, http_get, stop_process, wait_until
+from tests.helpers import GiveUp, free_port, http_get, stop_process, wait_until
 
 DP = [sys.executable, "-m", "atoll.cli.dp"]
 
@@ -93,7 +93,7 @@ class CpProcess:
     def is_ready(self) -> bool:
         assert self.proc is not None
         if self.proc.poll() is not None:
-            raise AssertionError(f"control plane {self.name} exited {self.proc.returncode}: {self.log()}")
+            raise GiveUp(f"control plane {self.name} exited {self.proc.returncode}: {self.log()}")
         try:
             with urllib.request.urlopen(f"http://{self.host}:{self.diag_port}/ready", timeout=1) as r:
                 return r.status == 200
@@ -202,7 +202,7 @@ class Agent:
     def is_ready(self) -> bool:
         assert self.proc is not None
         if self.proc.poll() is not None:
-            raise AssertionError(f"agent {self.name} exited {self.proc.returncode}: {self.log()}")
+            raise GiveUp(f"agent {self.name} exited {self.proc.returncode}: {self.log()}")
         return "atoll-dp ready" in self.log_path.read_text(errors="replace")
 
     def log(self) -> str:

