@@ -1,4 +1,5 @@
-"""Fixtures shared by every suite. An async test that leaves asyncio tasks running fails."""
+"""Fixtures shared by every suite. An async test that leaves asyncio tasks running fails; under CI
+(``CI`` set) a test skipped for a missing precondition fails (``tests/ci_skips.py``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import inspect
 from collections.abc import AsyncIterator
 
 import pytest
+
+pytest_plugins = ["tests.ci_skips"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
