@@ -74,6 +74,8 @@ KIND_ORDER: Mapping[str, int] = {
     "MeshHTTPRoute": 8,
     "Dataplane": 9,
 }
+ROUTE_KINDS = frozenset(("MeshHTTPRoute", "MeshTCPRoute"))
+"""Kinds whose ``to[]`` items carry ``rules[]`` rather than a ``default`` block."""
 _MESH_REF: Mapping[str, Any] = Conf({"kind": "Mesh"})
 _MESH_RANK = KIND_ORDER["Mesh"]
 
@@ -205,7 +207,8 @@ def _fold(items: list[_Item]) -> PolicySettings:
         return hit[1]
     defaults: dict[str, list[Mapping[str, Any]]] = {}
     for kind, _, item in sorted(items, key=lambda it: it[1]):  # stable: keeps policy order
-        defaults.setdefault(kind, []).append(item.get("default") or {})
+        # Routes fold their whole to[] items (their rules), the other kinds their default block.
+        defaults.setdefault(kind, []).append(item if kind in ROUTE_KINDS else item.get("default") or {})
     settings = fold_settings(defaults)
     if len(_FOLD_MEMO) >= _FOLD_MEMO_MAX:
         _FOLD_MEMO.clear()

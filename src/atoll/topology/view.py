@@ -51,8 +51,17 @@ from atoll.resources.models.zone_ingress import ZoneIngressSpec
 from atoll.topology.external import ExternalView
 from atoll.topology.index import Endpoint, MeshIndex, build_index, is_ready
 from atoll.topology.matching import InboundRef, match_policies, sort_policies
+from atoll.topology.routes import (
+    Split,
+    route_backends,
+    route_subsets,
+    routed_backends,
+    split_cluster_name,
+    subset_endpoints,
+)
 from atoll.topology.settings import NO_IDENTITY_RULES, NO_SETTINGS, IdentityRules, Permission, PolicySettings
-from atoll.topology.tags import Protocol, Tags, protocol_of
+from atoll.topology.settings.routes import Backend
+from atoll.topology.tags import HTTP_PROTOCOLS, Protocol, Tags, protocol_of
 
 __all__ = [
     "DEFAULT_OUTBOUND_ADDRESS",
@@ -67,6 +76,7 @@ __all__ = [
     "dependents",
     "endpoints_by_service",
     "proxy_view",
+    "reached",
     "service_protocol",
     "services",
     "sni",
@@ -119,6 +129,8 @@ class OutboundView:
     via_egress: bool = False
     """External traffic goes over mesh mTLS to a zone egress (the local one, or the pinned zone's
     through its ingress) instead of straight to ``external``'s address."""
+    splits: tuple[Split, ...] = ()
+    """The clusters its MeshHTTPRoute/MeshTCPRoute backends need besides its own (``topology.routes``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +185,10 @@ class MeshView:
     """The view this one replaces, if any: endpoint tuples equal to its are reused (not kept), so that
     caches keyed on them hit by identity and a change compares cheaply with what came before."""
     index: MeshIndex = field(init=False, repr=False, compare=False)
+    route_backends: Mapping[str, frozenset[str]] = field(init=False, repr=False, compare=False)
+    """Per service, the services MeshHTTPRoutes/MeshTCPRoutes of the mesh send its traffic to."""
+    route_subsets: Mapping[str, frozenset[Tags]] = field(init=False, repr=False, compare=False)
+    """Per service, the tag subsets routes of the mesh send to (the zone ingress offers each)."""
 
     def __post_init__(self, previous: MeshView | None) -> None:
         ordered = tuple(sorted(self.dataplanes, key=lambda r: r.name))
@@ -204,7 +220,10 @@ class MeshView:
                 ),
             )
         policies = tuple(p for p in self.policies if p.type != "ExternalService")
-        object.__setattr__(self, "index", replace(index, policies=sort_policies(policies)))
+        ordered_policies = sort_policies(policies)
+        object.__setattr__(self, "index", replace(index, policies=ordered_policies))
+        object.__setattr__(self, "route_backends", route_backends(ordered_policies))
+        object.__setattr__(self, "route_subsets", route_subsets(ordered_policies))
 
     @property
     def name(self) -> str:
@@ -257,17 +276,19 @@ def proxy_view(mesh_view: MeshView, dataplane_name: str) -> ProxyView:
     outbounds = []
     for i, ob in enumerate(net.outbound):
         external = index.externals.get(ob.service)
+        protocol = index.protocols.get(ob.service, "tcp")
         outbounds.append(
             OutboundView(
                 service=ob.service,
                 address=ob.address or DEFAULT_OUTBOUND_ADDRESS,
                 port=ob.port,
-                protocol=index.protocols.get(ob.service, "tcp"),
+                protocol=protocol,
                 endpoints=index.endpoints.get(ob.service, ()),
                 tags=Tags(ob.tags or {}),
                 policies=matched.outbounds[i],
                 external=external,
                 via_egress=external is not None and _external_via_egress(index, external, mesh_view.zone),
+                splits=_splits(index, ob.service, routed_backends(matched.outbounds[i], protocol in HTTP_PROTOCOLS)),
             )
         )
     return ProxyView(
@@ -289,12 +310,36 @@ def with_endpoints(view: ProxyView, endpoints: Mapping[str, tuple[Endpoint, ...]
     """``view`` with the endpoints of its outbounds to the services in ``endpoints`` replaced: what
     ``proxy_view`` builds when nothing but those services' endpoints changed. Outbounds to other
     services stay the same objects; ``view`` itself is returned when it reaches none of them."""
-    if not any(ob.service in endpoints for ob in view.outbounds):
+    if not any(reached(ob) & endpoints.keys() for ob in view.outbounds):
         return view
-    outbounds = tuple(
-        replace(ob, endpoints=endpoints[ob.service]) if ob.service in endpoints else ob for ob in view.outbounds
-    )
+    outbounds = tuple(_with_endpoints(ob, endpoints) if reached(ob) & endpoints.keys() else ob for ob in view.outbounds)
     return replace(view, outbounds=outbounds)
+
+
+def _with_endpoints(ob: OutboundView, endpoints: Mapping[str, tuple[Endpoint, ...]]) -> OutboundView:
+    splits = tuple(
+        replace(s, endpoints=subset_endpoints(endpoints[s.service], s.tags)) if s.service in endpoints else s
+        for s in ob.splits
+    )
+    return replace(ob, endpoints=endpoints.get(ob.service, ob.endpoints), splits=splits)
+
+
+def reached(ob: OutboundView) -> frozenset[str]:
+    """The services whose endpoints ``ob``'s clusters hold: its own and its routes' backends'."""
+    if not ob.splits:
+        return frozenset((ob.service,))
+    return frozenset((ob.service, *(s.service for s in ob.splits)))
+
+
+def _splits(index: MeshIndex, service: str, backends: Iterable[Backend]) -> tuple[Split, ...]:
+    """The split clusters of an outbound of ``service`` routed to ``backends`` (its own cluster aside)."""
+    out: dict[str, Split] = {}
+    for b in backends:
+        name = split_cluster_name(b.service, b.tags)
+        if name != service and name not in out and b.weight > 0:
+            eps = subset_endpoints(index.endpoints.get(b.service, ()), b.tags)
+            out[name] = Split(name=name, service=b.service, tags=b.tags, endpoints=eps)
+    return tuple(out[n] for n in sorted(out))
 
 
 def dependencies(dataplane: Resource[DataplaneSpec]) -> frozenset[str]:
@@ -310,7 +355,9 @@ def services(dataplane: Resource[DataplaneSpec]) -> frozenset[str]:
 def dependents(mesh_view: MeshView, changed_services: Iterable[str]) -> frozenset[str]:
     """Names of the Dataplanes of the mesh that reach any of ``changed_services``."""
     changed = frozenset(changed_services)
-    return frozenset(dp.name for dp in mesh_view.dataplanes if dependencies(dp) & changed)
+    routed = mesh_view.route_backends
+    reach = changed | frozenset(to for to, backends in routed.items() if backends & changed)
+    return frozenset(dp.name for dp in mesh_view.dataplanes if dependencies(dp) & reach)
 
 
 def sni(service: str, mesh: str, tags: Mapping[str, str] | None = None) -> str:

@@ -34,6 +34,7 @@ from atoll.topology.settings.conf import merged
 from atoll.topology.settings.health_check import HealthCheckSettings
 from atoll.topology.settings.load_balancing import LoadBalancingSettings
 from atoll.topology.settings.retry import RetrySettings
+from atoll.topology.settings.routes import HttpRouteSettings, TcpRouteSettings, fold_http_route, fold_tcp_route
 from atoll.topology.settings.timeout import TimeoutSettings
 from atoll.topology.settings.traffic_permission import NO_IDENTITY_RULES, IdentityRules, Permission
 
@@ -42,11 +43,13 @@ __all__ = [
     "NO_SETTINGS",
     "CircuitBreakerSettings",
     "HealthCheckSettings",
+    "HttpRouteSettings",
     "IdentityRules",
     "LoadBalancingSettings",
     "Permission",
     "PolicySettings",
     "RetrySettings",
+    "TcpRouteSettings",
     "TimeoutSettings",
     "fold_settings",
 ]
@@ -69,10 +72,22 @@ class PolicySettings:
     """MeshHealthCheck: outbound only."""
     load_balancing: LoadBalancingSettings | None = None
     """MeshLoadBalancingStrategy: outbound only."""
+    http_route: HttpRouteSettings | None = None
+    """MeshHTTPRoute (``to[]`` items, not merged: ``settings.routes``): outbound only."""
+    tcp_route: TcpRouteSettings | None = None
+    """MeshTCPRoute: outbound only."""
     _hash: int = field(init=False, repr=False, compare=False, default=0)
 
     def __post_init__(self) -> None:
-        kinds = (self.timeout, self.retry, self.circuit_breaker, self.health_check, self.load_balancing)
+        kinds = (
+            self.timeout,
+            self.retry,
+            self.circuit_breaker,
+            self.health_check,
+            self.load_balancing,
+            self.http_route,
+            self.tcp_route,
+        )
         object.__setattr__(self, "_hash", hash(kinds))
 
     def __hash__(self) -> int:  # computed once: views (and so the generators' memo keys) hash it often
@@ -99,4 +114,6 @@ def fold_settings(defaults: Mapping[str, Sequence[Mapping[str, Any]]]) -> Policy
         circuit_breaker=_merged(defaults, "MeshCircuitBreaker", CircuitBreakerSettings.from_conf),
         health_check=_merged(defaults, "MeshHealthCheck", HealthCheckSettings.from_conf),
         load_balancing=_merged(defaults, "MeshLoadBalancingStrategy", LoadBalancingSettings.from_conf),
+        http_route=fold_http_route(defaults["MeshHTTPRoute"]) if "MeshHTTPRoute" in defaults else None,
+        tcp_route=fold_tcp_route(defaults["MeshTCPRoute"]) if "MeshTCPRoute" in defaults else None,
     )
