@@ -5,7 +5,8 @@
 - **pass-through routes**: every service (and zone-pinned ExternalService) that other zones' ingresses
   offer: SNI ``<service>{mesh=<mesh>}`` -> the remote ingresses (``MeshIndex.remote``: weight = that
   zone's instances, locality = that zone), and the same for each tag subset a route of the mesh sends
-  to (SNI ``<service>{mesh=<mesh>,version=v2}`` -> the ingresses offering it). The egress never decrypts these: the sidecars at both ends
+  to (SNI ``<service>{mesh=<mesh>,version=v2}`` -> the ingresses offering it).
+  The egress never decrypts these: the sidecars at both ends
   do mTLS end to end, as through an ingress.
 - **external routes**: every ExternalService usable from this zone (no ``kuma.io/zone`` tag, or this
   zone's): SNI ``<service>{mesh=<mesh>}`` on which the egress *terminates* the mesh mTLS with its own

@@ -7,7 +7,8 @@ and service, the SNI other zones' sidecars use (``<service>{mesh=<mesh>}``) and 
 that traffic goes to; plus, for every tag subset of a local service that a MeshHTTPRoute/MeshTCPRoute
 of the mesh sends to (``MeshView.route_subsets``) and that has local instances, the subset's SNI
 (``<service>{mesh=<mesh>,version=v2}``) to those instances only (remote sidecars weight it by the
-instance count of the matching ``availableServices`` entries). An ExternalService pinned to this zone (``kuma.io/zone``) is offered too when the
+instance count of the matching ``availableServices`` entries).
+An ExternalService pinned to this zone (``kuma.io/zone``) is offered too when the
 zone has an egress (entry ``externalService: true``, instances = the number of local egresses; its
 route forwards to the local egresses, which terminate and originate). Only local instances count:
 endpoints that are themselves other zones' ingresses are never offered again (no transit between
