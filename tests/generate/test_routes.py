@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
 
 from atoll.resources import decode_all
 from atoll.topology import proxy_view
@@ -146,10 +147,53 @@ TCP_ROUTE = _policy(
 """,
 )
 
+OTHER_ROUTE = _policy(
+    "MeshHTTPRoute",
+    "other-route",
+    """  targetRef: {kind: Mesh}
+  to:
+    - targetRef: {kind: MeshService, name: backend}
+      rules:
+        - matches: [{path: {type: PathPrefix, value: /other}}]
+          default: {}
+""",
+)
+
+ROUTE_TARGETED = (
+    _policy(
+        "MeshTimeout",
+        "everywhere",
+        """  targetRef: {kind: Mesh}
+  to:
+    - targetRef: {kind: Mesh}
+      default: {http: {requestTimeout: 10s}}
+""",
+    )
+    + _policy(
+        "MeshTimeout",
+        "on-http-route",
+        """  targetRef: {kind: MeshHTTPRoute, name: http-route}
+  to:
+    - targetRef: {kind: Mesh}
+      default: {http: {requestTimeout: 2s, streamIdleTimeout: 3s}}
+""",
+    )
+    + _policy(
+        "MeshRetry",
+        "on-http-route",
+        """  targetRef: {kind: MeshHTTPRoute, name: http-route}
+  to:
+    - targetRef: {kind: Mesh}
+      default: {http: {numRetries: 4}}
+""",
+    )
+)
+
 CASES = {
     "http-route-web-1": (VERSIONS + HTTP_ROUTE, "web-1"),
     "tcp-route-web-1": (VERSIONS + TCP_ROUTE, "web-1"),
     "http-and-tcp-route-web-1": (VERSIONS + HTTP_ROUTE + TCP_ROUTE, "web-1"),
+    "route-targeted-policies-web-1": (VERSIONS + HTTP_ROUTE + OTHER_ROUTE + ROUTE_TARGETED, "web-1"),
 }
 
 
@@ -267,3 +311,22 @@ def test_a_rule_matching_everything_replaces_the_catch_all() -> None:
     )
     rules = _backend_route(route)
     assert len(rules) == 1 and rules[0].backends is not None
+
+
+def test_policies_targeting_a_route_apply_to_its_rules_only() -> None:
+    """MeshTimeout/MeshRetry with top targetRef MeshHTTPRoute ``http-route``: its rules get 2 s and 4
+    retries; ``other-route``'s rule and the catch-all keep the mesh-wide 10 s and no retry; the redirect
+    stays a redirect."""
+    resources = _resources("route-targeted-policies-web-1")
+    listener = next(x for x in resources.listeners if x.name.endswith(":10001"))
+    manager = hcm_pb2.HttpConnectionManager()
+    listener.filter_chains[0].filters[0].typed_config.Unpack(manager)
+    by_match = {}
+    for r in manager.route_config.virtual_hosts[0].routes:
+        key = r.match.path or r.match.path_separated_prefix or r.match.safe_regex.regex or r.match.prefix
+        by_match[key] = r
+    assert by_match["/other"].route.timeout.seconds == 10 and not by_match["/other"].route.HasField("retry_policy")
+    assert by_match["/"].route.timeout.seconds == 10
+    split = by_match["/split"].route
+    assert (split.timeout.seconds, split.idle_timeout.seconds, split.retry_policy.num_retries.value) == (2, 3, 4)
+    assert by_match["/old"].WhichOneof("action") == "redirect"

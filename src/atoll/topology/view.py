@@ -131,6 +131,9 @@ class OutboundView:
     through its ingress) instead of straight to ``external``'s address."""
     splits: tuple[Split, ...] = ()
     """The clusters its MeshHTTPRoute/MeshTCPRoute backends need besides its own (``topology.routes``)."""
+    route_policies: tuple[tuple[str, PolicySettings], ...] = ()
+    """(MeshHTTPRoute name, settings) where MeshTimeout/MeshRetry target a route: they configure the
+    rules of that route only (``matching``: the outbound's settings with theirs folded last)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +292,7 @@ def proxy_view(mesh_view: MeshView, dataplane_name: str) -> ProxyView:
                 external=external,
                 via_egress=external is not None and _external_via_egress(index, external, mesh_view.zone),
                 splits=_splits(index, ob.service, routed_backends(matched.outbounds[i], protocol in HTTP_PROTOCOLS)),
+                route_policies=matched.routes[i],
             )
         )
     return ProxyView(

@@ -30,6 +30,7 @@ from atoll.topology.tags import Tags
 
 __all__ = [
     "CATCH_ALL",
+    "ROUTE_ORIGIN",
     "Backend",
     "HeaderMatch",
     "HeaderModifier",
@@ -46,6 +47,8 @@ __all__ = [
 ]
 
 NO_TAGS = Tags({})
+ROUTE_ORIGIN = "_route"
+"""Key under which ``matching`` adds a MeshHTTPRoute's name to each of its ``to[]`` items."""
 PathType = Literal["Exact", "PathPrefix", "RegularExpression"]
 HeaderType = Literal["Exact", "Present", "RegularExpression", "Absent", "Prefix"]
 
@@ -127,6 +130,8 @@ class HttpRule:
 
     match: HttpMatch
     backends: tuple[Backend, ...] | None = None
+    route: str | None = None
+    """The MeshHTTPRoute the rule comes from (of two with equal matches, the more specific one)."""
     request_headers: HeaderModifier | None = None
     response_headers: HeaderModifier | None = None
     redirect: Redirect | None = None
@@ -208,7 +213,7 @@ def _path_rewrite(conf: Mapping[str, Any] | None) -> PathRewrite | None:
     return PathRewrite("ReplacePrefixMatch", text(conf, "replacePrefixMatch") or "/")
 
 
-def _rule(match: HttpMatch, default: Mapping[str, Any]) -> HttpRule:
+def _rule(match: HttpMatch, default: Mapping[str, Any], route: str | None) -> HttpRule:
     request = response = None
     redirect = rewrite = None
     mirrors: list[Mirror] = []
@@ -239,6 +244,7 @@ def _rule(match: HttpMatch, default: Mapping[str, Any]) -> HttpRule:
     return HttpRule(
         match=match,
         backends=_backends(default),
+        route=route,
         request_headers=request,
         response_headers=response,
         redirect=redirect,
@@ -250,18 +256,18 @@ def _rule(match: HttpMatch, default: Mapping[str, Any]) -> HttpRule:
 def fold_http_route(items: Sequence[Mapping[str, Any]]) -> HttpRouteSettings:
     """The rules of the ``to[]`` items (least to most specific) that match one outbound."""
     keyed: dict[Any, Mapping[str, Any]] = {}
-    order: list[Any] = []
-    for rank, item in enumerate(reversed(items)):  # most specific policy first
+    origin: dict[Any, str | None] = {}
+    for item in reversed(items):  # most specific policy first
         for rule in blocks(item, "rules"):
             key = freeze(rule.get("matches") or ())
             if key not in keyed:
-                order.append((rank, key))
                 keyed[key] = rule.get("default") or {}
+                origin[key] = text(item, ROUTE_ORIGIN)
             else:  # a less specific policy's rule with the same matches: the more specific one wins
                 keyed[key] = merge_patch(rule.get("default") or {}, keyed[key])
-    flat = [(_match(m), key) for _, key in order for m in key]
+    flat = [(_match(m), key) for key in keyed for m in key]
     flat.sort(key=lambda mk: mk[0].sort_key())
-    rules = [_rule(match, keyed[key]) for match, key in flat]
+    rules = [_rule(match, keyed[key], origin[key]) for match, key in flat]
     if not any(r.match == CATCH_ALL for r in rules):
         rules.append(HttpRule(match=CATCH_ALL))
     return HttpRouteSettings(rules=tuple(rules))

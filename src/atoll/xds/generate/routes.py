@@ -45,9 +45,10 @@ from atoll.topology.settings.routes import (
     Redirect,
     Rewrite,
 )
-from atoll.xds.generate.envoy import edit_filters, u32
+from atoll.xds.generate.envoy import duration, edit_filters, u32
+from atoll.xds.generate.policies import retry_policy
 
-__all__ = ["apply_routes", "http_routes"]
+__all__ = ["apply_route_policies", "apply_routes", "http_routes"]
 
 _REDIRECT_CODES = {
     301: rc.RedirectAction.MOVED_PERMANENTLY,
@@ -96,6 +97,35 @@ def apply_routes(listener: listener_pb2.Listener, ob: OutboundView) -> None:
             )
 
     edit_filters(listener, on_hcm, on_tcp)
+
+
+def apply_route_policies(listener: listener_pb2.Listener, ob: OutboundView) -> None:
+    """MeshTimeout/MeshRetry targeting a MeshHTTPRoute, on the Envoy routes of that route's rules only
+    (after the outbound-wide ones, which they override): the request timeout, the stream idle timeout
+    as the route's idle timeout, and the retry policy."""
+    settings = ob.policies.http_route
+    by_route = dict(ob.route_policies)
+    if settings is None or not by_route or ob.protocol not in HTTP_PROTOCOLS:
+        return
+
+    def on_hcm(manager: hcm_pb2.HttpConnectionManager) -> None:
+        for vh in manager.route_config.virtual_hosts:
+            for rule, route in zip(settings.rules, vh.routes, strict=True):
+                policies = by_route.get(rule.route or "")
+                if policies is None or route.WhichOneof("action") != "route":
+                    continue
+                if policies.timeout is not None:
+                    http = policies.timeout.http
+                    if http.request_timeout is not None:
+                        route.route.timeout.CopyFrom(duration(http.request_timeout))
+                    if http.stream_idle_timeout is not None:
+                        route.route.idle_timeout.CopyFrom(duration(http.stream_idle_timeout))
+                if policies.retry is not None:
+                    policy = retry_policy(policies.retry, ob.protocol)
+                    if policy is not None:
+                        route.route.retry_policy.CopyFrom(policy)
+
+    edit_filters(listener, on_hcm, lambda tcp: None)
 
 
 def http_routes(settings: HttpRouteSettings, service: str) -> list[rc.Route]:

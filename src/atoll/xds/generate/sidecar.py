@@ -71,7 +71,7 @@ from atoll.xds.generate import policies as p
 from atoll.xds.generate import rbac, tls
 from atoll.xds.generate.external import external_cluster
 from atoll.xds.generate.resources import EnvoyResources
-from atoll.xds.generate.routes import apply_routes
+from atoll.xds.generate.routes import apply_route_policies, apply_routes
 
 __all__ = ["GenerationError", "MissingIdentity", "sidecar_endpoint_update", "sidecar_resources"]
 
@@ -169,6 +169,7 @@ def _outbound(mesh: str, mtls: bool, ob: OutboundView) -> tuple[listener_pb2.Lis
     )
     apply_routes(listener, ob)
     p.apply_outbound_listener_policies(listener, ob)
+    apply_route_policies(listener, ob)
     if ob.external is not None and not ob.via_egress:
         # An ExternalService reached directly: its own address, its own TLS (no mesh mTLS).
         cluster = external_cluster(ob.service, ob.external)
