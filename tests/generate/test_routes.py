@@ -11,6 +11,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import http_con
 
 from atoll.resources import decode_all
 from atoll.topology import proxy_view
+from atoll.topology.egress import egress_view
 from atoll.topology.ingress import ingress_view
 from atoll.xds.generate import sidecar_resources
 from atoll.xds.generate.ingress import ingress_resources
@@ -330,3 +331,51 @@ def test_policies_targeting_a_route_apply_to_its_rules_only() -> None:
     split = by_match["/split"].route
     assert (split.timeout.seconds, split.idle_timeout.seconds, split.retry_policy.num_retries.value) == (2, 3, 4)
     assert by_match["/old"].WhichOneof("action") == "redirect"
+
+
+def _route_for(ref: str) -> str:
+    return _policy(
+        "MeshHTTPRoute",
+        "selected",
+        f"""  targetRef: {ref}
+  to:
+    - targetRef: {{kind: MeshService, name: db}}
+      rules:
+        - matches: [{{path: {{type: PathPrefix, value: /x}}}}]
+          default: {{}}
+""",
+    )
+
+
+@pytest.mark.parametrize(
+    ("ref", "applies"),
+    [
+        ("{kind: Mesh}", True),
+        ("{kind: MeshService, name: web}", True),
+        ("{kind: MeshService, name: backend}", False),
+        ("{kind: MeshSubset, tags: {kuma.io/service: web}}", True),
+        ("{kind: MeshSubset, tags: {version: v1}}", False),
+    ],
+)
+def test_the_top_target_ref_selects_the_proxies_a_route_applies_to(ref: str, applies: bool) -> None:
+    view = proxy_view(load_mesh_view("mesh-mtls.yaml", extra=_route_for(ref)), "web-1")
+    db = next(o for o in view.outbounds if o.service == "db")
+    assert (db.policies.http_route is not None) is applies
+
+
+def test_a_mirror_to_a_missing_service_gets_an_empty_cluster_not_an_error() -> None:
+    resources = _resources("http-route-web-1")
+    assert "missing" in {c.name for c in resources.clusters}
+    cla = next(c for c in resources.cluster_load_assignments if c.cluster_name == "missing")
+    assert list(cla.endpoints) == []
+
+
+def test_the_egress_passes_route_subsets_through_to_the_ingresses_offering_them() -> None:
+    view = load_mesh_view("mesh-mtls.yaml", extra=VERSIONS + HTTP_ROUTE)
+    egress = decode_all(
+        "type: ZoneEgress\nname: egress-1\nzone: zone-1\nnetworking: {address: 10.1.0.2, port: 10002}\n"
+    )[0]
+    routes = {r.sni: r for r in egress_view("egress-1", egress, [view]).passthrough}
+    v3 = routes["backend{mesh=default,version=v3}"]
+    assert [(e.address, e.weight) for e in v3.endpoints] == [("203.0.113.3", 2)]
+    assert "backend{mesh=default,version=v1}" not in routes  # v1 runs nowhere else

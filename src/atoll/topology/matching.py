@@ -28,6 +28,12 @@ follow Kuma's:
    permission matching means denied. Its ``rules[]`` (callers by SPIFFE ID) are collected per
    inbound into ``IdentityRules``: the lists of all applicable policies appended, deny before allow.
 
+5. **Routes**: MeshHTTPRoute/MeshTCPRoute ``to[]`` items fold whole (their ``rules[]``, see
+   ``settings.routes``), not their ``default``. A policy whose top-level targetRef is a
+   ``MeshHTTPRoute`` applies where that route selects the proxy, to the outbounds the route matches:
+   per route, the outbound's items with its ``to[]`` items folded last (``MatchedPolicies.routes``),
+   which the generator puts on that route's rules only.
+
 Results are frozen values (``PolicySettings``, tuples, ``Tags``) so views stay hashable and
 comparable. Folding is memoized (``_FOLD_MEMO``): proxies reaching a service under the same
 policies share one ``PolicySettings``, folded once per mesh view.

@@ -31,6 +31,10 @@ Every view is a frozen value made of tuples, ``Tags`` and typed settings
 the new view of a proxy with the old one and skip regeneration. ``with_endpoints`` gives the view
 that differs only in some outbounds' endpoints (the control plane's fast path).
 
+Routes (``atoll.topology.routes``): an outbound whose MeshHTTPRoute/MeshTCPRoute sends to a tag
+subset or to another service carries one ``Split`` per such backend (its endpoints filtered from the
+index); ``dependents`` counts the services routes send to, so their endpoint changes reach the proxies.
+
 ``Endpoint.weight``/``Endpoint.ingress`` carry remote zone-ingress endpoints (weight = instances,
 locality = remote zone); ``ProxyView.mtls`` plus ``sni``/``spiffe_id`` carry mTLS.
 """

@@ -32,6 +32,13 @@ priorities (MeshLoadBalancingStrategy ``localityAwareness`` or the Mesh's
 ``routing.localityAwareLoadBalancing``) in the ClusterLoadAssignment. Two outbounds of one service
 share its cluster, configured by the first one's policies.
 
+Routes (``atoll.xds.generate.routes``): a MeshHTTPRoute replaces the outbound route configuration's
+single route by its rules, a MeshTCPRoute the tcp_proxy's cluster by its weighted backends; each
+route backend other than the service itself (``OutboundView.splits``: a tag subset, or another
+service) is an EDS cluster of its own (named ``<service>{version=v2}`` or ``<service>``, mTLS with
+the subset's SNI, configured by the routing outbound's policies), after every outbound's own cluster.
+MeshTimeout/MeshRetry that target a MeshHTTPRoute are applied to its routes last.
+
 ExternalServices (``OutboundView.external``): reached directly, the cluster (named after the service)
 goes to the external address with the service's own TLS (``atoll.xds.generate.external``; no CLA);
 through a zone egress (``via_egress``) it is an EDS cluster like any other, mTLS with SNI
@@ -218,8 +225,9 @@ def sidecar_endpoint_update(old: ProxyView, new: ProxyView) -> list[endpoint_pb2
     It is enough when ``new`` differs from ``old`` only in the ``endpoints`` of some outbounds and those
     changes touch nothing but the assignments: a cluster's outlier detection depends on whether the
     service has zone-ingress endpoints, so a service gaining or losing its first one needs the full
-    path. Assignments are returned for the outbounds whose endpoints are not the same tuple object
-    (``topology.with_endpoints`` replaces exactly the changed ones); they are shared, never mutate them.
+    path. Assignments are returned for the outbounds (and route split clusters) whose endpoints are
+    not the same tuple object (``topology.with_endpoints`` replaces exactly the changed ones); they are
+    shared, never mutate them.
     """
     if len(old.outbounds) != len(new.outbounds) or not _same_except(old, new, _VIEW_FIELDS):
         return None
