@@ -10,7 +10,7 @@ import pytest
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
 
 from atoll.resources import decode_all
-from atoll.topology import proxy_view
+from atoll.topology import dependents, proxy_view
 from atoll.topology.egress import egress_view
 from atoll.topology.ingress import ingress_view
 from atoll.xds.generate import sidecar_resources
@@ -379,3 +379,23 @@ def test_the_egress_passes_route_subsets_through_to_the_ingresses_offering_them(
     v3 = routes["backend{mesh=default,version=v3}"]
     assert [(e.address, e.weight) for e in v3.endpoints] == [("203.0.113.3", 2)]
     assert "backend{mesh=default,version=v1}" not in routes  # v1 runs nowhere else
+
+
+@pytest.mark.parametrize("to", ["{kind: MeshService, name: db}", "{kind: Mesh}"])
+def test_proxies_routing_to_a_service_depend_on_it(to: str) -> None:
+    """web-1 does not list ``reports`` as an outbound, but its route to db sends there: a change of
+    reports' endpoints must reach web-1 (and only the proxies with such a route)."""
+    route = _policy(
+        "MeshTCPRoute",
+        "to-reports",
+        f"""  targetRef: {{kind: Mesh}}
+  to:
+    - targetRef: {to}
+      rules:
+        - default:
+            backendRefs: [{{kind: MeshService, name: reports}}]
+""",
+    )
+    assert "web-1" not in dependents(load_mesh_view("mesh-mtls.yaml"), ["reports"])
+    assert "web-1" in dependents(load_mesh_view("mesh-mtls.yaml", extra=route), ["reports"])
+    assert "db-1" not in dependents(load_mesh_view("mesh-mtls.yaml", extra=route), ["reports"])  # no outbounds

@@ -29,7 +29,11 @@ from atoll.topology.settings import PolicySettings
 from atoll.topology.settings.routes import Backend
 from atoll.topology.tags import Tags
 
+ANY_SERVICE = "*"
+"""The key of ``route_backends`` for routes attached to every service (``to[].targetRef`` Mesh)."""
+
 __all__ = [
+    "ANY_SERVICE",
     "Split",
     "route_backends",
     "route_subsets",
@@ -76,7 +80,8 @@ def routed_backends(settings: PolicySettings, http: bool) -> tuple[Backend, ...]
 def _policy_backends(policy: PolicyEntry) -> Iterable[tuple[str, Mapping[str, Any]]]:
     """(to-service, backendRef) of every backendRef and mirror of a route policy."""
     for item in policy.spec.get("to") or ():
-        to = str((item.get("targetRef") or {}).get("name") or "")
+        ref = item.get("targetRef") or {}
+        to = ANY_SERVICE if ref.get("kind") == "Mesh" else str(ref.get("name") or "")
         for rule in item.get("rules") or ():
             default = rule.get("default") or {}
             for ref in default.get("backendRefs") or ():
@@ -88,7 +93,8 @@ def _policy_backends(policy: PolicyEntry) -> Iterable[tuple[str, Mapping[str, An
 
 
 def route_backends(policies: Iterable[PolicyEntry]) -> Mapping[str, frozenset[str]]:
-    """Per service routes are attached to (``to[].targetRef.name``), the services they send to."""
+    """Per service routes are attached to (``to[].targetRef.name``; ``ANY_SERVICE`` for a ``Mesh``
+    targetRef), the services they send to."""
     out: dict[str, set[str]] = {}
     for policy in policies:
         if policy.type in ROUTE_KINDS:

@@ -56,6 +56,7 @@ from atoll.topology.external import ExternalView
 from atoll.topology.index import Endpoint, MeshIndex, build_index, is_ready
 from atoll.topology.matching import InboundRef, match_policies, sort_policies
 from atoll.topology.routes import (
+    ANY_SERVICE,
     Split,
     route_backends,
     route_subsets,
@@ -363,8 +364,10 @@ def services(dataplane: Resource[DataplaneSpec]) -> frozenset[str]:
 def dependents(mesh_view: MeshView, changed_services: Iterable[str]) -> frozenset[str]:
     """Names of the Dataplanes of the mesh that reach any of ``changed_services``."""
     changed = frozenset(changed_services)
-    routed = mesh_view.route_backends
-    reach = changed | frozenset(to for to, backends in routed.items() if backends & changed)
+    routed = frozenset(to for to, backends in mesh_view.route_backends.items() if backends & changed)
+    if ANY_SERVICE in routed:  # a route of every outbound sends to a changed service
+        return frozenset(dp.name for dp in mesh_view.dataplanes if dp.spec.networking.outbound)
+    reach = changed | routed
     return frozenset(dp.name for dp in mesh_view.dataplanes if dependencies(dp) & reach)
 
 
