@@ -54,7 +54,7 @@ from atoll.resources.models.zone_egress import ZoneEgressSpec
 from atoll.resources.models.zone_ingress import ZoneIngressSpec
 from atoll.topology.external import ExternalView
 from atoll.topology.index import Endpoint, MeshIndex, build_index, is_ready
-from atoll.topology.matching import InboundRef, match_policies, sort_policies
+from atoll.topology.matching import InboundRef, PolicyEntry, match_policies, sort_policies
 from atoll.topology.routes import (
     ANY_SERVICE,
     Split,
@@ -64,7 +64,15 @@ from atoll.topology.routes import (
     split_cluster_name,
     subset_endpoints,
 )
-from atoll.topology.settings import NO_IDENTITY_RULES, NO_SETTINGS, IdentityRules, Permission, PolicySettings
+from atoll.topology.settings import (
+    BY_SOURCE_KINDS,
+    NO_IDENTITY_RULES,
+    NO_SETTINGS,
+    IdentityRules,
+    Permission,
+    PolicySettings,
+)
+from atoll.topology.settings.fault_injection import serialize_tags, source_tags
 from atoll.topology.settings.routes import Backend
 from atoll.topology.tags import HTTP_PROTOCOLS, Protocol, Tags, protocol_of
 
@@ -139,6 +147,10 @@ class OutboundView:
     route_policies: tuple[tuple[str, PolicySettings], ...] = ()
     """(MeshHTTPRoute name, settings) where MeshTimeout/MeshRetry target a route: they configure the
     rules of that route only (``matching``: the outbound's settings with theirs folded last)."""
+    caller_tags: str | None = None
+    """This proxy's tags as the ``x-kuma-tags`` header of its HTTP requests, set only when some
+    MeshFaultInjection of the mesh tells callers apart (so that, without one, every proxy reaching a
+    service shares one outbound listener)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +241,9 @@ class MeshView:
             )
         policies = tuple(p for p in self.policies if p.type != "ExternalService")
         ordered_policies = sort_policies(policies)
-        object.__setattr__(self, "index", replace(index, policies=ordered_policies))
+        object.__setattr__(
+            self, "index", replace(index, policies=ordered_policies, tag_callers=_tags_callers(ordered_policies))
+        )
         object.__setattr__(self, "route_backends", route_backends(ordered_policies))
         object.__setattr__(self, "route_subsets", route_subsets(ordered_policies))
 
@@ -282,6 +296,7 @@ def proxy_view(mesh_view: MeshView, dataplane_name: str) -> ProxyView:
         if ib.port is not None
     ]
     outbounds = []
+    caller = serialize_tags(source_tags(ib.tags for ib in net.inbound)) if index.tag_callers else None
     for i, ob in enumerate(net.outbound):
         external = index.externals.get(ob.service)
         protocol = index.protocols.get(ob.service, "tcp")
@@ -298,6 +313,7 @@ def proxy_view(mesh_view: MeshView, dataplane_name: str) -> ProxyView:
                 via_egress=external is not None and _external_via_egress(index, external, mesh_view.zone),
                 splits=_splits(index, ob.service, routed_backends(matched.outbounds[i], protocol in HTTP_PROTOCOLS)),
                 route_policies=matched.routes[i],
+                caller_tags=caller if protocol in HTTP_PROTOCOLS else None,
             )
         )
     return ProxyView(
@@ -391,6 +407,16 @@ def _mtls(spec: MeshSpec) -> MtlsView | None:
     if backend is None:
         return None
     return MtlsView(backend=backend.name, mode=backend.mode or "STRICT")
+
+
+def _tags_callers(policies: Iterable[PolicyEntry]) -> bool:
+    """Whether a policy whose settings depend on the caller names a source other than Mesh."""
+    return any(
+        (item.get("targetRef") or {}).get("kind", "Mesh") != "Mesh"
+        for p in policies
+        if p.type in BY_SOURCE_KINDS
+        for item in p.spec.get("from") or ()
+    )
 
 
 def _external_via_egress(index: MeshIndex, external: ExternalView, zone: str) -> bool:
