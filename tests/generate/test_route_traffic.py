@@ -4,8 +4,9 @@ As in ``test_envoy_traffic``: the generated configs of the proxies are made stat
 one Envoy on loopback. backend v1 (backend-1) and v2 (backend-2) answer with their name and the
 ``x-routed`` header they received; db-1 and db-2 are TCP services (HTTP applications behind
 tcp_proxy, so a request tells which one answered). Checked: a RequestHeaderModifier's header reaches
-the backend; a 90/10 split by version lands within 5 points over 600 requests; a MeshTCPRoute moves
-all of db's traffic to db-2.
+the backend; a 90/10 split by version lands within 5 points over 600 requests; URL rewrites (prefix,
+prefix to ``/``, full path, host) reach the backend rewritten and a redirect answers 302 with the new
+location; a MeshTCPRoute moves all of db's traffic to db-2.
 """
 
 from __future__ import annotations
@@ -42,7 +43,10 @@ def _app(name: str) -> ThreadingHTTPServer:
         disable_nagle_algorithm = True
 
         def do_GET(self) -> None:
-            body = f"{name} {self.headers.get('x-routed', '-')}".encode()
+            if self.path.startswith(("/rewritten", "/items", "/replaced")):  # rewrite checks: the path
+                body = f"{name} {self.path} {self.headers.get('host')}".encode()
+            else:
+                body = f"{name} {self.headers.get('x-routed', '-')}".encode()
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -95,6 +99,29 @@ spec:
         - matches: [{path: {type: Exact, value: /v2}}]
           default:
             backendRefs: [{kind: MeshServiceSubset, name: backend, tags: {version: v2}}]
+        - matches: [{path: {type: PathPrefix, value: /api}}]
+          default:
+            filters:
+              - type: URLRewrite
+                urlRewrite: {hostname: internal.test, path: {type: ReplacePrefixMatch, replacePrefixMatch: /}}
+            backendRefs: [{kind: MeshServiceSubset, name: backend, tags: {version: v1}}]
+        - matches: [{path: {type: PathPrefix, value: /pre}}]
+          default:
+            filters:
+              - type: URLRewrite
+                urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /rewritten}}
+            backendRefs: [{kind: MeshServiceSubset, name: backend, tags: {version: v1}}]
+        - matches: [{path: {type: PathPrefix, value: /full}}]
+          default:
+            filters:
+              - type: URLRewrite
+                urlRewrite: {path: {type: ReplaceFullPath, replaceFullPath: /replaced}}
+            backendRefs: [{kind: MeshServiceSubset, name: backend, tags: {version: v1}}]
+        - matches: [{path: {type: PathPrefix, value: /old}}]
+          default:
+            filters:
+              - type: RequestRedirect
+                requestRedirect: {hostname: example.test, path: {type: ReplacePrefixMatch, replacePrefixMatch: /new}}
 ---
 type: MeshTCPRoute
 mesh: default
@@ -176,6 +203,21 @@ def test_http_route_splits_by_version_and_adds_a_header(apps: dict[str, int], tm
         assert set(answers) <= {"backend-1 split-rule", "backend-2 split-rule"}, answers  # the header arrived
         share = answers["backend-1 split-rule"] / REQUESTS
         assert 0.85 <= share <= 0.95, answers
+    finally:
+        _stop(envoy)
+
+
+def test_http_route_rewrites_and_redirects(apps: dict[str, int], tmp_path: Path) -> None:
+    envoy, ports = _start(apps, tmp_path, ROUTES)
+    try:
+        url = f"http://127.0.0.1:{ports['out-backend']}"
+        with httpx.Client(timeout=5) as client:
+            wait_until(lambda: client.get(f"{url}/v2").text == "backend-2 -", what="routes in place")
+            assert client.get(f"{url}/api/items/7").text == "backend-1 /items/7 internal.test"
+            assert client.get(f"{url}/pre/x?q=1").text.startswith("backend-1 /rewritten/x?q=1 ")
+            assert client.get(f"{url}/full/a/b").text.startswith("backend-1 /replaced ")
+            moved = client.get(f"{url}/old/page")
+            assert (moved.status_code, moved.headers["location"]) == (302, "http://example.test/new/page")
     finally:
         _stop(envoy)
 

@@ -7,13 +7,14 @@ Kuma's most specific rule. Matches: ``Exact`` -> ``path``; ``PathPrefix`` -> ``p
 ``safe_regex``; the method is a ``:method`` header match; header and query parameter matches map
 one to one (``Absent`` is an inverted presence match). Filters: header modifiers -> the route's
 ``request_headers_to_add``/``_remove`` (``set`` overwrites, ``add`` appends) and the response ones;
-``RequestRedirect`` -> a redirect action; ``URLRewrite`` -> ``prefix_rewrite`` (a rewrite to ``/``
-is a regex rewrite, so that no ``//`` appears), a full-path regex rewrite, ``host_rewrite_literal`` or
-``auto_host_rewrite``; ``RequestMirror`` -> ``request_mirror_policies`` (percentage as a runtime
-fraction). Backends: one -> ``cluster``, several -> ``weighted_clusters``; a backend of weight 0 is
+``RequestRedirect`` -> a redirect action (302 unless ``statusCode`` says otherwise); ``URLRewrite``
+-> ``prefix_rewrite`` (a rewrite to ``/`` is a regex rewrite, so that no ``//`` appears; redirects
+likewise), a full-path regex rewrite, ``host_rewrite_literal`` or ``auto_host_rewrite``;
+``RequestMirror`` -> ``request_mirror_policies`` (percentage as a runtime fraction). Backends: one ->
+``cluster``, several -> ``weighted_clusters``; a backend of weight 0 is
 left out, and a rule whose backends all weigh 0 answers 503 (nothing to send to).
 
-TCP (``apply_tcp_route``): the tcp_proxy goes to ``weighted_clusters`` (one backend: ``cluster``).
+TCP (``apply_routes`` on the tcp_proxy): the tcp_proxy goes to ``weighted_clusters`` (one backend: ``cluster``).
 An HTTP service with a MeshTCPRoute and no MeshHTTPRoute routes every request to the TCP route's
 backends, as in Kuma.
 
@@ -140,7 +141,7 @@ def _route(rule: HttpRule, service: str) -> rc.Route:
     if rule.response_headers is not None:
         _modify(route.response_headers_to_add, route.response_headers_to_remove, rule.response_headers)
     if rule.redirect is not None:
-        route.redirect.CopyFrom(_redirect(rule.redirect))
+        route.redirect.CopyFrom(_redirect(rule.redirect, rule.match))
         return route
     backends = rule.backends if rule.backends is not None else (Backend(service=service),)
     live = [b for b in backends if b.weight > 0]
@@ -234,21 +235,19 @@ def _modify(add: Any, remove: Any, mod: HeaderModifier) -> None:
     remove.extend(mod.remove)
 
 
-def _redirect(r: Redirect) -> rc.RedirectAction:
-    out = rc.RedirectAction()
+def _redirect(r: Redirect, match: HttpMatch) -> rc.RedirectAction:
+    out = rc.RedirectAction(response_code=_REDIRECT_CODES.get(r.status_code or 302, rc.RedirectAction.FOUND))
     if r.scheme is not None:
         out.scheme_redirect = r.scheme
     if r.hostname is not None:
         out.host_redirect = r.hostname
     if r.port is not None:
         out.port_redirect = r.port
-    if r.status_code is not None:
-        out.response_code = _REDIRECT_CODES.get(r.status_code, rc.RedirectAction.FOUND)
     if r.path is not None:
         if r.path.type == "ReplaceFullPath":
             out.path_redirect = r.path.value
         else:
-            out.prefix_rewrite = r.path.value
+            _prefix_rewrite(out, r.path.value, match)
     return out
 
 
@@ -260,14 +259,20 @@ def _rewrite(action: rc.RouteAction, r: Rewrite, match: HttpMatch) -> None:
     if r.path is None:
         return
     if r.path.type == "ReplaceFullPath":
-        action.regex_rewrite.pattern.CopyFrom(_regex(".*"))
+        action.regex_rewrite.pattern.CopyFrom(_regex("^.*$"))
         action.regex_rewrite.substitution = r.path.value
-    elif r.path.value == "/" and match.path_type == "PathPrefix" and match.path != "/":
-        # "/a/b" with prefix "/a" rewritten to "/" must give "/b", not "//b".
+    else:
+        _prefix_rewrite(action, r.path.value, match)
+
+
+def _prefix_rewrite(action: rc.RouteAction | rc.RedirectAction, value: str, match: HttpMatch) -> None:
+    """Replace the matched prefix by ``value``; to ``/`` by a regex, so that ``/a/b`` under ``/a`` gives
+    ``/b``, not ``//b``."""
+    if value == "/" and match.path_type == "PathPrefix" and match.path != "/":
         action.regex_rewrite.pattern.CopyFrom(_regex(f"^{_escape(match.path)}/*"))
         action.regex_rewrite.substitution = "/"
     else:
-        action.prefix_rewrite = r.path.value
+        action.prefix_rewrite = value
 
 
 def _escape(text: str) -> str:
