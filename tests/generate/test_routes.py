@@ -10,14 +10,14 @@ import pytest
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
 
 from atoll.resources import decode_all
-from atoll.topology import dependents, proxy_view
+from atoll.topology import MeshView, dependents, proxy_view
 from atoll.topology.egress import egress_view
 from atoll.topology.ingress import ingress_view
 from atoll.xds.generate import sidecar_resources
 from atoll.xds.generate.ingress import ingress_resources
 from tests.generate.certs import fixed_identity
 from tests.generate.envoy_validate import assert_valid, static_bootstrap
-from tests.generate.golden import assert_golden, load_mesh_view
+from tests.generate.golden import TESTDATA, assert_golden, load_mesh_view
 
 
 def _policy(kind: str, name: str, body: str, labels: str = "") -> str:
@@ -399,3 +399,53 @@ def test_proxies_routing_to_a_service_depend_on_it(to: str) -> None:
     assert "web-1" not in dependents(load_mesh_view("mesh-mtls.yaml"), ["reports"])
     assert "web-1" in dependents(load_mesh_view("mesh-mtls.yaml", extra=route), ["reports"])
     assert "db-1" not in dependents(load_mesh_view("mesh-mtls.yaml", extra=route), ["reports"])  # no outbounds
+
+
+EXTERNAL = """---
+type: ExternalService
+mesh: default
+name: httpbin
+tags: {kuma.io/service: httpbin, kuma.io/protocol: http}
+networking: {address: "httpbin.example:443", tls: {enabled: true}}
+"""
+
+TO_EXTERNAL = _policy(
+    "MeshHTTPRoute",
+    "to-external",
+    """  targetRef: {kind: Mesh}
+  to:
+    - targetRef: {kind: MeshService, name: backend}
+      rules:
+        - matches: [{path: {type: PathPrefix, value: /ext}}]
+          default:
+            backendRefs: [{kind: MeshService, name: httpbin}]
+""",
+)
+
+
+def _external_resources() -> Any:
+    resources = decode_all((TESTDATA / "mesh-mtls.yaml").read_text() + EXTERNAL + TO_EXTERNAL)
+    view = MeshView(
+        mesh=next(r for r in resources if r.type == "Mesh"),
+        dataplanes=tuple(r for r in resources if r.type == "Dataplane"),
+        zone="zone-1",
+        zone_ingresses=tuple(r for r in resources if r.type == "ZoneIngress"),
+        policies=tuple(r for r in resources if r.type == "MeshHTTPRoute"),
+        external_services=tuple(r for r in resources if r.type == "ExternalService"),
+    )
+    return sidecar_resources(proxy_view(view, "web-1"), fixed_identity())
+
+
+def test_a_route_to_an_external_service_gets_its_external_cluster() -> None:
+    """web-1 lists no outbound to the ExternalService; the route's backend still gets the cluster an
+    outbound would have (to the external address with its own TLS, no ClusterLoadAssignment)."""
+    resources = _external_resources()
+    assert resources.check_consistent() == []
+    cluster = next(c for c in resources.clusters if c.name == "httpbin")
+    assert cluster.type != cluster.EDS
+    assert "httpbin" not in {c.cluster_name for c in resources.cluster_load_assignments}
+
+
+@pytest.mark.envoy
+def test_a_route_to_an_external_service_passes_envoy_validate(tmp_path: Path) -> None:
+    assert_valid(static_bootstrap(_external_resources()), tmp_path)

@@ -23,11 +23,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from atoll.topology.external import ExternalView
 from atoll.topology.index import Endpoint
 from atoll.topology.matching import ROUTE_KINDS, PolicyEntry
 from atoll.topology.settings import PolicySettings
 from atoll.topology.settings.routes import Backend
-from atoll.topology.tags import Tags
+from atoll.topology.tags import Protocol, Tags
 
 ANY_SERVICE = "*"
 """The key of ``route_backends`` for routes attached to every service (``to[].targetRef`` Mesh)."""
@@ -51,6 +52,17 @@ class Split:
     service: str
     tags: Tags
     endpoints: tuple[Endpoint, ...]
+    protocol: Protocol = "tcp"
+    """The backend service's protocol."""
+    external: ExternalView | None = None
+    """Set when the backend is an ExternalService (never with tags): its cluster is built as an
+    outbound's to it would be."""
+    via_egress: bool = False
+
+    @property
+    def has_assignment(self) -> bool:
+        """Whether the cluster is an EDS one (not an ExternalService reached directly)."""
+        return self.external is None or self.via_egress
 
 
 def split_cluster_name(service: str, tags: Mapping[str, str]) -> str:

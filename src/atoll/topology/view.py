@@ -311,7 +311,12 @@ def proxy_view(mesh_view: MeshView, dataplane_name: str) -> ProxyView:
                 policies=matched.outbounds[i],
                 external=external,
                 via_egress=external is not None and _external_via_egress(index, external, mesh_view.zone),
-                splits=_splits(index, ob.service, routed_backends(matched.outbounds[i], protocol in HTTP_PROTOCOLS)),
+                splits=_splits(
+                    index,
+                    mesh_view.zone,
+                    ob.service,
+                    routed_backends(matched.outbounds[i], protocol in HTTP_PROTOCOLS),
+                ),
                 route_policies=matched.routes[i],
                 caller_tags=caller if protocol in HTTP_PROTOCOLS else None,
             )
@@ -356,14 +361,24 @@ def reached(ob: OutboundView) -> frozenset[str]:
     return frozenset((ob.service, *(s.service for s in ob.splits)))
 
 
-def _splits(index: MeshIndex, service: str, backends: Iterable[Backend]) -> tuple[Split, ...]:
+def _splits(index: MeshIndex, zone: str, service: str, backends: Iterable[Backend]) -> tuple[Split, ...]:
     """The split clusters of an outbound of ``service`` routed to ``backends`` (its own cluster aside)."""
     out: dict[str, Split] = {}
     for b in backends:
-        name = split_cluster_name(b.service, b.tags)
-        if name != service and name not in out and b.weight > 0:
-            eps = subset_endpoints(index.endpoints.get(b.service, ()), b.tags)
-            out[name] = Split(name=name, service=b.service, tags=b.tags, endpoints=eps)
+        external = index.externals.get(b.service)
+        tags = b.tags if external is None else Tags({})  # an ExternalService has no subsets
+        name = split_cluster_name(b.service, tags)
+        if name == service or name in out or b.weight <= 0:
+            continue
+        out[name] = Split(
+            name=name,
+            service=b.service,
+            tags=tags,
+            endpoints=subset_endpoints(index.endpoints.get(b.service, ()), tags),
+            protocol=index.protocols.get(b.service, "tcp"),
+            external=external,
+            via_egress=external is not None and _external_via_egress(index, external, zone),
+        )
     return tuple(out[n] for n in sorted(out))
 
 

@@ -127,7 +127,8 @@ def sidecar_resources(view: ProxyView, identity: Identity | None = None) -> Envo
     for ob, split in _splits(view):  # route backends: after every outbound's own cluster
         if split.name not in remote:
             remote[split.name] = _split_cluster(view.mesh, mtls is not None, ob, split)
-            clas.append(_split_load_assignment(view, ob, split))
+            if split.has_assignment:
+                clas.append(_split_load_assignment(view, ob, split))
     clusters.extend(remote.values())
 
     return EnvoyResources.of(listeners=listeners, clusters=clusters, cluster_load_assignments=clas, secrets=secrets)
@@ -182,6 +183,11 @@ def _outbound(mesh: str, mtls: bool, ob: OutboundView) -> tuple[listener_pb2.Lis
         caller_tags = ob.caller_tags
         e.edit_filters(listener, lambda manager: p.tag_caller(manager, caller_tags), lambda _: None)
     apply_route_policies(listener, ob)
+    return listener, _outbound_cluster(mesh, mtls, ob)
+
+
+def _outbound_cluster(mesh: str, mtls: bool, ob: OutboundView) -> cluster_pb2.Cluster:
+    """The cluster of ``ob.service`` (shared by its outbound and a route sending to the whole service)."""
     if ob.external is not None and not ob.via_egress:
         # An ExternalService reached directly: its own address, its own TLS (no mesh mTLS).
         cluster = external_cluster(ob.service, ob.external)
@@ -192,7 +198,7 @@ def _outbound(mesh: str, mtls: bool, ob: OutboundView) -> tuple[listener_pb2.Lis
             ctx = tls.upstream_tls_context(mesh, ob.service, ob.protocol, server_service=server)
             cluster.transport_socket.CopyFrom(tls.transport_socket(ctx))
     p.apply_outbound_policies(cluster, ob)
-    return listener, cluster
+    return cluster
 
 
 def _splits(view: ProxyView) -> list[tuple[OutboundView, Split]]:
@@ -209,13 +215,25 @@ def _splits(view: ProxyView) -> list[tuple[OutboundView, Split]]:
 
 @functools.lru_cache(maxsize=4096)
 def _split_cluster(mesh: str, mtls: bool, ob: OutboundView, split: Split) -> cluster_pb2.Cluster:
-    """The EDS cluster of a route backend ``split`` (a service, or its tag subset), configured by the
-    policies of ``ob`` (the outbound whose route names it); mTLS with the subset's SNI."""
-    cluster = e.eds_cluster(split.name, protocol=ob.protocol)
+    """The cluster of a route backend ``split``, configured by the policies of ``ob`` (the outbound whose
+    route names it): a whole service's (or ExternalService's) as an outbound to it would have; a tag
+    subset's an EDS cluster of its own, mTLS with the subset's SNI."""
+    backend = replace(
+        ob,
+        service=split.service,
+        protocol=split.protocol,
+        endpoints=split.endpoints,
+        external=split.external,
+        via_egress=split.via_egress,
+        splits=(),
+    )
+    if not split.tags:
+        return _outbound_cluster(mesh, mtls, backend)
+    cluster = e.eds_cluster(split.name, protocol=split.protocol)
     if mtls:
-        ctx = tls.upstream_tls_context(mesh, split.service, ob.protocol, tags=split.tags)
+        ctx = tls.upstream_tls_context(mesh, split.service, split.protocol, tags=split.tags)
         cluster.transport_socket.CopyFrom(tls.transport_socket(ctx))
-    p.apply_outbound_policies(cluster, replace(ob, service=split.service, endpoints=split.endpoints))
+    p.apply_outbound_policies(cluster, backend)
     return cluster
 
 
@@ -262,7 +280,11 @@ def sidecar_endpoint_update(old: ProxyView, new: ProxyView) -> list[endpoint_pb2
         if ob.service not in changed or (ob.external is not None and not ob.via_egress):
             continue  # unchanged, or an ExternalService reached directly (no assignment)
         out.append(_load_assignment(new, ob))
-    out.extend(_split_load_assignment(new, ob, split) for ob, split in _splits(new) if split.name in changed)
+    out.extend(
+        _split_load_assignment(new, ob, split)
+        for ob, split in _splits(new)
+        if split.name in changed and split.has_assignment
+    )
     return out
 
 
