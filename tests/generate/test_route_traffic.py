@@ -6,7 +6,7 @@ one Envoy on loopback. backend v1 (backend-1) and v2 (backend-2) answer with the
 tcp_proxy, so a request tells which one answered). Checked: a RequestHeaderModifier's header reaches
 the backend; a 90/10 split by version lands within 5 points over 600 requests; URL rewrites (prefix,
 prefix to ``/``, full path, host) reach the backend rewritten and a redirect answers 302 with the new
-location; a MeshTCPRoute moves all of db's traffic to db-2.
+location; a MeshTCPRoute moves all of db's traffic to db-2, and a 25/75 one splits connections by weight.
 """
 
 from __future__ import annotations
@@ -239,5 +239,35 @@ def test_without_routes_db_and_backend_go_to_their_own_service(apps: dict[str, i
         assert {httpx.get(f"http://127.0.0.1:{ports['out-db']}/", timeout=5).text for _ in range(10)} == {"db-1 -"}
         url = f"http://127.0.0.1:{ports['out-backend']}/split/x"
         assert {httpx.get(url, timeout=5).text for _ in range(40)} == {"backend-1 -", "backend-2 -"}
+    finally:
+        _stop(envoy)
+
+
+TCP_SPLIT = """---
+type: MeshTCPRoute
+mesh: default
+name: split-db
+spec:
+  targetRef: {kind: Mesh}
+  to:
+    - targetRef: {kind: MeshService, name: db}
+      rules:
+        - default:
+            backendRefs:
+              - {kind: MeshService, name: db, weight: 25}
+              - {kind: MeshService, name: db-2, weight: 75}
+"""
+
+
+def test_tcp_route_splits_connections_by_weight(apps: dict[str, int], tmp_path: Path) -> None:
+    """25/75 between db and db-2: each request on a new connection, 400 of them, within 7 points."""
+    envoy, ports = _start(apps, tmp_path, TCP_SPLIT)
+    try:
+        url = f"http://127.0.0.1:{ports['out-db']}/"
+        fresh = httpx.Limits(max_keepalive_connections=0)  # a TCP route splits connections, not requests
+        with httpx.Client(timeout=5, limits=fresh) as client:
+            answers = Counter(client.get(url).text for _ in range(400))
+        assert set(answers) == {"db-1 -", "db-2 -"}, answers
+        assert 0.68 <= answers["db-2 -"] / 400 <= 0.82, answers
     finally:
         _stop(envoy)
