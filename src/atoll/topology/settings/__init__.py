@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from atoll.topology.settings.access_log import AccessLogSettings
 from atoll.topology.settings.circuit_breaker import CircuitBreakerSettings
 from atoll.topology.settings.conf import merged
 from atoll.topology.settings.fault_injection import FaultInjectionSettings
@@ -44,6 +45,7 @@ __all__ = [
     "BY_SOURCE_KINDS",
     "NO_IDENTITY_RULES",
     "NO_SETTINGS",
+    "AccessLogSettings",
     "CircuitBreakerSettings",
     "FaultInjectionSettings",
     "HealthCheckSettings",
@@ -85,6 +87,8 @@ class PolicySettings:
     """MeshFaultInjection: inbound only, per calling source (see ``BY_SOURCE_KINDS``)."""
     rate_limit: RateLimitSettings | None = None
     """MeshRateLimit: inbound only."""
+    access_log: AccessLogSettings | None = None
+    """MeshAccessLog: outbound and inbound."""
     _hash: int = field(init=False, repr=False, compare=False, default=0)
 
     def __post_init__(self) -> None:
@@ -98,6 +102,7 @@ class PolicySettings:
             self.tcp_route,
             self.fault_injection,
             self.rate_limit,
+            self.access_log,
         )
         object.__setattr__(self, "_hash", hash(kinds))
 
@@ -143,4 +148,5 @@ def fold_settings(defaults: Mapping[str, Sequence[Mapping[str, Any]]]) -> Policy
         tcp_route=_folded(defaults, "MeshTCPRoute", fold_tcp_route),
         fault_injection=_folded(defaults, "MeshFaultInjection", FaultInjectionSettings.fold),
         rate_limit=_merged(defaults, "MeshRateLimit", RateLimitSettings.from_conf),
+        access_log=_merged(defaults, "MeshAccessLog", AccessLogSettings.from_conf),
     )

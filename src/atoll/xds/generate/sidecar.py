@@ -29,7 +29,8 @@ MeshTimeout, MeshLoadBalancingStrategy on the outbound cluster (plus outlier det
 when the service has zone-ingress endpoints); MeshTimeout, MeshRetry and hash policies on the
 outbound listener's route/HCM/tcp_proxy (and the caller's ``x-kuma-tags`` header when a
 MeshFaultInjection of the mesh tells callers apart); inbound MeshTimeout, MeshFaultInjection and
-MeshRateLimit on the inbound listener; locality
+MeshRateLimit on the inbound listener; MeshAccessLog on inbound and outbound listeners (added per
+proxy, to a copy of the shared listener); locality
 priorities (MeshLoadBalancingStrategy ``localityAwareness`` or the Mesh's
 ``routing.localityAwareLoadBalancing``) in the ClusterLoadAssignment. Two outbounds of one service
 share its cluster, configured by the first one's policies.
@@ -75,6 +76,7 @@ from atoll.topology import (
     ProxyView,
 )
 from atoll.topology.routes import Split
+from atoll.topology.settings import AccessLogSettings
 from atoll.xds.generate import envoy as e
 from atoll.xds.generate import policies as p
 from atoll.xds.generate import rbac, tls
@@ -110,6 +112,8 @@ def sidecar_resources(view: ProxyView, identity: Identity | None = None) -> Envo
     local: dict[str, cluster_pb2.Cluster] = {}
     for ib in view.inbounds:
         inbound, cluster = _inbound(view.mesh, ib, mtls)
+        if ib.policies.access_log is not None:
+            inbound = _logged_inbound(view.mesh, ib, mtls, p.LogContext.of(view, base_pb2.INBOUND, ib.service))
         listeners.append(inbound)
         # Two inbounds on one local port share the cluster; the first (in address:port order) wins.
         local.setdefault(cluster.name, cluster)
@@ -118,6 +122,10 @@ def sidecar_resources(view: ProxyView, identity: Identity | None = None) -> Envo
     remote: dict[str, cluster_pb2.Cluster] = {}
     for ob in view.outbounds:
         listener, cluster = _outbound(view.mesh, mtls is not None, ob)
+        if ob.policies.access_log is not None:
+            listener = _logged_outbound(
+                view.mesh, mtls is not None, ob, p.LogContext.of(view, base_pb2.OUTBOUND, ob.service)
+            )
         listeners.append(listener)
         if ob.service in remote:
             continue  # two outbounds of one service: the first one's cluster
@@ -239,6 +247,30 @@ def _split_cluster(mesh: str, mtls: bool, ob: OutboundView, split: Split) -> clu
 
 def _split_load_assignment(view: ProxyView, ob: OutboundView, split: Split) -> endpoint_pb2.ClusterLoadAssignment:
     return _assignment(view, ob.policies, split.name, split.endpoints)
+
+
+def _with_access_log(
+    listener: listener_pb2.Listener, settings: AccessLogSettings, ctx: p.LogContext
+) -> listener_pb2.Listener:
+    out = listener_pb2.Listener()
+    out.CopyFrom(listener)  # the shared listener stays as it is
+    p.apply_access_log(out, settings, ctx)
+    return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _logged_inbound(mesh: str, ib: InboundView, mtls: MtlsView | None, ctx: p.LogContext) -> listener_pb2.Listener:
+    """The listener of ``ib`` with its MeshAccessLog backends (memoized per proxy context: a proxy
+    regenerated with the same view keeps the same message)."""
+    assert ib.policies.access_log is not None
+    return _with_access_log(_inbound(mesh, ib, mtls)[0], ib.policies.access_log, ctx)
+
+
+@functools.lru_cache(maxsize=4096)
+def _logged_outbound(mesh: str, mtls: bool, ob: OutboundView, ctx: p.LogContext) -> listener_pb2.Listener:
+    """The outbound listener of ``ob`` with its MeshAccessLog backends (memoized as above)."""
+    assert ob.policies.access_log is not None
+    return _with_access_log(_outbound(mesh, mtls, ob)[0], ob.policies.access_log, ctx)
 
 
 def sidecar_endpoint_update(old: ProxyView, new: ProxyView) -> list[endpoint_pb2.ClusterLoadAssignment] | None:

@@ -16,7 +16,10 @@ policy kind, each with the functions that translate that kind's settings:
 - ``fault_injection``: MeshFaultInjection -> HTTP fault filters on the inbound (per caller, by the
   ``x-kuma-tags`` header the callers' outbounds set: ``tag_caller``);
 - ``rate_limit``: MeshRateLimit -> local rate limits on the inbound (HTTP filter + per-route
-  limits, TCP connection filter).
+  limits, TCP connection filter);
+- ``access_log``: MeshAccessLog -> access logs on the HCM/tcp_proxy of inbound and outbound
+  listeners (per proxy: ``apply_access_log`` with the proxy's ``LogContext``, called by the sidecar
+  generator on a copy of the shared listener).
 
 The ``apply_*`` functions below are the only callers: each reads the settings of one outbound or
 inbound and calls the kinds' functions in a fixed order (the last one to set a field wins:
@@ -34,6 +37,7 @@ from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
 from atoll.topology import InboundView, OutboundView
 from atoll.xds.generate.envoy import ROUTER_FILTER, edit_filters, routes, u32
+from atoll.xds.generate.policies.access_log import LogContext, apply_access_log
 from atoll.xds.generate.policies.circuit_breaker import (
     INGRESS_OUTLIER_DETECTION,
     apply_circuit_breaker,
@@ -52,6 +56,8 @@ __all__ = [
     "DEFAULT_GRPC_RETRY_ON",
     "DEFAULT_HTTP_RETRY_ON",
     "INGRESS_OUTLIER_DETECTION",
+    "LogContext",
+    "apply_access_log",
     "apply_cluster_policies",
     "apply_inbound_policies",
     "apply_local_cluster_policies",
