@@ -23,7 +23,8 @@ follow Kuma's:
    kind to ``atoll.topology.settings.fold_settings``, which merges them with RFC 7396 merge patch
    (the later, more specific one wins field by field) into typed ``PolicySettings``. For the kinds
    whose settings depend on the caller (``BY_SOURCE_KINDS``: MeshFaultInjection) the ``from[]``
-   items of every source kind are taken too, and handed over whole.
+   items of every source kind are taken too, and every item is handed over whole (a ``rules[]``
+   item with its ``matches``: callers by SPIFFE ID).
 4. **MeshTrafficPermission** is per caller, not per inbound: ``permissions`` lists one ``Permission``
    per ``from[]`` item (``atoll.topology.settings.traffic_permission``), in the same least-to-most
    specific order: a caller gets the action of the **last** permission whose tags it has; no

@@ -107,6 +107,9 @@ class InboundView:
     """MeshTrafficPermission ``from[]`` items, least to most specific: a caller gets the last match."""
     identity_rules: IdentityRules = NO_IDENTITY_RULES
     """MeshTrafficPermission ``rules[]``: callers by SPIFFE ID (checked before ``permissions``)."""
+    strip_caller_tags: bool = False
+    """An HTTP inbound of a mesh whose callers send ``x-kuma-tags`` (``OutboundView.caller_tags``):
+    the header is removed before the application, whether or not this inbound reads it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +268,7 @@ def proxy_view(mesh_view: MeshView, dataplane_name: str) -> ProxyView:
             policies=matched.inbounds[i],
             permissions=matched.permissions[i],
             identity_rules=matched.identity_rules[i],
+            strip_caller_tags=index.tag_callers and protocol_of(ib.tags) in HTTP_PROTOCOLS,
         )
         for i, ib in enumerate(served)
         if ib.port is not None

@@ -45,7 +45,13 @@ from atoll.xds.generate.policies.circuit_breaker import (
     circuit_breakers,
     outlier_detection,
 )
-from atoll.xds.generate.policies.fault_injection import FAULT_PROTOCOLS, fault_filters, strip_caller_tags, tag_caller
+from atoll.xds.generate.policies.fault_injection import (
+    FAULT_PROTOCOLS,
+    fault_filters,
+    read_caller_identity,
+    strip_caller_tags,
+    tag_caller,
+)
 from atoll.xds.generate.policies.health_check import apply_health_check, health_check
 from atoll.xds.generate.policies.load_balancing import apply_load_balancer, hash_policies, zone_priorities
 from atoll.xds.generate.policies.rate_limit import http_rate_limit, tcp_rate_limit_filter
@@ -138,8 +144,10 @@ def apply_inbound_policies(listener: listener_pb2.Listener, ib: InboundView) -> 
         if timeout is not None:
             timeouts_on_hcm(manager, timeout)
         added = fault_filters(faults) if faults is not None else []
-        if faults is not None and faults.by_source:
+        if ib.strip_caller_tags:
             strip_caller_tags(manager)
+        if faults is not None and faults.by_identity:
+            read_caller_identity(manager)
         limit = http_rate_limit(manager, http_limit) if http_limit is not None else None
         if limit is not None:
             added.append(limit)
@@ -149,7 +157,7 @@ def apply_inbound_policies(listener: listener_pb2.Listener, ib: InboundView) -> 
         if timeout is not None:
             timeouts_on_tcp(tcp, timeout)
 
-    if timeout is not None or faults is not None or http_limit is not None:
+    if timeout is not None or faults is not None or http_limit is not None or ib.strip_caller_tags:
         edit_filters(listener, on_hcm, on_tcp)
     connection_limit = tcp_rate_limit_filter(rate_limit.tcp) if rate_limit and rate_limit.tcp else None
     if connection_limit is not None:
