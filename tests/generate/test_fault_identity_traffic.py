@@ -25,7 +25,7 @@ from atoll.xds.generate import sidecar_resources
 from tests.generate.certs import Ca, issue, make_ca
 from tests.generate.envoy_validate import static_bootstrap
 from tests.generate.http_backend import serve_http_headers
-from tests.generate.test_mtls_traffic import _envoy, _merged
+from tests.generate.sidecars import merged_bootstrap, running_envoy
 from tests.helpers import free_port, wait_until
 
 pytestmark = pytest.mark.envoy
@@ -140,16 +140,16 @@ def ports(ca: Ca, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
     found = {k: free_port() for k in names}
     mv = _mesh_view(app.server_address[1], found)
     server_id = issue(ca, "default", list(SERVICES))  # one Envoy serves every service: one cert, all SANs
-    server = _merged(
+    server = merged_bootstrap(
         [static_bootstrap(sidecar_resources(proxy_view(mv, f"{s}-1"), server_id)) for s in SERVICES],
         found["server-admin"],
     )
-    client = _merged(
+    client = merged_bootstrap(
         [static_bootstrap(sidecar_resources(proxy_view(mv, "web-1"), issue(ca, "default", "web")))],
         found["client-admin"],
     )
     try:
-        with _envoy(server, tmp, "server"), _envoy(client, tmp, "client"):
+        with running_envoy(server, tmp, "server"), running_envoy(client, tmp, "client"):
             wait_until(lambda: _get(found["out-plain"]).status_code == 200, what="traffic through both Envoys")
             yield found
     finally:
