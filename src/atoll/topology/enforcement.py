@@ -118,6 +118,10 @@ _OTHER: tuple[NotEnforced, ...] = (
     NotEnforced("Mesh", "networking.outbound.passthrough", "needs the transparent proxy, not supported yet"),
     NotEnforced("Mesh", "routing.defaultForbidMeshExternalServiceAccess", _MES),
     NotEnforced("Mesh", "mtls.skipValidation", "backends are always validated"),
+    NotEnforced("Mesh", "meshServices", "the MeshService family of resources is not supported yet"),
+    NotEnforced("Dataplane", "networking.transparentProxying", "only explicit inbounds and outbounds are configured"),
+    NotEnforced("Dataplane", "networking.gateway", _GATEWAY),
+    NotEnforced("Dataplane", "metrics", "no Prometheus endpoint is exposed"),
 )
 
 # -- Kinds being made enforced (issue 13): delete a kind's block when its generator lands ----------
@@ -126,7 +130,6 @@ _OTHER: tuple[NotEnforced, ...] = (
 _HTTP_ROUTE: tuple[NotEnforced, ...] = (
     NotEnforced("MeshHTTPRoute", "", "HTTP routes are not generated yet"),
     *_common("MeshHTTPRoute"),
-    NotEnforced("MeshHTTPRoute", "to[].hostnames", "hostnames apply to gateways only"),
 )
 _TCP_ROUTE: tuple[NotEnforced, ...] = (
     NotEnforced("MeshTCPRoute", "", "TCP routes are not generated yet"),

@@ -65,6 +65,7 @@ __all__ = [
     "fold_items",
     "match_policies",
     "merge_order",
+    "permissions_of",
     "selects",
     "sort_policies",
 ]
@@ -246,7 +247,7 @@ def fold_items(items: Sequence[Item]) -> PolicySettings:
     return settings
 
 
-def _permissions(items: Iterable[tuple[Mapping[str, Any], str]]) -> tuple[Permission, ...]:
+def permissions_of(items: Iterable[tuple[Mapping[str, Any], str]]) -> tuple[Permission, ...]:
     """The ``from[]`` items of MeshTrafficPermissions (with their policy's name) as permissions,
     sorted (stably) by the item's own targetRef kind."""
     perms = (permission(item, name) for item, name in sorted(items, key=lambda it: _item_rank(it[0])))
@@ -331,6 +332,6 @@ def match_policies(
         names=found.names,
         outbounds=tuple(fold_items(items) for items in found.outbounds),
         inbounds=tuple(fold_items(items) for items in found.inbounds),
-        permissions=tuple(_permissions(items) for items in found.permissions),
+        permissions=tuple(permissions_of(items) for items in found.permissions),
         identity_rules=tuple(identity_rules(item for item, _ in items) for items in found.identity_rules),
     )

@@ -1,0 +1,213 @@
+"""``atoll.topology.explain``: per inbound/outbound, which policies apply, in merge order, and what
+they fold into — checked against ``proxy_view`` so inspection cannot drift from what Envoy gets."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from atoll.topology import InboundView, MeshView, PolicySettings, proxy_view
+from atoll.topology.explain import explain_proxy, policy_reach, to_json
+from atoll.topology.settings import fold_settings
+from atoll.topology.settings.timeout import TimeoutSettings
+from tests.generate.golden import load_mesh_view
+
+# Overlapping MeshTimeouts on web-1's outbound to backend, least to most specific:
+#   b-mesh (Mesh, name sorts last) < a-mesh (Mesh) < svc-web (MeshService web) < dp-web (Dataplane web-1);
+# inside each policy its to[] items: Mesh before MeshService backend.
+POLICIES = """---
+type: MeshTimeout
+mesh: default
+name: a-mesh
+spec:
+  targetRef: {kind: Mesh}
+  to:
+    - targetRef: {kind: Mesh}
+      default: {connectionTimeout: 2s}
+---
+type: MeshTimeout
+mesh: default
+name: b-mesh
+spec:
+  targetRef: {kind: Mesh}
+  to:
+    - targetRef: {kind: MeshService, name: backend}
+      default: {idleTimeout: 30s}
+    - targetRef: {kind: Mesh}
+      default: {connectionTimeout: 1s, idleTimeout: 10s}
+---
+type: MeshTimeout
+mesh: default
+name: svc-web
+spec:
+  targetRef: {kind: MeshService, name: web}
+  to:
+    - targetRef: {kind: MeshService, name: backend}
+      default: {http: {requestTimeout: 5s}}
+  from:
+    - targetRef: {kind: Mesh}
+      default: {idleTimeout: 20s}
+---
+type: MeshTimeout
+mesh: default
+name: dp-web
+spec:
+  targetRef: {kind: Dataplane, name: web-1}
+  to:
+    - targetRef: {kind: Mesh}
+      default: {connectionTimeout: 3s}
+---
+type: MeshRetry
+mesh: default
+name: retry-backend
+spec:
+  targetRef: {kind: Mesh}
+  to:
+    - targetRef: {kind: MeshService, name: backend}
+      default: {http: {numRetries: 4}}
+---
+type: MeshTrafficPermission
+mesh: default
+name: allow-all
+spec:
+  targetRef: {kind: Mesh}
+  from:
+    - targetRef: {kind: Mesh}
+      default: {action: Allow}
+---
+type: MeshTrafficPermission
+mesh: default
+name: deny-db
+spec:
+  targetRef: {kind: MeshService, name: web}
+  from:
+    - targetRef: {kind: MeshService, name: db}
+      default: {action: Deny}
+---
+type: MeshFaultInjection
+mesh: default
+name: faults
+spec:
+  targetRef: {kind: MeshService, name: backend}
+  from:
+    - targetRef: {kind: Mesh}
+      default: {http: [{abort: {httpStatus: 503, percentage: 50}}]}
+"""
+
+
+def _view() -> MeshView:
+    return load_mesh_view("mesh-mtls.yaml", extra=POLICIES)
+
+
+def _explain(view: MeshView, name: str):  # type: ignore[no-untyped-def]
+    return explain_proxy(view.index.dataplanes[name], view.index.policies)
+
+
+def test_contributors_in_merge_order_and_merged_settings() -> None:
+    found = _explain(_view(), "web-1")
+    backend = next(o for o in found.outbounds if o.service == "backend")
+    timeout = next(k for k in backend.kinds if k.kind == "MeshTimeout")
+    # Item rank first (Mesh items, then MeshService items), policy order inside a rank.
+    assert [(c.policy, dict(c.target_ref or {})) for c in timeout.contributions] == [
+        ("b-mesh", {"kind": "Mesh"}),
+        ("a-mesh", {"kind": "Mesh"}),
+        ("dp-web", {"kind": "Mesh"}),
+        ("b-mesh", {"kind": "MeshService", "name": "backend"}),
+        ("svc-web", {"kind": "MeshService", "name": "backend"}),
+    ]
+    assert {c.section for c in timeout.contributions} == {"to"}
+    assert timeout.enforced
+    assert timeout.settings.connection_timeout == 3.0  # dp-web's Mesh item, the last with the field
+    assert timeout.settings.idle_timeout == 30.0  # b-mesh's MeshService item beats every Mesh item
+    assert timeout.settings.http.request_timeout == 5.0
+    retry = next(k for k in backend.kinds if k.kind == "MeshRetry")
+    assert [c.policy for c in retry.contributions] == ["retry-backend"]
+    assert retry.settings.http.num_retries == 4
+    db = next(o for o in found.outbounds if o.service == "db")
+    assert [k.kind for k in db.kinds] == ["MeshTimeout"]
+    assert [c.policy for c in db.kinds[0].contributions] == ["b-mesh", "a-mesh", "dp-web"]
+    assert db.kinds[0].settings == TimeoutSettings(connection_timeout=3.0, idle_timeout=10.0)
+
+
+def test_inbound_kinds_and_permissions() -> None:
+    found = _explain(_view(), "web-1")
+    (web,) = found.inbounds
+    assert (web.service, web.port) == ("web", 8080)
+    by_kind = {k.kind: k for k in web.kinds}
+    assert set(by_kind) == {"MeshTimeout", "MeshTrafficPermission"}  # the fault targets backend, not web
+    assert [(c.policy, c.section) for c in by_kind["MeshTimeout"].contributions] == [("svc-web", "from")]
+    perms = by_kind["MeshTrafficPermission"]
+    assert [c.policy for c in perms.contributions] == ["allow-all", "deny-db"]
+    assert [(p.policy, p.action) for p in perms.settings.permissions] == [("allow-all", "Allow"), ("deny-db", "Deny")]
+    names = [(p.type, p.name) for p in found.policies]
+    assert ("MeshFaultInjection", "faults") not in names
+    assert names.index(("MeshTimeout", "b-mesh")) < names.index(("MeshTimeout", "a-mesh"))
+
+
+def test_a_kind_no_generator_reads_is_shown_as_not_enforced() -> None:
+    found = _explain(_view(), "backend-1")
+    (backend,) = found.inbounds
+    fault = next(k for k in backend.kinds if k.kind == "MeshFaultInjection")
+    assert [c.policy for c in fault.contributions] == ["faults"]
+    settings_fields = {f.name for f in dataclasses.fields(PolicySettings)}
+    if "fault_injection" not in settings_fields:  # until its generator lands
+        assert fault.settings is None and not fault.enforced
+
+
+def test_explanation_agrees_with_proxy_view() -> None:
+    """Every inbound's and outbound's settings, folded again from the explanation's contributions in
+    the order it lists them, are the ones ``proxy_view`` hands the generators; so are permissions."""
+    view = _view()
+    for name in view.index.dataplanes:
+        found = _explain(view, name)
+        proxy = proxy_view(view, name)
+        assert [(p.type, p.name) for p in found.policies] == list(proxy.policies)
+        served = {(t.service, t.port): t for t in (*proxy.outbounds, *proxy.inbounds)}
+        for traffic in (*found.outbounds, *found.inbounds):
+            expected = served[(traffic.service, traffic.port)]
+            merged = [k for k in traffic.kinds if k.kind != "MeshTrafficPermission"]
+            assert fold_settings({k.kind: [c.default for c in k.contributions] for k in merged}) == expected.policies
+            for k in merged:
+                field = next((v for v in _fields(expected.policies) if type(v) is type(k.settings)), None)
+                assert k.settings == field, (name, traffic.service, k.kind)
+            perms = [k.settings for k in traffic.kinds if k.kind == "MeshTrafficPermission"]
+            if traffic.direction == "inbound":
+                assert isinstance(expected, InboundView)
+                assert [(p.permissions, p.identity_rules) for p in perms] == (
+                    [(expected.permissions, expected.identity_rules)]
+                    if expected.permissions or expected.identity_rules
+                    else []
+                )
+
+
+def _fields(settings: PolicySettings) -> list[object]:
+    return [getattr(settings, f.name) for f in dataclasses.fields(settings) if f.init]
+
+
+def test_policy_reach_lists_selected_proxies() -> None:
+    view = _view()
+    policies = {p.name: p for p in view.policies}
+    reach = {r.dataplane: r for r in policy_reach(policies["svc-web"], view.dataplanes)}
+    assert set(reach) == {"web-1"}
+    assert reach["web-1"].inbounds == ("web:8080",)
+    assert reach["web-1"].outbounds == ("backend",)
+    everywhere = policy_reach(policies["b-mesh"], view.dataplanes)
+    assert [r.dataplane for r in everywhere] == sorted(d.name for d in view.dataplanes)
+    web = next(r for r in everywhere if r.dataplane == "web-1")
+    assert web.outbounds == ("backend", "db") and web.inbounds == ()
+    faults = policy_reach(policies["faults"], view.dataplanes)
+    assert [(r.dataplane, r.inbounds) for r in faults] == [("backend-1", ("backend:8080",))]
+
+
+def test_to_json_is_camel_case_and_plain() -> None:
+    doc = to_json(_explain(_view(), "web-1"))
+    backend = next(o for o in doc["outbounds"] if o["service"] == "backend")
+    timeout = next(k for k in backend["kinds"] if k["kind"] == "MeshTimeout")
+    assert timeout["settings"]["connectionTimeout"] == 3.0
+    assert timeout["contributions"][0] == {
+        "policy": "b-mesh",
+        "section": "to",
+        "targetRef": {"kind": "Mesh"},
+        "default": {"connectionTimeout": "1s", "idleTimeout": "10s"},
+    }
+    assert {"type": "MeshTimeout", "name": "b-mesh"} in doc["policies"]
+    assert all(set(p) == {"type", "name"} for p in doc["policies"])
