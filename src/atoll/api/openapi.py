@@ -72,6 +72,7 @@ def _param(name: str, where: str, description: str, typ: str = "string", require
 
 
 MESH = _param("mesh", "path", "Name of the mesh.")
+POLICY_PLURAL = _param("plural", "path", "Plural of a policy type (meshtimeouts, meshretries, ...).")
 LIST_QUERY = [
     _param("size", "query", f"Items per page, 1..{MAX_PAGE_SIZE} (default {DEFAULT_PAGE_SIZE}).", "integer", False),
     _param("offset", "query", "Index of the first item (default 0).", "integer", False),
