@@ -41,6 +41,7 @@ from atoll.topology.matching import (
 )
 from atoll.topology.settings import PolicySettings, fold_settings
 from atoll.topology.settings.traffic_permission import TRAFFIC_PERMISSION, IdentityRules, Permission, identity_rules
+from atoll.topology.view import DEFAULT_OUTBOUND_ADDRESS
 
 __all__ = [
     "Contribution",
@@ -98,7 +99,7 @@ class TrafficExplanation:
     direction: Literal["inbound", "outbound"]
     service: str
     port: int
-    address: str | None
+    address: str
     kinds: tuple[KindExplanation, ...]
 
 
@@ -207,7 +208,7 @@ def explain_proxy(dataplane: Resource[DataplaneSpec], policies: Sequence[PolicyE
             direction="outbound",
             service=ob.service,
             port=ob.port,
-            address=ob.address,
+            address=ob.address or DEFAULT_OUTBOUND_ADDRESS,
             kinds=tuple(_merged_kinds(found.outbounds[i], "to")),
         )
         for i, ob in enumerate(net.outbound)
