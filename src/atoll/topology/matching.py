@@ -28,6 +28,10 @@ follow Kuma's:
    permission matching means denied. Its ``rules[]`` (callers by SPIFFE ID) are collected per
    inbound into ``IdentityRules``: the lists of all applicable policies appended, deny before allow.
 
+``collect_items`` does steps 1 and 2 for one proxy (which item of which policy applies where, in
+policy order), ``match_policies`` then folds (3, 4); inspection (``atoll.topology.explain``) reads
+the same ``collect_items`` and folds per kind, so what it shows is what the generators get.
+
 Results are frozen values (``PolicySettings``, tuples, ``Tags``) so views stay hashable and
 comparable. Folding is memoized (``_FOLD_MEMO``): proxies reaching a service under the same
 policies share one ``PolicySettings``, folded once per mesh view.
