@@ -6,8 +6,8 @@ from __future__ import annotations
 import dataclasses
 
 from atoll.topology import InboundView, MeshView, PolicySettings, proxy_view
+from atoll.topology.enforcement import not_enforced_kinds
 from atoll.topology.explain import explain_proxy, policy_reach, to_json
-from atoll.topology.settings import fold_settings
 from atoll.topology.settings.timeout import TimeoutSettings
 from tests.generate.golden import load_mesh_view
 
@@ -91,6 +91,15 @@ spec:
   from:
     - targetRef: {kind: Mesh}
       default: {http: [{abort: {httpStatus: 503, percentage: 50}}]}
+---
+type: MeshAccessLog
+mesh: default
+name: logs
+spec:
+  targetRef: {kind: MeshService, name: backend}
+  from:
+    - targetRef: {kind: Mesh}
+      default: {backends: [{type: File, file: {path: /tmp/access.log}}]}
 """
 
 
@@ -143,14 +152,16 @@ def test_inbound_kinds_and_permissions() -> None:
     assert names.index(("MeshTimeout", "b-mesh")) < names.index(("MeshTimeout", "a-mesh"))
 
 
-def test_a_kind_no_generator_reads_is_shown_as_not_enforced() -> None:
+def test_enforced_says_whether_a_generator_reads_the_kind() -> None:
     found = _explain(_view(), "backend-1")
     (backend,) = found.inbounds
-    fault = next(k for k in backend.kinds if k.kind == "MeshFaultInjection")
-    assert [c.policy for c in fault.contributions] == ["faults"]
-    settings_fields = {f.name for f in dataclasses.fields(PolicySettings)}
-    if "fault_injection" not in settings_fields:  # until its generator lands
-        assert fault.settings is None and not fault.enforced
+    by_kind = {k.kind: k for k in backend.kinds}
+    assert [c.policy for c in by_kind["MeshFaultInjection"].contributions] == ["faults"]
+    assert by_kind["MeshFaultInjection"].enforced and by_kind["MeshFaultInjection"].settings is not None
+    logs = by_kind["MeshAccessLog"]
+    assert [(c.policy, c.section) for c in logs.contributions] == [("logs", "from")]
+    assert logs.enforced == ("MeshAccessLog" not in not_enforced_kinds())
+    assert (logs.settings is None) == ("MeshAccessLog" in not_enforced_kinds())
 
 
 def test_explanation_agrees_with_proxy_view() -> None:
@@ -164,10 +175,11 @@ def test_explanation_agrees_with_proxy_view() -> None:
         served = {(t.service, t.port): t for t in (*proxy.outbounds, *proxy.inbounds)}
         for traffic in (*found.outbounds, *found.inbounds):
             expected = served[(traffic.service, traffic.port)]
-            merged = [k for k in traffic.kinds if k.kind != "MeshTrafficPermission"]
-            assert fold_settings({k.kind: [c.default for c in k.contributions] for k in merged}) == expected.policies
+            merged = [k for k in traffic.kinds if k.kind != "MeshTrafficPermission" and k.settings is not None]
+            given = [v for v in _fields(expected.policies) if v is not None]
+            assert sorted(map(repr, (k.settings for k in merged))) == sorted(map(repr, given)), (name, traffic.service)
             for k in merged:
-                field = next((v for v in _fields(expected.policies) if type(v) is type(k.settings)), None)
+                field = next((v for v in given if type(v) is type(k.settings)), None)
                 assert k.settings == field, (name, traffic.service, k.kind)
             perms = [k.settings for k in traffic.kinds if k.kind == "MeshTrafficPermission"]
             if traffic.direction == "inbound":

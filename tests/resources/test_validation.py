@@ -569,3 +569,29 @@ def test_mesh_provided_ca_is_unsupported_for_now() -> None:
 
 def test_unsupported_type() -> None:
     _assert_error({"type": "MeshGateway", "name": "g", "mesh": "default"}, "type", 'unsupported type "MeshGateway"')
+
+
+def test_rate_limit_needs_one_field_of_a_limit_as_kuma() -> None:
+    """A limit may set only ``onRateLimit`` or ``disabled`` (policies merge); an empty one is refused."""
+
+    def doc(local: dict[str, Any]) -> dict[str, Any]:
+        return policy("MeshRateLimit", {"from": [{"targetRef": {"kind": "Mesh"}, "default": {"local": local}}]})
+
+    decode(doc({"http": {"onRateLimit": {"status": 503}}, "tcp": {"disabled": True}}))  # valid
+    _assert_error(doc({"http": {}}), "spec.from[0].default.local.http", "disabled, requestRate, onRateLimit")
+    _assert_error(doc({"tcp": {}}), "spec.from[0].default.local.tcp", "disabled, connectionRate")
+    _assert_error(doc({}), "spec.from[0].default.local", "http, tcp")
+
+
+def test_fault_injection_percentages_and_status_in_range() -> None:
+    def doc(fault: dict[str, Any]) -> dict[str, Any]:
+        return policy("MeshFaultInjection", {"from": [{"targetRef": {"kind": "Mesh"}, "default": {"http": [fault]}}]})
+
+    base = "spec.from[0].default.http[0]"
+    decode(doc({"abort": {"httpStatus": 503, "percentage": "2.5"}, "delay": {"value": "1s", "percentage": 0}}))
+    _assert_error(doc({"abort": {"httpStatus": 503, "percentage": 101}}), f"{base}.abort.percentage", "")
+    _assert_error(doc({"delay": {"value": "1s", "percentage": "-1"}}), f"{base}.delay.percentage", "")
+    _assert_error(doc({"abort": {"httpStatus": 99, "percentage": 1}}), f"{base}.abort.httpStatus", "")
+    _assert_error(
+        doc({"responseBandwidth": {"limit": "10 MB", "percentage": 1}}), f"{base}.responseBandwidth.limit", ""
+    )

@@ -55,6 +55,7 @@ class NotEnforced:
 _GATEWAY = "gateways (MeshGateway, builtin gateway mode) are not supported yet"
 _MES = "MeshExternalService and MeshMultiZoneService are not supported yet: a to[] item naming one selects nothing"
 _ROUTE_TARGET = "policies targeting a MeshHTTPRoute apply to routes, which are not generated yet"
+_RECEIVING_SIDE = "enforced on the receiving side only (from[], rules[]); to[] items configure nothing"
 
 
 def _common(kind: str, *, to: bool = True) -> tuple[NotEnforced, ...]:
@@ -90,6 +91,12 @@ _ENFORCED_GAPS: tuple[NotEnforced, ...] = (
         "to[].default.http.requestHeadersToAdd.remove",
         "a health check request only sets and adds headers",
     ),
+    *_common("MeshFaultInjection"),
+    NotEnforced("MeshFaultInjection", "to[]", _RECEIVING_SIDE),
+    NotEnforced("MeshFaultInjection", "rules[].matches", "callers are told apart by tags (from[]), not by SPIFFE ID"),
+    *_common("MeshRateLimit", to=False),
+    NotEnforced("MeshRateLimit", "to[]", _RECEIVING_SIDE),
+    NotEnforced("MeshRateLimit", "targetRef.kind", _ROUTE_TARGET, ("MeshHTTPRoute",)),
     *_common("MeshLoadBalancingStrategy"),
     NotEnforced(
         "MeshLoadBalancingStrategy",
@@ -135,14 +142,6 @@ _TCP_ROUTE: tuple[NotEnforced, ...] = (
     NotEnforced("MeshTCPRoute", "", "TCP routes are not generated yet"),
     *_common("MeshTCPRoute"),
 )
-_FAULT_INJECTION: tuple[NotEnforced, ...] = (
-    NotEnforced("MeshFaultInjection", "", "faults are not injected yet"),
-    *_common("MeshFaultInjection"),
-)
-_RATE_LIMIT: tuple[NotEnforced, ...] = (
-    NotEnforced("MeshRateLimit", "", "rate limits are not generated yet"),
-    *_common("MeshRateLimit"),
-)
 _ACCESS_LOG: tuple[NotEnforced, ...] = (
     NotEnforced("MeshAccessLog", "", "access logs are not generated yet"),
     *_common("MeshAccessLog"),
@@ -160,8 +159,6 @@ _ACCESS_LOG: tuple[NotEnforced, ...] = (
 PENDING_KINDS: Mapping[str, tuple[NotEnforced, ...]] = {
     "MeshHTTPRoute": _HTTP_ROUTE,
     "MeshTCPRoute": _TCP_ROUTE,
-    "MeshFaultInjection": _FAULT_INJECTION,
-    "MeshRateLimit": _RATE_LIMIT,
     "MeshAccessLog": _ACCESS_LOG,
 }
 

@@ -8,8 +8,9 @@ the inbounds and outbounds it contributes to.
 
 Both are built on ``atoll.topology.matching.collect_items`` — the selection and ordering
 ``proxy_view`` uses — and fold with the same ``fold_settings``, so the answer cannot drift from
-what the generators are given (``tests/generate/test_explain.py`` checks each inbound's and
-outbound's settings against ``proxy_view``'s). Settings are the typed values the generators read
+what the generators are given: each kind's items are folded by ``fold_items``, as for a proxy
+(``tests/generate/test_explain.py`` checks each inbound's and outbound's settings against
+``proxy_view``'s). Settings are the typed values the generators read
 (``atoll.topology.settings``), per kind; a kind no generator reads yet has ``settings`` None and
 ``enforced`` false (``atoll.topology.enforcement``). MeshTrafficPermission is per caller, not merged:
 its settings are the inbound's permissions (the last matching one decides) and SPIFFE ID rules.
@@ -36,10 +37,11 @@ from atoll.topology.matching import (
     PolicyEntry,
     ProxyRefs,
     collect_items,
+    fold_items,
     merge_order,
     permissions_of,
 )
-from atoll.topology.settings import PolicySettings, fold_settings
+from atoll.topology.settings import PolicySettings
 from atoll.topology.settings.traffic_permission import TRAFFIC_PERMISSION, IdentityRules, Permission, identity_rules
 from atoll.topology.view import DEFAULT_OUTBOUND_ADDRESS
 
@@ -162,7 +164,7 @@ def _merged_kinds(items: Sequence[Item], section: Section | None) -> list[KindEx
             _contribution(item, name, section or ("from" if "targetRef" in item else "rules"))
             for _, _, item, name in kind_items
         )
-        settings = _setting(fold_settings({kind: [c.default for c in contributions]}))
+        settings = _setting(fold_items(kind_items))
         out.append(KindExplanation(kind, contributions, settings, kind not in unenforced and settings is not None))
     return out
 

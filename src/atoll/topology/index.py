@@ -99,6 +99,9 @@ class MeshIndex:
     """address:port of this zone's egresses (advertised or not, in name order)."""
     egress_routing: bool = False
     """The mesh routes remote-zone and external traffic through the zone egress (``routing.zoneEgress``)."""
+    tag_callers: bool = False
+    """Some MeshFaultInjection of the mesh tells callers apart (a ``from[]`` source other than Mesh):
+    sidecars then send their tags on HTTP outbounds (``OutboundView.caller_tags``)."""
     conflicts: tuple[str, ...] = ()
     """ExternalServices left out because their ``kuma.io/service`` is taken (by Dataplanes of the mesh,
     or by an ExternalService earlier by name), one message each."""

@@ -21,7 +21,9 @@ follow Kuma's:
    policies that select an inbound are taken in policy order, then sorted (stably) by their own
    targetRef kind (a ``rules[]`` item counts as ``Mesh``), and their ``default`` blocks handed per
    kind to ``atoll.topology.settings.fold_settings``, which merges them with RFC 7396 merge patch
-   (the later, more specific one wins field by field) into typed ``PolicySettings``.
+   (the later, more specific one wins field by field) into typed ``PolicySettings``. For the kinds
+   whose settings depend on the caller (``BY_SOURCE_KINDS``: MeshFaultInjection) the ``from[]``
+   items of every source kind are taken too, and handed over whole.
 4. **MeshTrafficPermission** is per caller, not per inbound: ``permissions`` lists one ``Permission``
    per ``from[]`` item (``atoll.topology.settings.traffic_permission``), in the same least-to-most
    specific order: a caller gets the action of the **last** permission whose tags it has; no
@@ -45,7 +47,7 @@ from typing import Any
 
 from atoll.resources.meta import Resource
 from atoll.resources.models.dataplane import DataplaneSpec, Inbound
-from atoll.topology.settings import NO_SETTINGS, PolicySettings, fold_settings
+from atoll.topology.settings import BY_SOURCE_KINDS, NO_SETTINGS, PolicySettings, fold_settings
 from atoll.topology.settings.conf import Conf, freeze
 from atoll.topology.settings.traffic_permission import (
     TRAFFIC_PERMISSION,
@@ -243,7 +245,7 @@ def fold_items(items: Sequence[Item]) -> PolicySettings:
         return hit[1]
     defaults: dict[str, list[Mapping[str, Any]]] = {}
     for kind, _, item, _ in merge_order(items):
-        defaults.setdefault(kind, []).append(item.get("default") or {})
+        defaults.setdefault(kind, []).append(item if kind in BY_SOURCE_KINDS else item.get("default") or {})
     settings = fold_settings(defaults)
     if len(_FOLD_MEMO) >= _FOLD_MEMO_MAX:
         _FOLD_MEMO.clear()
@@ -307,6 +309,8 @@ def collect_items(
                     perm_items[i].append((item, policy.name))
                 elif (item.get("targetRef") or {}).get("kind") == "Mesh":
                     in_items[i].append((policy.type, _MESH_RANK, item, policy.name))
+                elif policy.type in BY_SOURCE_KINDS:
+                    in_items[i].append((policy.type, _item_rank(item), item, policy.name))
             for item in spec.get("rules") or ():
                 if permits:
                     rule_items[i].append((item, policy.name))

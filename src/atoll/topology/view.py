@@ -50,9 +50,17 @@ from atoll.resources.models.zone_egress import ZoneEgressSpec
 from atoll.resources.models.zone_ingress import ZoneIngressSpec
 from atoll.topology.external import ExternalView
 from atoll.topology.index import Endpoint, MeshIndex, build_index, is_ready
-from atoll.topology.matching import ProxyRefs, match_policies, sort_policies
-from atoll.topology.settings import NO_IDENTITY_RULES, NO_SETTINGS, IdentityRules, Permission, PolicySettings
-from atoll.topology.tags import Protocol, Tags, protocol_of
+from atoll.topology.matching import PolicyEntry, ProxyRefs, match_policies, sort_policies
+from atoll.topology.settings import (
+    BY_SOURCE_KINDS,
+    NO_IDENTITY_RULES,
+    NO_SETTINGS,
+    IdentityRules,
+    Permission,
+    PolicySettings,
+)
+from atoll.topology.settings.fault_injection import serialize_tags, source_tags
+from atoll.topology.tags import HTTP_PROTOCOLS, Protocol, Tags, protocol_of
 
 __all__ = [
     "DEFAULT_OUTBOUND_ADDRESS",
@@ -119,6 +127,10 @@ class OutboundView:
     via_egress: bool = False
     """External traffic goes over mesh mTLS to a zone egress (the local one, or the pinned zone's
     through its ingress) instead of straight to ``external``'s address."""
+    caller_tags: str | None = None
+    """This proxy's tags as the ``x-kuma-tags`` header of its HTTP requests, set only when some
+    MeshFaultInjection of the mesh tells callers apart (so that, without one, every proxy reaching a
+    service shares one outbound listener)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +216,10 @@ class MeshView:
                 ),
             )
         policies = tuple(p for p in self.policies if p.type != "ExternalService")
-        object.__setattr__(self, "index", replace(index, policies=sort_policies(policies)))
+        ordered_policies = sort_policies(policies)
+        object.__setattr__(
+            self, "index", replace(index, policies=ordered_policies, tag_callers=_tags_callers(ordered_policies))
+        )
 
     @property
     def name(self) -> str:
@@ -252,19 +267,22 @@ def proxy_view(mesh_view: MeshView, dataplane_name: str) -> ProxyView:
         if ib.port is not None
     ]
     outbounds = []
+    caller = serialize_tags(source_tags(ib.tags for ib in net.inbound)) if index.tag_callers else None
     for i, ob in enumerate(net.outbound):
         external = index.externals.get(ob.service)
+        protocol = index.protocols.get(ob.service, "tcp")
         outbounds.append(
             OutboundView(
                 service=ob.service,
                 address=ob.address or DEFAULT_OUTBOUND_ADDRESS,
                 port=ob.port,
-                protocol=index.protocols.get(ob.service, "tcp"),
+                protocol=protocol,
                 endpoints=index.endpoints.get(ob.service, ()),
                 tags=Tags(ob.tags or {}),
                 policies=matched.outbounds[i],
                 external=external,
                 via_egress=external is not None and _external_via_egress(index, external, mesh_view.zone),
+                caller_tags=caller if protocol in HTTP_PROTOCOLS else None,
             )
         )
     return ProxyView(
@@ -330,6 +348,16 @@ def _mtls(spec: MeshSpec) -> MtlsView | None:
     if backend is None:
         return None
     return MtlsView(backend=backend.name, mode=backend.mode or "STRICT")
+
+
+def _tags_callers(policies: Iterable[PolicyEntry]) -> bool:
+    """Whether a policy whose settings depend on the caller names a source other than Mesh."""
+    return any(
+        (item.get("targetRef") or {}).get("kind", "Mesh") != "Mesh"
+        for p in policies
+        if p.type in BY_SOURCE_KINDS
+        for item in p.spec.get("from") or ()
+    )
 
 
 def _external_via_egress(index: MeshIndex, external: ExternalView, zone: str) -> bool:

@@ -2,11 +2,12 @@
 
 ``local.http.requestRate{num, interval}`` with an optional ``onRateLimit{status, headers}``;
 ``local.tcp.connectionRate{num, interval}``. ``num`` is at least 1, ``interval`` at least 50ms.
+As in Kuma, a limit needs only one of its fields (``http``: ``disabled``, ``requestRate`` or
+``onRateLimit``; ``tcp``: ``disabled`` or ``connectionRate``): policies merge, so a more specific
+one may change just the answer or turn a limit off; a merged limit without a rate limits nothing.
 """
 
 from __future__ import annotations
-
-from typing import ClassVar
 
 from pydantic import Field
 
@@ -31,31 +32,23 @@ class OnRateLimit(Spec):
     headers: HeaderModifier | None = None
 
 
-class _Limit(Spec):
-    """A limit that needs its rate (the field ``rate_field`` names) unless it is ``disabled``."""
-
-    rate_field: ClassVar[str]
-
+class HttpLimit(Spec):
     disabled: bool | None = None
-
-    @spec_check
-    def _check_rate(self, check: Check) -> None:
-        rate = self.rate_field
-        if not self.disabled and getattr(self, rate) is None:
-            check.add(type(self).model_fields[rate].alias or rate, "required unless disabled is true")
-
-
-class HttpLimit(_Limit):
-    rate_field = "request_rate"
-
     request_rate: Rate | None = None
     on_rate_limit: OnRateLimit | None = None
 
+    @spec_check
+    def _check(self, check: Check) -> None:
+        check.one_of(self, "disabled", "request_rate", "on_rate_limit")
 
-class TcpLimit(_Limit):
-    rate_field = "connection_rate"
 
+class TcpLimit(Spec):
+    disabled: bool | None = None
     connection_rate: Rate | None = None
+
+    @spec_check
+    def _check(self, check: Check) -> None:
+        check.one_of(self, "disabled", "connection_rate")
 
 
 class Local(Spec):

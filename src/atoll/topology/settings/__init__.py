@@ -31,21 +31,26 @@ from typing import Any, TypeVar
 
 from atoll.topology.settings.circuit_breaker import CircuitBreakerSettings
 from atoll.topology.settings.conf import merged
+from atoll.topology.settings.fault_injection import FaultInjectionSettings
 from atoll.topology.settings.health_check import HealthCheckSettings
 from atoll.topology.settings.load_balancing import LoadBalancingSettings
+from atoll.topology.settings.rate_limit import RateLimitSettings
 from atoll.topology.settings.retry import RetrySettings
 from atoll.topology.settings.timeout import TimeoutSettings
 from atoll.topology.settings.traffic_permission import NO_IDENTITY_RULES, IdentityRules, Permission
 
 __all__ = [
+    "BY_SOURCE_KINDS",
     "NO_IDENTITY_RULES",
     "NO_SETTINGS",
     "CircuitBreakerSettings",
+    "FaultInjectionSettings",
     "HealthCheckSettings",
     "IdentityRules",
     "LoadBalancingSettings",
     "Permission",
     "PolicySettings",
+    "RateLimitSettings",
     "RetrySettings",
     "TimeoutSettings",
     "fold_settings",
@@ -69,10 +74,22 @@ class PolicySettings:
     """MeshHealthCheck: outbound only."""
     load_balancing: LoadBalancingSettings | None = None
     """MeshLoadBalancingStrategy: outbound only."""
+    fault_injection: FaultInjectionSettings | None = None
+    """MeshFaultInjection: inbound only, per calling source (see ``BY_SOURCE_KINDS``)."""
+    rate_limit: RateLimitSettings | None = None
+    """MeshRateLimit: inbound only."""
     _hash: int = field(init=False, repr=False, compare=False, default=0)
 
     def __post_init__(self) -> None:
-        kinds = (self.timeout, self.retry, self.circuit_breaker, self.health_check, self.load_balancing)
+        kinds = (
+            self.timeout,
+            self.retry,
+            self.circuit_breaker,
+            self.health_check,
+            self.load_balancing,
+            self.fault_injection,
+            self.rate_limit,
+        )
         object.__setattr__(self, "_hash", hash(kinds))
 
     def __hash__(self) -> int:  # computed once: views (and so the generators' memo keys) hash it often
@@ -80,6 +97,10 @@ class PolicySettings:
 
 
 NO_SETTINGS = PolicySettings()
+
+BY_SOURCE_KINDS = frozenset({"MeshFaultInjection"})
+"""Kinds whose ``from[]`` items of every source kind reach ``fold_settings`` whole (``targetRef`` and
+``default``, not just ``default``): their settings depend on the caller, not merged into one value."""
 
 
 def _merged(
@@ -89,8 +110,18 @@ def _merged(
     return None if blocks is None else read(merged(blocks))
 
 
+def _folded(
+    defaults: Mapping[str, Sequence[Mapping[str, Any]]],
+    kind: str,
+    fold: Callable[[Sequence[Mapping[str, Any]]], S],
+) -> S | None:
+    blocks = defaults.get(kind)
+    return None if blocks is None else fold(blocks)
+
+
 def fold_settings(defaults: Mapping[str, Sequence[Mapping[str, Any]]]) -> PolicySettings:
-    """The settings of the ``default`` blocks per kind (each list least to most specific)."""
+    """The settings of the ``default`` blocks per kind (each list least to most specific; for the
+    ``BY_SOURCE_KINDS`` the whole items)."""
     if not defaults:
         return NO_SETTINGS
     return PolicySettings(
@@ -99,4 +130,6 @@ def fold_settings(defaults: Mapping[str, Sequence[Mapping[str, Any]]]) -> Policy
         circuit_breaker=_merged(defaults, "MeshCircuitBreaker", CircuitBreakerSettings.from_conf),
         health_check=_merged(defaults, "MeshHealthCheck", HealthCheckSettings.from_conf),
         load_balancing=_merged(defaults, "MeshLoadBalancingStrategy", LoadBalancingSettings.from_conf),
+        fault_injection=_folded(defaults, "MeshFaultInjection", FaultInjectionSettings.fold),
+        rate_limit=_merged(defaults, "MeshRateLimit", RateLimitSettings.from_conf),
     )

@@ -27,7 +27,9 @@ as in Kuma): every mTLS chain gets RBAC from ``InboundView.permissions``; none -
 The other policies (``atoll.xds.generate.policies``): MeshHealthCheck, MeshCircuitBreaker,
 MeshTimeout, MeshLoadBalancingStrategy on the outbound cluster (plus outlier detection by default
 when the service has zone-ingress endpoints); MeshTimeout, MeshRetry and hash policies on the
-outbound listener's route/HCM/tcp_proxy; inbound MeshTimeout on the inbound listener; locality
+outbound listener's route/HCM/tcp_proxy (and the caller's ``x-kuma-tags`` header when a
+MeshFaultInjection of the mesh tells callers apart); inbound MeshTimeout, MeshFaultInjection and
+MeshRateLimit on the inbound listener; locality
 priorities (MeshLoadBalancingStrategy ``localityAwareness`` or the Mesh's
 ``routing.localityAwareLoadBalancing``) in the ClusterLoadAssignment. Two outbounds of one service
 share its cluster, configured by the first one's policies.
@@ -152,6 +154,9 @@ def _outbound(mesh: str, mtls: bool, ob: OutboundView) -> tuple[listener_pb2.Lis
         ],
     )
     p.apply_outbound_listener_policies(listener, ob)
+    if ob.caller_tags is not None:
+        caller_tags = ob.caller_tags
+        e.edit_filters(listener, lambda manager: p.tag_caller(manager, caller_tags), lambda _: None)
     if ob.external is not None and not ob.via_egress:
         # An ExternalService reached directly: its own address, its own TLS (no mesh mTLS).
         cluster = external_cluster(ob.service, ob.external)

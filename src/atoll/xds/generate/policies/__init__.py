@@ -12,7 +12,11 @@ policy kind, each with the functions that translate that kind's settings:
   on clusters;
 - ``retry``: MeshRetry -> the route retry policy and tcp_proxy connect attempts;
 - ``load_balancing``: MeshLoadBalancingStrategy -> ``lb_policy``, route hash policies, and zone
-  priorities in the ClusterLoadAssignment.
+  priorities in the ClusterLoadAssignment;
+- ``fault_injection``: MeshFaultInjection -> HTTP fault filters on the inbound (per caller, by the
+  ``x-kuma-tags`` header the callers' outbounds set: ``tag_caller``);
+- ``rate_limit``: MeshRateLimit -> local rate limits on the inbound (HTTP filter + per-route
+  limits, TCP connection filter).
 
 The ``apply_*`` functions below are the only callers: each reads the settings of one outbound or
 inbound and calls the kinds' functions in a fixed order (the last one to set a field wins:
@@ -29,7 +33,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import http_con
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
 from atoll.topology import InboundView, OutboundView
-from atoll.xds.generate.envoy import edit_filters, routes, u32
+from atoll.xds.generate.envoy import ROUTER_FILTER, edit_filters, routes, u32
 from atoll.xds.generate.policies.circuit_breaker import (
     INGRESS_OUTLIER_DETECTION,
     apply_circuit_breaker,
@@ -37,8 +41,10 @@ from atoll.xds.generate.policies.circuit_breaker import (
     circuit_breakers,
     outlier_detection,
 )
+from atoll.xds.generate.policies.fault_injection import FAULT_PROTOCOLS, fault_filters, strip_caller_tags, tag_caller
 from atoll.xds.generate.policies.health_check import apply_health_check, health_check
 from atoll.xds.generate.policies.load_balancing import apply_load_balancer, hash_policies, zone_priorities
+from atoll.xds.generate.policies.rate_limit import http_rate_limit, tcp_rate_limit_filter
 from atoll.xds.generate.policies.retry import DEFAULT_GRPC_RETRY_ON, DEFAULT_HTTP_RETRY_ON, retry_policy
 from atoll.xds.generate.policies.timeout import cluster_timeouts, connect_timeout, timeouts_on_hcm, timeouts_on_tcp
 
@@ -56,6 +62,7 @@ __all__ = [
     "health_check",
     "outlier_detection",
     "retry_policy",
+    "tag_caller",
     "zone_priorities",
 ]
 
@@ -114,7 +121,40 @@ def apply_local_cluster_policies(cluster: cluster_pb2.Cluster, ib: InboundView) 
 
 
 def apply_inbound_policies(listener: listener_pb2.Listener, ib: InboundView) -> None:
-    """Set on the inbound ``listener`` of ``ib`` what its inbound MeshTimeout says."""
-    timeout = ib.policies.timeout
-    if timeout is not None:
-        edit_filters(listener, lambda m: timeouts_on_hcm(m, timeout), lambda t: timeouts_on_tcp(t, timeout))
+    """Set on the inbound ``listener`` of ``ib`` its MeshTimeout, and add the filters of its
+    MeshFaultInjection and MeshRateLimit (HTTP ones ahead of the router, faults first; the TCP
+    connection limit first in every filter chain)."""
+    timeout, rate_limit = ib.policies.timeout, ib.policies.rate_limit
+    faults = ib.policies.fault_injection if ib.protocol in FAULT_PROTOCOLS else None
+    http_limit = rate_limit.http if rate_limit is not None else None
+
+    def on_hcm(manager: hcm_pb2.HttpConnectionManager) -> None:
+        if timeout is not None:
+            timeouts_on_hcm(manager, timeout)
+        added = fault_filters(faults) if faults is not None else []
+        if faults is not None and faults.by_source:
+            strip_caller_tags(manager)
+        limit = http_rate_limit(manager, http_limit) if http_limit is not None else None
+        if limit is not None:
+            added.append(limit)
+        _before_router(manager, added)
+
+    def on_tcp(tcp: tcp_proxy_pb2.TcpProxy) -> None:
+        if timeout is not None:
+            timeouts_on_tcp(tcp, timeout)
+
+    if timeout is not None or faults is not None or http_limit is not None:
+        edit_filters(listener, on_hcm, on_tcp)
+    connection_limit = tcp_rate_limit_filter(rate_limit.tcp) if rate_limit and rate_limit.tcp else None
+    if connection_limit is not None:
+        for chain in listener.filter_chains:
+            chain.filters.insert(0, connection_limit)
+
+
+def _before_router(manager: hcm_pb2.HttpConnectionManager, filters: list[hcm_pb2.HttpFilter]) -> None:
+    if not filters:
+        return
+    chain = list(manager.http_filters)
+    at = next((i for i, f in enumerate(chain) if f.name == ROUTER_FILTER), len(chain))
+    del manager.http_filters[:]
+    manager.http_filters.extend([*chain[:at], *filters, *chain[at:]])
