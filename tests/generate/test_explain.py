@@ -223,3 +223,20 @@ def test_to_json_is_camel_case_and_plain() -> None:
     }
     assert {"type": "MeshTimeout", "name": "b-mesh"} in doc["policies"]
     assert all(set(p) == {"type", "name"} for p in doc["policies"])
+
+
+def test_a_global_copy_is_matched_under_its_zone_name() -> None:
+    """Global holds zone-1's web-1 as ``web-1-<hash>``: a policy naming Dataplane web-1 still selects it."""
+    view = _view()
+    web = view.index.dataplanes["web-1"]
+    labels = {**web.meta.labels, "kuma.io/origin": "zone", "kuma.io/zone": "zone-1", "kuma.io/display-name": "web-1"}
+    copy = web.with_meta(name="web-1-0123abcd", labels=labels)
+    found = explain_proxy(copy, view.index.policies)
+    assert ("MeshTimeout", "dp-web") in [(p.type, p.name) for p in found.policies]
+    assert found.dataplane == "web-1-0123abcd"
+    policies = {p.name: p for p in view.policies}
+    assert [r.dataplane for r in policy_reach(policies["dp-web"], [copy])] == ["web-1-0123abcd"]
+    plain = web.with_meta(name="web-1-0123abcd")  # not a zone's copy: its own name counts
+    assert ("MeshTimeout", "dp-web") not in [
+        (p.type, p.name) for p in explain_proxy(plain, view.index.policies).policies
+    ]

@@ -10,8 +10,9 @@
 Both read the mesh's Dataplanes and policies from the store and run the selection and folding the
 generators run (``atoll.topology.matching``), so the answer is what the proxies are given. Any CP
 answers: a zone or standalone CP for its own proxies, a global CP for every zone's (their Dataplanes
-are synced up); a Dataplane of another zone shows what that zone's CP gives it, as policies are the
-same everywhere once synced. The mesh (404 naming ``mesh``), the Dataplane or policy (404) must exist;
+are synced up). A global CP's copy of a zone's Dataplane (``web-1-<hash>``) is matched under the name
+its zone knows (``atoll.topology.explain.zone_name``), so it shows what that zone's CP gives it:
+policies are the same everywhere once synced. The mesh (404 naming ``mesh``), the Dataplane or policy (404) must exist;
 the plural must name a policy type (404 naming the known ones).
 """
 

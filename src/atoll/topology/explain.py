@@ -4,7 +4,8 @@
 Dataplane, per policy kind: the items that apply (policy, section, the item's own ``targetRef`` and
 its ``default``) in the order they merge (the last one wins field by field), and the settings they
 fold into. ``policy_reach(policy, dataplanes)`` answers, for one policy, the proxies it selects with
-the inbounds and outbounds it contributes to.
+the inbounds and outbounds it contributes to. A Dataplane is matched under the name its zone knows
+(``zone_name``), so a global CP's copy of a zone's Dataplane is explained as its zone CP serves it.
 
 Both are built on ``atoll.topology.matching.collect_items`` — the selection and ordering
 ``proxy_view`` uses — and fold with the same ``fold_settings``, so the answer cannot drift from
@@ -32,6 +33,8 @@ from atoll.resources.meta import Resource
 from atoll.resources.models.dataplane import DataplaneSpec
 from atoll.topology.enforcement import not_enforced_kinds
 from atoll.topology.matching import (
+    DISPLAY_NAME_LABEL,
+    ORIGIN_LABEL,
     CollectedItems,
     Item,
     PolicyEntry,
@@ -56,6 +59,7 @@ __all__ = [
     "explain_proxy",
     "policy_reach",
     "to_json",
+    "zone_name",
 ]
 
 Section = Literal["to", "from", "rules"]
@@ -182,12 +186,21 @@ def _permission_kind(
     return [KindExplanation(TRAFFIC_PERMISSION, contributions, settings, True)]
 
 
+def zone_name(dataplane: Resource[DataplaneSpec]) -> str:
+    """The name a Dataplane has in its zone, which ``Dataplane`` targetRefs name: a global CP holds a
+    zone's Dataplane under another name (``web-1-<hash>``) and keeps the zone's in a label."""
+    labels = dataplane.meta.labels
+    if labels.get(ORIGIN_LABEL) == "zone" and labels.get(DISPLAY_NAME_LABEL):
+        return labels[DISPLAY_NAME_LABEL]
+    return dataplane.name
+
+
 def explain_proxy(dataplane: Resource[DataplaneSpec], policies: Sequence[PolicyEntry]) -> ProxyExplanation:
     """What ``policies`` (ordered by ``sort_policies``) do to each inbound and outbound of ``dataplane``."""
     refs = ProxyRefs.of(dataplane)
     found: CollectedItems = collect_items(
         policies,
-        dataplane=dataplane.name,
+        dataplane=zone_name(dataplane),
         labels=dataplane.meta.labels,
         inbounds=refs.inbounds,
         outbounds=refs.outbounds,
@@ -231,7 +244,7 @@ def policy_reach(policy: Resource[Any], dataplanes: Iterable[Resource[DataplaneS
     for dp in sorted(dataplanes, key=lambda d: d.name):
         refs = ProxyRefs.of(dp)
         found = collect_items(
-            entry, dataplane=dp.name, labels=dp.meta.labels, inbounds=refs.inbounds, outbounds=refs.outbounds
+            entry, dataplane=zone_name(dp), labels=dp.meta.labels, inbounds=refs.inbounds, outbounds=refs.outbounds
         )
         if not found.names:
             continue

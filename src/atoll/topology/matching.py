@@ -59,6 +59,7 @@ from atoll.topology.settings.traffic_permission import (
 from atoll.topology.tags import SERVICE_TAG, Tags
 
 __all__ = [
+    "DISPLAY_NAME_LABEL",
     "KIND_ORDER",
     "ORIGIN_LABEL",
     "CollectedItems",
@@ -77,6 +78,8 @@ __all__ = [
 ]
 
 ORIGIN_LABEL = "kuma.io/origin"
+DISPLAY_NAME_LABEL = "kuma.io/display-name"
+"""On a global CP's copy of a zone's resource: the name the zone knows it by (see ``atoll.kds.names``)."""
 KIND_ORDER: Mapping[str, int] = {
     "Mesh": 1,
     "MeshSubset": 2,
