@@ -176,3 +176,11 @@ async def test_write_of_a_virtual_outbound_warns_for_the_whole_kind(api: httpx.A
     r = await api.put(f"/meshes/{MESH}/virtualoutbounds/vo", json=doc)
     assert r.status_code == 201, r.text
     assert [w.split(":")[0] for w in r.json()["warnings"]] == ["VirtualOutbound"]
+
+
+async def test_openapi_documents_inspection_routes_and_put_warnings(api: httpx.AsyncClient) -> None:
+    doc = (await api.get(paths.OPENAPI)).json()
+    assert "get" in doc["paths"][paths.DATAPLANE_POLICIES]
+    assert "get" in doc["paths"][paths.POLICY_DATAPLANES]
+    put = doc["paths"]["/meshes/{mesh}/meshtimeouts/{name}"]["put"]
+    assert "warnings" in put["responses"]["201"]["description"]

@@ -142,7 +142,13 @@ def item_operation(rt: ResourceType, method: str) -> dict[str, Any]:
         return operation(params, rt.name, yaml=True)
     if method == "DELETE":
         return operation([*params, IF_MATCH])
-    return operation([*params, IF_MATCH], rt.name, body=rt.name, created=True)
+    op = operation([*params, IF_MATCH], rt.name, body=rt.name, created=True)
+    for code in ("200", "201"):  # the stored resource, plus what of it no generator reads
+        op["responses"][code]["description"] = (
+            f"The stored {rt.name}; with `warnings` (a list of `<kind or field path>: <why>` strings) "
+            "when part of it is stored and not enforced"
+        )
+    return op
 
 
 def component_schemas(types: Iterable[ResourceType]) -> dict[str, Any]:
