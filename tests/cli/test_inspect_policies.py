@@ -68,7 +68,7 @@ def test_dataplane_policies_as_text_shows_contributors_in_order(applied: Atoll) 
     assert lines[0] == f"Dataplane web-1 (mesh {MESH}): 3 policies select it"
     assert lines[1:4] == ["  MeshTimeout/z-mesh", "  MeshTimeout/a-mesh", "  MeshTimeout/to-backend"]
     start = lines.index("outbound backend (127.0.0.1:10001)")
-    assert lines[start + 1] == "  MeshTimeout: 3 items, the last wins"
+    assert lines[start + 1] == "  MeshTimeout: 3 items, in merge order"
     assert lines[start + 2].startswith("    1. z-mesh  to Mesh: ")
     assert lines[start + 3].startswith("    2. a-mesh  to Mesh: ")
     assert lines[start + 4].startswith("    3. to-backend  to MeshService backend: ")

@@ -268,6 +268,17 @@ def _compact(value: Any) -> str:
     return json.dumps(value, separators=(", ", ": "))
 
 
+def _pruned(value: Any) -> Any:
+    """Settings without their empty lists and objects (a caller ``source`` of ``{}`` stays: it means
+    every caller)."""
+    if isinstance(value, dict):
+        kept = {k: _pruned(v) for k, v in value.items()}
+        return {k: v for k, v in kept.items() if k == "source" or v not in ([], {})}
+    if isinstance(value, list):
+        return [_pruned(v) for v in value]
+    return value
+
+
 def _ref(ref: dict[str, Any] | None) -> str:
     if not ref:
         return "rules"
@@ -278,7 +289,8 @@ def _ref(ref: dict[str, Any] | None) -> str:
 
 def policy_lines(body: dict[str, Any]) -> list[str]:
     """``inspect dataplane --policies`` as text: per inbound and outbound, per kind, the contributing
-    policy items in merge order (the last one wins field by field) and the resulting settings."""
+    policy items in merge order (a later one wins field by field; for MeshTrafficPermission a caller
+    gets the last permission it matches) and the resulting settings (``=>``)."""
     names = [f"{p.get('type')}/{p.get('name')}" for p in body.get("policies") or ()]
     lines = [f"Dataplane {body.get('dataplane')} (mesh {body.get('mesh')}): {len(names)} policies select it"]
     lines += [f"  {n}" for n in names]
@@ -290,14 +302,15 @@ def policy_lines(body: dict[str, Any]) -> list[str]:
             lines.append("  no policy applies")
         for k in kinds:
             note = "" if k.get("enforced") else "  [stored, not enforced]"
-            lines.append(f"  {k.get('kind')}: {len(k.get('contributions') or ())} items, the last wins{note}")
+            count = len(k.get("contributions") or ())
+            lines.append(f"  {k.get('kind')}: {count} item{'s' if count != 1 else ''}, in merge order{note}")
             for i, c in enumerate(k.get("contributions") or (), 1):
                 conf = c.get("rules") if c.get("rules") else c.get("default")
                 lines.append(
                     f"    {i}. {c.get('policy')}  {c.get('section')} {_ref(c.get('targetRef'))}: {_compact(conf)}"
                 )
             if k.get("settings") is not None:
-                lines.append(f"    => {_compact(k.get('settings'))}")
+                lines.append(f"    => {_compact(_pruned(k.get('settings')))}")
     return lines
 
 
