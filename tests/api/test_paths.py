@@ -21,7 +21,7 @@ CLIENTS = (
     "atoll.cli.client",
     "atoll.cli.main",
     "atoll.dp.cp_client",
-    "atoll.dp.admin_relay",
+    "atoll.dp.admin_responder",
     "atoll.dp",
 )
 

@@ -155,6 +155,43 @@ def test_policies_written_at_global_reach_both_zones_and_zones_refuse_them(mz: M
         )  # only the mesh's default MeshTimeout remains
 
 
+def test_access_log_written_at_global_logs_in_both_zones(mz: MultiZone, tmp_path: Path) -> None:
+    """A MeshAccessLog of global: zone-1's frontend logs its outbound calls, and backend's sidecars in
+    zone-2 log the same requests arriving through the ingress."""
+    out_log, in_log = tmp_path / "out.log", tmp_path / "in.log"
+    fmt = "%KUMA_TRAFFIC_DIRECTION% %KUMA_SOURCE_SERVICE% %KUMA_DESTINATION_SERVICE% %REQ(:PATH)% %UPSTREAM_HOST%"
+
+    def backends(path: Path) -> list[dict[str, object]]:
+        return [{"type": "File", "file": {"path": str(path), "format": {"type": "Plain", "plain": fmt}}}]
+
+    policy = {
+        "type": "MeshAccessLog",
+        "mesh": "default",
+        "name": "logs-from-global",
+        "spec": {
+            "targetRef": {"kind": "Mesh"},
+            "to": [{"targetRef": {"kind": "Mesh"}, "default": {"backends": backends(out_log)}}],
+            "from": [{"targetRef": {"kind": "Mesh"}, "default": {"backends": backends(in_log)}}],
+        },
+    }
+    mz.glob.put(policy)
+    try:
+        zone2 = {f"127.0.0.1:{mz.apps[name].port}" for name in ("backend-2a", "backend-2b")}
+
+        def logged_in_both() -> bool:
+            call(OUT_BACKEND)
+            outbound = out_log.read_text().splitlines() if out_log.exists() else []
+            inbound = in_log.read_text().splitlines() if in_log.exists() else []
+            return any(ln.startswith("OUTBOUND frontend backend / ") for ln in outbound) and any(
+                ln.startswith("INBOUND unknown backend / ") and ln.split()[-1] in zone2 for ln in inbound
+            )
+
+        wait_until(logged_in_both, timeout=30, interval=0.2, what="access logs in zone-1 and zone-2")
+    finally:
+        status, _ = http_json("DELETE", mz.glob.url + "/meshes/default/meshaccesslogs/logs-from-global")
+        assert status == 200
+
+
 # --- cross-zone traffic ---------------------------------------------------------------------------
 
 

@@ -1,13 +1,15 @@
 """A threaded HTTP/1.1 application on loopback for the real-Envoy traffic tests.
 
 ``serve_http(answer)`` starts it on a free port: every GET is answered with ``answer(path)``'s
-status and body, one write per response. The caller shuts it down (``shutdown``, ``server_close``).
+status and body, one write per response (``serve_http_headers``: ``answer(path, headers)``, for
+tests that check what reached the application). The caller shuts it down (``shutdown``,
+``server_close``).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -15,13 +17,17 @@ from tests.helpers import free_port
 
 
 def serve_http(answer: Callable[[str], tuple[int, bytes]]) -> ThreadingHTTPServer:
+    return serve_http_headers(lambda path, _headers: answer(path))
+
+
+def serve_http_headers(answer: Callable[[str, Mapping[str, str]], tuple[int, bytes]]) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         wbufsize = -1  # one write per response (pitfall 11)
         disable_nagle_algorithm = True
 
         def do_GET(self) -> None:
-            status, body = answer(self.path)
+            status, body = answer(self.path, {k.lower(): v for k, v in self.headers.items()})
             self.send_response(status)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from atoll.topology import InboundView, MeshView, PolicySettings, proxy_view
+from atoll.topology import InboundView, MeshView, OutboundView, PolicySettings, proxy_view
 from atoll.topology.enforcement import not_enforced_kinds
 from atoll.topology.explain import explain_proxy, policy_reach, to_json
 from atoll.topology.settings.timeout import TimeoutSettings
@@ -100,6 +100,27 @@ spec:
   from:
     - targetRef: {kind: Mesh}
       default: {backends: [{type: File, file: {path: /tmp/access.log}}]}
+---
+type: MeshHTTPRoute
+mesh: default
+name: route-backend
+spec:
+  targetRef: {kind: MeshService, name: web}
+  to:
+    - targetRef: {kind: MeshService, name: backend}
+      rules:
+        - matches: [{path: {type: PathPrefix, value: /api}}]
+          default:
+            filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-api, value: "1"}]}}]
+---
+type: MeshTimeout
+mesh: default
+name: on-route
+spec:
+  targetRef: {kind: MeshHTTPRoute, name: route-backend}
+  to:
+    - targetRef: {kind: MeshService, name: backend}
+      default: {http: {requestTimeout: 9s}}
 """
 
 
@@ -181,6 +202,11 @@ def test_explanation_agrees_with_proxy_view() -> None:
             for k in merged:
                 field = next((v for v in given if type(v) is type(k.settings)), None)
                 assert k.settings == field, (name, traffic.service, k.kind)
+            if isinstance(expected, OutboundView):
+                assert [r.route for r in traffic.routes] == [n for n, _ in expected.route_policies]
+                for route, (_, settings) in zip(traffic.routes, expected.route_policies, strict=True):
+                    kinds = [k.settings for k in route.kinds if k.settings is not None]
+                    assert sorted(map(repr, kinds)) == sorted(map(repr, (v for v in _fields(settings) if v))), route
             perms = [k.settings for k in traffic.kinds if k.kind == "MeshTrafficPermission"]
             if traffic.direction == "inbound":
                 assert isinstance(expected, InboundView)
@@ -240,3 +266,23 @@ def test_a_global_copy_is_matched_under_its_zone_name() -> None:
     assert ("MeshTimeout", "dp-web") not in [
         (p.type, p.name) for p in explain_proxy(plain, view.index.policies).policies
     ]
+
+
+def test_a_policy_targeting_a_route_is_explained_on_that_route() -> None:
+    found = _explain(_view(), "web-1")
+    backend = next(o for o in found.outbounds if o.service == "backend")
+    route_kind = next(k for k in backend.kinds if k.kind == "MeshHTTPRoute")
+    assert [c.policy for c in route_kind.contributions] == ["route-backend"]
+    assert route_kind.contributions[0].rules is not None and route_kind.enforced
+    (route,) = backend.routes
+    assert route.route == "route-backend"
+    timeout = next(k for k in route.kinds if k.kind == "MeshTimeout")
+    assert [c.policy for c in timeout.contributions][-1] == "on-route"  # merged last, on this route only
+    assert timeout.settings.http.request_timeout == 9.0
+    outside = next(k for k in backend.kinds if k.kind == "MeshTimeout")
+    assert "on-route" not in [c.policy for c in outside.contributions]
+    policies = {p.name: p for p in _view().policies}
+    routes = [p for p in _view().policies if p.type == "MeshHTTPRoute"]
+    reach = policy_reach(policies["on-route"], _view().dataplanes, routes)
+    assert [(r.dataplane, r.inbounds, r.outbounds) for r in reach] == [("web-1", (), ("backend",))]
+    assert policy_reach(policies["on-route"], _view().dataplanes) == []  # without its route: nowhere

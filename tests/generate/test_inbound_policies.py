@@ -16,6 +16,7 @@ from envoy.type.v3 import percent_pb2
 from atoll.topology import Tags, proxy_view
 from atoll.topology.settings.fault_injection import (
     FaultInjectionSettings,
+    identity_regex,
     serialize_tags,
     source_regex,
     source_tags,
@@ -93,12 +94,30 @@ RATE_LIMIT = _policy(
 """,
 )
 
+FAULTS_BY_IDENTITY = _policy(
+    "MeshFaultInjection",
+    "by-identity",
+    """  targetRef: {kind: MeshService, name: backend}
+  rules:
+    - default:
+        http:
+          - delay: {value: 300ms, percentage: 100}
+    - matches:
+        - spiffeID: {type: Exact, value: "spiffe://default/web"}
+        - spiffeID: {type: Prefix, value: "spiffe://default/adm"}
+      default:
+        http:
+          - abort: {httpStatus: 418, percentage: 100}
+""",
+)
+
 CASES = {
     # backend-1 (http) gets faults per caller; web-1 reaches backend and sends its tags.
     "fault-injection-backend-1": (FAULTS, "backend-1"),
     "fault-injection-web-1": (FAULTS, "web-1"),
     "fault-injection-mesh-backend-1": (FAULTS_MESH_ONLY, "backend-1"),
     "fault-injection-mesh-db-1": (FAULTS_MESH_ONLY, "db-1"),  # TCP: no fault filter
+    "fault-injection-identity-backend-1": (FAULTS_BY_IDENTITY, "backend-1"),
     "rate-limit-backend-1": (RATE_LIMIT, "backend-1"),
     "rate-limit-web-1": (RATE_LIMIT, "web-1"),
     "rate-limit-db-1": (RATE_LIMIT, "db-1"),
@@ -240,3 +259,80 @@ def test_fault_filters_run_before_the_rate_limit_and_the_router() -> None:
     fault = fault_pb2.HTTPFault()
     manager.http_filters[1].typed_config.Unpack(fault)
     assert fault.abort.http_status == 500 and not fault.headers
+
+
+def _rule(matches: list[tuple[str, str]], http: list[dict[str, Any]] | None) -> dict[str, Any]:
+    return {
+        "matches": [{"spiffeID": {"type": kind, "value": value}} for kind, value in matches],
+        "default": {} if http is None else {"http": http},
+    }
+
+
+def test_identity_rules_are_most_specific_and_exclude_each_other() -> None:
+    web, prefix = ("Exact", "spiffe://default/web"), ("Prefix", "spiffe://default/")
+    settings = FaultInjectionSettings.fold(
+        [
+            _item("Mesh", ABORT),
+            _rule([web], DELAY),  # Exact: more specific than the Prefix that comes later
+            _rule([prefix], ABORT),
+            _rule([("Exact", "spiffe://default/other")], None),  # no http: changes nothing
+            _item("MeshService", DELAY, name="admin"),
+        ]
+    )
+    assert [(r.source, r.identity, r.not_identities) for r in settings.rules] == [
+        (Tags({}), None, (prefix, web)),  # every caller but those the SPIFFE rules claim
+        (Tags({"kuma.io/service": "admin"}), None, (prefix, web)),
+        (Tags({}), prefix, (web,)),
+        (Tags({}), web, ()),
+    ]
+    assert [r.faults[0].abort_status for r in settings.rules] == [500, None, 500, None]
+    assert settings.by_identity and settings.by_source
+    # the same match twice: the later one wins for every caller, the earlier is dropped; a rule
+    # with two matches is two rules; longer prefixes are more specific
+    settings = FaultInjectionSettings.fold(
+        [_rule([web, ("Prefix", "spiffe://default/a")], ABORT), _rule([web], DELAY), _rule([prefix], DELAY)]
+    )
+    assert [(r.identity, len(r.not_identities), r.faults[0].delay) for r in settings.rules] == [
+        (prefix, 2, 1.0),
+        (("Prefix", "spiffe://default/a"), 1, None),
+        (web, 0, 1.0),
+    ]
+    assert not FaultInjectionSettings.fold([_item("Mesh", ABORT), _rule([web], None)]).by_identity
+
+
+def test_identity_pattern_on_the_client_cert_header() -> None:
+    """Envoy writes ``By=<own SANs>;Hash=<hex>;URI=<caller SAN>;URI=<caller SAN>``: a match is
+    checked against each of the caller's URI SANs whole (Exact) or as a prefix, never ``By``."""
+    xfcc = "By=spiffe://default/backend;Hash=ab12;URI=spiffe://default/web;URI=kuma://version/v1"
+
+    def matches(kind: str, value: str, header: str = xfcc) -> bool:
+        return re.fullmatch(identity_regex((kind, value)), header) is not None  # type: ignore[arg-type]
+
+    assert matches("Exact", "spiffe://default/web")
+    assert matches("Exact", "kuma://version/v1")
+    assert matches("Prefix", "spiffe://default/")
+    assert matches("Prefix", "spiffe://default/we")
+    assert not matches("Exact", "spiffe://default/we")  # whole value
+    assert not matches("Exact", "spiffe://default/backend")  # our own certificate (By=)
+    assert not matches("Prefix", "spiffe://other/")
+    assert not matches("Exact", "spiffe://default.web")  # the dot is literal
+    assert not matches("Prefix", "spiffe://default/", "")  # no certificate, no header
+
+
+def test_identity_faults_make_the_inbound_read_and_remove_the_client_cert_header() -> None:
+    manager = _hcm(_listener(_resources("fault-injection-identity-backend-1"), "inbound"))
+    assert manager.forward_client_cert_details == hcm_pb2.HttpConnectionManager.SANITIZE_SET
+    assert manager.set_current_client_cert_details.uri
+    assert list(manager.route_config.request_headers_to_remove) == ["x-forwarded-client-cert"]
+    # without identity rules the inbound does not touch the header (Envoy's default: SANITIZE)
+    manager = _hcm(_listener(_resources("fault-injection-mesh-backend-1"), "inbound"))
+    assert manager.forward_client_cert_details == hcm_pb2.HttpConnectionManager.SANITIZE
+    assert not manager.route_config.request_headers_to_remove
+
+
+def test_rate_limit_set_values_split_on_commas_as_kuma() -> None:
+    from atoll.topology.settings.rate_limit import RateLimitSettings
+
+    conf = {"local": {"http": {"onRateLimit": {"headers": {"set": [{"name": "x", "value": "a, b"}]}}}}}
+    http = RateLimitSettings.from_conf(conf).http
+    assert http is not None and http.set_headers == (("x", "a"), ("x", " b"))

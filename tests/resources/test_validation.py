@@ -595,3 +595,33 @@ def test_fault_injection_percentages_and_status_in_range() -> None:
     _assert_error(
         doc({"responseBandwidth": {"limit": "10 MB", "percentage": 1}}), f"{base}.responseBandwidth.limit", ""
     )
+
+
+RATE = {"local": {"http": {"requestRate": {"num": 1, "interval": "1s"}}}}
+FAULT = {"http": [{"abort": {"httpStatus": 503, "percentage": 100}}]}
+
+
+@pytest.mark.parametrize(("kind", "default"), [("MeshRateLimit", RATE), ("MeshFaultInjection", FAULT)])
+def test_inbound_kinds_refuse_to_unless_the_top_is_a_gateway(kind: str, default: dict[str, Any]) -> None:
+    """As in Kuma, ``to[]`` of these two kinds configures builtin gateways only: on any other top
+    it is refused (it would be stored and never enforced on a sidecar)."""
+    to = [{"targetRef": {"kind": "Mesh"}, "default": default}]
+    _assert_error(
+        policy(kind, {"targetRef": {"kind": "Mesh"}, "to": to}), "spec.to", "unless targetRef is a MeshGateway"
+    )
+    _assert_error(policy(kind, {"to": to}), "spec.to", "use rules[] or from[]")
+    to_service = [{"targetRef": {"kind": "MeshService", "name": "backend"}, "default": default}]
+    _assert_error(policy(kind, {"targetRef": {"kind": "MeshService", "name": "b"}, "to": to_service}), "spec.to", "")
+    decode(policy(kind, {"targetRef": {"kind": "MeshGateway", "name": "gw"}, "to": to}))  # the gateway form
+
+
+def test_rate_limit_refuses_a_mesh_http_route_target() -> None:
+    """Kuma applies MeshRateLimit on a MeshHTTPRoute to gateway routes only; Atoll has no gateways."""
+    doc = policy("MeshRateLimit", {"targetRef": {"kind": "MeshHTTPRoute", "name": "r"}, "rules": [{"default": RATE}]})
+    _assert_error(doc, "spec.targetRef.kind", "kind MeshHTTPRoute is not allowed here")
+
+
+def test_rate_limit_rules_have_no_matches() -> None:
+    """MeshRateLimit ``rules[]`` apply to every caller: a SPIFFE ``matches`` is refused, not ignored."""
+    rule = {"matches": [{"spiffeID": {"type": "Exact", "value": "spiffe://default/web"}}], "default": RATE}
+    _assert_error(policy("MeshRateLimit", {"rules": [rule]}), "spec.rules[0].matches", "")

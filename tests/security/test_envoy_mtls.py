@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from atoll.pki import CaBundle, Identity, generate_ca, issue_identity
+from atoll.pki import CaBundle, WorkloadCertificate, generate_ca, issue_identity
 from tests.helpers import HttpBackend, free_port, static_cluster
 from tests.xds_server.envoy_util import EnvoyProcess
 
@@ -28,13 +28,13 @@ def ca() -> CaBundle:
     return generate_ca("default", valid_for=timedelta(days=1), now=NOW)
 
 
-def identity(ca: CaBundle, service: str) -> Identity:
+def identity(ca: CaBundle, service: str) -> WorkloadCertificate:
     return issue_identity(
         ca, mesh="default", services=[service], tags={"kuma.io/zone": ["east"]}, valid_for=HOUR, now=NOW
     )
 
 
-def client_context(ca: CaBundle, ident: Identity, tmp: Path) -> ssl.SSLContext:
+def client_context(ca: CaBundle, ident: WorkloadCertificate, tmp: Path) -> ssl.SSLContext:
     (tmp / "c.pem").write_text(ident.cert_pem)
     (tmp / "k.pem").write_text(ident.key_pem)
     ctx = ssl.create_default_context(cadata=ca.cert_pem)
@@ -43,7 +43,7 @@ def client_context(ca: CaBundle, ident: Identity, tmp: Path) -> ssl.SSLContext:
     return ctx
 
 
-def bootstrap(ca: CaBundle, server: Identity, *, admin: int, listen: int, backend: int) -> dict[str, Any]:
+def bootstrap(ca: CaBundle, server: WorkloadCertificate, *, admin: int, listen: int, backend: int) -> dict[str, Any]:
     tls = {
         "name": "envoy.transport_sockets.tls",
         "typed_config": {

@@ -13,7 +13,7 @@ import pytest
 
 from atoll.errors import AlreadyExists, Conflict, InvalidInput, NotFound, StoreError
 from atoll.resources import Resource
-from atoll.store import EventKind, ListFilter, Store
+from atoll.store import EventKind, ListFilter, Store, list_all
 from tests.store.data import dataplane, mesh, next_events, summary
 
 # -- create / get ----------------------------------------------------------------------------------
@@ -210,6 +210,15 @@ async def test_list_pages_with_offset_limit_total_and_next_offset(store: Store) 
     assert len(rest.items) == 4 and rest.next_offset is None
     filtered = await store.list(ListFilter("Dataplane", labels={"team": "web"}), limit=1)
     assert filtered.total == 3 and filtered.next_offset == 1
+
+
+async def test_list_all_reads_every_page_in_order(store: Store) -> None:
+    await _fill(store)
+    everything = await list_all(store, ListFilter("Dataplane"), page_size=2)
+    expected = [f"{r.mesh}/{r.name}" for r in (await store.list(ListFilter("Dataplane"))).items]
+    assert [f"{r.mesh}/{r.name}" for r in everything] == expected and len(expected) == 5
+    in_prod = await list_all(store, ListFilter("Dataplane", mesh="prod"), page_size=1)
+    assert [r.name for r in in_prod] == ["db-1", "web-1"]
 
 
 async def test_list_rejects_negative_paging(store: Store) -> None:

@@ -4,7 +4,7 @@
 holds no global state: everything it serves comes from here. What a control plane's role adds is
 optional and typed by a small protocol its implementer satisfies structurally:
 
-- ``ProxyEndpoints`` (``atoll.proxies.ProxyService``): bootstrap, agents' health and admin relay,
+- ``ProxyEndpoints`` (``atoll.proxies.endpoints.ProxyApi``): bootstrap, agents' health and admin relay,
   live insights and served xDS config of the proxies connected to this CP (zone, standalone).
 - ``TokenEndpoints`` (``atoll.security.TokenEndpoints``): issuing and revoking tokens.
 - ``DataplaneInsights`` / ``ZoneInsights`` (``atoll.kds.GlobalInventory``): what a global CP knows
@@ -16,13 +16,13 @@ by default); it may raise ``Unauthenticated`` (401) itself.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from starlette.requests import Request
 
+from atoll.addresses import is_loopback_host
 from atoll.api.body import DEFAULT_MAX_BODY_BYTES
 from atoll.api.metrics import Metrics
 from atoll.resources.defaults import initial_policies as default_initial_policies
@@ -100,12 +100,7 @@ class ApiInfo:
 def is_loopback_admin(request: Request) -> bool:
     """Admin check until tokens exist: a client on a loopback address is an admin."""
     client = request.client
-    if client is None:
-        return False
-    try:
-        return ipaddress.ip_address(client.host).is_loopback
-    except ValueError:
-        return False
+    return client is not None and is_loopback_host(client.host)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """Every REST path of a control plane's API, spelled once, for the server and for its clients.
 
 The app registers routes from the templates here, the CLI (``atoll.cli.client``, ``atoll inspect``,
-``atoll token``) and the agent (``atoll.dp.cp_client``, ``atoll.dp.admin_relay``) build URLs from
+``atoll token``) and the agent (``atoll.dp.cp_client``, ``atoll.dp.admin_responder``) build URLs from
 them; nothing else spells a path. Templates hold ``{mesh}``, ``{name}`` or ``{plural}`` parameters;
 ``expand`` fills them in, each value percent-encoded as one path segment.
 

@@ -56,7 +56,8 @@ class PolicyRoutes:
         rt = _policy_type(plural)
         await require_mesh(self.store, mesh)
         policy = await self.store.get(rt.name, name, mesh)
-        reach = policy_reach(policy, await self._all("Dataplane", mesh))
+        routes = await self._all("MeshHTTPRoute", mesh)  # a policy may target one
+        reach = policy_reach(policy, await self._all("Dataplane", mesh), routes)
         body = {"type": rt.name, "mesh": mesh, "name": name, "total": len(reach), "items": to_json(reach)}
         return respond(request, body)
 

@@ -18,7 +18,7 @@ policy KIND NAME`` the Dataplanes a policy selects. Both are answered by any CP 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote
 
@@ -290,7 +290,8 @@ def _ref(ref: dict[str, Any] | None) -> str:
 def policy_lines(body: dict[str, Any]) -> list[str]:
     """``inspect dataplane --policies`` as text: per inbound and outbound, per kind, the contributing
     policy items in merge order (a later one wins field by field; for MeshTrafficPermission a caller
-    gets the last permission it matches) and the resulting settings (``=>``)."""
+    gets the last permission it matches) and the resulting settings (``=>``); then, per MeshHTTPRoute
+    that policies target, the same for that route's rules."""
     names = [f"{p.get('type')}/{p.get('name')}" for p in body.get("policies") or ()]
     lines = [f"Dataplane {body.get('dataplane')} (mesh {body.get('mesh')}): {len(names)} policies select it"]
     lines += [f"  {n}" for n in names]
@@ -300,17 +301,25 @@ def policy_lines(body: dict[str, Any]) -> list[str]:
         kinds = traffic.get("kinds") or ()
         if not kinds:
             lines.append("  no policy applies")
-        for k in kinds:
-            note = "" if k.get("enforced") else "  [stored, not enforced]"
-            count = len(k.get("contributions") or ())
-            lines.append(f"  {k.get('kind')}: {count} item{'s' if count != 1 else ''}, in merge order{note}")
-            for i, c in enumerate(k.get("contributions") or (), 1):
-                conf = c.get("rules") if c.get("rules") else c.get("default")
-                lines.append(
-                    f"    {i}. {c.get('policy')}  {c.get('section')} {_ref(c.get('targetRef'))}: {_compact(conf)}"
-                )
-            if k.get("settings") is not None:
-                lines.append(f"    => {_compact(_pruned(k.get('settings')))}")
+        lines += _kind_lines(kinds, "  ")
+        for route in traffic.get("routes") or ():
+            lines.append(f"  on the rules of MeshHTTPRoute {route.get('route')}:")
+            lines += _kind_lines(route.get("kinds") or (), "    ")
+    return lines
+
+
+def _kind_lines(kinds: Iterable[dict[str, Any]], indent: str) -> list[str]:
+    lines = []
+    for k in kinds:
+        note = "" if k.get("enforced") else "  [stored, not enforced]"
+        count = len(k.get("contributions") or ())
+        lines.append(f"{indent}{k.get('kind')}: {count} item{'s' if count != 1 else ''}, in merge order{note}")
+        for i, c in enumerate(k.get("contributions") or (), 1):
+            conf = c.get("rules") if c.get("rules") else c.get("default")
+            item = f"{c.get('policy')}  {c.get('section')} {_ref(c.get('targetRef'))}"
+            lines.append(f"{indent}  {i}. {item}: {_compact(conf)}")
+        if k.get("settings") is not None:
+            lines.append(f"{indent}  => {_compact(_pruned(k.get('settings')))}")
     return lines
 
 

@@ -33,6 +33,7 @@ from atoll.cli.render import (
     to_json,
     to_yaml,
 )
+from atoll.dp.document import fill_placeholders
 from atoll.errors import FieldError, InvalidInput
 from atoll.resources import Resource, ResourceType, decode, decode_all, encode, get_type
 from atoll.topology.enforcement import unenforced, warning_text
@@ -57,17 +58,7 @@ def substitute(text: str, variables: dict[str, str], source: str) -> str:
 
     Only plain names are placeholders: ``{{ .Service }}`` (Kuma's own templates) is left alone.
     """
-    missing: list[str] = []
-
-    def repl(m: re.Match[str]) -> str:
-        name = m.group(1)
-        if name in variables:
-            return variables[name]
-        if name not in missing:
-            missing.append(name)
-        return m.group(0)
-
-    out = _VAR.sub(repl, text)
+    out, missing = fill_placeholders(_VAR, text, variables)
     if missing:
         raise InvalidInput(
             [FieldError(source, f'variable "{n}" is not set: pass --var {n}=VALUE') for n in missing],

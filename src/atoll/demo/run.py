@@ -72,6 +72,8 @@ def _dataplane(name: str, service: str, app_port: int, outbound: dict[str, int])
 
 
 class Demo:
+    """The demo's processes and apps; ``run_demo`` calls the ``start_*`` steps in order (they say what they start)."""
+
     def __init__(self, work: Path, stack: ExitStack, say: Callable[[str], None]) -> None:
         self.work = work
         self.stack = stack
@@ -79,6 +81,7 @@ class Demo:
         self.children: dict[str, Child] = {}
         self.apps: dict[str, App] = {}
         self.cps: dict[str, str] = {}  # name -> REST URL
+        self.kds_port = 0  # global's, once started
 
     def child(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Child:
         c = Child(name, argv, self.work / f"{name}.log", env)
@@ -124,6 +127,104 @@ class Demo:
                 if time.monotonic() > deadline:
                     raise
 
+    # --- the steps of ``run_demo``, in order ------------------------------------------------------
+
+    @property
+    def global_url(self) -> str:
+        return self.cps["global"]
+
+    def zone_token(self, zone: str, scope: list[str]) -> str:
+        token: str = post(self.global_url, paths.TOKENS_ZONE, {"zone": zone, "scope": scope})["token"]
+        return token
+
+    def start_global(self) -> None:
+        """The global CP, mesh ``default`` with mTLS and the allow-all permission."""
+        self.kds_port = _port(5685)
+        glob = self.control_plane(
+            "global", {"ATOLL_MODE": "global", "ATOLL_KDS_PORT": str(self.kds_port)}, _port(5681), _port(5680)
+        )
+        self.say(f"  global CP    REST {glob}   KDS grpcs://127.0.0.1:{self.kds_port}")
+        put(glob, paths.item_path(get_type("Mesh"), "default"), MESH)
+        put(glob, paths.item_path(get_type("MeshTrafficPermission"), "allow-all", "default"), ALLOW_ALL)
+        self.say("  mesh default mTLS (builtin CA from global), MeshTrafficPermission allow-all")
+
+    def start_zone(self, zone: str) -> None:
+        """A zone CP dialing global with a zone token, its ingress, and (zone-1) its egress."""
+        token = self.work / f"{zone}.zone-token"
+        token.write_text(self.zone_token(zone, ["cp", "ingress"]))
+        env = {
+            "ATOLL_MODE": "zone",
+            "ATOLL_ZONE": zone,
+            "ATOLL_GLOBAL_ADDRESS": f"grpcs://127.0.0.1:{self.kds_port}",
+            "ATOLL_ZONE_TOKEN_FILE": str(token),
+            "ATOLL_GLOBAL_CA_FILE": str(self.work / "global" / "kds-tls.crt"),
+            "ATOLL_XDS_PORT": str(free_port()),
+        }
+        url = self.control_plane(zone, env, free_port(), free_port())
+        self.say(f"  {zone} CP    REST {url}")
+        port = free_port()
+        networking = {"address": "127.0.0.1", "port": port, "advertisedAddress": "127.0.0.1", "advertisedPort": port}
+        zi = {"type": "ZoneIngress", "name": f"ingress-{zone}", "networking": networking}
+        self.proxy(zone, f"ingress-{zone}", zi, self.zone_token(zone, ["ingress"]), proxy_type="ingress")
+        self.say(f"  {zone} ingress 127.0.0.1:{port}")
+        if zone == "zone-1":
+            eg_port = free_port()
+            egress_networking = {"address": "127.0.0.1", "port": eg_port}
+            ze = {"type": "ZoneEgress", "name": "egress-zone-1", "networking": egress_networking}
+            self.proxy(zone, "egress-zone-1", ze, self.zone_token(zone, ["egress"]), proxy_type="egress")
+            self.say(f"  {zone} egress  127.0.0.1:{eg_port}")
+
+    def start_external_service(self) -> None:
+        """A plain HTTP server outside the mesh, and the ExternalService that names it."""
+        ext_port = free_port()
+        self.apps[EXTERNAL] = backend(ext_port, EXTERNAL)
+        self.stack.callback(self.apps[EXTERNAL].stop)
+        es = {
+            "type": "ExternalService",
+            "mesh": "default",
+            "name": EXTERNAL,
+            "networking": {"address": f"127.0.0.1:{ext_port}"},
+            "tags": {"kuma.io/service": EXTERNAL, "kuma.io/protocol": "http"},
+        }
+        put(self.global_url, paths.item_path(get_type("ExternalService"), EXTERNAL, "default"), es)
+        self.say(
+            f"  external service {EXTERNAL} http://127.0.0.1:{ext_port} (outside the mesh, reached via the egress)"
+        )
+
+    def start_apps(self) -> None:
+        """The backends and the frontend, each behind a sidecar with a dataplane token from global."""
+        out_port, out_ext = free_port(), free_port()
+        for name, zone in [*BACKENDS.items(), ("frontend", "zone-1")]:
+            app_port = free_port()
+            if name == "frontend":
+                self.apps[name] = frontend(app_port, out_port, out_ext)
+                doc = _dataplane(name, "frontend", app_port, {"backend": out_port, EXTERNAL: out_ext})
+            else:
+                self.apps[name] = backend(app_port, name)
+                doc = _dataplane(name, "backend", app_port, {})
+            self.stack.callback(self.apps[name].stop)
+            token = post(self.global_url, paths.TOKENS_DATAPLANE, {"mesh": "default", "name": name})["token"]
+            self.proxy(zone, name, doc, token)
+            self.say(f"  {zone} sidecar {name}")
+
+    def print_guide(self) -> None:
+        """The commands to look around and the keys that break the mesh."""
+        atoll, glob, zone1 = f"{Path(sys.executable).parent / 'atoll'}", self.global_url, self.cps["zone-1"]
+        for line in (
+            "",
+            "Look around (in another terminal):",
+            f"  {atoll} --cp {glob} inspect zones",
+            f"  {atoll} --cp {glob} inspect dataplanes",
+            f"  {atoll} --cp {zone1} inspect dataplane frontend --config-dump | less",
+            f"  {atoll} --cp {zone1} inspect zoneegresses",
+            f"  {atoll} --cp {zone1} inspect zoneegress egress-zone-1",
+            "Break it (type a number and Enter here):",
+            "  1  stop zone-2's backends       2  start them again",
+            "  3  take zone-2 down entirely    4  bring zone-2 back",
+            "",
+        ):
+            self.say(line)
+
 
 def run_demo(duration: float | None = None, out: TextIO = sys.stdout, keep: bool = False) -> int:
     """Run until Ctrl-C (or ``duration`` seconds); 0 on a clean stop, 1 if something failed to start."""
@@ -138,109 +239,33 @@ def run_demo(duration: float | None = None, out: TextIO = sys.stdout, keep: bool
         demo = Demo(work, stack, say)
         try:
             say(f"Atoll demo: files in {work}")
-            kds = _port(5685)
-            glob = demo.control_plane(
-                "global", {"ATOLL_MODE": "global", "ATOLL_KDS_PORT": str(kds)}, _port(5681), _port(5680)
-            )
-            say(f"  global CP    REST {glob}   KDS grpcs://127.0.0.1:{kds}")
-            put(glob, paths.item_path(get_type("Mesh"), "default"), MESH)
-            put(glob, paths.item_path(get_type("MeshTrafficPermission"), "allow-all", "default"), ALLOW_ALL)
-            say("  mesh default mTLS (builtin CA from global), MeshTrafficPermission allow-all")
+            demo.start_global()
             for zone in ("zone-1", "zone-2"):
-                token = work / f"{zone}.zone-token"
-                token.write_text(post(glob, paths.TOKENS_ZONE, {"zone": zone, "scope": ["cp", "ingress"]})["token"])
-                url = demo.control_plane(
-                    zone,
-                    {
-                        "ATOLL_MODE": "zone",
-                        "ATOLL_ZONE": zone,
-                        "ATOLL_GLOBAL_ADDRESS": f"grpcs://127.0.0.1:{kds}",
-                        "ATOLL_ZONE_TOKEN_FILE": str(token),
-                        "ATOLL_GLOBAL_CA_FILE": str(work / "global" / "kds-tls.crt"),
-                        "ATOLL_XDS_PORT": str(free_port()),
-                    },
-                    free_port(),
-                    free_port(),
-                )
-                say(f"  {zone} CP    REST {url}")
-                port = free_port()
-                zi = {
-                    "type": "ZoneIngress",
-                    "name": f"ingress-{zone}",
-                    "networking": {
-                        "address": "127.0.0.1",
-                        "port": port,
-                        "advertisedAddress": "127.0.0.1",
-                        "advertisedPort": port,
-                    },
-                }
-                zi_token = post(glob, paths.TOKENS_ZONE, {"zone": zone, "scope": ["ingress"]})["token"]
-                demo.proxy(zone, f"ingress-{zone}", zi, zi_token, proxy_type="ingress")
-                say(f"  {zone} ingress 127.0.0.1:{port}")
-                if zone == "zone-1":
-                    eg_port = free_port()
-                    ze = {
-                        "type": "ZoneEgress",
-                        "name": "egress-zone-1",
-                        "networking": {"address": "127.0.0.1", "port": eg_port},
-                    }
-                    ze_token = post(glob, paths.TOKENS_ZONE, {"zone": zone, "scope": ["egress"]})["token"]
-                    demo.proxy(zone, "egress-zone-1", ze, ze_token, proxy_type="egress")
-                    say(f"  {zone} egress  127.0.0.1:{eg_port}")
-            ext_port = free_port()
-            demo.apps[EXTERNAL] = backend(ext_port, EXTERNAL)
-            stack.callback(demo.apps[EXTERNAL].stop)
-            es = {
-                "type": "ExternalService",
-                "mesh": "default",
-                "name": EXTERNAL,
-                "networking": {"address": f"127.0.0.1:{ext_port}"},
-                "tags": {"kuma.io/service": EXTERNAL, "kuma.io/protocol": "http"},
-            }
-            put(glob, paths.item_path(get_type("ExternalService"), EXTERNAL, "default"), es)
-            say(f"  external service {EXTERNAL} http://127.0.0.1:{ext_port} (outside the mesh, reached via the egress)")
-            out_port, out_ext = free_port(), free_port()
-            for name, zone in [*BACKENDS.items(), ("frontend", "zone-1")]:
-                app_port = free_port()
-                if name == "frontend":
-                    demo.apps[name] = frontend(app_port, out_port, out_ext)
-                    doc = _dataplane(name, "frontend", app_port, {"backend": out_port, EXTERNAL: out_ext})
-                else:
-                    demo.apps[name] = backend(app_port, name)
-                    doc = _dataplane(name, "backend", app_port, {})
-                stack.callback(demo.apps[name].stop)
-                token = post(glob, paths.TOKENS_DATAPLANE, {"mesh": "default", "name": name})["token"]
-                demo.proxy(zone, name, doc, token)
-                say(f"  {zone} sidecar {name}")
+                demo.start_zone(zone)
+            demo.start_external_service()
+            demo.start_apps()
         except (RuntimeError, OSError) as e:
             say(f"demo failed to start: {e}")
             return 1
-
-        atoll = f"{Path(sys.executable).parent / 'atoll'}"
-        say("")
-        say("Look around (in another terminal):")
-        say(f"  {atoll} --cp {glob} inspect zones")
-        say(f"  {atoll} --cp {glob} inspect dataplanes")
-        say(f"  {atoll} --cp {demo.cps['zone-1']} inspect dataplane frontend --config-dump | less")
-        say(f"  {atoll} --cp {demo.cps['zone-1']} inspect zoneegresses")
-        say(f"  {atoll} --cp {demo.cps['zone-1']} inspect zoneegress egress-zone-1")
-        say("Break it (type a number and Enter here):")
-        say("  1  stop zone-2's backends       2  start them again")
-        say("  3  take zone-2 down entirely    4  bring zone-2 back")
-        say("")
+        demo.print_guide()
         load = Load(demo.apps["frontend"].port, paths=("/", "/", "/external"))
         stack.callback(load.stop)
         _commands(demo, say)
-        started = time.monotonic()
-        try:
-            while duration is None or time.monotonic() - started < duration:
-                time.sleep(2.0)
-                answers, errors = load.take()
-                say(_report(answers, errors))
-        except KeyboardInterrupt:
-            say("\nstopping...")
+        _report_traffic(load, duration, say)
         say("demo stopped")
     return 0
+
+
+def _report_traffic(load: Load, duration: float | None, say: Callable[[str], None]) -> None:
+    """Say what the traffic did every 2 seconds, until ``duration`` has passed or Ctrl-C."""
+    started = time.monotonic()
+    try:
+        while duration is None or time.monotonic() - started < duration:
+            time.sleep(2.0)
+            answers, errors = load.take()
+            say(_report(answers, errors))
+    except KeyboardInterrupt:
+        say("\nstopping...")
 
 
 def _commands(demo: Demo, say: Callable[[str], None]) -> None:

@@ -9,7 +9,8 @@
    is the chosen one, and write ``bootstrap.json``;
 3. run, in one ``asyncio.TaskGroup``, the Envoy supervisor, the ``/ready`` endpoint (if a ready port
    was given; bound before step 2 so a busy port fails fast, 503 until ready), the service probes and
-   the health reporter, and a stop watcher. When one part fails
+   the health reporter, the access-log streamer (``atoll.dp.access_log``: the FIFO of the proxy's
+   Tcp access-log backends, made before Envoy starts), and a stop watcher. When one part fails
    the group cancels the rest and the supervisor terminates Envoy; the error propagates.
 4. On ``stop`` (SIGTERM/SIGINT): probes stop, every inbound is reported unready (so the CP takes the
    endpoint out of EDS while Envoy drains), then the supervisor drains and terminates Envoy and
@@ -39,12 +40,14 @@ import httpx
 
 from atoll.dp import readiness
 from atoll.dp._aio import wait_first
-from atoll.dp.admin_relay import relay_admin_requests
-from atoll.dp.cp_client import BootstrapRequest, client, fetch_bootstrap
+from atoll.dp.access_log import AccessLogStreamer
+from atoll.dp.admin_responder import answer_admin_requests
+from atoll.dp.cp_client import BootstrapRequest, BootstrapResponse, client, fetch_bootstrap
 from atoll.dp.document import ProxyType, admin_port_of
 from atoll.dp.envoy import EnvoyOptions, EnvoySupervisor, admin_ready
-from atoll.dp.probe import HealthReporter, inbound_targets, run_probes
+from atoll.dp.probe import HealthReporter, InboundTarget, inbound_targets, run_probes
 from atoll.resources import Resource, encode
+from atoll.xds.generate.policies.access_log import access_log_pipe
 
 log = logging.getLogger("atoll.dp")
 
@@ -168,31 +171,85 @@ async def _run(
     ready_check: _ReadyCheck,
     ready_server: asyncio.Server | None,
 ) -> None:
-    resource = config.resource
-    admin_port = config.admin_port or admin_port_of(resource) or free_loopback_port()
+    """Steps 2 and 3 of the module docstring: bootstrap, then every part of the agent until ``stop``."""
+    admin_port = config.admin_port or admin_port_of(config.resource) or free_loopback_port()
+    response = await _fetch_bootstrap(config, admin_port, stop)
+    if response is None:
+        log.info("stopped before the bootstrap arrived")
+        return
+    bootstrap_path, admin_host, admin_port = _write_bootstrap(response, work_dir, admin_port)
+    supervisor = _envoy_supervisor(config, bootstrap_path, admin_host, admin_port, out)
+    targets = inbound_targets(config.resource, probe_all=config.probe_all) if config.proxy_type == "dataplane" else []
+    reporter = _health_reporter(config, targets)
+    streamer = _access_log_streamer(config)
+    async with client(timeout=1.0) as admin_http:
+        ready_check.supervisor, ready_check.http = supervisor, admin_http
+        try:
+            async with asyncio.TaskGroup() as tg:
+                if streamer is not None:
+                    tg.create_task(streamer.run(), name="access-log-streamer")
+                admin_url = f"http://{admin_host}:{admin_port}"
+                probes = _start_parts(tg, config, supervisor, ready_server, admin_url, reporter, targets)
+                await stop.wait()
+                await _stop_parts(config, supervisor, reporter, probes, targets)
+        except BaseExceptionGroup as eg:
+            errors = [e for e in _leaves(eg) if not isinstance(e, _Stopped | asyncio.CancelledError)]
+            if errors:  # the first real error stands for the group (the CLI maps it to an exit code)
+                raise errors[0] from eg
+        finally:
+            if streamer is not None:
+                streamer.close()
+
+
+def _access_log_streamer(config: AgentConfig) -> AccessLogStreamer | None:
+    """The opened streamer of a sidecar's Tcp access logs; None for other proxies, or (logged) when
+    the FIFO cannot be made: the proxy still runs, its Tcp access logs go nowhere."""
+    mesh = config.resource.mesh
+    if config.proxy_type != "dataplane" or mesh is None:
+        return None
+    streamer = AccessLogStreamer(access_log_pipe(mesh, config.resource.name))
+    try:
+        streamer.open()
+    except OSError as e:
+        log.warning("no Tcp access logs: cannot make the pipe %s: %s", streamer.path, e)
+        return None
+    return streamer
+
+
+async def _fetch_bootstrap(config: AgentConfig, admin_port: int, stop: asyncio.Event) -> BootstrapResponse | None:
+    """The CP's answer to ``POST /bootstrap`` (retried up to ``cp_timeout``), or ``None`` if stopped first."""
     request = BootstrapRequest(
         proxy_type=config.proxy_type,
-        dataplane=encode(resource, with_times=False),
+        dataplane=encode(config.resource, with_times=False),
         token=config.token,
         xds_mode=config.xds_mode,
         admin_port=admin_port,
         version=versions(),
     )
-    fetched: list[Any] = []
+    fetched: list[BootstrapResponse] = []
 
     async def fetch() -> None:
         fetched.append(await fetch_bootstrap(config.cp_url, request, give_up_after=config.cp_timeout))
 
     if await wait_first(fetch(), stop.wait()) == 1:
-        log.info("stopped before the bootstrap arrived")
-        return
-    response = fetched[0]
+        return None
+    return fetched[0]
+
+
+def _write_bootstrap(response: BootstrapResponse, work_dir: Path, admin_port: int) -> tuple[Path, str, int]:
+    """Write ``bootstrap.json`` with its admin address set; (its path, admin host, admin port)."""
     bootstrap = json.loads(json.dumps(response.bootstrap))
     admin_host, admin_port = set_admin_address(bootstrap, "127.0.0.1", admin_port)
     bootstrap_path = work_dir / "bootstrap.json"
     bootstrap_path.write_text(json.dumps(bootstrap, indent=2))
     log.info("bootstrap written to %s (xds %s:%s)", bootstrap_path, response.xds_host, response.xds_port)
+    return bootstrap_path, admin_host, admin_port
 
+
+def _envoy_supervisor(
+    config: AgentConfig, bootstrap_path: Path, admin_host: str, admin_port: int, out: TextIO
+) -> EnvoySupervisor:
+    """The supervisor of this agent's Envoy; it prints ``READY_LINE`` to ``out`` the first time Envoy is ready."""
     printed: list[int] = []
 
     def on_ready(pid: int) -> None:
@@ -200,73 +257,78 @@ async def _run(
             printed.append(pid)
             print(READY_LINE.format(host=admin_host, port=admin_port), file=out, flush=True)
 
-    supervisor = EnvoySupervisor(
-        EnvoyOptions(
-            bootstrap_path=bootstrap_path,
-            admin_port=admin_port,
-            admin_host=admin_host,
-            concurrency=config.concurrency,
-            log_level=config.envoy_log_level,
-            drain_time=config.drain_time,
-            stop_timeout=config.stop_timeout,
-            log_file=config.envoy_log_file,
-        ),
-        on_ready=on_ready,
+    options = EnvoyOptions(
+        bootstrap_path=bootstrap_path,
+        admin_port=admin_port,
+        admin_host=admin_host,
+        concurrency=config.concurrency,
+        log_level=config.envoy_log_level,
+        drain_time=config.drain_time,
+        stop_timeout=config.stop_timeout,
+        log_file=config.envoy_log_file,
+    )
+    return EnvoySupervisor(options, on_ready=on_ready)
+
+
+def _health_reporter(config: AgentConfig, targets: list[InboundTarget]) -> HealthReporter | None:
+    """The reporter of the inbounds' health to the CP; ``None`` when nothing is probed or reported."""
+    if not targets:
+        return None
+    return HealthReporter(
+        config.cp_url,
+        mesh=config.resource.mesh,
+        name=config.resource.name,
+        token=config.token,
+        initial={t.port: t.ready and not t.probed for t in targets},
     )
 
-    targets = inbound_targets(resource, probe_all=config.probe_all) if config.proxy_type == "dataplane" else []
-    reporter = (
-        HealthReporter(
-            config.cp_url,
-            mesh=resource.mesh,
-            name=resource.name,
-            token=config.token,
-            initial={t.port: t.ready and not t.probed for t in targets},
+
+def _start_parts(
+    tg: asyncio.TaskGroup,
+    config: AgentConfig,
+    supervisor: EnvoySupervisor,
+    ready_server: asyncio.Server | None,
+    admin_url: str,
+    reporter: HealthReporter | None,
+    targets: list[InboundTarget],
+) -> asyncio.Task[None] | None:
+    """Start every part of the agent in ``tg``; the task of the service probes, if any."""
+
+    async def supervise() -> None:
+        await supervisor.run()
+        raise _Stopped
+
+    tg.create_task(supervise(), name="envoy-supervisor")
+    if ready_server is not None:
+        tg.create_task(ready_server.serve_forever(), name="ready-endpoint")
+    mesh = config.resource.mesh
+    if mesh is not None:
+        responder = answer_admin_requests(
+            config.cp_url, mesh=mesh, name=config.resource.name, admin_url=admin_url, token=config.token
         )
-        if targets
-        else None
-    )
+        tg.create_task(responder, name="admin-responder")
+    if reporter is None:
+        return None
+    tg.create_task(reporter.run(), name="health-reporter")
+    return tg.create_task(run_probes(targets, reporter), name="service-probes")
 
-    async with client(timeout=1.0) as admin_http:
-        ready_check.supervisor, ready_check.http = supervisor, admin_http
 
-        async def supervise() -> None:
-            await supervisor.run()
-            raise _Stopped
-
-        try:
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(supervise(), name="envoy-supervisor")
-                if ready_server is not None:
-                    tg.create_task(ready_server.serve_forever(), name="ready-endpoint")
-                if resource.mesh is not None:
-                    tg.create_task(
-                        relay_admin_requests(
-                            config.cp_url,
-                            mesh=resource.mesh,
-                            name=resource.name,
-                            admin_url=f"http://{admin_host}:{admin_port}",
-                            token=config.token,
-                        ),
-                        name="admin-relay",
-                    )
-                probes: asyncio.Task[None] | None = None
-                if reporter is not None:
-                    tg.create_task(reporter.run(), name="health-reporter")
-                    probes = tg.create_task(run_probes(targets, reporter), name="service-probes")
-                await stop.wait()
-                log.info("stopping: draining envoy for up to %.1fs", config.drain_time)
-                if reporter is not None:
-                    if probes is not None:
-                        probes.cancel()
-                    for t in targets:
-                        reporter.set(t.port, False)
-                    await reporter.wait_sent(min(1.0, config.drain_time))
-                supervisor.request_stop()
-        except BaseExceptionGroup as eg:
-            errors = [e for e in _leaves(eg) if not isinstance(e, _Stopped | asyncio.CancelledError)]
-            if errors:  # the first real error stands for the group (the CLI maps it to an exit code)
-                raise errors[0] from eg
+async def _stop_parts(
+    config: AgentConfig,
+    supervisor: EnvoySupervisor,
+    reporter: HealthReporter | None,
+    probes: asyncio.Task[None] | None,
+    targets: list[InboundTarget],
+) -> None:
+    """Step 4: stop probing, report every inbound unready, then let the supervisor drain Envoy."""
+    log.info("stopping: draining envoy for up to %.1fs", config.drain_time)
+    if reporter is not None:
+        if probes is not None:
+            probes.cancel()
+        for t in targets:
+            reporter.set(t.port, False)
+        await reporter.wait_sent(min(1.0, config.drain_time))
+    supervisor.request_stop()
 
 
 def _leaves(e: BaseException) -> list[BaseException]:

@@ -46,12 +46,12 @@ def parse_vars(items: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def render_template(text: str, variables: Mapping[str, str]) -> str:
-    """``text`` with every ``{{ name }}`` replaced by ``variables[name]``.
+def fill_placeholders(pattern: re.Pattern[str], text: str, variables: Mapping[str, str]) -> tuple[str, list[str]]:
+    """``text`` with each match of ``pattern`` (group 1: a variable's name) replaced by its value, and
+    the names that have none, in order of first use (their placeholders are left as they were).
 
-    A placeholder with no value is an error naming it (all of them, in order of first use);
-    a ``{{ ... }}`` that is not a valid placeholder name is an error too.
-    """
+    Shared by the agent's dataplane files and ``atoll apply --var``, which differ in what a name may be
+    and in how they report a missing one."""
     missing: list[str] = []
 
     def sub(m: re.Match[str]) -> str:
@@ -62,7 +62,16 @@ def render_template(text: str, variables: Mapping[str, str]) -> str:
             missing.append(name)
         return m.group(0)
 
-    rendered = _PLACEHOLDER.sub(sub, text)
+    return pattern.sub(sub, text), missing
+
+
+def render_template(text: str, variables: Mapping[str, str]) -> str:
+    """``text`` with every ``{{ name }}`` replaced by ``variables[name]``.
+
+    A placeholder with no value is an error naming it (all of them, in order of first use);
+    a ``{{ ... }}`` that is not a valid placeholder name is an error too.
+    """
+    rendered, missing = fill_placeholders(_PLACEHOLDER, text, variables)
     errors = [
         FieldError(f"{{{{ {name} }}}}", f'template variable "{name}" has no value; pass --dataplane-var {name}=VALUE')
         for name in missing

@@ -9,16 +9,17 @@ Layout (services layer; imports ``store`` and ``resources`` only):
 - ``flows``: what flows each way (``GlobalToZoneSource``, ``ZoneToGlobalSource``).
 - ``pump``: the grpc.aio pumps; ``server``: global's service, zone registry, inventory, component
   ``GlobalKds``; ``client``: the zone's component ``ZoneKds``; ``tls``: KDS certificates.
-- ``insight``: the ``DataplaneInsight`` resource type (registered on import of this package).
+- ``DATAPLANE_INSIGHT``: the type of the insights zones send up, a built-in resource type
+  (``atoll.resources.models.dataplane_insight``), re-exported here.
 
 Public surface: ``GlobalKds``, ``ZoneKds``, ``ZoneRegistry``, ``GlobalInventory``,
 ``parse_global_address``, ``ensure_self_signed``, ``server_credentials``, ``DATAPLANE_INSIGHT``.
 """
 
 from atoll.kds.client import GlobalAddress, ZoneKds, parse_global_address
-from atoll.kds.insight import DATAPLANE_INSIGHT, DataplaneInsightSpec
 from atoll.kds.server import Authenticate, GlobalInventory, GlobalKds, KdsServicer, ZoneRegistry
 from atoll.kds.tls import ensure_self_signed, server_credentials
+from atoll.resources.models.dataplane_insight import DATAPLANE_INSIGHT, DataplaneInsightSpec
 
 __all__ = [
     "DATAPLANE_INSIGHT",

@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from atoll.errors import NotFound
-from atoll.kds.insight import DATAPLANE_INSIGHT, DataplaneInsightSpec
 from atoll.kds.names import ORIGIN_GLOBAL, ORIGIN_ZONE, from_global, origin, zone_of
 from atoll.resources.meta import Resource, ResourceMeta
+from atoll.resources.models.dataplane_insight import DATAPLANE_INSIGHT, DataplaneInsightSpec
 from atoll.resources.types import all_types, types_where
 from atoll.store.protocol import ListFilter, Store
 

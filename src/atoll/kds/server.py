@@ -38,7 +38,6 @@ from envoy.service.discovery.v3 import discovery_pb2
 
 from atoll.errors import AlreadyExists, AtollError, PeerProtocolError
 from atoll.kds.flows import GlobalToZoneSource, list_all, zone_to_global_types
-from atoll.kds.insight import DATAPLANE_INSIGHT
 from atoll.kds.names import ORIGIN, ORIGIN_ZONE, ZONE, from_zone, hashed_name, zone_of
 from atoll.kds.protocol import Batch, Receiver, Reply, RequestSeen, Sender
 from atoll.kds.pump import run_receiver, run_sender
@@ -46,6 +45,7 @@ from atoll.kds.reconcile import StoreSink
 from atoll.resources.base import check_name
 from atoll.resources.codec import decode
 from atoll.resources.meta import Resource
+from atoll.resources.models.dataplane_insight import DATAPLANE_INSIGHT
 from atoll.store.protocol import EventKind, ListFilter, Store
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,6 @@ is its own trust root): zones pass that certificate as ``--global-ca-file``. The
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 from datetime import UTC, datetime, timedelta
@@ -21,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from atoll.errors import ConfigError
+from atoll.pki.certificates import host_names
 
 CERT_FILE = "kds-tls.crt"
 KEY_FILE = "kds-tls.key"
@@ -35,12 +35,7 @@ def ensure_self_signed(directory: Path, hosts: list[str] | None = None) -> tuple
     names = hosts if hosts is not None else ["localhost", socket.gethostname(), "127.0.0.1", "::1"]
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "atoll-global-kds")])
-    alt: list[x509.GeneralName] = []
-    for n in dict.fromkeys(names):
-        try:
-            alt.append(x509.IPAddress(ipaddress.ip_address(n)))
-        except ValueError:
-            alt.append(x509.DNSName(n))
+    alt = host_names(dict.fromkeys(names))
     now = datetime.now(UTC)
     cert = (
         x509.CertificateBuilder()

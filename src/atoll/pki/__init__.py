@@ -1,21 +1,24 @@
 """Mesh PKI: builtin CAs, workload identities, dataplane and zone tokens (pure: no sockets, no store).
 
-``ca`` makes CA keys and certificates, issues workload certificates (EC P-256, SPIFFE and
-``kuma://`` URI SANs) and verifies chains; ``tokens`` issues and verifies RS256 JWTs for proxies
-and zones. Callers pass the time (``now``) explicitly; the store-backed managers that keep CAs and
-signing keys as Secrets live in ``atoll.security``.
+``certificates`` makes CA keys and certificates, issues workload certificates
+(``WorkloadCertificate``: EC P-256, SPIFFE and ``kuma://`` URI SANs) and verifies chains;
+``jwt_tokens`` issues and verifies RS256 JWTs for proxies and zones. Callers pass the time (``now``)
+explicitly; the store-backed managers that keep CAs and signing keys as Secrets live in
+``atoll.security`` (``mesh_ca``, ``token_service``). Their errors, ``CertificateError`` and
+``InvalidToken``, are defined in ``atoll.errors`` and re-exported here.
 """
 
-from atoll.pki.ca import (
+from atoll.errors import CertificateError, InvalidToken
+from atoll.pki.certificates import (
     CaBundle,
-    CertificateError,
-    Identity,
+    WorkloadCertificate,
     certificate_facts,
     certificate_uris,
     check_ca,
     generate_ca,
     generate_ca_key,
     generate_self_signed,
+    host_names,
     identity_uris,
     issue_identity,
     rsa_key_bits,
@@ -24,11 +27,10 @@ from atoll.pki.ca import (
     tag_uri,
     verify_chain,
 )
-from atoll.pki.tokens import (
+from atoll.pki.jwt_tokens import (
     PROXY_TYPES,
     ZONE_SCOPES,
     DataplaneClaims,
-    InvalidToken,
     ProxyType,
     SigningKey,
     ZoneClaims,
@@ -39,6 +41,7 @@ from atoll.pki.tokens import (
     issue_zone_token,
     token_id,
     unverified_claims,
+    unverified_mesh,
     verify_dataplane_token,
     verify_zone_token,
 )
@@ -49,10 +52,10 @@ __all__ = [
     "CaBundle",
     "CertificateError",
     "DataplaneClaims",
-    "Identity",
     "InvalidToken",
     "ProxyType",
     "SigningKey",
+    "WorkloadCertificate",
     "ZoneClaims",
     "ZoneScope",
     "certificate_facts",
@@ -63,6 +66,7 @@ __all__ = [
     "generate_ca_key",
     "generate_self_signed",
     "generate_signing_key",
+    "host_names",
     "identity_uris",
     "issue_dataplane_token",
     "issue_identity",
@@ -73,6 +77,7 @@ __all__ = [
     "tag_uri",
     "token_id",
     "unverified_claims",
+    "unverified_mesh",
     "verify_chain",
     "verify_dataplane_token",
     "verify_zone_token",

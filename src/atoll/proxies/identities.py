@@ -24,7 +24,7 @@ from atoll.resources import Resource
 from atoll.resources.base import parse_duration
 from atoll.resources.models.dataplane import DataplaneSpec
 from atoll.resources.models.mesh import MeshSpec
-from atoll.security.ca import dataplane_tag_set
+from atoll.security.mesh_ca import dataplane_tag_set
 from atoll.topology import EGRESS_SERVICE, Identity
 
 log = logging.getLogger(__name__)

@@ -35,6 +35,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from atoll.errors import join_path
+
 
 class Spec(BaseModel):
     """Base of every spec model and of every nested block in a spec."""
@@ -52,17 +54,6 @@ M = TypeVar("M", bound=BaseModel)
 
 
 # --- errors with precise paths -------------------------------------------------------------------
-
-
-def join_path(prefix: str, path: str) -> str:
-    """``a`` + ``b`` -> ``a.b``; ``a`` + ``[0].b`` -> ``a[0].b``; empty parts vanish."""
-    if not prefix:
-        return path
-    if not path:
-        return prefix
-    if path.startswith("["):
-        return prefix + path
-    return f"{prefix}.{path}"
 
 
 class Problems(ValueError):

@@ -19,8 +19,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from atoll.errors import FieldError, InvalidInput
-from atoll.resources.base import check_name, error_items, join_path
+from atoll.errors import FieldError, InvalidInput, join_path
+from atoll.resources.base import check_name, error_items
 from atoll.resources.meta import Resource, ResourceMeta
 from atoll.resources.types import ResourceType, get_type
 

@@ -19,7 +19,6 @@ loopback addresses, the host name and the API's listen address; clients trust it
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import os
 import secrets
 import socket
@@ -29,6 +28,7 @@ from pathlib import Path
 
 from starlette.requests import Request
 
+from atoll.addresses import is_loopback_host
 from atoll.errors import ConfigError, Unauthenticated
 from atoll.pki import generate_self_signed
 from atoll.security.secrets import Clock, utc_now
@@ -98,12 +98,7 @@ class AdminAuth:
 
 def is_loopback(request: Request) -> bool:
     client = request.client
-    if client is None:
-        return False
-    try:
-        return ipaddress.ip_address(client.host).is_loopback
-    except ValueError:
-        return False
+    return client is not None and is_loopback_host(client.host)
 
 
 def ensure_tls_files(data_dir: Path, api_host: str, clock: Clock = utc_now) -> tuple[Path, Path]:

@@ -14,8 +14,8 @@ import logging
 from typing import Any
 
 from atoll.resources import Resource
-from atoll.security.ca import CaManager
-from atoll.store import EventKind, ListFilter, Store
+from atoll.security.mesh_ca import CaManager
+from atoll.store import EventKind, ListFilter, Store, list_all
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +39,8 @@ class CaAuthority:
         self._task = asyncio.current_task()
         sub = self._store.watch()
         try:
-            offset: int | None = 0
-            while offset is not None:
-                page = await self._store.list(ListFilter(type="Mesh"), offset=offset, limit=500)
-                for mesh in page.items:
-                    await self._ensure(mesh)
-                offset = page.next_offset
+            for mesh in await list_all(self._store, ListFilter(type="Mesh"), page_size=500):
+                await self._ensure(mesh)
             self._ready = True
             async for ev in sub:
                 if ev.resource.type == "Mesh" and ev.kind is not EventKind.DELETED:

@@ -22,7 +22,7 @@ from typing import Any, cast
 from atoll.errors import FieldError, InvalidInput
 from atoll.pki import PROXY_TYPES, ZONE_SCOPES, InvalidToken, ProxyType, ZoneScope, token_id, unverified_claims
 from atoll.resources.base import check_name, parse_duration
-from atoll.security.tokens import TokenIssuer
+from atoll.security.token_service import TokenIssuer
 
 DEFAULT_VALID_FOR = "720h"
 MAX_VALID_FOR = timedelta(days=3650)

@@ -2,11 +2,23 @@
 
 ``open_store(kind, path=..., dsn=...)`` opens a backend by name. ``MemoryStore`` and ``SqliteStore``
 are exported here; ``atoll.store.postgres.PostgresStore`` is imported on demand (it needs psycopg).
+``list_all(store, filter)`` reads every match, a page at a time.
 """
 
 from atoll.store.factory import KINDS, open_store
 from atoll.store.memory import MemoryStore
-from atoll.store.protocol import ChangeEvent, Delete, EventKind, ListFilter, Op, Page, Put, Store, Subscription
+from atoll.store.protocol import (
+    ChangeEvent,
+    Delete,
+    EventKind,
+    ListFilter,
+    Op,
+    Page,
+    Put,
+    Store,
+    Subscription,
+    list_all,
+)
 from atoll.store.sqlite import SqliteStore
 
 __all__ = [
@@ -22,5 +34,6 @@ __all__ = [
     "SqliteStore",
     "Store",
     "Subscription",
+    "list_all",
     "open_store",
 ]

@@ -1,35 +1,53 @@
-"""Pieces every store backend shares: event fan-out, row <-> resource conversion, argument checks,
-and the write planning the SQL backends have in common.
+"""Pieces every store backend shares: the write methods, event fan-out, write planning, checks.
+
+``BaseStore`` is the Store protocol's ``create`` / ``update`` / ``delete`` / ``apply`` / ``watch`` /
+``close`` for every backend: each write is a list of steps (``Create``, ``Update``, ``Put``,
+``Delete``) handed to the backend's one ``_write``, which runs them all or none, numbers their events
+after the store's revision (``number_events``) and publishes them. So the three backends cannot
+differ in what a write means; they differ in how they read what is stored and run a transaction.
+
+For each step the backend reads what is stored and asks ``plan_put`` / ``plan_delete`` what to write
+and which events it makes (existence, version and conflict checks, times, Mesh cascade order);
+errors are made by ``not_found`` / ``stale`` so every backend words them alike.
 
 ``Broadcaster`` keeps the queues of open ``Subscription``s; ``publish`` puts events on each queue in
 the same loop step, so every watcher sees them in the order they were published. Backends call it
-only from the event loop thread. Rows carry the mesh as ``""`` for global-scoped resources (so the
-key ``(type, mesh, name)`` can be a primary key); ``resource_from_row`` maps it back to ``None``.
-
-The SQL backends (sqlite, postgres) read the stored row, then ask ``plan_put`` / ``plan_delete``
-what to write and which events it makes (version and conflict checks, times, Mesh cascade order),
-and number the events at commit with ``number_events``; they keep only their SQL and driver calls.
+only from the event loop thread. The rows of the SQL backends are ``atoll.store._sql``'s.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from atoll.errors import Conflict, FieldError, InvalidInput, NotFound, StoreError
-from atoll.resources.codec import decode_spec
-from atoll.resources.meta import Resource, ResourceMeta
-from atoll.resources.types import get_type
-from atoll.store.protocol import ChangeEvent, EventKind, Page, Subscription
-
-COLUMNS = "type, mesh, name, version, labels, spec, creation_time, modification_time"
-"""The columns of a stored resource, in the order of ``resource_from_row``'s arguments."""
+from atoll.errors import AlreadyExists, Conflict, FieldError, InvalidInput, NotFound, StoreError
+from atoll.resources.meta import Resource
+from atoll.store.protocol import ChangeEvent, Delete, EventKind, Events, Op, Page, Put, Subscription
 
 Pending = tuple[EventKind, Resource[Any]]
 Pendings = list[Pending]
 """(kind, resource) per event of a write, numbered at commit by ``number_events``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Create:
+    """``Store.create`` as a step of a write: nothing of that key may be stored."""
+
+    resource: Resource[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """``Store.update`` as a step of a write: the stored version must be ``resource.meta.version``."""
+
+    resource: Resource[Any]
+
+
+Step = Create | Update | Put | Delete
+"""One step of a write; ``Put`` and ``Delete`` are what ``Store.apply`` takes."""
 
 
 class Broadcaster:
@@ -41,7 +59,7 @@ class Broadcaster:
 
     def subscribe(self) -> Subscription:
         if self._closed:
-            raise StoreError("store is closed")
+            raise StoreError(CLOSED)
         q: asyncio.Queue[ChangeEvent | None] = asyncio.Queue()
         self._queues.add(q)
         return Subscription(q, lambda: self._queues.discard(q))
@@ -63,31 +81,57 @@ class Broadcaster:
         return len(self._queues)
 
 
-def mesh_column(mesh: str | None) -> str:
-    return mesh or ""
+class BaseStore:
+    """The writes, ``watch`` and ``close`` of every backend; each write is one call to the backend's ``_write``."""
 
+    def __init__(self) -> None:
+        self._watchers = Broadcaster()
+        self._closed = False
 
-def resource_from_row(
-    type: str,
-    mesh: str,
-    name: str,
-    version: int,
-    labels: Mapping[str, str],
-    spec: Mapping[str, Any],
-    creation_time: datetime,
-    modification_time: datetime,
-) -> Resource[Any]:
-    """Rebuild a stored resource; the spec is validated by its type's model again."""
-    rt = get_type(type)
-    meta = ResourceMeta(
-        name=name,
-        mesh=mesh or None,
-        labels=dict(labels),
-        version=int(version),
-        creation_time=creation_time,
-        modification_time=modification_time,
-    )
-    return Resource(type=rt.name, meta=meta, spec=decode_spec(rt, spec))
+    async def _write(self, steps: Sequence[Step]) -> Events:
+        """Run ``steps`` in one transaction (all or none); publish their events and return them."""
+        raise NotImplementedError
+
+    async def create(self, resource: Resource[Any]) -> Resource[Any]:
+        (event,) = await self._write([Create(resource)])
+        return event.resource
+
+    async def update(self, resource: Resource[Any]) -> Resource[Any]:
+        (event,) = await self._write([Update(resource)])
+        return event.resource
+
+    async def delete(self, type: str, name: str, mesh: str | None = None, *, version: int | None = None) -> None:
+        await self._write([Delete(type, name, mesh, version=version)])
+
+    async def apply(self, ops: Sequence[Op]) -> Events:
+        for op in ops:
+            if not isinstance(op, Put | Delete):
+                raise TypeError(f"not a store op: {op!r}")
+        return await self._write(list(ops))
+
+    def watch(self) -> Subscription:
+        return self._watchers.subscribe()
+
+    async def close(self) -> None:
+        """Refuse further calls, release what the backend holds (``_release``), end every watch."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self._release()
+        finally:
+            self._watchers.close()
+
+    async def _release(self) -> None:
+        """Close the backend's connections and threads (nothing to close by default)."""
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(CLOSED)
 
 
 def check_paging(offset: int, limit: int | None) -> None:
@@ -117,13 +161,20 @@ def first_version(resource: Resource[Any]) -> Resource[Any]:
     return resource.with_meta(version=1, creation_time=now, modification_time=now)
 
 
-def plan_put(resource: Resource[Any], stored: tuple[int, datetime] | None, *, upsert: bool) -> Pending:
-    """What writing ``resource`` over the stored (version, creation time), or over nothing, makes.
+def plan_put(step: Create | Update | Put, stored: tuple[int, datetime | None] | None) -> Pending:
+    """What writing ``step.resource`` over the stored (version, creation time), or over nothing, makes.
 
-    ``upsert=False`` is ``Store.update``: the resource must be stored and ``meta.version`` must be
-    the stored one. ``upsert=True`` is ``Put``: version 0 means "whatever is stored (or nothing)".
-    Raises ``NotFound`` / ``Conflict``; otherwise returns the event kind and the resource to store.
+    ``Create``: nothing may be stored. ``Update``: the resource must be stored and ``meta.version``
+    must be the stored one. ``Put``: version 0 means "whatever is stored (or nothing)". Raises
+    ``AlreadyExists`` / ``NotFound`` / ``Conflict``; otherwise returns the event kind and the
+    resource to store.
     """
+    resource = step.resource
+    if isinstance(step, Create):
+        if stored is not None:
+            raise AlreadyExists(f"{resource.key} already exists")
+        return EventKind.CREATED, first_version(resource)
+    upsert = isinstance(step, Put)
     if stored is None:
         if not upsert or resource.meta.version:
             raise not_found(resource.type, resource.name, resource.mesh)
@@ -136,14 +187,18 @@ def plan_put(resource: Resource[Any], stored: tuple[int, datetime] | None, *, up
     )
 
 
-def check_version(current: Resource[Any], version: int | None) -> None:
-    """``Conflict`` unless ``version`` is unset (``None``/0) or the stored one."""
-    if version and version != current.meta.version:
-        raise stale(current.key, version, current.meta.version)
+def plan_delete(op: Delete, gone: Resource[Any] | None, children: Iterable[Resource[Any]] = ()) -> Pendings:
+    """The events of ``op`` deleting ``gone`` (``None``: nothing stored) and, for a Mesh, ``children``.
 
-
-def plan_delete(gone: Resource[Any], children: Iterable[Resource[Any]]) -> Pendings:
-    """The events of deleting ``gone`` (and, for a Mesh, the resources in it): children by (type, name)."""
+    Raises ``NotFound`` for nothing stored (no events with ``missing_ok``) and ``Conflict`` unless
+    ``op.version`` is unset (``None``/0) or the stored one. Children come first, by (type, name).
+    """
+    if gone is None:
+        if op.missing_ok:
+            return []
+        raise not_found(op.type, op.name, op.mesh)
+    if op.version and op.version != gone.meta.version:
+        raise stale(gone.key, op.version, gone.meta.version)
     events: Pendings = [(EventKind.DELETED, r) for r in sorted(children, key=lambda r: (r.type, r.name))]
     events.append((EventKind.DELETED, gone))
     return events

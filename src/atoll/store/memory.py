@@ -1,89 +1,52 @@
 """In-memory store: a dict of resources guarded by the event loop (no awaits inside a write).
 
 Used by tests and ``--store memory``. Watchers get events through unbounded queues filled in the
-same step as the write, so event order is commit order. ``apply`` runs its ops on a copy of the dict
-and swaps it in only when every op succeeded (all or nothing).
+same step as the write, so event order is commit order. What a write means is ``BaseStore``'s and
+``plan_put`` / ``plan_delete``'s, as for the SQL backends. A write of one step checks everything
+before it changes the dict, so it runs on the dict itself; a batch (``apply``) runs on a copy that
+is swapped in only when every step succeeded (all or nothing).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
-from atoll.errors import AlreadyExists, Conflict, NotFound, StoreError
 from atoll.resources.meta import Resource
-from atoll.store._common import CLOSED, check_paging
-from atoll.store.protocol import ChangeEvent, Delete, EventKind, ListFilter, Op, Page, Put, Subscription
+from atoll.store._common import (
+    BaseStore,
+    Pendings,
+    Step,
+    check_paging,
+    not_found,
+    number_events,
+    page,
+    plan_delete,
+    plan_put,
+)
+from atoll.store.protocol import Delete, Events, ListFilter, Page
 
-_Events = list[ChangeEvent]
 _Key = tuple[str, str, str]  # (type, mesh or "", name)
+_Items = dict[_Key, Resource[Any]]
 
 
 def _key(type: str, name: str, mesh: str | None) -> _Key:
     return (type, mesh or "", name)
 
 
-class MemoryStore:
+class MemoryStore(BaseStore):
     def __init__(self) -> None:
-        self._items: dict[_Key, Resource[Any]] = {}
-        self._watchers: set[asyncio.Queue[ChangeEvent | None]] = set()
+        super().__init__()
+        self._items: _Items = {}
         self._revision = 0
-        self._closed = False
 
-    async def create(self, resource: Resource[Any]) -> Resource[Any]:
-        self._check_open()
-        k = _key(resource.type, resource.name, resource.mesh)
-        if k in self._items:
-            raise AlreadyExists(f"{resource.key} already exists")
-        now = datetime.now(UTC)
-        stored = resource.with_meta(version=1, creation_time=now, modification_time=now)
-        self._items[k] = stored
-        self._emit(EventKind.CREATED, stored)
-        return stored
-
-    async def update(self, resource: Resource[Any]) -> Resource[Any]:
-        self._check_open()
-        k = _key(resource.type, resource.name, resource.mesh)
-        cur = self._items.get(k)
-        if cur is None:
-            raise NotFound(f"{resource.key} not found")
-        if resource.meta.version != cur.meta.version:
-            raise Conflict(
-                f"{resource.key}: version {resource.meta.version} is stale, stored version is {cur.meta.version}"
-            )
-        stored = resource.with_meta(
-            version=cur.meta.version + 1,
-            creation_time=cur.meta.creation_time,
-            modification_time=datetime.now(UTC),
-        )
-        self._items[k] = stored
-        self._emit(EventKind.UPDATED, stored)
-        return stored
-
-    async def delete(self, type: str, name: str, mesh: str | None = None, *, version: int | None = None) -> None:
-        self._check_open()
-        k = _key(type, name, mesh)
-        cur = self._items.get(k)
-        if cur is None:
-            raise NotFound(f"{type} {name} not found")
-        if version and version != cur.meta.version:
-            raise Conflict(f"{cur.key}: version {version} is stale, stored version is {cur.meta.version}")
-        if type == "Mesh":
-            for ck, r in sorted(self._items.items()):
-                if r.mesh == name:
-                    del self._items[ck]
-                    self._emit(EventKind.DELETED, r)
-        del self._items[k]
-        self._emit(EventKind.DELETED, cur)
+    # -- Store protocol (writes, watch and close: ``BaseStore``) -------------------------------------
 
     async def get(self, type: str, name: str, mesh: str | None = None) -> Resource[Any]:
         self._check_open()
         r = self._items.get(_key(type, name, mesh))
         if r is None:
-            where = f" in mesh {mesh}" if mesh else ""
-            raise NotFound(f"{type} {name}{where} not found")
+            raise not_found(type, name, mesh)
         return r
 
     async def list(self, filter: ListFilter, *, offset: int = 0, limit: int | None = None) -> Page:
@@ -99,83 +62,39 @@ class MemoryStore:
         ]
         matches.sort(key=lambda r: (r.mesh or "", r.name))
         end = len(matches) if limit is None else offset + limit
-        items = matches[offset:end]
-        return Page(items=items, total=len(matches), next_offset=end if end < len(matches) else None)
+        return page(matches[offset:end], offset, len(matches))
 
-    async def apply(self, ops: Sequence[Op]) -> _Events:
+    # -- helpers --------------------------------------------------------------------------------
+
+    async def _write(self, steps: Sequence[Step]) -> Events:
         self._check_open()
-        items = dict(self._items)
-        pending: list[tuple[EventKind, Resource[Any]]] = []
-        for op in ops:
-            if isinstance(op, Put):
-                pending.append(_put(items, op.resource))
-            elif isinstance(op, Delete):
-                pending.extend(_delete(items, op))
-            else:
-                raise TypeError(f"not a store op: {op!r}")
+        items = self._items if len(steps) == 1 else dict(self._items)
+        pending = [p for step in steps for p in _step(items, step)]
         self._items = items
-        return [self._emit(kind, r) for kind, r in pending]
-
-    def watch(self) -> Subscription:
-        self._check_open()
-        q: asyncio.Queue[ChangeEvent | None] = asyncio.Queue()
-        self._watchers.add(q)
-        return Subscription(q, lambda: self._watchers.discard(q))
-
-    async def close(self) -> None:
-        self._closed = True
-        for q in self._watchers:
-            q.put_nowait(None)
-        self._watchers.clear()
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StoreError(CLOSED)
-
-    def _emit(self, kind: EventKind, r: Resource[Any]) -> ChangeEvent:
-        self._revision += 1
-        ev = ChangeEvent(kind, r, self._revision)
-        for q in self._watchers:
-            q.put_nowait(ev)
-        return ev
+        events = number_events(pending, self._revision)
+        self._revision += len(events)
+        self._watchers.publish(events)
+        return events
 
 
-def _put(items: dict[_Key, Resource[Any]], resource: Resource[Any]) -> tuple[EventKind, Resource[Any]]:
-    k = _key(resource.type, resource.name, resource.mesh)
+def _step(items: _Items, step: Step) -> Pendings:
+    """Run one step on ``items``; it raises before it changes anything (see ``plan_put`` / ``plan_delete``)."""
+    if isinstance(step, Delete):
+        return _delete(items, step)
+    k = _key(step.resource.type, step.resource.name, step.resource.mesh)
     cur = items.get(k)
-    now = datetime.now(UTC)
-    if cur is None:
-        if resource.meta.version:
-            raise NotFound(f"{resource.key} not found")
-        stored = resource.with_meta(version=1, creation_time=now, modification_time=now)
-        items[k] = stored
-        return EventKind.CREATED, stored
-    if resource.meta.version and resource.meta.version != cur.meta.version:
-        raise Conflict(
-            f"{resource.key}: version {resource.meta.version} is stale, stored version is {cur.meta.version}"
-        )
-    stored = resource.with_meta(
-        version=cur.meta.version + 1, creation_time=cur.meta.creation_time, modification_time=now
-    )
+    kind, stored = plan_put(step, None if cur is None else (cur.meta.version, cur.meta.creation_time))
     items[k] = stored
-    return EventKind.UPDATED, stored
+    return [(kind, stored)]
 
 
-def _delete(items: dict[_Key, Resource[Any]], op: Delete) -> list[tuple[EventKind, Resource[Any]]]:
+def _delete(items: _Items, op: Delete) -> Pendings:
     k = _key(op.type, op.name, op.mesh)
-    cur = items.get(k)
-    if cur is None:
-        if op.missing_ok:
-            return []
-        raise NotFound(f"{op.type} {op.name} not found")
-    if op.version and op.version != cur.meta.version:
-        raise Conflict(f"{cur.key}: version {op.version} is stale, stored version is {cur.meta.version}")
-    out: list[tuple[EventKind, Resource[Any]]] = []
-    if op.type == "Mesh":
-        for ck, r in sorted(items.items()):
-            if r.mesh == op.name:
-                del items[ck]
-                out.append((EventKind.DELETED, r))
-    del items[k]
-    out.append((EventKind.DELETED, cur))
-    return out
+    gone = items.get(k)
+    children = [r for r in items.values() if r.mesh == op.name] if gone is not None and op.type == "Mesh" else []
+    events = plan_delete(op, gone, children)
+    for r in children:
+        del items[_key(r.type, r.name, r.mesh)]
+    if gone is not None:
+        del items[k]
+    return events

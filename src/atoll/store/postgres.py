@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import psycopg
@@ -37,40 +37,41 @@ from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from atoll.errors import AlreadyExists, InvalidInput, StoreError
+from atoll.errors import InvalidInput, StoreError
 from atoll.resources.meta import Resource
 from atoll.store import _migrations
-from atoll.store._common import (
-    CLOSED,
-    COLUMNS,
-    Broadcaster,
-    Pending,
-    Pendings,
-    check_paging,
-    check_version,
-    first_version,
-    mesh_column,
-    not_found,
-    number_events,
-    page,
-    plan_delete,
-    plan_put,
-    resource_from_row,
-)
-from atoll.store.protocol import ChangeEvent, Delete, EventKind, ListFilter, Op, Page, Put, Subscription
+from atoll.store._common import BaseStore, Pendings, Step, check_paging, number_events, page, plan_delete, plan_put
+from atoll.store._sql import COLUMNS, SqlRows
+from atoll.store.protocol import ChangeEvent, Delete, EventKind, Events, ListFilter, Page
 
 log = logging.getLogger(__name__)
 
-_Events = list[ChangeEvent]
 T = TypeVar("T")
 Conn = psycopg.AsyncConnection[TupleRow]
+
+
+def _utc(t: datetime) -> datetime:
+    return t.astimezone(UTC)
+
+
+ROWS = SqlRows(
+    "%s",
+    write_json=Jsonb,
+    write_time=lambda t: t,
+    read_json=lambda v: v,
+    read_time=_utc,
+    name_prefix=lambda prefix: ("starts_with(name, %s)", [prefix]),
+    labels=lambda labels: [("labels @> %s", [Jsonb(dict(labels))])],
+)
+"""JSON columns are JSONB (psycopg reads them back as dicts), times ``timestamptz`` read back in UTC;
+a label filter is one JSONB containment."""
 
 CHANNEL = "atoll_store_changes"
 EVENTS_KEPT = 10_000
 _MIGRATION_LOCK = 0x61746F6C6C  # "atoll": pg_advisory_xact_lock key for migrations
 
 
-class PostgresStore:
+class PostgresStore(BaseStore):
     """A ``Store`` in a PostgreSQL database. Create with ``await PostgresStore.open(dsn)``."""
 
     def __init__(self, dsn: str, pool: AsyncConnectionPool[Conn], revision: int) -> None:
@@ -78,8 +79,7 @@ class PostgresStore:
         self._pool = pool
         self._published = revision
         self._publish_lock = asyncio.Lock()
-        self._watchers = Broadcaster()
-        self._closed = False
+        super().__init__()
         self._listening = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
 
@@ -113,101 +113,32 @@ class PostgresStore:
             raise
         return store
 
-    # -- Store protocol -------------------------------------------------------------------------
-
-    async def create(self, resource: Resource[Any]) -> Resource[Any]:
-        async def run(conn: Conn) -> tuple[Resource[Any], Pendings]:
-            stored = first_version(resource)
-            cur = await conn.execute(
-                f"INSERT INTO resources ({COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT DO NOTHING RETURNING 1",
-                _row_params(stored),
-            )
-            if await cur.fetchone() is None:
-                raise AlreadyExists(f"{resource.key} already exists")
-            return stored, [(EventKind.CREATED, stored)]
-
-        return await self._write(run)
-
-    async def update(self, resource: Resource[Any]) -> Resource[Any]:
-        async def run(conn: Conn) -> tuple[Resource[Any], Pendings]:
-            kind, stored = await _put(conn, resource, upsert=False)
-            return stored, [(kind, stored)]
-
-        return await self._write(run)
-
-    async def delete(self, type: str, name: str, mesh: str | None = None, *, version: int | None = None) -> None:
-        async def run(conn: Conn) -> tuple[None, Pendings]:
-            return None, await _delete(conn, Delete(type, name, mesh, version=version))
-
-        await self._write(run)
+    # -- Store protocol (writes, watch and close: ``BaseStore``) -------------------------------------
 
     async def get(self, type: str, name: str, mesh: str | None = None) -> Resource[Any]:
         async def run(conn: Conn) -> Resource[Any]:
-            cur = await conn.execute(
-                f"SELECT {COLUMNS} FROM resources WHERE type = %s AND mesh = %s AND name = %s",
-                (type, mesh_column(mesh), name),
-            )
-            row = await cur.fetchone()
-            if row is None:
-                raise not_found(type, name, mesh)
-            return _from_row(row)
+            cur = await conn.execute(ROWS.select, ROWS.key(type, name, mesh))
+            return ROWS.found(await cur.fetchone(), type, name, mesh)
 
         return await self._call(run)
 
     async def list(self, filter: ListFilter, *, offset: int = 0, limit: int | None = None) -> Page:
         check_paging(offset, limit)
-        where = ["type = %s"]
-        params: list[object] = [filter.type]
-        if filter.mesh is not None:
-            where.append("mesh = %s")
-            params.append(filter.mesh)
-        if filter.name_prefix:
-            where.append("starts_with(name, %s)")
-            params.append(filter.name_prefix)
-        if filter.labels:
-            where.append("labels @> %s")
-            params.append(Jsonb(dict(filter.labels)))
-        cond = " AND ".join(where)
+        q = ROWS.listing(filter)
 
         async def run(conn: Conn) -> Page:
             async with conn.transaction():
                 await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                cur = await conn.execute(f"SELECT count(*) FROM resources WHERE {cond}", params)
+                cur = await conn.execute(q.count, q.params)
                 total_row = await cur.fetchone()
-                cur = await conn.execute(
-                    f"SELECT {COLUMNS} FROM resources WHERE {cond} ORDER BY mesh, name LIMIT %s OFFSET %s",
-                    [*params, limit, offset],
-                )
+                cur = await conn.execute(q.page, [*q.params, limit, offset])
                 rows = await cur.fetchall()
-            return page([_from_row(r) for r in rows], offset, int(total_row[0]) if total_row else 0)
+            return page([ROWS.resource(r) for r in rows], offset, int(total_row[0]) if total_row else 0)
 
         return await self._call(run)
 
-    async def apply(self, ops: Sequence[Op]) -> _Events:
-        ops = list(ops)
-
-        async def run(conn: Conn) -> tuple[None, Pendings]:
-            pending: Pendings = []
-            for op in ops:
-                if isinstance(op, Put):
-                    pending.append(await _put(conn, op.resource, upsert=True))
-                elif isinstance(op, Delete):
-                    pending.extend(await _delete(conn, op))
-                else:
-                    raise TypeError(f"not a store op: {op!r}")
-            return None, pending
-
-        _, events = await self._write_events(run)
-        return events
-
-    def watch(self) -> Subscription:
-        return self._watchers.subscribe()
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+    async def _release(self) -> None:
+        """Stop listening, then close the pool."""
         try:
             if self._listener is not None:
                 self._listener.cancel()
@@ -216,63 +147,50 @@ class PostgresStore:
                 except asyncio.CancelledError:
                     pass
         finally:
-            try:
-                await self._pool.close()
-            finally:
-                self._watchers.close()
+            await self._pool.close()
 
     # -- helpers --------------------------------------------------------------------------------
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
     async def revision(self) -> int:
         """The store-wide revision of the last committed change (0 for a new database)."""
         return await self._call(_read_revision)
 
     async def _call(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
-        if self._closed:
-            raise StoreError(CLOSED)
+        self._check_open()
         try:
             async with self._pool.connection() as conn:
                 return await fn(conn)
         except psycopg.Error as e:
             raise StoreError(f"PostgreSQL: {e}") from e
 
-    async def _write(self, fn: Callable[[Conn], Awaitable[tuple[T, Pendings]]]) -> T:
-        """Run ``fn`` in a write transaction, log and announce its events, then publish them here."""
-        result, _ = await self._write_events(fn)
-        return result
+    async def _write(self, steps: Sequence[Step]) -> Events:
+        """Run ``steps`` in a write transaction, log and announce their events, then publish them here."""
+        events: Events = []
 
-    async def _write_events(self, fn: Callable[[Conn], Awaitable[tuple[T, Pendings]]]) -> tuple[T, _Events]:
-        """``_write`` that also returns the events of the transaction."""
-        events: _Events = []
-
-        async def run(conn: Conn) -> tuple[T, int]:
+        async def run(conn: Conn) -> int:
             events.clear()
             async with conn.transaction():
                 revision = await _read_revision(conn, lock=True)
-                result, pending = await fn(conn)
+                pending = [p for step in steps for p in await _step(conn, step)]
                 if not pending:
-                    return result, revision
+                    return revision
                 events.extend(number_events(pending, revision))
                 async with conn.cursor() as cur:
                     await cur.executemany(
                         f"INSERT INTO store_events (revision, kind, {COLUMNS})"
                         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                        [(ev.revision, ev.kind.value, *_row_params(ev.resource)) for ev in events],
+                        [(ev.revision, ev.kind.value, *ROWS.params(ev.resource)) for ev in events],
                     )
                 revision += len(pending)
-                await conn.execute("UPDATE store_revision SET revision = %s WHERE id = 1", (revision,))
+                await conn.execute(ROWS.set_revision, (revision,))
                 if revision > EVENTS_KEPT:
                     await conn.execute("DELETE FROM store_events WHERE revision <= %s", (revision - EVENTS_KEPT,))
                 await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(revision)))
-            return result, revision
+            return revision
 
-        result, revision = await self._call(run)
+        revision = await self._call(run)
         await self._catch_up(revision)
-        return result, list(events)
+        return list(events)
 
     async def _catch_up(self, upto: int | None = None) -> None:
         """Publish every logged event past the last published one (at least up to ``upto``)."""
@@ -298,7 +216,7 @@ class PostgresStore:
             events = []
             for row in rows:
                 try:
-                    events.append(ChangeEvent(EventKind(row[1]), _from_row(row[2:]), int(row[0])))
+                    events.append(ChangeEvent(EventKind(row[1]), ROWS.resource(row[2:]), int(row[0])))
                 except InvalidInput as e:  # e.g. written by a newer Atoll with a type this one lacks
                     log.error("store event %d (%s %s) cannot be read, skipped: %s", row[0], row[2], row[4], e)
             if rows:
@@ -329,53 +247,26 @@ class PostgresStore:
                 delay = min(delay * 2, 5.0)
 
 
-async def _put(conn: Conn, resource: Resource[Any], *, upsert: bool) -> Pending:
-    """Write ``resource`` inside a transaction: ``update`` or, with ``upsert``, ``Put`` (see ``plan_put``)."""
-    cur = await conn.execute(
-        "SELECT version, creation_time FROM resources WHERE type = %s AND mesh = %s AND name = %s FOR UPDATE",
-        (resource.type, mesh_column(resource.mesh), resource.name),
-    )
-    row = await cur.fetchone()
-    kind, stored = plan_put(resource, None if row is None else (int(row[0]), row[1].astimezone(UTC)), upsert=upsert)
-    if kind is EventKind.CREATED:
-        await conn.execute(
-            f"INSERT INTO resources ({COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", _row_params(stored)
-        )
-    else:
-        await conn.execute(
-            "UPDATE resources SET version = %s, labels = %s, spec = %s, modification_time = %s"
-            " WHERE type = %s AND mesh = %s AND name = %s",
-            (
-                stored.meta.version,
-                Jsonb(dict(stored.meta.labels)),
-                Jsonb(stored.spec_dict()),
-                stored.meta.modification_time,
-                stored.type,
-                mesh_column(stored.mesh),
-                stored.name,
-            ),
-        )
-    return kind, stored
+async def _step(conn: Conn, step: Step) -> Pendings:
+    """Run one step inside a transaction (see ``plan_put`` / ``plan_delete``)."""
+    if isinstance(step, Delete):
+        return await _delete(conn, step)
+    cur = await conn.execute(ROWS.select_stored + " FOR UPDATE", ROWS.key_of(step.resource))
+    kind, stored = plan_put(step, ROWS.stored(await cur.fetchone()))
+    await conn.execute(*ROWS.write(kind, stored))
+    return [(kind, stored)]
 
 
 async def _delete(conn: Conn, op: Delete) -> Pendings:
     """Delete inside a transaction (see ``Delete``)."""
-    cur = await conn.execute(
-        f"DELETE FROM resources WHERE type = %s AND mesh = %s AND name = %s RETURNING {COLUMNS}",
-        (op.type, mesh_column(op.mesh), op.name),
-    )
+    cur = await conn.execute(f"{ROWS.delete} RETURNING {COLUMNS}", ROWS.key(op.type, op.name, op.mesh))
     row = await cur.fetchone()
-    if row is None:
-        if op.missing_ok:
-            return []
-        raise not_found(op.type, op.name, op.mesh)
-    gone = _from_row(row)
-    check_version(gone, op.version)  # a Conflict rolls the whole transaction back
+    gone = None if row is None else ROWS.resource(row)
     children: list[Resource[Any]] = []
-    if op.type == "Mesh":
-        cur = await conn.execute(f"DELETE FROM resources WHERE mesh = %s RETURNING {COLUMNS}", (op.name,))
-        children = [_from_row(r) for r in await cur.fetchall()]
-    return plan_delete(gone, children)
+    if gone is not None and op.type == "Mesh":
+        cur = await conn.execute(f"DELETE {ROWS.in_mesh} RETURNING {COLUMNS}", (op.name,))
+        children = [ROWS.resource(r) for r in await cur.fetchall()]
+    return plan_delete(op, gone, children)  # a Conflict rolls the whole transaction back
 
 
 async def migrate(conn: Conn, migrations: list[_migrations.Migration] | None = None) -> list[int]:
@@ -405,21 +296,3 @@ async def _read_revision(conn: Conn, lock: bool = False) -> int:
     row = await cur.fetchone()
     assert row is not None, "store_revision has no row: migration 0001 did not run"
     return int(row[0])
-
-
-def _row_params(r: Resource[Any]) -> tuple[object, ...]:
-    return (
-        r.type,
-        mesh_column(r.mesh),
-        r.name,
-        r.meta.version,
-        Jsonb(dict(r.meta.labels)),
-        Jsonb(r.spec_dict()),
-        r.meta.creation_time,
-        r.meta.modification_time,
-    )
-
-
-def _from_row(row: tuple[Any, ...]) -> Resource[Any]:
-    type, mesh, name, version, labels, spec, ctime, mtime = row
-    return resource_from_row(type, mesh, name, version, labels, spec, ctime.astimezone(UTC), mtime.astimezone(UTC))

@@ -148,3 +148,14 @@ class Store(Protocol):
     async def close(self) -> None:
         """Release connections; further calls are errors."""
         ...
+
+
+async def list_all(store: Store, filter: ListFilter, *, page_size: int = 1000) -> list[Resource[Any]]:
+    """Every resource ``filter`` matches, read ``page_size`` at a time, in ``Store.list``'s order."""
+    out: list[Resource[Any]] = []
+    offset: int | None = 0
+    while offset is not None:
+        page = await store.list(filter, offset=offset, limit=page_size)
+        out.extend(page.items)
+        offset = page.next_offset
+    return out

@@ -14,10 +14,10 @@ actual indexes (``spec.to[1].default.localityAwareness.localZone``), or ``<kind>
 whole kind, in which case its field rows are not listed (they say what will still be ignored once
 the kind itself is enforced). ``warning_text`` is the line a client prints.
 
-The rows of the kinds another change is making enforced (``PENDING_KINDS``) sit in one block per
-kind, so that landing the generator of a kind deletes its whole-kind row (and the field rows of
-what it implements) in one edit. ``tests/generate/test_enforcement.py`` fails when a registered
-policy kind is neither folded into ``PolicySettings`` nor listed here as a whole kind.
+A kind accepted before its generator exists gets a whole-kind row (its field rows say what will
+still be ignored once it is enforced); landing the generator deletes that row, and the rows of the
+fields it reads. ``tests/generate/test_enforcement.py`` fails when a registered policy kind is
+neither folded into ``PolicySettings`` nor listed here as a whole kind, or is both.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from atoll.resources.types import get_type
 
 __all__ = [
     "NOT_ENFORCED",
-    "PENDING_KINDS",
     "NotEnforced",
     "not_enforced_kinds",
     "unenforced",
@@ -54,8 +53,6 @@ class NotEnforced:
 
 _GATEWAY = "gateways (MeshGateway, builtin gateway mode) are not supported yet"
 _MES = "MeshExternalService and MeshMultiZoneService are not supported yet: a to[] item naming one selects nothing"
-_ROUTE_TARGET = "policies targeting a MeshHTTPRoute apply to routes, which are not generated yet"
-_RECEIVING_SIDE = "enforced on the receiving side only (from[], rules[]); to[] items configure nothing"
 
 
 def _common(kind: str, *, to: bool = True) -> tuple[NotEnforced, ...]:
@@ -74,9 +71,7 @@ def _common(kind: str, *, to: bool = True) -> tuple[NotEnforced, ...]:
 _ENFORCED_GAPS: tuple[NotEnforced, ...] = (
     *_common("MeshTrafficPermission", to=False),
     *_common("MeshTimeout"),
-    NotEnforced("MeshTimeout", "targetRef.kind", _ROUTE_TARGET, ("MeshHTTPRoute",)),
     *_common("MeshRetry"),
-    NotEnforced("MeshRetry", "targetRef.kind", _ROUTE_TARGET, ("MeshHTTPRoute",)),
     NotEnforced(
         "MeshRetry",
         "to[].default.http.hostSelection[].predicate",
@@ -92,11 +87,17 @@ _ENFORCED_GAPS: tuple[NotEnforced, ...] = (
         "a health check request only sets and adds headers",
     ),
     *_common("MeshFaultInjection", to=False),
-    NotEnforced("MeshFaultInjection", "to[]", _RECEIVING_SIDE),
-    NotEnforced("MeshFaultInjection", "rules[].matches", "callers are told apart by tags (from[]), not by SPIFFE ID"),
     *_common("MeshRateLimit", to=False),
-    NotEnforced("MeshRateLimit", "to[]", _RECEIVING_SIDE),
-    NotEnforced("MeshRateLimit", "targetRef.kind", _ROUTE_TARGET, ("MeshHTTPRoute",)),
+    *_common("MeshAccessLog"),
+    *(
+        NotEnforced(
+            "MeshAccessLog",
+            f"{section}[].default.backends[].type",
+            "OpenTelemetry backends need MeshOpenTelemetryBackend, not supported yet",
+            ("OpenTelemetry",),
+        )
+        for section in ("to", "from", "rules")
+    ),
     *_common("MeshLoadBalancingStrategy"),
     NotEnforced(
         "MeshLoadBalancingStrategy",
@@ -131,42 +132,22 @@ _OTHER: tuple[NotEnforced, ...] = (
     NotEnforced("Dataplane", "metrics", "no Prometheus endpoint is exposed"),
 )
 
-# -- Kinds being made enforced (issue 13): delete a kind's block when its generator lands ----------
-# Delete the whole-kind row; keep (or add) field rows for what the generator still leaves out.
+# -- The route kinds --------------------------------------------------------------------------------
 
-_HTTP_ROUTE: tuple[NotEnforced, ...] = (
-    NotEnforced("MeshHTTPRoute", "", "HTTP routes are not generated yet"),
+_BACKEND_KINDS = ("MeshExternalService", "MeshMultiZoneService")
+_BACKENDS = "a backendRef to a MeshExternalService or MeshMultiZoneService is not resolved (not supported yet)"
+
+_ROUTES: tuple[NotEnforced, ...] = (
     *_common("MeshHTTPRoute"),
-)
-_TCP_ROUTE: tuple[NotEnforced, ...] = (
-    NotEnforced("MeshTCPRoute", "", "TCP routes are not generated yet"),
-    *_common("MeshTCPRoute"),
-)
-_ACCESS_LOG: tuple[NotEnforced, ...] = (
-    NotEnforced("MeshAccessLog", "", "access logs are not generated yet"),
-    *_common("MeshAccessLog"),
-    *(
-        NotEnforced(
-            "MeshAccessLog",
-            f"{section}[].default.backends[].type",
-            "OpenTelemetry backends need MeshOpenTelemetryBackend, not supported yet",
-            ("OpenTelemetry",),
-        )
-        for section in ("to", "from", "rules")
+    NotEnforced("MeshHTTPRoute", "to[].rules[].default.backendRefs[].kind", _BACKENDS, _BACKEND_KINDS),
+    NotEnforced(
+        "MeshHTTPRoute", "to[].rules[].default.filters[].requestMirror.backendRef.kind", _BACKENDS, _BACKEND_KINDS
     ),
+    *_common("MeshTCPRoute"),
+    NotEnforced("MeshTCPRoute", "to[].rules[].default.backendRefs[].kind", _BACKENDS, _BACKEND_KINDS),
 )
 
-PENDING_KINDS: Mapping[str, tuple[NotEnforced, ...]] = {
-    "MeshHTTPRoute": _HTTP_ROUTE,
-    "MeshTCPRoute": _TCP_ROUTE,
-    "MeshAccessLog": _ACCESS_LOG,
-}
-
-NOT_ENFORCED: tuple[NotEnforced, ...] = (
-    *_ENFORCED_GAPS,
-    *_OTHER,
-    *(row for rows in PENDING_KINDS.values() for row in rows),
-)
+NOT_ENFORCED: tuple[NotEnforced, ...] = (*_ENFORCED_GAPS, *_ROUTES, *_OTHER)
 
 
 def not_enforced_kinds() -> dict[str, str]:

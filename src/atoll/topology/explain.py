@@ -3,15 +3,16 @@
 ``explain_proxy(dataplane, policies)`` answers, for each served inbound and each outbound of one
 Dataplane, per policy kind: the items that apply (policy, section, the item's own ``targetRef`` and
 its ``default``) in the order they merge (the last one wins field by field), and the settings they
-fold into. ``policy_reach(policy, dataplanes)`` answers, for one policy, the proxies it selects with
+fold into. ``policy_reach(policy, dataplanes, routes)`` answers, for one policy, the proxies it selects with
 the inbounds and outbounds it contributes to. A Dataplane is matched under the name its zone knows
 (``zone_name``), so a global CP's copy of a zone's Dataplane is explained as its zone CP serves it.
 
-Both are built on ``atoll.topology.matching.collect_items`` — the selection and ordering
-``proxy_view`` uses — and fold with the same ``fold_settings``, so the answer cannot drift from
-what the generators are given: each kind's items are folded by ``fold_items``, as for a proxy
-(``tests/generate/test_explain.py`` checks each inbound's and outbound's settings against
-``proxy_view``'s). Settings are the typed values the generators read
+Both are built on ``atoll.topology.matching.collect_items``, the selection and ordering
+``proxy_view`` uses, and each kind's items are folded by ``fold_items``, as for a proxy: the answer
+cannot drift from what the generators are given (``tests/generate/test_explain.py`` checks each
+inbound's and outbound's settings against ``proxy_view``'s). An outbound's ``routes`` explain the
+rules of each MeshHTTPRoute that policies target (``targetRef.kind: MeshHTTPRoute``): the
+outbound's items with theirs merged last. Settings are the typed values the generators read
 (``atoll.topology.settings``), per kind; a kind no generator reads yet has ``settings`` None and
 ``enforced`` false (``atoll.topology.enforcement``). MeshTrafficPermission is per caller, not merged:
 its settings are the inbound's permissions (the last matching one decides) and SPIFFE ID rules.
@@ -43,6 +44,7 @@ from atoll.topology.matching import (
     fold_items,
     merge_order,
     permissions_of,
+    sort_policies,
 )
 from atoll.topology.settings import PolicySettings
 from atoll.topology.settings.traffic_permission import TRAFFIC_PERMISSION, IdentityRules, Permission, identity_rules
@@ -54,6 +56,7 @@ __all__ = [
     "PolicyName",
     "PolicyReach",
     "ProxyExplanation",
+    "RouteExplanation",
     "TrafficExplanation",
     "TrafficPermissions",
     "explain_proxy",
@@ -99,14 +102,24 @@ class KindExplanation:
 
 
 @dataclass(frozen=True, slots=True)
+class RouteExplanation:
+    """The rules of one MeshHTTPRoute on an outbound, where policies target that route: the
+    outbound's items with those policies' ``to[]`` items merged last, per kind."""
+
+    route: str
+    kinds: tuple[KindExplanation, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class TrafficExplanation:
-    """One inbound (``service:port``, or its name) or outbound (``service`` at ``address:port``)."""
+    """One inbound (``service`` on ``address:port``) or outbound (``service`` at ``address:port``)."""
 
     direction: Literal["inbound", "outbound"]
     service: str
     port: int
     address: str
     kinds: tuple[KindExplanation, ...]
+    routes: tuple[RouteExplanation, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +238,10 @@ def explain_proxy(dataplane: Resource[DataplaneSpec], policies: Sequence[PolicyE
             port=ob.port,
             address=ob.address or DEFAULT_OUTBOUND_ADDRESS,
             kinds=tuple(_merged_kinds(found.outbounds[i], "to")),
+            routes=tuple(
+                RouteExplanation(name, tuple(_merged_kinds(found.outbounds[i] + extra, "to")))
+                for name, extra in found.routes[i]
+            ),
         )
         for i, ob in enumerate(net.outbound)
     )
@@ -237,23 +254,40 @@ def explain_proxy(dataplane: Resource[DataplaneSpec], policies: Sequence[PolicyE
     )
 
 
-def policy_reach(policy: Resource[Any], dataplanes: Iterable[Resource[DataplaneSpec]]) -> list[PolicyReach]:
-    """The Dataplanes (of ``policy``'s mesh) that ``policy`` selects, by name."""
-    entry = (PolicyEntry.of(policy),)
+def policy_reach(
+    policy: Resource[Any], dataplanes: Iterable[Resource[DataplaneSpec]], routes: Iterable[Resource[Any]] = ()
+) -> list[PolicyReach]:
+    """The Dataplanes (of ``policy``'s mesh) that ``policy`` selects, by name. ``routes``: the mesh's
+    MeshHTTPRoutes, which a policy may target (``targetRef.kind: MeshHTTPRoute``)."""
+    entries = sort_policies([policy, *(r for r in routes if (r.type, r.name) != (policy.type, policy.name))])
+    key = (policy.type, policy.name)
+
+    def mine(items: Iterable[Item]) -> bool:
+        return any((kind, name) == key for kind, _, _, name in items)
+
+    def mine_by_caller(items: Iterable[tuple[Mapping[str, Any], str]]) -> bool:
+        return policy.type == TRAFFIC_PERMISSION and any(name == policy.name for _, name in items)
+
     out = []
     for dp in sorted(dataplanes, key=lambda d: d.name):
         refs = ProxyRefs.of(dp)
         found = collect_items(
-            entry, dataplane=zone_name(dp), labels=dp.meta.labels, inbounds=refs.inbounds, outbounds=refs.outbounds
+            entries, dataplane=zone_name(dp), labels=dp.meta.labels, inbounds=refs.inbounds, outbounds=refs.outbounds
         )
-        if not found.names:
+        if key not in found.names:
             continue
         inbounds = tuple(
             f"{ib.service}:{ib.port}"
             for i, ib in enumerate(refs.served)
-            if found.inbounds[i] or found.permissions[i] or found.identity_rules[i]
+            if mine(found.inbounds[i])
+            or mine_by_caller(found.permissions[i])
+            or mine_by_caller(found.identity_rules[i])
         )
-        outbounds = tuple(service for i, (service, _) in enumerate(refs.outbounds) if found.outbounds[i])
+        outbounds = tuple(
+            service
+            for i, (service, _) in enumerate(refs.outbounds)
+            if mine(found.outbounds[i]) or any(mine(extra) for _, extra in found.routes[i])
+        )
         out.append(PolicyReach(dp.name, dp.meta.labels.get("kuma.io/zone"), inbounds, outbounds))
     return out
 

@@ -23,16 +23,23 @@ follow Kuma's:
    kind to ``atoll.topology.settings.fold_settings``, which merges them with RFC 7396 merge patch
    (the later, more specific one wins field by field) into typed ``PolicySettings``. For the kinds
    whose settings depend on the caller (``BY_SOURCE_KINDS``: MeshFaultInjection) the ``from[]``
-   items of every source kind are taken too, and handed over whole.
+   items of every source kind are taken too, and every item is handed over whole (a ``rules[]``
+   item with its ``matches``: callers by SPIFFE ID).
 4. **MeshTrafficPermission** is per caller, not per inbound: ``permissions`` lists one ``Permission``
    per ``from[]`` item (``atoll.topology.settings.traffic_permission``), in the same least-to-most
    specific order: a caller gets the action of the **last** permission whose tags it has; no
    permission matching means denied. Its ``rules[]`` (callers by SPIFFE ID) are collected per
    inbound into ``IdentityRules``: the lists of all applicable policies appended, deny before allow.
 
-``collect_items`` does steps 1 and 2 for one proxy (which item of which policy applies where, in
-policy order), ``match_policies`` then folds (3, 4); inspection (``atoll.topology.explain``) reads
-the same ``collect_items`` and folds per kind, so what it shows is what the generators get.
+5. **Routes**: MeshHTTPRoute/MeshTCPRoute ``to[]`` items fold whole (their ``rules[]``, see
+   ``settings.routes``), not their ``default``. A policy whose top-level targetRef is a
+   ``MeshHTTPRoute`` applies where that route selects the proxy, to the outbounds the route matches:
+   per route, the outbound's items with its ``to[]`` items folded last (``MatchedPolicies.routes``),
+   which the generator puts on that route's rules only.
+
+``collect_items`` does the selection for one proxy (which item of which policy applies where, in
+policy order), ``match_policies`` then folds; inspection (``atoll.topology.explain``) reads the same
+``collect_items`` and folds with the same ``fold_items``, so what it shows is what the generators get.
 
 Results are frozen values (``PolicySettings``, tuples, ``Tags``) so views stay hashable and
 comparable. Folding is memoized (``_FOLD_MEMO``): proxies reaching a service under the same
@@ -49,6 +56,7 @@ from atoll.resources.meta import Resource
 from atoll.resources.models.dataplane import DataplaneSpec, Inbound
 from atoll.topology.settings import BY_SOURCE_KINDS, NO_SETTINGS, PolicySettings, fold_settings
 from atoll.topology.settings.conf import Conf, freeze
+from atoll.topology.settings.routes import ROUTE_ORIGIN
 from atoll.topology.settings.traffic_permission import (
     TRAFFIC_PERMISSION,
     IdentityRules,
@@ -91,6 +99,10 @@ KIND_ORDER: Mapping[str, int] = {
     "MeshHTTPRoute": 8,
     "Dataplane": 9,
 }
+ROUTE_KINDS = frozenset(("MeshHTTPRoute", "MeshTCPRoute"))
+"""Kinds whose ``to[]`` items carry ``rules[]`` rather than a ``default`` block."""
+_ROUTE_TARGETED_RANK = 100
+"""Items of policies targeting a MeshHTTPRoute fold after every ``to[]`` item of the outbound."""
 _MESH_REF: Mapping[str, Any] = Conf({"kind": "Mesh"})
 _MESH_RANK = KIND_ORDER["Mesh"]
 
@@ -134,6 +146,9 @@ class MatchedPolicies:
     inbounds: tuple[PolicySettings, ...]
     permissions: tuple[tuple[Permission, ...], ...]
     identity_rules: tuple[IdentityRules, ...] = ()
+    routes: tuple[tuple[tuple[str, PolicySettings], ...], ...] = ()
+    """Per outbound: (MeshHTTPRoute name, the outbound's settings with the ``to[]`` items of the policies
+    targeting that route folded last) for every route that such policies target."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,10 +158,17 @@ class PolicyEntry:
     type: str
     name: str
     spec: Conf
+    to: tuple[Mapping[str, Any], ...] = ()
+    """The ``to[]`` items; a MeshHTTPRoute's carry its name under ``ROUTE_ORIGIN`` (so that its rules
+    know which route they belong to, for the policies that target a MeshHTTPRoute)."""
 
     @classmethod
     def of(cls, policy: Resource[Any]) -> PolicyEntry:
-        return cls(type=policy.type, name=policy.name, spec=freeze(policy.spec_dict()))
+        spec = freeze(policy.spec_dict())
+        to: tuple[Mapping[str, Any], ...] = spec.get("to") or ()
+        if policy.type == "MeshHTTPRoute":
+            to = tuple(Conf({**item, ROUTE_ORIGIN: policy.name}) for item in to)
+        return cls(type=policy.type, name=policy.name, spec=spec, to=to)
 
 
 def _origin_rank(policy: Resource[Any]) -> int:
@@ -248,7 +270,9 @@ def fold_items(items: Sequence[Item]) -> PolicySettings:
         return hit[1]
     defaults: dict[str, list[Mapping[str, Any]]] = {}
     for kind, _, item, _ in merge_order(items):
-        defaults.setdefault(kind, []).append(item if kind in BY_SOURCE_KINDS else item.get("default") or {})
+        # Routes fold their whole to[] items (their rules); by-source kinds their whole from[] items.
+        whole = kind in ROUTE_KINDS or kind in BY_SOURCE_KINDS
+        defaults.setdefault(kind, []).append(item if whole else item.get("default") or {})
     settings = fold_settings(defaults)
     if len(_FOLD_MEMO) >= _FOLD_MEMO_MAX:
         _FOLD_MEMO.clear()
@@ -275,6 +299,8 @@ class CollectedItems:
     inbounds: tuple[tuple[Item, ...], ...]
     permissions: tuple[tuple[tuple[Mapping[str, Any], str], ...], ...]
     identity_rules: tuple[tuple[tuple[Mapping[str, Any], str], ...], ...]
+    routes: tuple[tuple[tuple[str, tuple[Item, ...]], ...], ...]
+    """Per outbound: (MeshHTTPRoute name, the items of the policies targeting that route), by name."""
 
 
 def collect_items(
@@ -293,15 +319,24 @@ def collect_items(
     in_items: list[list[Item]] = [[] for _ in inbounds]
     perm_items: list[list[tuple[Mapping[str, Any], str]]] = [[] for _ in inbounds]
     rule_items: list[list[tuple[Mapping[str, Any], str]]] = [[] for _ in inbounds]
+    by_route: list[dict[str, list[Item]]] = [{} for _ in outbounds]
+    http_routes = {p.name: p for p in policies if p.type == "MeshHTTPRoute"}
     for policy in policies:
         spec = policy.spec
-        proxy, chosen = selects(_top_ref(spec), dataplane, labels, inbounds)
+        top = _top_ref(spec)
+        if top.get("kind") == "MeshHTTPRoute":
+            route = http_routes.get(str(top.get("name")))
+            if route is not None and selects(_top_ref(route.spec), dataplane, labels, inbounds)[0]:
+                names.append((policy.type, policy.name))
+                _route_targeted(policy, route, outbounds, by_route)
+            continue
+        proxy, chosen = selects(top, dataplane, labels, inbounds)
         if not proxy and not chosen:
             continue
         names.append((policy.type, policy.name))
         permits = policy.type == TRAFFIC_PERMISSION
         if proxy:
-            for item in spec.get("to") or ():
+            for item in policy.to:
                 rank = _item_rank(item)
                 for i, (service, tags) in enumerate(outbounds):
                     if _to_matches(item.get("targetRef") or {}, service, tags):
@@ -325,6 +360,9 @@ def collect_items(
         inbounds=tuple(tuple(items) for items in in_items),
         permissions=tuple(tuple(items) for items in perm_items),
         identity_rules=tuple(tuple(items) for items in rule_items),
+        routes=tuple(
+            tuple((name, tuple(extra)) for name, extra in sorted(by_route[i].items())) for i in range(len(outbounds))
+        ),
     )
 
 
@@ -345,4 +383,24 @@ def match_policies(
         inbounds=tuple(fold_items(items) for items in found.inbounds),
         permissions=tuple(permissions_of(items) for items in found.permissions),
         identity_rules=tuple(identity_rules(item for item, _ in items) for items in found.identity_rules),
+        routes=tuple(
+            tuple((name, fold_items(found.outbounds[i] + extra)) for name, extra in routes)
+            for i, routes in enumerate(found.routes)
+        ),
     )
+
+
+def _route_targeted(
+    policy: PolicyEntry,
+    route: PolicyEntry,
+    outbounds: Sequence[tuple[str, Mapping[str, str]]],
+    by_route: list[dict[str, list[Item]]],
+) -> None:
+    """Collect the ``to[]`` items of ``policy`` (whose top targetRef is MeshHTTPRoute ``route``) for the
+    outbounds the route applies to."""
+    for i, (service, tags) in enumerate(outbounds):
+        if not any(_to_matches(r.get("targetRef") or {}, service, tags) for r in route.to):
+            continue
+        for item in policy.to:
+            if _to_matches(item.get("targetRef") or {}, service, tags):
+                by_route[i].setdefault(route.name, []).append((policy.type, _ROUTE_TARGETED_RANK, item, policy.name))

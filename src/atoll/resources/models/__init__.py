@@ -8,6 +8,7 @@ blocks several policies share.
 
 from atoll.resources.models import (
     dataplane,
+    dataplane_insight,
     external_service,
     global_secret,
     mesh,
@@ -31,6 +32,7 @@ from atoll.resources.models import (
 
 __all__ = [
     "dataplane",
+    "dataplane_insight",
     "external_service",
     "global_secret",
     "mesh",

@@ -13,7 +13,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from atoll.resources.base import Check, Duration, Port, Spec, Tags, join_path, spec_check
+from atoll.errors import join_path
+from atoll.resources.base import Check, Duration, Port, Spec, Tags, spec_check
 from atoll.resources.models.mesh import PrometheusConf
 from atoll.resources.types import Scope, register_type
 

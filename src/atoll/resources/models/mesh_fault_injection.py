@@ -3,6 +3,10 @@
 ``default.http`` is a list of faults; each has ``abort{httpStatus, percentage}``, ``delay{value,
 percentage}`` and/or ``responseBandwidth{limit, percentage}`` — percentages are 0..100, an integer
 or a quoted decimal (``"2.5"``); ``limit`` is a rate such as ``50kbps`` or ``1mbps``.
+
+Faults are injected by the receiving sidecar: ``from[]`` (callers by tags) and ``rules[]`` (every
+caller, or callers by SPIFFE ID with ``matches[].spiffeID``). As in Kuma's validator, ``to[]``
+(kind Mesh) is for builtin gateways only (top ``targetRef`` MeshGateway) and refused otherwise.
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ class Rule(Spec):
 
 
 class MeshFaultInjectionSpec(FullPolicySpec[To, From, Rule]):
-    refs = RefRules(top=TOP_KINDS_GW, to=("Mesh", "MeshService", "MeshMultiZoneService"), from_=FROM_KINDS, rules=True)
+    refs = RefRules(top=TOP_KINDS_GW, to=("Mesh",), from_=FROM_KINDS, rules=True, to_gateway_only=True)
 
 
 MESH_FAULT_INJECTION = register_policy("MeshFaultInjection", "meshfaultinjections", MeshFaultInjectionSpec)

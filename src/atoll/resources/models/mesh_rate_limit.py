@@ -5,6 +5,10 @@
 As in Kuma, a limit needs only one of its fields (``http``: ``disabled``, ``requestRate`` or
 ``onRateLimit``; ``tcp``: ``disabled`` or ``connectionRate``): policies merge, so a more specific
 one may change just the answer or turn a limit off; a merged limit without a rate limits nothing.
+
+As in Kuma, ``to[]`` configures builtin gateways only (top ``targetRef`` MeshGateway, ``to[]``
+Mesh): with any other top it is refused, not stored unenforced. ``MeshHTTPRoute`` is not a top
+``targetRef`` kind here (Kuma applies it to gateway routes only; Atoll has no gateways).
 """
 
 from __future__ import annotations
@@ -66,7 +70,7 @@ class Conf(Spec):
 
 class MeshRateLimitSpec(ConfPolicySpec[Conf]):
     refs = RefRules(
-        top=(*TOP_KINDS_GW, "MeshHTTPRoute"), to=("Mesh", "MeshService"), from_=("Mesh",), rules=True, gateway_tags=True
+        top=TOP_KINDS_GW, to=("Mesh",), from_=("Mesh",), rules=True, gateway_tags=True, to_gateway_only=True
     )
 
 

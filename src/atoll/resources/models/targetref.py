@@ -62,6 +62,8 @@ class RefRules:
     gateway_tags: bool = False
     # to[] of a policy whose top targetRef is a MeshGateway allows only these kinds.
     to_for_gateway: tuple[str, ...] = ("Mesh",)
+    # to[] configures builtin gateways only (Kuma: "must not be defined" unless the top is MeshGateway).
+    to_gateway_only: bool = False
 
 
 # The kind lists most policies allow; a policy module combines them into its ``RefRules``.
@@ -184,6 +186,13 @@ def _check_refs(
         inbound = bool(from_ or has_rules) and not to
         check_target_ref(top, r.top, check, "targetRef", inbound=inbound, gateway_tags=r.gateway_tags)
     allowed_to = r.to_for_gateway if top_ref.kind == "MeshGateway" else r.to
+    if to and r.to_gateway_only and top_ref.kind != "MeshGateway":
+        check.add(
+            "to",
+            "must not be defined unless targetRef is a MeshGateway (to[] configures builtin gateways); "
+            "for a sidecar's inbound traffic use rules[] or from[]",
+        )
+        to = None
     for i, ref in to or []:
         check_target_ref(ref, allowed_to, check, f"to[{i}].targetRef")
     if from_ and top_ref.kind == "MeshGateway":

@@ -43,7 +43,8 @@ class HttpRateLimit:
     add_headers: tuple[tuple[str, str], ...] = ()
     """Headers appended to a limited response (``onRateLimit.headers.add``)."""
     set_headers: tuple[tuple[str, str], ...] = ()
-    """Headers that replace any of that name (``onRateLimit.headers.set``)."""
+    """Headers that replace any of that name (``onRateLimit.headers.set``). As in Kuma, a value is
+    split on commas, one entry per part (``"a,b"`` -> ``a`` and ``b``, kept as written)."""
 
     @property
     def active(self) -> bool:
@@ -84,7 +85,7 @@ def _http(conf: Mapping[str, Any]) -> HttpRateLimit:
         disabled=bool(flag(conf, "disabled")),
         status=integer(on_limit, "status"),
         add_headers=_headers(headers, "add"),
-        set_headers=_headers(headers, "set"),
+        set_headers=tuple((name, part) for name, value in _headers(headers, "set") for part in value.split(",")),
     )
 
 

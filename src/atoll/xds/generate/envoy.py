@@ -20,12 +20,14 @@ import functools
 import re
 from collections.abc import Callable, Iterable
 
+from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import address_pb2, base_pb2, config_source_pb2, protocol_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 from envoy.config.listener.v3 import api_listener_pb2, listener_components_pb2, listener_pb2
 from envoy.config.rbac.v3 import rbac_pb2
 from envoy.config.route.v3 import route_components_pb2, route_pb2
+from envoy.extensions.access_loggers.file.v3 import file_pb2
 from envoy.extensions.filters.http.fault.v3 import fault_pb2
 from envoy.extensions.filters.http.local_ratelimit.v3 import local_rate_limit_pb2 as http_local_rate_limit_pb2
 from envoy.extensions.filters.http.rbac.v3 import rbac_pb2 as http_rbac_pb2
@@ -87,6 +89,8 @@ _RENDERABLE = (
     network_rbac_pb2,
     tls_inspector_pb2,
     previous_hosts_pb2,
+    accesslog_pb2,
+    file_pb2,
     fault_pb2,
     http_local_rate_limit_pb2,
     network_local_rate_limit_pb2,
@@ -408,5 +412,6 @@ def edit_filters(
 
 
 def routes(manager: hcm_pb2.HttpConnectionManager) -> list[route_components_pb2.Route]:
-    """Every route of ``manager``'s inline route configuration."""
-    return [r for vh in manager.route_config.virtual_hosts for r in vh.routes]
+    """Every forwarding route of ``manager``'s inline route configuration (those with a route action:
+    a MeshHTTPRoute's redirects and direct responses take no timeout, retry or hash policy)."""
+    return [r for vh in manager.route_config.virtual_hosts for r in vh.routes if r.WhichOneof("action") == "route"]

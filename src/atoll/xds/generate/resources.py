@@ -82,8 +82,8 @@ def message_to_dict(message: Message) -> dict[str, Any]:
 
 
 # Map fields of the Envoy messages Atoll generates: keys sorted; under the deep ones (Struct values)
-# every nested mapping is sorted too.
-_MAPS_DEEP = frozenset(("filter_metadata", "typed_filter_metadata", "metadata"))
+# every nested mapping is sorted too (an access log's ``json_format`` is a Struct).
+_MAPS_DEEP = frozenset(("filter_metadata", "typed_filter_metadata", "metadata", "json_format"))
 _MAPS = frozenset(("typed_extension_protocol_options", "typed_per_filter_config", "policies"))
 
 

@@ -16,7 +16,10 @@ policy kind, each with the functions that translate that kind's settings:
 - ``fault_injection``: MeshFaultInjection -> HTTP fault filters on the inbound (per caller, by the
   ``x-kuma-tags`` header the callers' outbounds set: ``tag_caller``);
 - ``rate_limit``: MeshRateLimit -> local rate limits on the inbound (HTTP filter + per-route
-  limits, TCP connection filter).
+  limits, TCP connection filter);
+- ``access_log``: MeshAccessLog -> access logs on the HCM/tcp_proxy of inbound and outbound
+  listeners (per proxy: ``apply_access_log`` with the proxy's ``LogContext``, called by the sidecar
+  generator on a copy of the shared listener).
 
 The ``apply_*`` functions below are the only callers: each reads the settings of one outbound or
 inbound and calls the kinds' functions in a fixed order (the last one to set a field wins:
@@ -34,6 +37,7 @@ from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
 from atoll.topology import InboundView, OutboundView
 from atoll.xds.generate.envoy import ROUTER_FILTER, edit_filters, routes, u32
+from atoll.xds.generate.policies.access_log import LogContext, apply_access_log
 from atoll.xds.generate.policies.circuit_breaker import (
     INGRESS_OUTLIER_DETECTION,
     apply_circuit_breaker,
@@ -41,7 +45,13 @@ from atoll.xds.generate.policies.circuit_breaker import (
     circuit_breakers,
     outlier_detection,
 )
-from atoll.xds.generate.policies.fault_injection import FAULT_PROTOCOLS, fault_filters, strip_caller_tags, tag_caller
+from atoll.xds.generate.policies.fault_injection import (
+    FAULT_PROTOCOLS,
+    fault_filters,
+    read_caller_identity,
+    strip_caller_tags,
+    tag_caller,
+)
 from atoll.xds.generate.policies.health_check import apply_health_check, health_check
 from atoll.xds.generate.policies.load_balancing import apply_load_balancer, hash_policies, zone_priorities
 from atoll.xds.generate.policies.rate_limit import http_rate_limit, tcp_rate_limit_filter
@@ -52,6 +62,8 @@ __all__ = [
     "DEFAULT_GRPC_RETRY_ON",
     "DEFAULT_HTTP_RETRY_ON",
     "INGRESS_OUTLIER_DETECTION",
+    "LogContext",
+    "apply_access_log",
     "apply_cluster_policies",
     "apply_inbound_policies",
     "apply_local_cluster_policies",
@@ -132,8 +144,10 @@ def apply_inbound_policies(listener: listener_pb2.Listener, ib: InboundView) -> 
         if timeout is not None:
             timeouts_on_hcm(manager, timeout)
         added = fault_filters(faults) if faults is not None else []
-        if faults is not None and faults.by_source:
+        if ib.strip_caller_tags:
             strip_caller_tags(manager)
+        if faults is not None and faults.by_identity:
+            read_caller_identity(manager)
         limit = http_rate_limit(manager, http_limit) if http_limit is not None else None
         if limit is not None:
             added.append(limit)
@@ -143,7 +157,7 @@ def apply_inbound_policies(listener: listener_pb2.Listener, ib: InboundView) -> 
         if timeout is not None:
             timeouts_on_tcp(tcp, timeout)
 
-    if timeout is not None or faults is not None or http_limit is not None:
+    if timeout is not None or faults is not None or http_limit is not None or ib.strip_caller_tags:
         edit_filters(listener, on_hcm, on_tcp)
     connection_limit = tcp_rate_limit_filter(rate_limit.tcp) if rate_limit and rate_limit.tcp else None
     if connection_limit is not None:

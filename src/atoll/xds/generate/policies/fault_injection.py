@@ -6,7 +6,17 @@ router, in the rules' order and, within a rule, in the order the user listed the
 them one after another: a fault's percentage applies to what the ones before let through, as Kuma
 documents). A rule that tells callers apart gets header matchers on ``x-kuma-tags``: its source's
 pattern, and one inverted pattern per later source (``treat_missing_header_as_empty``: a caller
-that sent no tags matches no source, so it gets the rules for every caller). Only ``http`` and
+that sent no tags matches no source, so it gets the rules for every caller). A rule by SPIFFE ID
+(and every rule that must exclude such callers) gets the same on ``x-forwarded-client-cert``.
+
+Why that header: Envoy's fault filter can only match request headers, and the caller's identity is
+its mTLS certificate. ``read_caller_identity`` makes the inbound's HTTP connection manager write
+the certificate's URI SANs into ``x-forwarded-client-cert`` (``SANITIZE_SET``: it replaces any
+value the caller sent, and removes it on a connection without a client certificate) before the
+filters run, so the value cannot be forged, and the route removes it before the application
+(which sees what it saw before). Per-identity filter chains cannot work (a TLS filter chain
+cannot match the client certificate), and a per-route copy of the faults matching filter state
+would need a network filter that reads the certificate after the handshake. Only ``http`` and
 ``http2`` inbounds get faults, as in Kuma (not ``grpc``, not TCP).
 
 Percentages become Envoy's ``FractionalPercent`` over the smallest exact denominator: an integer
@@ -28,15 +38,25 @@ from envoy.type.matcher.v3 import regex_pb2, string_pb2
 from envoy.type.v3 import percent_pb2
 
 from atoll.topology.settings.fault_injection import (
+    CLIENT_CERT_HEADER,
     TAGS_HEADER,
     Fault,
     FaultInjectionSettings,
     FaultRule,
+    identity_regex,
     source_regex,
 )
 from atoll.xds.generate.envoy import duration, pack
 
-__all__ = ["FAULT_FILTER", "FAULT_PROTOCOLS", "fault_filters", "fractional_percent", "strip_caller_tags", "tag_caller"]
+__all__ = [
+    "FAULT_FILTER",
+    "FAULT_PROTOCOLS",
+    "fault_filters",
+    "fractional_percent",
+    "read_caller_identity",
+    "strip_caller_tags",
+    "tag_caller",
+]
 
 FAULT_FILTER = "envoy.filters.http.fault"
 FAULT_PROTOCOLS = frozenset({"http", "http2"})
@@ -58,9 +78,9 @@ def fractional_percent(percentage: str) -> percent_pb2.FractionalPercent:
     raise AssertionError("unreachable")
 
 
-def _matcher(regex: str, *, invert: bool) -> route_components_pb2.HeaderMatcher:
+def _matcher(regex: str, *, invert: bool, header: str = TAGS_HEADER) -> route_components_pb2.HeaderMatcher:
     return route_components_pb2.HeaderMatcher(
-        name=TAGS_HEADER,
+        name=header,
         string_match=string_pb2.StringMatcher(safe_regex=regex_pb2.RegexMatcher(regex=regex)),
         invert_match=invert,
         treat_missing_header_as_empty=True,
@@ -70,6 +90,9 @@ def _matcher(regex: str, *, invert: bool) -> route_components_pb2.HeaderMatcher:
 def _headers(rule: FaultRule) -> list[route_components_pb2.HeaderMatcher]:
     out = [_matcher(source_regex(rule.source), invert=False)] if rule.source else []
     out.extend(_matcher(source_regex(other), invert=True) for other in rule.not_sources)
+    if rule.identity is not None:
+        out.append(_matcher(identity_regex(rule.identity), invert=False, header=CLIENT_CERT_HEADER))
+    out.extend(_matcher(identity_regex(m), invert=True, header=CLIENT_CERT_HEADER) for m in rule.not_identities)
     return out
 
 
@@ -110,3 +133,11 @@ def tag_caller(manager: hcm_pb2.HttpConnectionManager, caller_tags: str) -> None
 def strip_caller_tags(manager: hcm_pb2.HttpConnectionManager) -> None:
     """Inbound: the application does not see ``x-kuma-tags``."""
     manager.route_config.request_headers_to_remove.append(TAGS_HEADER)
+
+
+def read_caller_identity(manager: hcm_pb2.HttpConnectionManager) -> None:
+    """Inbound: ``x-forwarded-client-cert`` carries the caller certificate's URI SANs for the
+    fault filters (set by Envoy, never the caller's) and is removed before the application."""
+    manager.forward_client_cert_details = hcm_pb2.HttpConnectionManager.SANITIZE_SET
+    manager.set_current_client_cert_details.uri = True
+    manager.route_config.request_headers_to_remove.append(CLIENT_CERT_HEADER)

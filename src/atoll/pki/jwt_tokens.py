@@ -32,7 +32,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from atoll.errors import AtollError
+from atoll.errors import InvalidToken
 from atoll.resources.proxy_id import PROXY_TYPE_NAMES
 
 ALGORITHM = "RS256"
@@ -44,16 +44,6 @@ SIGNING_KEY_BITS = 2048
 
 ProxyType = Literal["dataplane", "ingress", "egress"]
 ZoneScope = Literal["cp", "ingress", "egress"]
-Reason = Literal["malformed", "unknown-key", "bad-signature", "wrong-kind", "revoked", "expired", "not-yet-valid"]
-
-
-class InvalidToken(AtollError):
-    """A token that does not verify; ``code`` says which check failed, the message says why."""
-
-    def __init__(self, code: Reason, reason: str) -> None:
-        self.code: Reason = code
-        self.reason = reason
-        super().__init__(reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,10 +143,20 @@ def _sign(key: SigningKey, claims: dict[str, Any], valid_for: timedelta, now: da
 
 def token_id(token: str) -> str:
     """The ``jti`` of a token, read without verifying it (to revoke it); ``InvalidToken`` if none."""
-    jti = unverified_claims(token).get("jti")
-    if not isinstance(jti, str) or not jti:
-        raise InvalidToken("malformed", "the token has no id (jti claim)")
-    return jti
+    return _text_claim(unverified_claims(token), "jti", "id (jti claim)")
+
+
+def unverified_mesh(token: str) -> str:
+    """The mesh a dataplane token names, read without verifying it (to pick the keys that verify it)."""
+    return _text_claim(unverified_claims(token), "mesh", "mesh claim")
+
+
+def _text_claim(claims: Mapping[str, Any], name: str, what: str) -> str:
+    """The claim ``name`` if it is a non-empty string; else ``InvalidToken`` saying the token has no ``what``."""
+    value = claims.get(name)
+    if not isinstance(value, str) or not value:
+        raise InvalidToken("malformed", f"the token has no {what}")
+    return value
 
 
 def unverified_claims(token: str) -> dict[str, Any]:
@@ -175,9 +175,7 @@ def verify_dataplane_token(
 ) -> DataplaneClaims:
     """The claims of a valid dataplane token; ``InvalidToken`` otherwise (module docstring)."""
     c = _verify(token, keys, DATAPLANE_KIND, now, revoked_ids)
-    mesh = c.get("mesh")
-    if not isinstance(mesh, str) or not mesh:
-        raise InvalidToken("malformed", "the token has no mesh claim")
+    mesh = _text_claim(c, "mesh", "mesh claim")
     name = c.get("name")
     if name is not None and not isinstance(name, str):
         raise InvalidToken("malformed", "the name claim is not a string")
@@ -205,9 +203,7 @@ def verify_zone_token(
 ) -> ZoneClaims:
     """The claims of a valid zone token; ``InvalidToken`` otherwise (module docstring)."""
     c = _verify(token, keys, ZONE_KIND, now, revoked_ids)
-    zone = c.get("zone")
-    if not isinstance(zone, str) or not zone:
-        raise InvalidToken("malformed", "the token has no zone claim")
+    zone = _text_claim(c, "zone", "zone claim")
     scope = c.get("scope")
     if not isinstance(scope, list) or not scope or not all(s in ZONE_SCOPES for s in scope):
         raise InvalidToken("malformed", f"the scope claim must list some of {', '.join(ZONE_SCOPES)}")
@@ -256,9 +252,7 @@ def _verify(
     if claims.get("kind") != kind:
         what = "zone" if kind == ZONE_KIND else "dataplane"
         raise InvalidToken("wrong-kind", f"not a {what} token (kind {claims.get('kind')!r})")
-    jti, iat, exp = claims.get("jti"), claims.get("iat"), claims.get("exp")
-    if not isinstance(jti, str) or not jti:
-        raise InvalidToken("malformed", "the token has no id (jti claim)")
+    jti, iat, exp = _text_claim(claims, "jti", "id (jti claim)"), claims.get("iat"), claims.get("exp")
     if not _seconds(iat) or not _seconds(exp):
         raise InvalidToken("malformed", "the iat and exp claims must be numbers of seconds")
     assert isinstance(iat, int) and isinstance(exp, int)

@@ -1,5 +1,7 @@
 """The agent's half of the admin relay: answer the CP's requests for this proxy's Envoy admin API.
 
+The CP's half, which queues the requests and waits for the answers, is in ``atoll.proxies``.
+
 Envoy's admin API stays on loopback. The agent long-polls ``GET {cp}/dp/requests`` (the CP answers a
 request or 204 after ``wait`` seconds), fetches the requested read-only admin path locally, and posts
 ``{id, status, body}`` to ``{cp}/dp/responses``. Errors back off (0.5 s doubling to 10 s) and never
@@ -22,7 +24,7 @@ log = logging.getLogger("atoll.dp")
 POLL_WAIT = 20.0
 
 
-async def relay_admin_requests(cp_url: str, *, mesh: str, name: str, admin_url: str, token: str | None = None) -> None:
+async def answer_admin_requests(cp_url: str, *, mesh: str, name: str, admin_url: str, token: str | None = None) -> None:
     """Serve the CP's admin requests for ``mesh/name`` until cancelled."""
     headers = {"x-atoll-token": token} if token else {}
     delay = 0.5

@@ -25,8 +25,8 @@ from datetime import timedelta
 from typing import Any
 
 from atoll.errors import ConfigError, FieldError, InvalidInput
-from atoll.pki import CaBundle, Identity, check_ca, generate_ca_key, issue_identity, self_sign_ca
-from atoll.pki.ca import DEFAULT_CA_BITS, SERVICE_TAG
+from atoll.pki import CaBundle, WorkloadCertificate, check_ca, generate_ca_key, issue_identity, self_sign_ca
+from atoll.pki.certificates import DEFAULT_CA_BITS, SERVICE_TAG
 from atoll.resources.base import parse_duration
 from atoll.resources.meta import Resource
 from atoll.resources.models.dataplane import DataplaneSpec
@@ -104,7 +104,7 @@ class CaManager:
 
     async def issue_for_dataplane(
         self, mesh: Resource[MeshSpec], dataplane: Resource[DataplaneSpec], *, extra_tags: Mapping[str, str] = {}
-    ) -> Identity | None:
+    ) -> WorkloadCertificate | None:
         """A workload identity for ``dataplane`` from the mesh CA; ``None`` when the mesh has no mTLS.
 
         ``extra_tags`` are added to every inbound's tags (e.g. ``kuma.io/zone`` on a zone CP)."""

@@ -36,14 +36,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from atoll.errors import AtollError
+from atoll.errors import CertificateError
 
 SERVICE_TAG = "kuma.io/service"
 DEFAULT_CA_BITS = 2048
-
-
-class CertificateError(AtollError):
-    """A certificate or key is unusable: unparsable, not signed by the CA, outside its validity."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +51,11 @@ class CaBundle:
 
 
 @dataclass(frozen=True, slots=True)
-class Identity:
-    """A workload certificate, its private key (PEM), and the facts read back from it."""
+class WorkloadCertificate:
+    """A workload certificate, its private key (PEM), and the facts read back from it.
+
+    What ``issue_identity`` returns; the proxies layer hands its PEMs on to the generators as an
+    ``atoll.topology.Identity`` (certificate, key and the CA that verifies peers)."""
 
     cert_pem: str
     key_pem: str
@@ -123,20 +122,7 @@ def self_sign_ca(key_pem: str, mesh: str, *, valid_for: timedelta, now: datetime
         .not_valid_before(start)
         .not_valid_after(start + valid_for)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_key_usage(ca=True), critical=True)
         .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier(spiffe_id(mesh))]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         .sign(key, hashes.SHA256())
@@ -174,7 +160,7 @@ def issue_identity(
     tags: Mapping[str, Sequence[str]],
     valid_for: timedelta,
     now: datetime,
-) -> Identity:
+) -> WorkloadCertificate:
     """A leaf certificate with a fresh EC P-256 key for a workload of ``mesh`` (module docstring)."""
     if not services:
         raise ValueError("an identity needs at least one service")
@@ -193,20 +179,7 @@ def issue_identity(
         .not_valid_before(start)
         .not_valid_after(start + valid_for)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=True,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_key_usage(ca=False), critical=True)
         .add_extension(
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
         )
@@ -215,7 +188,7 @@ def issue_identity(
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    return Identity(
+    return WorkloadCertificate(
         cert_pem=cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
         key_pem=_key_pem(key),
         serial=serial,
@@ -277,6 +250,17 @@ def rsa_key_bits(pem: str) -> int:
 # --- serving certificate for the REST API ----------------------------------------------------------
 
 
+def host_names(hosts: Iterable[str]) -> list[x509.GeneralName]:
+    """The SAN entries of a serving certificate for ``hosts``: IP addresses as such, the rest as DNS names."""
+    names: list[x509.GeneralName] = []
+    for h in hosts:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(h)))
+        except ValueError:
+            names.append(x509.DNSName(h))
+    return names
+
+
 def generate_self_signed(hosts: Sequence[str], *, valid_for: timedelta, now: datetime) -> tuple[str, str]:
     """A self-signed serving certificate (EC P-256) for ``hosts`` (DNS names or IP addresses).
 
@@ -285,12 +269,7 @@ def generate_self_signed(hosts: Sequence[str], *, valid_for: timedelta, now: dat
     if not hosts:
         raise ValueError("a serving certificate needs at least one host")
     key = ec.generate_private_key(ec.SECP256R1())
-    names: list[x509.GeneralName] = []
-    for h in hosts:
-        try:
-            names.append(x509.IPAddress(ipaddress.ip_address(h)))
-        except ValueError:
-            names.append(x509.DNSName(h))
+    names = host_names(hosts)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, _cn(hosts[0]))])
     start = _second(now)
     cert = (
@@ -317,6 +296,21 @@ _SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 def _second(t: datetime) -> datetime:
     """Certificates keep whole seconds; drop the rest so reported times equal the stored ones."""
     return t.replace(microsecond=0)
+
+
+def _key_usage(*, ca: bool) -> x509.KeyUsage:
+    """digitalSignature, plus keyCertSign and cRLSign for a CA, keyAgreement (ECDH) for a workload."""
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=not ca,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
+    )
 
 
 def _cn(text: str) -> str:

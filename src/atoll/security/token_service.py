@@ -29,26 +29,13 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Protocol
 
-from atoll.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound, Unauthenticated
-from atoll.pki import (
-    DataplaneClaims,
-    InvalidToken,
-    ProxyType,
-    SigningKey,
-    ZoneClaims,
-    ZoneScope,
-    claims_match,
-    generate_signing_key,
-    issue_dataplane_token,
-    issue_zone_token,
-    unverified_claims,
-    verify_dataplane_token,
-    verify_zone_token,
-)
+from atoll.errors import Conflict, FieldError, Forbidden, InvalidInput, InvalidToken, NotFound, Unauthenticated
+from atoll.pki import jwt_tokens
+from atoll.pki.jwt_tokens import DataplaneClaims, ProxyType, SigningKey, ZoneClaims, ZoneScope
 from atoll.resources.meta import Resource
 from atoll.resources.models.dataplane import DataplaneSpec
 from atoll.security import secrets
-from atoll.security.ca import dataplane_tag_set
+from atoll.security.mesh_ca import dataplane_tag_set
 from atoll.security.secrets import Clock, utc_now
 from atoll.store.protocol import Store
 
@@ -128,7 +115,7 @@ class KeyRing:
         name = self._name(serial)
 
         async def make() -> bytes:
-            key = await asyncio.to_thread(generate_signing_key, name)
+            key = await asyncio.to_thread(jwt_tokens.generate_signing_key, name)
             return key.private_pem.encode("ascii")
 
         pem = await secrets.create_once(self._store, name, self._mesh, make)
@@ -222,13 +209,13 @@ class TokenIssuer:
         except NotFound:
             raise InvalidInput(FieldError("mesh", f'mesh "{mesh}" does not exist'), title="unknown mesh") from None
         key = await self.dataplane_keys(mesh).current()
-        return issue_dataplane_token(
+        return jwt_tokens.issue_dataplane_token(
             key, mesh=mesh, name=name, tags=tags, valid_for=valid_for, now=self._clock(), proxy_type=proxy_type
         )
 
     async def issue_zone(self, *, zone: str, scope: Sequence[ZoneScope], valid_for: timedelta) -> str:
         key = await self.zone_keys().current()
-        return issue_zone_token(key, zone=zone, scope=scope, valid_for=valid_for, now=self._clock())
+        return jwt_tokens.issue_zone_token(key, zone=zone, scope=scope, valid_for=valid_for, now=self._clock())
 
     async def rotate_signing_key(self, mesh: str | None) -> str:
         """A new newest key for dataplane tokens of ``mesh`` (zone tokens for ``None``); its id."""
@@ -283,17 +270,15 @@ class TokenVerifier:
         if not token or not token.strip():
             raise Unauthenticated(f"{what}: no dataplane token (give the agent one with --token-file)")
         try:
-            mesh = unverified_claims(token).get("mesh")
-            if not isinstance(mesh, str) or not mesh:
-                raise InvalidToken("malformed", "the token has no mesh claim")
+            mesh = jwt_tokens.unverified_mesh(token)
             keys = await KeyRing(self._store, dataplane_key_prefix(mesh), mesh).public_keys()
             revoked = await RevocationList(self._store, dataplane_revocations(mesh), mesh).ids()
-            claims = verify_dataplane_token(token, keys=keys, now=self._clock(), revoked_ids=revoked)
+            claims = jwt_tokens.verify_dataplane_token(token, keys=keys, now=self._clock(), revoked_ids=revoked)
         except InvalidToken as e:
             raise Unauthenticated(f"{what}: dataplane token rejected ({e.code}): {e.reason}") from None
         spec = dataplane.spec
         tags = dataplane_tag_set(spec) if isinstance(spec, DataplaneSpec) else {}
-        reason = claims_match(claims, dataplane.mesh or "", dataplane.name, tags, proxy_type)
+        reason = jwt_tokens.claims_match(claims, dataplane.mesh or "", dataplane.name, tags, proxy_type)
         if reason is not None:
             raise Forbidden(f"{what}: dataplane token does not allow it: {reason}")
         return claims
@@ -309,7 +294,7 @@ class TokenVerifier:
         try:
             keys = await KeyRing(self._store, ZONE_KEY_PREFIX, None).public_keys()
             revoked = await RevocationList(self._store, ZONE_REVOCATIONS, None).ids()
-            claims = verify_zone_token(token, keys=keys, now=self._clock(), revoked_ids=revoked)
+            claims = jwt_tokens.verify_zone_token(token, keys=keys, now=self._clock(), revoked_ids=revoked)
         except InvalidToken as e:
             raise Unauthenticated(f"{what}: zone token rejected ({e.code}): {e.reason}") from None
         if claims.zone != zone:

@@ -1,0 +1,25 @@
+"""Facts about network addresses that several layers need, in one place.
+
+``is_loopback_host`` answers whether a peer address (as a server sees it: ``request.client.host``,
+a gRPC peer's host) is a loopback address. IPv4 clients of a dual-stack listener (``--api-host ::``)
+appear as IPv4-mapped IPv6 addresses (``::ffff:127.0.0.1``); those count by the IPv4 address they
+map. Anything that is not an IP address (a Unix socket path, a test client's name, ``None``) is not
+loopback. Pure: no I/O, imports only the standard library.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True when ``host`` is a loopback IP address, IPv4-mapped IPv6 included (``::ffff:127.0.0.1``)."""
+    if not host:
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
