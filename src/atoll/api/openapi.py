@@ -72,6 +72,7 @@ def _param(name: str, where: str, description: str, typ: str = "string", require
 
 
 MESH = _param("mesh", "path", "Name of the mesh.")
+POLICY_PLURAL = _param("plural", "path", "Plural of a policy type (meshtimeouts, meshretries, ...).")
 LIST_QUERY = [
     _param("size", "query", f"Items per page, 1..{MAX_PAGE_SIZE} (default {DEFAULT_PAGE_SIZE}).", "integer", False),
     _param("offset", "query", "Index of the first item (default 0).", "integer", False),
@@ -141,7 +142,13 @@ def item_operation(rt: ResourceType, method: str) -> dict[str, Any]:
         return operation(params, rt.name, yaml=True)
     if method == "DELETE":
         return operation([*params, IF_MATCH])
-    return operation([*params, IF_MATCH], rt.name, body=rt.name, created=True)
+    op = operation([*params, IF_MATCH], rt.name, body=rt.name, created=True)
+    for code in ("200", "201"):  # the stored resource, plus what of it no generator reads
+        op["responses"][code]["description"] = (
+            f"The stored {rt.name}; with `warnings` (a list of `<kind or field path>: <why>` strings) "
+            "when part of it is stored and not enforced"
+        )
+    return op
 
 
 def component_schemas(types: Iterable[ResourceType]) -> dict[str, Any]:
