@@ -62,8 +62,15 @@ MD_ACCEPTED = "atoll-accepted"  # initial metadata global sends once it accepted
 Authenticate = Callable[[str, str], Awaitable[None]]
 """``authenticate(zone, token)``: returns if the token may act as ``zone``; raises with the reason."""
 
+#: A zone authenticates with its stream's metadata, before any message is read, so an unauthenticated
+#: peer can make global hold at most its metadata (16 KB) per stream; a peer that does not finish the TLS
+#: and HTTP/2 handshakes within 10 s, or keeps a connection without a stream for 5 minutes, is dropped.
+#: Messages stay large (64 MB): a zone sends all its insights in one batch.
 SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.http2.bdp_probe", 0),
+    ("grpc.max_metadata_size", 16 * 1024),
+    ("grpc.server_handshake_timeout_ms", 10_000),
+    ("grpc.max_connection_idle_ms", 300_000),
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
