@@ -68,7 +68,8 @@ Authenticate = Callable[[str, str], Awaitable[None]]
 #: Messages stay large (64 MB): a zone sends all its insights in one batch.
 SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.http2.bdp_probe", 0),
-    ("grpc.max_metadata_size", 16 * 1024),
+    ("grpc.max_metadata_size", 8 * 1024),
+    ("grpc.absolute_max_metadata_size", 16 * 1024),
     ("grpc.server_handshake_timeout_ms", 10_000),
     ("grpc.max_connection_idle_ms", 300_000),
     ("grpc.keepalive_time_ms", 30_000),

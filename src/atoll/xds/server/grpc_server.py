@@ -412,7 +412,7 @@ def _without_secrets(snapshot: Snapshot) -> Snapshot:
 
 #: Server options that matter for thousands of ADS streams (see notes/python-grpc-fanout.md), and the
 #: bounds on what any peer, authenticated or not, can make the process hold: 4 MB per message (an ACK
-#: of 100 clusters is ~4 KB), 16 KB of metadata (a token is ~1 KB), 10 s to finish the TLS and HTTP/2
+#: of 100 clusters is ~4 KB), 16 KB of metadata at most (a token is ~1 KB), 10 s to finish the TLS and HTTP/2
 #: handshakes, and connections without a stream closed after 5 minutes.
 SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.http2.bdp_probe", 0),
@@ -426,7 +426,8 @@ SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.http2.max_ping_strikes", 0),
     ("grpc.max_receive_message_length", 4 * 1024 * 1024),
     ("grpc.max_send_message_length", -1),
-    ("grpc.max_metadata_size", 16 * 1024),
+    ("grpc.max_metadata_size", 8 * 1024),
+    ("grpc.absolute_max_metadata_size", 16 * 1024),
     ("grpc.server_handshake_timeout_ms", 10_000),
     ("grpc.max_connection_idle_ms", 300_000),
 )
