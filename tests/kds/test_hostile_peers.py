@@ -3,6 +3,7 @@ transport, garbage bytes are dropped, the zones keep syncing, and global's memor
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
@@ -64,3 +65,20 @@ async def _has_mesh(store: object, name: str) -> bool:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_a_silent_authenticated_stream_is_closed_after_the_first_message_timeout(
+    federation: Federation,
+) -> None:
+    g = federation
+    kds = await g.start_global()
+    kds.servicer.first_message_timeout = 0.5
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{g.port}") as channel:
+        call = channel.stream_stream(f"/{SERVICE}/{GLOBAL_TO_ZONE}")(
+            metadata=(("atoll-zone", "zone-9"), ("atoll-instance", "i-1"), ("authorization", "Bearer token-zone-9"))
+        )
+        async with asyncio.timeout(5):
+            code = await call.code()
+        assert code == grpc.StatusCode.INVALID_ARGUMENT
+        assert "no message within 0.5s" in await call.details()
+    assert not kds.registry.online("zone-9"), "the silent stream released its zone"
