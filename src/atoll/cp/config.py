@@ -18,10 +18,17 @@ generated at first start, mode 0600). Set ``api_host: 0.0.0.0`` to expose the AP
 ``tls_cert`` + ``tls_key`` (PEM files), or ``tls_generate: true`` for a self-signed pair in
 ``<data_dir>/tls/`` (clients trust ``api-cert.pem``). With TLS the API port speaks HTTPS only.
 ``auth: none`` lets proxies connect without a dataplane token (local experiments only).
+
+ADS speaks TLS when ``xds_tls`` says so: ``auto`` (the default) turns it on for any ``xds_host`` that is
+not a loopback address, ``on``/``off`` force it. Its pair is ``xds_tls_cert`` + ``xds_tls_key``, or a
+self-signed one generated in ``<data_dir>/xds-tls.crt`` (proxies trust it: ``atoll dp run --ca-file``).
+Plaintext ADS never sends SDS secrets to a remote peer. ``xds_first_message_timeout`` closes an ADS
+stream that sends no request that long.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -39,6 +46,7 @@ LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 AUTH_MODES = ("token", "none")
 BOOLEAN = ("true", "false")
+XDS_TLS_MODES = ("auto", "on", "off")
 ENV_PREFIX = "ATOLL_"
 
 
@@ -65,6 +73,10 @@ class CpConfig:
     xds_host: str = "127.0.0.1"
     xds_port: int = 5678
     xds_advertised_host: str | None = None
+    xds_tls: str = "auto"
+    xds_tls_cert: Path | None = None
+    xds_tls_key: Path | None = None
+    xds_first_message_timeout: float = 10.0
     xds_coalesce: float = 0.02
     dataplane_grace: float = 10.0
     store: str = "sqlite"
@@ -96,6 +108,13 @@ class CpConfig:
     def admin_token_path(self) -> Path:
         """``admin_token_file``, else ``<data_dir>/admin-token``."""
         return self.admin_token_file or self.data_dir / "admin-token"
+
+    @property
+    def xds_tls_enabled(self) -> bool:
+        """Whether ADS is served over TLS (``xds_tls``; ``auto``: unless ``xds_host`` is loopback)."""
+        if self.xds_tls != "auto":
+            return self.xds_tls == "on"
+        return not is_loopback_host(self.xds_host)
 
     @property
     def api_tls(self) -> bool:
@@ -145,6 +164,27 @@ OPTIONS: list[Option] = [
         str,
         None,
         "Host proxies are told to reach ADS on (default: the host they used for POST /bootstrap).",
+    ),
+    Option(
+        "xds_tls",
+        str,
+        "auto",
+        "Serve ADS over TLS: auto (on unless xds_host is a loopback address), on or off.",
+        choices=XDS_TLS_MODES,
+    ),
+    Option(
+        "xds_tls_cert",
+        Path,
+        None,
+        "PEM certificate ADS serves TLS with (default: self-signed, generated in <data_dir>/xds-tls.crt).",
+    ),
+    Option("xds_tls_key", Path, None, "PEM private key of xds_tls_cert."),
+    Option(
+        "xds_first_message_timeout",
+        float,
+        10.0,
+        "Seconds an ADS stream may stay silent before its first request; it is closed after that.",
+        minimum=0.1,
     ),
     Option(
         "xds_coalesce",
@@ -354,6 +394,7 @@ def _check(c: CpConfig) -> None:
         if path is not None and not path.is_file():
             raise ConfigError(f"{name}: no such file {path}")
     _check_kds(c)
+    _check_xds_tls(c)
     ports = {"api_port": c.api_port, "diagnostics_port": c.diagnostics_port, "xds_port": c.xds_port}
     if c.mode == "global":
         ports["kds_port"] = c.kds_port
@@ -390,3 +431,25 @@ def _check_kds(c: CpConfig) -> None:
         raise ConfigError(f"{missing}: kds_tls_cert and kds_tls_key go together")
     if c.kds_tls_cert is not None and c.mode != "global":
         raise ConfigError(f"kds_tls_cert: only used with mode=global (mode is {c.mode})")
+
+
+def _check_xds_tls(c: CpConfig) -> None:
+    for name in ("xds_tls_cert", "xds_tls_key"):
+        path = getattr(c, name)
+        if path is not None and not path.is_file():
+            raise ConfigError(f"{name}: no such file {path}")
+    if (c.xds_tls_cert is None) != (c.xds_tls_key is None):
+        missing = "xds_tls_key" if c.xds_tls_key is None else "xds_tls_cert"
+        raise ConfigError(f"{missing}: xds_tls_cert and xds_tls_key go together")
+    if c.xds_tls_cert is not None and c.xds_tls == "off":
+        raise ConfigError("xds_tls_cert: given, but xds_tls is off")
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ``::1``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -15,7 +15,9 @@ naming the instance holding it); the same instance reconnecting is accepted — 
   claims in its resources).
 
 A peer that breaks the protocol gets ``INVALID_ARGUMENT`` on that stream only; a local bug
-``INTERNAL``; neither touches other streams.
+``INTERNAL``; neither touches other streams. So does a stream whose first message does not come within
+``first_message_timeout`` seconds of its acceptance (the zone's first request on ``GlobalToZoneSync``,
+its first response on ``ZoneToGlobalSync``), and authentication has as long to answer.
 
 ``GlobalKds`` is the supervisor component (structurally a ``cp.components.Component``): it runs the
 gRPC server (TLS when given credentials) and ``GlobalInventory``, a cache of the synced
@@ -62,8 +64,16 @@ MD_ACCEPTED = "atoll-accepted"  # initial metadata global sends once it accepted
 Authenticate = Callable[[str, str], Awaitable[None]]
 """``authenticate(zone, token)``: returns if the token may act as ``zone``; raises with the reason."""
 
+#: A zone authenticates with its stream's metadata, before any message is read, so an unauthenticated
+#: peer can make global hold at most its metadata (16 KB) per stream; a peer that does not finish the TLS
+#: and HTTP/2 handshakes within 10 s, or keeps a connection without a stream for 5 minutes, is dropped.
+#: Messages stay large (64 MB): a zone sends all its insights in one batch.
 SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.http2.bdp_probe", 0),
+    ("grpc.max_metadata_size", 8 * 1024),
+    ("grpc.absolute_max_metadata_size", 16 * 1024),
+    ("grpc.server_handshake_timeout_ms", 10_000),
+    ("grpc.max_connection_idle_ms", 300_000),
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
@@ -154,7 +164,9 @@ class KdsServicer:
         authenticate: Authenticate,
         *,
         sink_hook: Callable[[str, Batch], None] | None = None,
+        first_message_timeout: float = 10.0,
     ) -> None:
+        self.first_message_timeout = first_message_timeout
         self.store = store
         self.registry = registry
         self._authenticate = authenticate
@@ -195,7 +207,8 @@ class KdsServicer:
         if not token:
             raise ZoneRejected(grpc.StatusCode.UNAUTHENTICATED, f'zone "{zone}": no zone token (authorization: Bearer)')
         try:
-            await self._authenticate(zone, token)
+            async with asyncio.timeout(self.first_message_timeout):
+                await self._authenticate(zone, token)
         except Exception as e:
             raise ZoneRejected(grpc.StatusCode.UNAUTHENTICATED, f'zone "{zone}": zone token refused: {e}') from None
         session = self.registry.claim(zone, instance, version)
@@ -252,7 +265,7 @@ class KdsServicer:
 
             source = GlobalToZoneSource(self.store, session.zone)
             await run_sender(
-                context,
+                _FirstReadDeadline(context, self.first_message_timeout),
                 Sender(source.types),
                 source,
                 self.store,
@@ -278,10 +291,39 @@ class KdsServicer:
                     self._sink_hook(zone, batch)
 
             await run_receiver(
-                context, Receiver(zone_to_global_types()), sink, on_batch=on_batch, label=f"kds {zone}->global"
+                _FirstReadDeadline(context, self.first_message_timeout),
+                Receiver(zone_to_global_types()),
+                sink,
+                on_batch=on_batch,
+                label=f"kds {zone}->global",
             )
 
         await self._serve(context, ZONE_TO_GLOBAL, body)
+
+
+class _FirstReadDeadline:
+    """A server context whose first ``read()`` must return within ``timeout`` seconds (else
+    ``PeerProtocolError``); later reads and every write go straight to the context."""
+
+    __slots__ = ("_context", "_first", "_timeout")
+
+    def __init__(self, context: grpc.aio.ServicerContext, timeout: float) -> None:
+        self._context = context
+        self._timeout = timeout
+        self._first = True
+
+    async def read(self) -> Any:
+        if not self._first:
+            return await self._context.read()
+        self._first = False
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await self._context.read()
+        except TimeoutError:
+            raise PeerProtocolError(f"no message within {self._timeout:g}s") from None
+
+    async def write(self, message: Any) -> None:
+        await self._context.write(message)
 
 
 class GlobalInventory:
@@ -357,11 +399,12 @@ class GlobalKds:
         credentials: grpc.ServerCredentials | None,
         registry: ZoneRegistry | None = None,
         stop_grace: float = 2.0,
+        first_message_timeout: float = 10.0,
     ) -> None:
         self.store = store
         self.registry = registry or ZoneRegistry()
         self.inventory = GlobalInventory(store, self.registry)
-        self.servicer = KdsServicer(store, self.registry, authenticate)
+        self.servicer = KdsServicer(store, self.registry, authenticate, first_message_timeout=first_message_timeout)
         self.host = host
         self.port = port
         self._credentials = credentials
