@@ -24,7 +24,7 @@ store holds), ``local`` (Atoll itself: a bug or a gap).
     │   │   └── CpUnavailable      dp.cp_client            peer      no usable answer from the CP in time
     │   ├── PeerProtocolError      errors                  peer      a stream's peer broke the protocol (ADS, KDS)
     │   ├── WireError              kds.wire                peer      a KDS resource from the peer is unreadable
-    │   ├── ZoneRejected           kds.server              peer      a zone's KDS stream is refused at open
+    │   ├── ZoneRejected           kds.zones               peer      a zone's KDS stream is refused at open
     │   ├── XdsError               xds.server.protocol     -         base of the xDS server's errors
     │   │   └── StreamRejected     xds.server.grpc_server  peer      a proxy's ADS stream is refused at open
     │   ├── InconsistentSnapshot   xds.server.snapshot     local     a snapshot lacks what it references

@@ -17,7 +17,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 
 from atoll.xds.peers import PeerGate, is_loopback_peer, peer_host
 from atoll.xds.server import CLUSTER, SECRET, AdsServicer, Snapshot, SnapshotCache, make_server
-from atoll.xds.server.grpc_server import MAX_FIRST_MESSAGE_BYTES
+from atoll.xds.server.admission import MAX_FIRST_MESSAGE_BYTES
 from tests.helpers import free_port
 
 METHOD = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"

@@ -5,7 +5,8 @@ command-line flags (a mapping of option name -> value; ``None`` means "not given
 environment variables (``ATOLL_API_PORT=5681``), a YAML file of ``name: value`` pairs (``api_port``
 or ``api-port``), then the defaults in ``OPTIONS``. Values are converted to the option's type and
 checked; any problem raises ``ConfigError`` naming the option and where the bad value came from
-(``api_port: must be a port number 1..65535, got "70000" (from ATOLL_API_PORT)``).
+(``api_port: must be a port number 1..65535, got "70000" (from ATOLL_API_PORT)``). The rules between
+options (``tls_cert`` needs ``tls_key``, ports differ, ...) are ``atoll.cp.config_rules``.
 
 The CLI builds its ``atoll cp`` flags from ``OPTIONS`` (``Option.flag``, ``Option.help``,
 ``Option.choices``), so an option added here appears on the command line, in the environment and
@@ -37,8 +38,8 @@ from typing import Any
 
 import yaml
 
+from atoll.cp.config_rules import check_config
 from atoll.errors import ConfigError
-from atoll.resources.base import check_name
 
 MODES = ("standalone", "zone", "global")
 STORES = ("sqlite", "memory", "postgres")
@@ -278,7 +279,7 @@ def load_config(flags: Mapping[str, object], env: Mapping[str, str], file: Path 
     if values.get("data_dir") is None:
         values["data_dir"] = default_data_dir(env)
     config = CpConfig(**values)
-    _check(config)
+    check_config(config)
     return config
 
 
@@ -365,84 +366,6 @@ def _convert(opt: Option, raw: object, source: str) -> object:
                 raise bad(f"must be between {opt.minimum} and {opt.maximum}")
             raise bad(f"must be at least {opt.minimum}")
     return value
-
-
-def _check(c: CpConfig) -> None:
-    """Rules between options."""
-    if c.mode == "zone" and not c.zone:
-        raise ConfigError("zone: required with mode=zone (the name of this zone)")
-    if c.mode == "global" and c.zone:
-        raise ConfigError("zone: must not be set with mode=global")
-    if c.zone is not None:
-        try:
-            check_name(c.zone)
-        except ValueError as e:
-            raise ConfigError(f"zone: {e}") from None
-    if c.store == "postgres" and not c.store_dsn:
-        raise ConfigError("store_dsn: required with store=postgres")
-    if c.store != "postgres" and c.store_dsn:
-        raise ConfigError(f"store_dsn: only used with store=postgres (store is {c.store})")
-    if (c.tls_cert is None) != (c.tls_key is None):
-        raise ConfigError(
-            "tls_key: tls_cert and tls_key go together"
-            if c.tls_key is None
-            else "tls_cert: tls_cert and tls_key go together"
-        )
-    if c.tls_generate and c.tls_cert is not None:
-        raise ConfigError("tls_generate: not with tls_cert/tls_key (use your files or a generated pair, not both)")
-    for name, path in (("tls_cert", c.tls_cert), ("tls_key", c.tls_key)):
-        if path is not None and not path.is_file():
-            raise ConfigError(f"{name}: no such file {path}")
-    _check_kds(c)
-    _check_xds_tls(c)
-    ports = {"api_port": c.api_port, "diagnostics_port": c.diagnostics_port, "xds_port": c.xds_port}
-    if c.mode == "global":
-        ports["kds_port"] = c.kds_port
-    seen: dict[int, str] = {}
-    for name, port in ports.items():
-        if port in seen:
-            raise ConfigError(f"{name}: {port} is already used by {seen[port]}")
-        seen[port] = name
-
-
-def _check_kds(c: CpConfig) -> None:
-    """Rules of the multi-zone options (global_address, zone_token_file, KDS TLS)."""
-    if c.global_address is not None:
-        if c.mode != "zone":
-            raise ConfigError(f"global_address: only used with mode=zone (mode is {c.mode})")
-        from atoll.kds.client import parse_global_address
-
-        try:
-            parse_global_address(c.global_address)
-        except ValueError as e:
-            raise ConfigError(f"global_address: {e}") from None
-        if c.zone_token_file is None:
-            raise ConfigError("zone_token_file: required with global_address (the zone token global accepts)")
-    else:
-        for name in ("zone_token_file", "global_ca_file"):
-            if getattr(c, name) is not None:
-                raise ConfigError(f"{name}: only used with global_address (a zone CP that syncs with global)")
-    for name in ("zone_token_file", "global_ca_file", "kds_tls_cert", "kds_tls_key"):
-        path = getattr(c, name)
-        if path is not None and not path.is_file():
-            raise ConfigError(f"{name}: no such file {path}")
-    if (c.kds_tls_cert is None) != (c.kds_tls_key is None):
-        missing = "kds_tls_key" if c.kds_tls_key is None else "kds_tls_cert"
-        raise ConfigError(f"{missing}: kds_tls_cert and kds_tls_key go together")
-    if c.kds_tls_cert is not None and c.mode != "global":
-        raise ConfigError(f"kds_tls_cert: only used with mode=global (mode is {c.mode})")
-
-
-def _check_xds_tls(c: CpConfig) -> None:
-    for name in ("xds_tls_cert", "xds_tls_key"):
-        path = getattr(c, name)
-        if path is not None and not path.is_file():
-            raise ConfigError(f"{name}: no such file {path}")
-    if (c.xds_tls_cert is None) != (c.xds_tls_key is None):
-        missing = "xds_tls_key" if c.xds_tls_key is None else "xds_tls_cert"
-        raise ConfigError(f"{missing}: xds_tls_cert and xds_tls_key go together")
-    if c.xds_tls_cert is not None and c.xds_tls == "off":
-        raise ConfigError("xds_tls_cert: given, but xds_tls is off")
 
 
 def is_loopback_host(host: str) -> bool:

@@ -5,9 +5,9 @@ Each stream is opened by a zone with metadata ``atoll-zone`` (its name), ``atoll
 of that zone CP process), ``atoll-version`` and ``authorization: Bearer <zone token>``. Before any
 message flows the servicer (1) checks the metadata, (2) awaits the injected ``authenticate(zone,
 token)`` — it raises to refuse, with the reason (``UNAUTHENTICATED``), (3) claims the zone in the
-``ZoneRegistry`` — a zone already connected from another instance is refused (``ALREADY_EXISTS``,
-naming the instance holding it); the same instance reconnecting is accepted — and (4) creates the
-``Zone`` resource the first time a zone connects. Then:
+``ZoneRegistry`` (``atoll.kds.zones``) — a zone already connected from another instance is refused
+(``ALREADY_EXISTS``, naming the instance holding it); the same instance reconnecting is accepted — and
+(4) creates the ``Zone`` resource the first time a zone connects. Then:
 
 - ``GlobalToZoneSync``: global is the ``Sender`` of ``GlobalToZoneSource(zone)``;
 - ``ZoneToGlobalSync``: global is the ``Receiver``; batches go through a ``StoreSink`` whose copies
@@ -29,9 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,6 +42,7 @@ from atoll.kds.names import ORIGIN, ORIGIN_ZONE, ZONE, from_zone, hashed_name, z
 from atoll.kds.protocol import Batch, Receiver, Reply, RequestSeen, Sender
 from atoll.kds.pump import run_receiver, run_sender
 from atoll.kds.reconcile import StoreSink
+from atoll.kds.zones import ZoneRegistry, ZoneRejected, ZoneSession
 from atoll.resources.base import check_name
 from atoll.resources.codec import decode
 from atoll.resources.meta import Resource
@@ -83,75 +82,8 @@ SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
 )
 
 
-class ZoneRejected(AtollError):
-    """A zone's stream is refused; ``code`` is the gRPC status to answer with."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
 def _iso(t: float | None) -> str | None:
     return datetime.fromtimestamp(t, UTC).isoformat() if t is not None else None
-
-
-@dataclass
-class ZoneSession:
-    """What global knows about one zone's connection (kept after it disconnects)."""
-
-    zone: str
-    instance: str
-    version: str
-    connected_since: float
-    streams: int = 0
-    disconnected_at: float | None = None
-    last_global_to_zone: float | None = None  # last ACK from the zone
-    last_zone_to_global: float | None = None  # last batch from the zone applied
-    last_error: str | None = None
-    nacks: int = 0
-
-    @property
-    def online(self) -> bool:
-        return self.streams > 0
-
-
-class ZoneRegistry:
-    """Connected zones, for refusing a second CP and for ``zones+insights``. In memory, per process."""
-
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
-        self._clock = clock
-        self._sessions: dict[str, ZoneSession] = {}
-
-    def claim(self, zone: str, instance: str, version: str) -> ZoneSession:
-        """Count one more stream of ``zone`` from ``instance``; ``ZoneRejected`` if another holds it."""
-        cur = self._sessions.get(zone)
-        if cur is not None and cur.online and cur.instance != instance:
-            raise ZoneRejected(
-                grpc.StatusCode.ALREADY_EXISTS,
-                f'zone "{zone}" is already connected from control plane instance {cur.instance}; '
-                f"instance {instance} is refused (two control planes may not claim one zone)",
-            )
-        if cur is None or not cur.online:
-            cur = ZoneSession(zone, instance, version, connected_since=self._clock())
-            self._sessions[zone] = cur
-        cur.streams += 1
-        return cur
-
-    def release(self, session: ZoneSession) -> None:
-        session.streams = max(0, session.streams - 1)
-        if session.streams == 0:
-            session.disconnected_at = self._clock()
-
-    def session(self, zone: str) -> ZoneSession | None:
-        return self._sessions.get(zone)
-
-    def online(self, zone: str) -> bool:
-        s = self._sessions.get(zone)
-        return s is not None and s.online
-
-    def now(self) -> float:
-        return self._clock()
 
 
 class KdsServicer:

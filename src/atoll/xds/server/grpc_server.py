@@ -16,17 +16,14 @@ stream (authentication, registration), ``on_stream_close(node_id, stream_id)`` a
 ``on_status(node_id, StreamStatus)`` (after every batch that sent, ACKed or NACKed). A malformed request
 ends only its own stream, with INVALID_ARGUMENT and a message naming the problem.
 
-Before a stream is authenticated it is bounded (``atoll.xds.peers.PeerGate``): its first request must come
-within ``first_message_timeout`` seconds (else ``DEADLINE_EXCEEDED``) and be at most
-``MAX_FIRST_MESSAGE_BYTES`` (else ``RESOURCE_EXHAUSTED``), a peer address may have only so many such
-streams at once (``RESOURCE_EXHAUSTED``), and a refused request is dropped at once: the node is copied
-out of it and the request leaves the inbox before the open hook runs, so no traceback or frame keeps it
-alive until a full collection. Once open, a stream costs the gate nothing.
-
-``withhold_secrets(peer)``, when given, is asked once per stream: a stream it answers true for (plaintext
-ADS from a remote peer) never gets SDS secrets — its snapshots are passed on without the Secret type, so
-private keys do not cross the network in clear; the proxy gets the rest of its config (its mTLS clusters
-and listeners stay warming until it connects over TLS).
+Before a stream is authenticated it is bounded (``atoll.xds.peers.PeerGate``, and the first-request checks
+of ``atoll.xds.server.admission``): its first request must come within ``first_message_timeout`` seconds
+(else ``DEADLINE_EXCEEDED``) and be at most ``MAX_FIRST_MESSAGE_BYTES`` (else ``RESOURCE_EXHAUSTED``), a
+peer address may have only so many such streams at once (``RESOURCE_EXHAUSTED``), and a refused request
+is dropped at once (the node is copied out of it and the request leaves the inbox before the open hook
+runs). Once open, a stream costs the gate nothing. ``withhold_secrets(peer)``, when given, is asked once
+per stream: a stream it answers true for (plaintext ADS from a remote peer) gets its snapshots without
+SDS secrets (``admission.without_secrets``); its mTLS clusters and listeners stay warming.
 
 ``make_server`` builds the ``grpc.aio.Server`` with the options measured to matter for many streams (BDP
 probing off, a raised pending-request limit, keepalive) and the bounds that protect the process from
@@ -36,7 +33,6 @@ Calling ``gc.freeze()`` after start-up is left to the control plane.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import itertools
 import logging
@@ -53,6 +49,7 @@ from google.protobuf.message import Message
 from atoll.errors import PeerProtocolError
 from atoll.xds.peers import PeerGate
 from atoll.xds.pump import StreamPump
+from atoll.xds.server.admission import await_first_request, first_node, without_secrets
 from atoll.xds.server.cache import SnapshotCache
 from atoll.xds.server.protocol import (
     DeltaResponse,
@@ -60,11 +57,9 @@ from atoll.xds.server.protocol import (
     SotwResponse,
     SotwStream,
     XdsError,
-    node_of_first_request,
 )
 from atoll.xds.server.snapshot import Snapshot
 from atoll.xds.server.status import StreamStatus
-from atoll.xds.vocabulary import PUSH_ORDER, SECRET
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +70,6 @@ OnStreamOpen = Callable[[base_pb2.Node, Metadata], Awaitable[None] | None]
 OnStreamClose = Callable[[str, int], None]
 OnStatus = Callable[[str, StreamStatus], None]
 WithholdSecrets = Callable[[str], bool]
-
-#: The largest first request (the one that carries the node and is read before the token is checked).
-MAX_FIRST_MESSAGE_BYTES = 1024 * 1024
 
 
 class StreamRejected(XdsError):
@@ -280,7 +272,7 @@ class _AdsStream:
         self.pump.end()  # read no more; the writer aborts the RPC with the failure
 
     def on_snapshot(self, snapshot: Snapshot) -> None:
-        self.newest = _without_secrets(snapshot) if self.withhold else snapshot
+        self.newest = without_secrets(snapshot) if self.withhold else snapshot
         self.pump.wake.set()
 
     def admitted(self) -> None:
@@ -292,12 +284,7 @@ class _AdsStream:
     async def serve(self, machine_type: type[SotwStream] | type[DeltaStream]) -> None:
         pump = self.pump
         timeout = self.servicer.gate.first_message_timeout
-        try:
-            async with asyncio.timeout(timeout):
-                while not pump.inbox and not pump.ended:
-                    pump.wake.clear()
-                    await pump.wake.wait()
-        except TimeoutError:
+        if not await await_first_request(pump, timeout):
             log.info("ADS stream %d from %s sent nothing within %gs: closed", self.stream_id, self.peer, timeout)
             await self.context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"no request within {timeout:g}s")
         if pump.inbox:
@@ -312,10 +299,11 @@ class _AdsStream:
 
     async def _open(self, machine_type: type[SotwStream] | type[DeltaStream]) -> bool:
         """Node from the first request, the open hook, the machine and the cache watch."""
-        node = self._first_node()
-        if node is None:
+        node = first_node(self.pump.inbox[0], stream_id=self.stream_id, peer=self.peer)
+        if isinstance(node, tuple):
+            self.failure = node
             self.pump.inbox.clear()  # the refused request goes now, not at the next full collection
-            await self.context.abort(*(self.failure or _LOCAL_ERROR))
+            await self.context.abort(*node)
             return False
         servicer = self.servicer
         await servicer._open(node, self.context)
@@ -335,7 +323,7 @@ class _AdsStream:
         self.unwatch = servicer._cache.watch(node_id, self.on_snapshot)
         current = servicer._cache.get(node_id)
         if current is not None:  # nothing requested yet: only remembered
-            machine.set_snapshot(_without_secrets(current) if self.withhold else current)
+            machine.set_snapshot(without_secrets(current) if self.withhold else current)
         self.pump.handler = self.handle
         return True
 
@@ -366,28 +354,6 @@ class _AdsStream:
                     return
                 await wake.wait()
 
-    def _first_node(self) -> base_pb2.Node | None:
-        """A copy of the first request's node (so the request itself is not kept), or ``None`` with
-        ``failure`` set if the request is too large or has no node."""
-        first = self.pump.inbox[0]
-        size = first.ByteSize()
-        if size > MAX_FIRST_MESSAGE_BYTES:
-            log.warning("ADS stream %d from %s: first request of %d bytes refused", self.stream_id, self.peer, size)
-            self.failure = (
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"the first request may be at most {MAX_FIRST_MESSAGE_BYTES} bytes, got {size}",
-            )
-            return None
-        try:
-            found = node_of_first_request(first)
-        except PeerProtocolError as e:
-            log.warning("ADS stream %d from %s: %s", self.stream_id, self.peer, e)
-            self.failure = (grpc.StatusCode.INVALID_ARGUMENT, str(e))
-            return None
-        node = base_pb2.Node()
-        node.CopyFrom(found)
-        return node
-
     def close(self) -> None:
         """Stop watching, forget the stream, run the close hook (synchronous: see ``AdsServicer._serve``)."""
         self.admitted()
@@ -401,13 +367,6 @@ class _AdsStream:
                 on_close(node_id, self.stream_id)
             except Exception:
                 log.exception("on_stream_close hook failed for %s", node_id)
-
-
-def _without_secrets(snapshot: Snapshot) -> Snapshot:
-    """``snapshot`` without its SDS secrets (for a plaintext stream from a remote peer)."""
-    if not snapshot.resources(SECRET):
-        return snapshot
-    return Snapshot({t: snapshot.resources(t) for t in PUSH_ORDER if t != SECRET})
 
 
 #: Server options that matter for thousands of ADS streams (see notes/python-grpc-fanout.md), and the
@@ -455,7 +414,6 @@ def make_server(
 
 
 __all__ = [
-    "MAX_FIRST_MESSAGE_BYTES",
     "SERVER_OPTIONS",
     "AdsServicer",
     "Metadata",
