@@ -67,6 +67,7 @@ class DataplaneLifecycle:
         self._store = store
         self._reconciler = reconciler
         self._inventory = inventory
+        inventory.config_errors = reconciler.config_error  # insights say why a proxy gets no config
         self._removal = removal
         self._zone = zone
         self._auth: ProxyAuthenticator = auth or NoAuth()
