@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from atoll.api.app import ApiDependencies, ApiInfo, create_app
+from atoll.security import AdminAuth
 from atoll.store import Store
 from tests.api.conftest import YAML, ClientFactory, dataplane, put_mesh, snapshot
 
@@ -168,8 +171,6 @@ class Exploding:
 async def test_a_500_names_a_request_id_logs_one_line_and_echoes_nothing(
     store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from atoll.api.app import ApiDependencies, ApiInfo, create_app
-
     app = create_app(ApiDependencies(Exploding(store), ApiInfo(version="test")))  # type: ignore[arg-type]
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
     caplog.set_level(logging.INFO)
@@ -184,3 +185,17 @@ async def test_a_500_names_a_request_id_logs_one_line_and_echoes_nothing(
     line = errors[0].getMessage()
     assert request_id in line and "RuntimeError" in line and "\n" not in line
     assert errors[0].exc_info is None
+
+
+@pytest.mark.parametrize("client", ["10.1.2.3", "127.0.0.1"])
+@pytest.mark.parametrize("authorization", [None, "Bearer wrong-token-wrong-token"])
+async def test_a_401_names_the_token_file_only_to_a_loopback_client(
+    make_client: ClientFactory, client: str, authorization: str | None
+) -> None:
+    auth = AdminAuth("x" * 32, loopback_admin=False, token_file=Path("/srv/atoll/admin-token"))
+    api = await make_client(is_admin=auth, client_addr=client)
+    headers = {"authorization": authorization} if authorization else {}
+    r = await api.put("/meshes/m", content="type: Mesh\nname: m\n", headers={**YAML, **headers})
+    assert r.status_code == 401, r.text
+    assert "Bearer <admin token>" in r.text or "admin token" in r.text
+    assert ("/srv/atoll/admin-token" in r.text) is (client == "127.0.0.1")
