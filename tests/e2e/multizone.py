@@ -109,6 +109,7 @@ class MultiZone:
         protocol: str = "http",
         label: str | None = None,
         token: str | None = None,
+        tags: dict[str, str] | None = None,
     ) -> Agent:
         app = HttpBackend(label or name)
         self.apps[name] = app
@@ -122,7 +123,7 @@ class MultiZone:
                     {
                         "port": free_port(),
                         "servicePort": app.port,
-                        "tags": {"kuma.io/service": service, "kuma.io/protocol": protocol},
+                        "tags": {"kuma.io/service": service, "kuma.io/protocol": protocol, **(tags or {})},
                     }
                 ],
                 "outbound": [{"port": p, "tags": {"kuma.io/service": s}} for s, p in (outbound or {}).items()],

@@ -22,6 +22,7 @@ from atoll.resources import Resource, decode
 from atoll.resources.proxy_id import NodeId
 from atoll.store import MemoryStore
 from atoll.xds.server import PUSH_ORDER, SnapshotCache
+from atoll.xds.vocabulary import ENDPOINT
 from tests.helpers import await_until
 
 NODES = ("default.web", "default.worker", "default.backend-1")
@@ -217,3 +218,66 @@ async def test_untouched_proxies_do_not_keep_old_mesh_views_alive() -> None:
         # rebased proxies still take the fast path and still serve what full generation serves
         for i in (0, k - 1):
             await pair.change(lambda i=i: pair.put(dp(f"s-{i}", f"svc-{i}", 9500 + i)), patched=True)
+
+
+def versioned(name: str, service: str, port: int, version: str) -> Resource[Any]:
+    r = dp(name, service, port)
+    spec = r.spec_dict()
+    spec["networking"]["inbound"][0]["tags"]["version"] = version
+    return decode({"type": "Dataplane", "mesh": "default", "name": name, **spec})
+
+
+SPLIT_ROUTE = decode(
+    {
+        "type": "MeshHTTPRoute",
+        "mesh": "default",
+        "name": "split",
+        "spec": {
+            "targetRef": {"kind": "Mesh"},
+            "to": [
+                {
+                    "targetRef": {"kind": "MeshService", "name": "backend"},
+                    "rules": [
+                        {
+                            "matches": [{"path": {"type": "PathPrefix", "value": "/split"}}],
+                            "default": {
+                                "backendRefs": [
+                                    {"kind": "MeshServiceSubset", "name": "backend", "tags": {"version": "v1"}},
+                                    {"kind": "MeshServiceSubset", "name": "backend", "tags": {"version": "v2"}},
+                                    {"kind": "MeshService", "name": "reports"},
+                                ]
+                            },
+                        }
+                    ],
+                }
+            ],
+        },
+    }
+)
+
+
+def _assignment(pair: Pair, node: str, cluster: str) -> str:
+    snap = pair.fast_cache.get(node)
+    assert snap is not None
+    found = snap.resources(ENDPOINT).get(cluster)
+    return "" if found is None else str(found.message)
+
+
+async def test_split_clusters_of_routes_take_the_fast_path() -> None:
+    """A MeshHTTPRoute splitting backend by version and to ``reports`` (a service no proxy has an
+    outbound for): endpoint changes of each split, and of ``reports``, are patched and agree with full
+    generation; the proxies routing to ``reports`` get its endpoints although they do not list it."""
+    async with running_pair((versioned("backend-v1", "backend", 8090, "v1"),)) as pair:
+        await pair.change(lambda: pair.put(SPLIT_ROUTE), patched=False)  # a policy: full path
+        assert "8090" in _assignment(pair, "default.web", "backend{version=v1}")
+        await pair.change(lambda: pair.put(versioned("backend-v2", "backend", 8091, "v2")), patched=True)
+        assert "8091" in _assignment(pair, "default.web", "backend{version=v2}")
+        assert "8091" not in _assignment(pair, "default.web", "backend{version=v1}")
+        await pair.change(lambda: pair.put(versioned("backend-v2", "backend", 8092, "v2")), patched=True)  # moved
+        # A new service (its protocol is new): full path; moving it then: fast.
+        await pair.change(lambda: pair.put(dp("reports-1", "reports", 9100)), patched=False)
+        assert "9100" in _assignment(pair, "default.worker", "reports")
+        await pair.change(lambda: pair.put(dp("reports-1", "reports", 9101)), patched=True)
+        assert "9101" in _assignment(pair, "default.worker", "reports")
+        await pair.change(lambda: pair.store.delete("Dataplane", "backend-v2", "default"), patched=True)
+        assert "8092" not in _assignment(pair, "default.web", "backend{version=v2}")

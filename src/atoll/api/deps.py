@@ -4,7 +4,7 @@
 holds no global state: everything it serves comes from here. What a control plane's role adds is
 optional and typed by a small protocol its implementer satisfies structurally:
 
-- ``ProxyEndpoints`` (``atoll.proxies.ProxyService``): bootstrap, agents' health and admin relay,
+- ``ProxyEndpoints`` (``atoll.proxies.endpoints.ProxyApi``): bootstrap, agents' health and admin relay,
   live insights and served xDS config of the proxies connected to this CP (zone, standalone).
 - ``TokenEndpoints`` (``atoll.security.TokenEndpoints``): issuing and revoking tokens.
 - ``DataplaneInsights`` / ``ZoneInsights`` (``atoll.kds.GlobalInventory``): what a global CP knows

@@ -3,8 +3,10 @@
 A ``ResourceType`` says what one kind of resource is: its name as written in YAML (``Dataplane``),
 its spec model, whether it lives in a mesh or globally, whether its spec fields sit at the top level
 of a Universal document (``flattened``) or under ``spec:``, and whether it is a ``Mesh*`` policy.
-Model modules register their types at import; ``atoll.resources`` imports them all, so importing the
-package fills the registry. REST paths and CLI names are derived in the layers that own them from
+The built-in types are exactly the modules listed in ``atoll.resources.models`` (one place): each
+registers its type when the package imports it, and nothing outside that package registers a type,
+so the registry is complete as soon as ``atoll.resources`` is importable and never depends on which
+other packages were imported first (``tests/resources/test_registry.py`` checks it). REST paths and CLI names are derived in the layers that own them from
 ``plural``/``name``; this descriptor stays small on purpose.
 """
 

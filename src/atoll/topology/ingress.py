@@ -4,7 +4,11 @@
 the ``availableServices`` a zone CP keeps on its ZoneIngress (remote zones weight their endpoint
 for this zone by these counts). ``ingress_view(name, zone_ingress, mesh_views)`` lists, per mesh
 and service, the SNI other zones' sidecars use (``<service>{mesh=<mesh>}``) and the local endpoints
-that traffic goes to. An ExternalService pinned to this zone (``kuma.io/zone``) is offered too when the
+that traffic goes to; plus, for every tag subset of a local service that a MeshHTTPRoute/MeshTCPRoute
+of the mesh sends to (``MeshView.route_subsets``) and that has local instances, the subset's SNI
+(``<service>{mesh=<mesh>,version=v2}``) to those instances only (remote sidecars weight it by the
+instance count of the matching ``availableServices`` entries).
+An ExternalService pinned to this zone (``kuma.io/zone``) is offered too when the
 zone has an egress (entry ``externalService: true``, instances = the number of local egresses; its
 route forwards to the local egresses, which terminate and originate). Only local instances count:
 endpoints that are themselves other zones' ingresses are never offered again (no transit between
@@ -22,6 +26,7 @@ from atoll.resources.meta import Resource
 from atoll.resources.models.zone_ingress import ZoneIngressSpec
 from atoll.topology.external import ExternalView
 from atoll.topology.index import Endpoint
+from atoll.topology.routes import split_cluster_name, subset_endpoints
 from atoll.topology.tags import SERVICE_TAG, Tags
 from atoll.topology.view import MeshView, endpoints_by_service, sni
 
@@ -37,13 +42,14 @@ class IngressRoute:
     endpoints: tuple[Endpoint, ...]
 
     @classmethod
-    def of(cls, mesh: str, service: str, endpoints: tuple[Endpoint, ...]) -> IngressRoute:
-        """The route of ``service`` in ``mesh``: its SNI, and the cluster ``<mesh>:<service>``."""
+    def of(cls, mesh: str, service: str, endpoints: tuple[Endpoint, ...], tags: Tags | None = None) -> IngressRoute:
+        """The route of ``service`` (or of its ``tags`` subset) in ``mesh``: its SNI, and the cluster
+        ``<mesh>:<service>`` (``<mesh>:<service>{version=v2}`` for a subset)."""
         return cls(
             mesh=mesh,
             service=service,
-            sni=sni(service, mesh),
-            cluster=ingress_cluster_name(mesh, service),
+            sni=sni(service, mesh, tags),
+            cluster=ingress_cluster_name(mesh, split_cluster_name(service, tags or {})),
             endpoints=endpoints,
         )
 
@@ -108,15 +114,25 @@ def ingress_cluster_name(mesh: str, service: str) -> str:
     return f"{mesh}:{service}"
 
 
+def _subset_routes(view: MeshView, service: str, eps: tuple[Endpoint, ...]) -> list[IngressRoute]:
+    """Routes for the tag subsets of ``service`` that routes of the mesh send to and that run here."""
+    out = []
+    for tags in sorted(view.route_subsets.get(service, ()), key=lambda t: sorted(t.items())):
+        subset = subset_endpoints(eps, tags)
+        if subset:
+            out.append(IngressRoute.of(view.name, service, subset, tags))
+    return out
+
+
 def ingress_view(name: str, zone_ingress: Resource[ZoneIngressSpec], mesh_views: Iterable[MeshView]) -> IngressView:
     """The routes of one zone ingress: every locally served service of every mesh with mTLS (cross-zone
     traffic is mTLS end to end, routed by SNI; without mTLS other zones never send any)."""
     spec = zone_ingress.spec
     routes: list[IngressRoute] = []
     for view in sorted(mesh_views, key=lambda v: v.name):
-        routes.extend(
-            IngressRoute.of(view.name, service, eps) for service, eps in sorted(local_endpoints(view).items())
-        )
+        for service, eps in sorted(local_endpoints(view).items()):
+            routes.append(IngressRoute.of(view.name, service, eps))
+            routes.extend(_subset_routes(view, service, eps))
         routes.extend(IngressRoute.of(view.name, ev.service, eps) for ev, eps in pinned_externals(view))
     return IngressView(
         name=name,

@@ -31,6 +31,12 @@ follow Kuma's:
    permission matching means denied. Its ``rules[]`` (callers by SPIFFE ID) are collected per
    inbound into ``IdentityRules``: the lists of all applicable policies appended, deny before allow.
 
+5. **Routes**: MeshHTTPRoute/MeshTCPRoute ``to[]`` items fold whole (their ``rules[]``, see
+   ``settings.routes``), not their ``default``. A policy whose top-level targetRef is a
+   ``MeshHTTPRoute`` applies where that route selects the proxy, to the outbounds the route matches:
+   per route, the outbound's items with its ``to[]`` items folded last (``MatchedPolicies.routes``),
+   which the generator puts on that route's rules only.
+
 Results are frozen values (``PolicySettings``, tuples, ``Tags``) so views stay hashable and
 comparable. Folding is memoized (``_FOLD_MEMO``): proxies reaching a service under the same
 policies share one ``PolicySettings``, folded once per mesh view.
@@ -45,6 +51,7 @@ from typing import Any
 from atoll.resources.meta import Resource
 from atoll.topology.settings import BY_SOURCE_KINDS, NO_SETTINGS, PolicySettings, fold_settings
 from atoll.topology.settings.conf import Conf, freeze
+from atoll.topology.settings.routes import ROUTE_ORIGIN
 from atoll.topology.settings.traffic_permission import (
     TRAFFIC_PERMISSION,
     IdentityRules,
@@ -77,6 +84,10 @@ KIND_ORDER: Mapping[str, int] = {
     "MeshHTTPRoute": 8,
     "Dataplane": 9,
 }
+ROUTE_KINDS = frozenset(("MeshHTTPRoute", "MeshTCPRoute"))
+"""Kinds whose ``to[]`` items carry ``rules[]`` rather than a ``default`` block."""
+_ROUTE_TARGETED_RANK = 100
+"""Items of policies targeting a MeshHTTPRoute fold after every ``to[]`` item of the outbound."""
 _MESH_REF: Mapping[str, Any] = Conf({"kind": "Mesh"})
 _MESH_RANK = KIND_ORDER["Mesh"]
 
@@ -100,6 +111,9 @@ class MatchedPolicies:
     inbounds: tuple[PolicySettings, ...]
     permissions: tuple[tuple[Permission, ...], ...]
     identity_rules: tuple[IdentityRules, ...] = ()
+    routes: tuple[tuple[tuple[str, PolicySettings], ...], ...] = ()
+    """Per outbound: (MeshHTTPRoute name, the outbound's settings with the ``to[]`` items of the policies
+    targeting that route folded last) for every route that such policies target."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,10 +123,17 @@ class PolicyEntry:
     type: str
     name: str
     spec: Conf
+    to: tuple[Mapping[str, Any], ...] = ()
+    """The ``to[]`` items; a MeshHTTPRoute's carry its name under ``ROUTE_ORIGIN`` (so that its rules
+    know which route they belong to, for the policies that target a MeshHTTPRoute)."""
 
     @classmethod
     def of(cls, policy: Resource[Any]) -> PolicyEntry:
-        return cls(type=policy.type, name=policy.name, spec=freeze(policy.spec_dict()))
+        spec = freeze(policy.spec_dict())
+        to: tuple[Mapping[str, Any], ...] = spec.get("to") or ()
+        if policy.type == "MeshHTTPRoute":
+            to = tuple(Conf({**item, ROUTE_ORIGIN: policy.name}) for item in to)
+        return cls(type=policy.type, name=policy.name, spec=spec, to=to)
 
 
 def _origin_rank(policy: Resource[Any]) -> int:
@@ -208,7 +229,9 @@ def _fold(items: list[_Item]) -> PolicySettings:
         return hit[1]
     defaults: dict[str, list[Mapping[str, Any]]] = {}
     for kind, _, item in sorted(items, key=lambda it: it[1]):  # stable: keeps policy order
-        defaults.setdefault(kind, []).append(item if kind in BY_SOURCE_KINDS else item.get("default") or {})
+        # Routes fold their whole to[] items (their rules); by-source kinds their whole from[] items.
+        whole = kind in ROUTE_KINDS or kind in BY_SOURCE_KINDS
+        defaults.setdefault(kind, []).append(item if whole else item.get("default") or {})
     settings = fold_settings(defaults)
     if len(_FOLD_MEMO) >= _FOLD_MEMO_MAX:
         _FOLD_MEMO.clear()
@@ -238,15 +261,24 @@ def match_policies(
     in_items: list[list[_Item]] = [[] for _ in inbounds]
     perm_items: list[list[tuple[Mapping[str, Any], str]]] = [[] for _ in inbounds]
     rule_items: list[list[Mapping[str, Any]]] = [[] for _ in inbounds]
+    by_route: list[dict[str, list[_Item]]] = [{} for _ in outbounds]
+    http_routes = {p.name: p for p in policies if p.type == "MeshHTTPRoute"}
     for policy in policies:
         spec = policy.spec
-        proxy, chosen = selects(_top_ref(spec), dataplane, labels, inbounds)
+        top = _top_ref(spec)
+        if top.get("kind") == "MeshHTTPRoute":
+            route = http_routes.get(str(top.get("name")))
+            if route is not None and selects(_top_ref(route.spec), dataplane, labels, inbounds)[0]:
+                names.append((policy.type, policy.name))
+                _route_targeted(policy, route, outbounds, by_route)
+            continue
+        proxy, chosen = selects(top, dataplane, labels, inbounds)
         if not proxy and not chosen:
             continue
         names.append((policy.type, policy.name))
         permits = policy.type == TRAFFIC_PERMISSION
         if proxy:
-            for item in spec.get("to") or ():
+            for item in policy.to:
                 rank = _item_rank(item)
                 for i, (service, tags) in enumerate(outbounds):
                     if _to_matches(item.get("targetRef") or {}, service, tags):
@@ -270,4 +302,24 @@ def match_policies(
         inbounds=tuple(_fold(items) for items in in_items),
         permissions=tuple(_permissions(items) for items in perm_items),
         identity_rules=tuple(identity_rules(items) for items in rule_items),
+        routes=tuple(
+            tuple((name, _fold(to_items[i] + extra)) for name, extra in sorted(by_route[i].items()))
+            for i in range(len(outbounds))
+        ),
     )
+
+
+def _route_targeted(
+    policy: PolicyEntry,
+    route: PolicyEntry,
+    outbounds: Sequence[tuple[str, Mapping[str, str]]],
+    by_route: list[dict[str, list[_Item]]],
+) -> None:
+    """Collect the ``to[]`` items of ``policy`` (whose top targetRef is MeshHTTPRoute ``route``) for the
+    outbounds the route applies to."""
+    for i, (service, tags) in enumerate(outbounds):
+        if not any(_to_matches(r.get("targetRef") or {}, service, tags) for r in route.to):
+            continue
+        for item in policy.to:
+            if _to_matches(item.get("targetRef") or {}, service, tags):
+                by_route[i].setdefault(route.name, []).append((policy.type, _ROUTE_TARGETED_RANK, item))

@@ -31,13 +31,17 @@ Every view is a frozen value made of tuples, ``Tags`` and typed settings
 the new view of a proxy with the old one and skip regeneration. ``with_endpoints`` gives the view
 that differs only in some outbounds' endpoints (the control plane's fast path).
 
+Routes (``atoll.topology.routes``): an outbound whose MeshHTTPRoute/MeshTCPRoute sends to a tag
+subset or to another service carries one ``Split`` per such backend (its endpoints filtered from the
+index); ``dependents`` counts the services routes send to, so their endpoint changes reach the proxies.
+
 ``Endpoint.weight``/``Endpoint.ingress`` carry remote zone-ingress endpoints (weight = instances,
 locality = remote zone); ``ProxyView.mtls`` plus ``sni``/``spiffe_id`` carry mTLS.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import InitVar, dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
@@ -51,6 +55,15 @@ from atoll.resources.models.zone_ingress import ZoneIngressSpec
 from atoll.topology.external import ExternalView
 from atoll.topology.index import Endpoint, MeshIndex, build_index, is_ready
 from atoll.topology.matching import InboundRef, PolicyEntry, match_policies, sort_policies
+from atoll.topology.routes import (
+    ANY_SERVICE,
+    Split,
+    route_backends,
+    route_subsets,
+    routed_backends,
+    split_cluster_name,
+    subset_endpoints,
+)
 from atoll.topology.settings import (
     BY_SOURCE_KINDS,
     NO_IDENTITY_RULES,
@@ -60,6 +73,7 @@ from atoll.topology.settings import (
     PolicySettings,
 )
 from atoll.topology.settings.fault_injection import serialize_tags, source_tags
+from atoll.topology.settings.routes import Backend
 from atoll.topology.tags import HTTP_PROTOCOLS, Protocol, Tags, protocol_of
 
 __all__ = [
@@ -75,6 +89,7 @@ __all__ = [
     "dependents",
     "endpoints_by_service",
     "proxy_view",
+    "reaches",
     "service_protocol",
     "services",
     "sni",
@@ -130,6 +145,11 @@ class OutboundView:
     via_egress: bool = False
     """External traffic goes over mesh mTLS to a zone egress (the local one, or the pinned zone's
     through its ingress) instead of straight to ``external``'s address."""
+    splits: tuple[Split, ...] = ()
+    """The clusters its MeshHTTPRoute/MeshTCPRoute backends need besides its own (``topology.routes``)."""
+    route_policies: tuple[tuple[str, PolicySettings], ...] = ()
+    """(MeshHTTPRoute name, settings) where MeshTimeout/MeshRetry target a route: they configure the
+    rules of that route only (``matching``: the outbound's settings with theirs folded last)."""
     caller_tags: str | None = None
     """This proxy's tags as the ``x-kuma-tags`` header of its HTTP requests, set only when some
     MeshFaultInjection of the mesh tells callers apart (so that, without one, every proxy reaching a
@@ -188,6 +208,10 @@ class MeshView:
     """The view this one replaces, if any: endpoint tuples equal to its are reused (not kept), so that
     caches keyed on them hit by identity and a change compares cheaply with what came before."""
     index: MeshIndex = field(init=False, repr=False, compare=False)
+    route_backends: Mapping[str, frozenset[str]] = field(init=False, repr=False, compare=False)
+    """Per service, the services MeshHTTPRoutes/MeshTCPRoutes of the mesh send its traffic to."""
+    route_subsets: Mapping[str, frozenset[Tags]] = field(init=False, repr=False, compare=False)
+    """Per service, the tag subsets routes of the mesh send to (the zone ingress offers each)."""
 
     def __post_init__(self, previous: MeshView | None) -> None:
         ordered = tuple(sorted(self.dataplanes, key=lambda r: r.name))
@@ -223,6 +247,8 @@ class MeshView:
         object.__setattr__(
             self, "index", replace(index, policies=ordered_policies, tag_callers=_tags_callers(ordered_policies))
         )
+        object.__setattr__(self, "route_backends", route_backends(ordered_policies))
+        object.__setattr__(self, "route_subsets", route_subsets(ordered_policies))
 
     @property
     def name(self) -> str:
@@ -289,6 +315,13 @@ def proxy_view(mesh_view: MeshView, dataplane_name: str) -> ProxyView:
                 policies=matched.outbounds[i],
                 external=external,
                 via_egress=external is not None and _external_via_egress(index, external, mesh_view.zone),
+                splits=_splits(
+                    index,
+                    mesh_view.zone,
+                    ob.service,
+                    routed_backends(matched.outbounds[i], protocol in HTTP_PROTOCOLS),
+                ),
+                route_policies=matched.routes[i],
                 caller_tags=caller if protocol in HTTP_PROTOCOLS else None,
             )
         )
@@ -311,12 +344,45 @@ def with_endpoints(view: ProxyView, endpoints: Mapping[str, tuple[Endpoint, ...]
     """``view`` with the endpoints of its outbounds to the services in ``endpoints`` replaced: what
     ``proxy_view`` builds when nothing but those services' endpoints changed. Outbounds to other
     services stay the same objects; ``view`` itself is returned when it reaches none of them."""
-    if not any(ob.service in endpoints for ob in view.outbounds):
+    if not any(reaches(ob, endpoints) for ob in view.outbounds):
         return view
-    outbounds = tuple(
-        replace(ob, endpoints=endpoints[ob.service]) if ob.service in endpoints else ob for ob in view.outbounds
-    )
+    outbounds = tuple(_with_endpoints(ob, endpoints) if reaches(ob, endpoints) else ob for ob in view.outbounds)
     return replace(view, outbounds=outbounds)
+
+
+def _with_endpoints(ob: OutboundView, endpoints: Mapping[str, tuple[Endpoint, ...]]) -> OutboundView:
+    splits = tuple(
+        replace(s, endpoints=subset_endpoints(endpoints[s.service], s.tags)) if s.service in endpoints else s
+        for s in ob.splits
+    )
+    return replace(ob, endpoints=endpoints.get(ob.service, ob.endpoints), splits=splits)
+
+
+def reaches(ob: OutboundView, services: Container[str]) -> bool:
+    """Whether ``ob``'s clusters hold endpoints of any of ``services``: its own service's, or those of
+    its routes' backends (no allocation: the endpoint fast path asks this of every outbound)."""
+    return ob.service in services or any(s.service in services for s in ob.splits)
+
+
+def _splits(index: MeshIndex, zone: str, service: str, backends: Iterable[Backend]) -> tuple[Split, ...]:
+    """The split clusters of an outbound of ``service`` routed to ``backends`` (its own cluster aside)."""
+    out: dict[str, Split] = {}
+    for b in backends:
+        external = index.externals.get(b.service)
+        tags = b.tags if external is None else Tags({})  # an ExternalService has no subsets
+        name = split_cluster_name(b.service, tags)
+        if name == service or name in out or b.weight <= 0:
+            continue
+        out[name] = Split(
+            name=name,
+            service=b.service,
+            tags=tags,
+            endpoints=subset_endpoints(index.endpoints.get(b.service, ()), tags),
+            protocol=index.protocols.get(b.service, "tcp"),
+            external=external,
+            via_egress=external is not None and _external_via_egress(index, external, zone),
+        )
+    return tuple(out[n] for n in sorted(out))
 
 
 def dependencies(dataplane: Resource[DataplaneSpec]) -> frozenset[str]:
@@ -332,7 +398,11 @@ def services(dataplane: Resource[DataplaneSpec]) -> frozenset[str]:
 def dependents(mesh_view: MeshView, changed_services: Iterable[str]) -> frozenset[str]:
     """Names of the Dataplanes of the mesh that reach any of ``changed_services``."""
     changed = frozenset(changed_services)
-    return frozenset(dp.name for dp in mesh_view.dataplanes if dependencies(dp) & changed)
+    routed = frozenset(to for to, backends in mesh_view.route_backends.items() if backends & changed)
+    if ANY_SERVICE in routed:  # a route of every outbound sends to a changed service
+        return frozenset(dp.name for dp in mesh_view.dataplanes if dp.spec.networking.outbound)
+    reach = changed | routed
+    return frozenset(dp.name for dp in mesh_view.dataplanes if dependencies(dp) & reach)
 
 
 def sni(service: str, mesh: str, tags: Mapping[str, str] | None = None) -> str:

@@ -128,8 +128,15 @@ def clusters_named_by(message: Message) -> tuple[str, ...]:
         for packed in _network_filter_configs(message, _TCP_PROXY):
             tcp = tcp_proxy_pb2.TcpProxy()
             packed.Unpack(tcp)
-            out.append(tcp.cluster)
-    out.extend(r.route.cluster for rc in route_configs for vh in rc.virtual_hosts for r in vh.routes if r.route.cluster)
+            if tcp.WhichOneof("cluster_specifier") == "weighted_clusters":
+                out.extend(c.name for c in tcp.weighted_clusters.clusters)
+            else:
+                out.append(tcp.cluster)
+    for r in (r for rc in route_configs for vh in rc.virtual_hosts for r in vh.routes):
+        if r.route.cluster:
+            out.append(r.route.cluster)
+        out.extend(c.name for c in r.route.weighted_clusters.clusters)  # MeshHTTPRoute splits
+        out.extend(m.cluster for m in r.route.request_mirror_policies)
     return tuple(out)
 
 

@@ -31,7 +31,7 @@ from google.protobuf.message import Message
 from atoll.proxies.identities import IdentityBook
 from atoll.proxies.reconciler.mesh_views import MeshViews
 from atoll.resources.proxy_id import ProxyType, dataplane_node_id
-from atoll.topology import Identity, MeshView, ProxyView, proxy_view, with_endpoints
+from atoll.topology import Identity, MeshView, ProxyView, proxy_view, reaches, with_endpoints
 from atoll.xds.generate import EnvoyResources, grpc_proxyless_resources, sidecar_endpoint_update, sidecar_resources
 from atoll.xds.server import Snapshot, SnapshotCache, VersionedResource
 
@@ -219,7 +219,7 @@ class SidecarConfigs:
                 and delta is not None
                 and view is not None
                 and base.index.dataplanes.get(name) is view.index.dataplanes.get(name)
-                and not any(ob.service in delta for ob in last.outbounds)
+                and not any(reaches(ob, delta) for ob in last.outbounds)
             ):
                 bases[name] = view
             else:

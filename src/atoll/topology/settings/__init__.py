@@ -37,6 +37,7 @@ from atoll.topology.settings.health_check import HealthCheckSettings
 from atoll.topology.settings.load_balancing import LoadBalancingSettings
 from atoll.topology.settings.rate_limit import RateLimitSettings
 from atoll.topology.settings.retry import RetrySettings
+from atoll.topology.settings.routes import HttpRouteSettings, TcpRouteSettings, fold_http_route, fold_tcp_route
 from atoll.topology.settings.timeout import TimeoutSettings
 from atoll.topology.settings.traffic_permission import NO_IDENTITY_RULES, IdentityRules, Permission
 
@@ -48,12 +49,14 @@ __all__ = [
     "CircuitBreakerSettings",
     "FaultInjectionSettings",
     "HealthCheckSettings",
+    "HttpRouteSettings",
     "IdentityRules",
     "LoadBalancingSettings",
     "Permission",
     "PolicySettings",
     "RateLimitSettings",
     "RetrySettings",
+    "TcpRouteSettings",
     "TimeoutSettings",
     "fold_settings",
 ]
@@ -76,6 +79,10 @@ class PolicySettings:
     """MeshHealthCheck: outbound only."""
     load_balancing: LoadBalancingSettings | None = None
     """MeshLoadBalancingStrategy: outbound only."""
+    http_route: HttpRouteSettings | None = None
+    """MeshHTTPRoute (``to[]`` items, not merged: ``settings.routes``): outbound only."""
+    tcp_route: TcpRouteSettings | None = None
+    """MeshTCPRoute: outbound only."""
     fault_injection: FaultInjectionSettings | None = None
     """MeshFaultInjection: inbound only, per calling source (see ``BY_SOURCE_KINDS``)."""
     rate_limit: RateLimitSettings | None = None
@@ -91,6 +98,8 @@ class PolicySettings:
             self.circuit_breaker,
             self.health_check,
             self.load_balancing,
+            self.http_route,
+            self.tcp_route,
             self.fault_injection,
             self.rate_limit,
             self.access_log,
@@ -135,6 +144,8 @@ def fold_settings(defaults: Mapping[str, Sequence[Mapping[str, Any]]]) -> Policy
         circuit_breaker=_merged(defaults, "MeshCircuitBreaker", CircuitBreakerSettings.from_conf),
         health_check=_merged(defaults, "MeshHealthCheck", HealthCheckSettings.from_conf),
         load_balancing=_merged(defaults, "MeshLoadBalancingStrategy", LoadBalancingSettings.from_conf),
+        http_route=_folded(defaults, "MeshHTTPRoute", fold_http_route),
+        tcp_route=_folded(defaults, "MeshTCPRoute", fold_tcp_route),
         fault_injection=_folded(defaults, "MeshFaultInjection", FaultInjectionSettings.fold),
         rate_limit=_merged(defaults, "MeshRateLimit", RateLimitSettings.from_conf),
         access_log=_merged(defaults, "MeshAccessLog", AccessLogSettings.from_conf),

@@ -412,5 +412,6 @@ def edit_filters(
 
 
 def routes(manager: hcm_pb2.HttpConnectionManager) -> list[route_components_pb2.Route]:
-    """Every route of ``manager``'s inline route configuration."""
-    return [r for vh in manager.route_config.virtual_hosts for r in vh.routes]
+    """Every forwarding route of ``manager``'s inline route configuration (those with a route action:
+    a MeshHTTPRoute's redirects and direct responses take no timeout, retry or hash policy)."""
+    return [r for vh in manager.route_config.virtual_hosts for r in vh.routes if r.WhichOneof("action") == "route"]

@@ -35,6 +35,13 @@ priorities (MeshLoadBalancingStrategy ``localityAwareness`` or the Mesh's
 ``routing.localityAwareLoadBalancing``) in the ClusterLoadAssignment. Two outbounds of one service
 share its cluster, configured by the first one's policies.
 
+Routes (``atoll.xds.generate.routes``): a MeshHTTPRoute replaces the outbound route configuration's
+single route by its rules, a MeshTCPRoute the tcp_proxy's cluster by its weighted backends; each
+route backend other than the service itself (``OutboundView.splits``: a tag subset, or another
+service) is an EDS cluster of its own (named ``<service>{version=v2}`` or ``<service>``, mTLS with
+the subset's SNI, configured by the routing outbound's policies), after every outbound's own cluster.
+MeshTimeout/MeshRetry that target a MeshHTTPRoute are applied to its routes last.
+
 ExternalServices (``OutboundView.external``): reached directly, the cluster (named after the service)
 goes to the external address with the service's own TLS (``atoll.xds.generate.external``; no CLA);
 through a zone egress (``via_egress``) it is an EDS cluster like any other, mTLS with SNI
@@ -48,7 +55,7 @@ those (or None when a cluster changes too), so a control plane can skip regenera
 from __future__ import annotations
 
 import functools
-from dataclasses import fields
+from dataclasses import fields, replace
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import base_pb2
@@ -57,13 +64,25 @@ from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
 from atoll.errors import AtollError
-from atoll.topology import EGRESS_SERVICE, HTTP_PROTOCOLS, Identity, InboundView, MtlsView, OutboundView, ProxyView
+from atoll.topology import (
+    EGRESS_SERVICE,
+    HTTP_PROTOCOLS,
+    Endpoint,
+    Identity,
+    InboundView,
+    MtlsView,
+    OutboundView,
+    PolicySettings,
+    ProxyView,
+)
+from atoll.topology.routes import Split
 from atoll.topology.settings import AccessLogSettings
 from atoll.xds.generate import envoy as e
 from atoll.xds.generate import policies as p
 from atoll.xds.generate import rbac, tls
 from atoll.xds.generate.external import external_cluster
 from atoll.xds.generate.resources import EnvoyResources
+from atoll.xds.generate.routes import apply_route_policies, apply_routes
 
 __all__ = ["GenerationError", "MissingIdentity", "sidecar_endpoint_update", "sidecar_resources"]
 
@@ -113,6 +132,11 @@ def sidecar_resources(view: ProxyView, identity: Identity | None = None) -> Envo
         remote[ob.service] = cluster
         if ob.external is None or ob.via_egress:
             clas.append(_load_assignment(view, ob))
+    for ob, split in _splits(view):  # route backends: after every outbound's own cluster
+        if split.name not in remote:
+            remote[split.name] = _split_cluster(view.mesh, mtls is not None, ob, split)
+            if split.has_assignment:
+                clas.append(_split_load_assignment(view, ob, split))
     clusters.extend(remote.values())
 
     return EnvoyResources.of(listeners=listeners, clusters=clusters, cluster_load_assignments=clas, secrets=secrets)
@@ -161,10 +185,17 @@ def _outbound(mesh: str, mtls: bool, ob: OutboundView) -> tuple[listener_pb2.Lis
             )
         ],
     )
+    apply_routes(listener, ob)
     p.apply_outbound_listener_policies(listener, ob)
     if ob.caller_tags is not None:
         caller_tags = ob.caller_tags
         e.edit_filters(listener, lambda manager: p.tag_caller(manager, caller_tags), lambda _: None)
+    apply_route_policies(listener, ob)
+    return listener, _outbound_cluster(mesh, mtls, ob)
+
+
+def _outbound_cluster(mesh: str, mtls: bool, ob: OutboundView) -> cluster_pb2.Cluster:
+    """The cluster of ``ob.service`` (shared by its outbound and a route sending to the whole service)."""
     if ob.external is not None and not ob.via_egress:
         # An ExternalService reached directly: its own address, its own TLS (no mesh mTLS).
         cluster = external_cluster(ob.service, ob.external)
@@ -175,7 +206,47 @@ def _outbound(mesh: str, mtls: bool, ob: OutboundView) -> tuple[listener_pb2.Lis
             ctx = tls.upstream_tls_context(mesh, ob.service, ob.protocol, server_service=server)
             cluster.transport_socket.CopyFrom(tls.transport_socket(ctx))
     p.apply_outbound_policies(cluster, ob)
-    return listener, cluster
+    return cluster
+
+
+def _splits(view: ProxyView) -> list[tuple[OutboundView, Split]]:
+    """The split clusters of the outbounds' routes, each with the first outbound needing it."""
+    seen: set[str] = {ob.service for ob in view.outbounds}
+    out = []
+    for ob in view.outbounds:
+        for split in ob.splits:
+            if split.name not in seen:
+                seen.add(split.name)
+                out.append((ob, split))
+    return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _split_cluster(mesh: str, mtls: bool, ob: OutboundView, split: Split) -> cluster_pb2.Cluster:
+    """The cluster of a route backend ``split``, configured by the policies of ``ob`` (the outbound whose
+    route names it): a whole service's (or ExternalService's) as an outbound to it would have; a tag
+    subset's an EDS cluster of its own, mTLS with the subset's SNI."""
+    backend = replace(
+        ob,
+        service=split.service,
+        protocol=split.protocol,
+        endpoints=split.endpoints,
+        external=split.external,
+        via_egress=split.via_egress,
+        splits=(),
+    )
+    if not split.tags:
+        return _outbound_cluster(mesh, mtls, backend)
+    cluster = e.eds_cluster(split.name, protocol=split.protocol)
+    if mtls:
+        ctx = tls.upstream_tls_context(mesh, split.service, split.protocol, tags=split.tags)
+        cluster.transport_socket.CopyFrom(tls.transport_socket(ctx))
+    p.apply_outbound_policies(cluster, backend)
+    return cluster
+
+
+def _split_load_assignment(view: ProxyView, ob: OutboundView, split: Split) -> endpoint_pb2.ClusterLoadAssignment:
+    return _assignment(view, ob.policies, split.name, split.endpoints)
 
 
 def _with_access_log(
@@ -209,8 +280,9 @@ def sidecar_endpoint_update(old: ProxyView, new: ProxyView) -> list[endpoint_pb2
     It is enough when ``new`` differs from ``old`` only in the ``endpoints`` of some outbounds and those
     changes touch nothing but the assignments: a cluster's outlier detection depends on whether the
     service has zone-ingress endpoints, so a service gaining or losing its first one needs the full
-    path. Assignments are returned for the outbounds whose endpoints are not the same tuple object
-    (``topology.with_endpoints`` replaces exactly the changed ones); they are shared, never mutate them.
+    path. Assignments are returned for the outbounds (and route split clusters) whose endpoints are
+    not the same tuple object (``topology.with_endpoints`` replaces exactly the changed ones); they are
+    shared, never mutate them.
     """
     if len(old.outbounds) != len(new.outbounds) or not _same_except(old, new, _VIEW_FIELDS):
         return None
@@ -218,13 +290,19 @@ def sidecar_endpoint_update(old: ProxyView, new: ProxyView) -> list[endpoint_pb2
     for a, b in zip(old.outbounds, new.outbounds, strict=True):
         if a is b:
             continue
-        if not _same_except(a, b, _OUTBOUND_FIELDS):
+        if not _same_except(a, b, _OUTBOUND_FIELDS) or len(a.splits) != len(b.splits):
             return None
-        if a.endpoints is b.endpoints:
-            continue
-        if any(ep.ingress for ep in a.endpoints) != any(ep.ingress for ep in b.endpoints):
-            return None
-        changed.add(b.service)
+        pairs = [(a.service, a.endpoints, b.endpoints)]
+        for x, y in zip(a.splits, b.splits, strict=True):
+            if x.name != y.name or x.service != y.service or x.tags != y.tags:
+                return None
+            pairs.append((y.name, x.endpoints, y.endpoints))
+        for name, before, after in pairs:
+            if before is after:
+                continue
+            if _cross_zone(before) != _cross_zone(after):
+                return None  # outlier detection of the cluster changes
+            changed.add(name)
     out: list[endpoint_pb2.ClusterLoadAssignment] = []
     seen: set[str] = set()
     for ob in new.outbounds:  # the first outbound of a service configures its cluster, as above
@@ -234,11 +312,20 @@ def sidecar_endpoint_update(old: ProxyView, new: ProxyView) -> list[endpoint_pb2
         if ob.service not in changed or (ob.external is not None and not ob.via_egress):
             continue  # unchanged, or an ExternalService reached directly (no assignment)
         out.append(_load_assignment(new, ob))
+    out.extend(
+        _split_load_assignment(new, ob, split)
+        for ob, split in _splits(new)
+        if split.name in changed and split.has_assignment
+    )
     return out
 
 
+def _cross_zone(endpoints: tuple[Endpoint, ...]) -> bool:
+    return any(ep.ingress for ep in endpoints)
+
+
 _VIEW_FIELDS = tuple(f.name for f in fields(ProxyView) if f.name != "outbounds")
-_OUTBOUND_FIELDS = tuple(f.name for f in fields(OutboundView) if f.name != "endpoints")
+_OUTBOUND_FIELDS = tuple(f.name for f in fields(OutboundView) if f.name not in ("endpoints", "splits"))
 
 
 def _same_except(a: object, b: object, names: tuple[str, ...]) -> bool:
@@ -251,14 +338,20 @@ def _same_except(a: object, b: object, names: tuple[str, ...]) -> bool:
 
 def _load_assignment(view: ProxyView, ob: OutboundView) -> endpoint_pb2.ClusterLoadAssignment:
     """The (shared) ClusterLoadAssignment of outbound ``ob``'s EDS cluster, zone priorities applied."""
+    return _assignment(view, ob.policies, ob.service, ob.endpoints)
+
+
+def _assignment(
+    view: ProxyView, policies: PolicySettings, name: str, endpoints: tuple[Endpoint, ...]
+) -> endpoint_pb2.ClusterLoadAssignment:
     lb = p.zone_priorities(
-        ob.policies.load_balancing,
+        policies.load_balancing,
         view.zone,
-        (ep.zone for ep in ob.endpoints),
+        (ep.zone for ep in endpoints),
         mesh_locality_aware=view.locality_aware,
     )
     priorities, factor = lb if lb is not None else (None, None)
-    return e.shared_cluster_load_assignment(ob.service, ob.endpoints, priorities, factor)
+    return e.shared_cluster_load_assignment(name, endpoints, priorities, factor)
 
 
 def _inbound_filters(mesh: str, ib: InboundView, *, permissions: bool) -> list[listener_components_pb2.Filter]:

@@ -21,6 +21,7 @@ touches no listener or cluster.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 
 from envoy.config.core.v3 import base_pb2
 from envoy.config.listener.v3 import listener_components_pb2
@@ -105,14 +106,20 @@ def downstream_tls_context(mesh: str, protocol: str) -> tls_pb2.DownstreamTlsCon
 
 
 def upstream_tls_context(
-    mesh: str, service: str, protocol: str, *, server_service: str | None = None
+    mesh: str,
+    service: str,
+    protocol: str,
+    *,
+    server_service: str | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> tls_pb2.UpstreamTlsContext:
-    """Outbound mTLS to ``service``: SNI for the zone ingress/egress, the server must be ``service``
-    (or ``server_service``: ``zone-egress`` for an ExternalService reached through an egress)."""
+    """Outbound mTLS to ``service``: SNI for the zone ingress/egress (with ``tags`` for a route's tag
+    subset), the server must be ``service`` (or ``server_service``: ``zone-egress`` for an
+    ExternalService reached through an egress)."""
     alpn = {"http": ["http/1.1"], "http2": ["h2"], "grpc": ["h2"]}.get(protocol, [])
     expected = spiffe_id(mesh, server_service or service)
     return tls_pb2.UpstreamTlsContext(
-        sni=sni(service, mesh),
+        sni=sni(service, mesh, tags),
         common_tls_context=_common(mesh, string_pb2.StringMatcher(exact=expected), alpn),
     )
 
