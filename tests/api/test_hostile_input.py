@@ -199,3 +199,21 @@ async def test_a_401_names_the_token_file_only_to_a_loopback_client(
     assert r.status_code == 401, r.text
     assert "Bearer <admin token>" in r.text or "admin token" in r.text
     assert ("/srv/atoll/admin-token" in r.text) is (client == "127.0.0.1")
+
+
+async def test_a_resource_stored_with_a_lone_surrogate_stays_readable_and_deletable(
+    api: httpx.AsyncClient, store: Store
+) -> None:
+    await put_mesh(api)
+    assert (await api.put("/meshes/default/dataplanes/web", json=dataplane("web"))).status_code == 201
+    current = await store.get("Dataplane", "web", "default")
+    data = current.spec_dict()
+    data["networking"]["inbound"][0]["tags"]["version"] = "\ud800"  # written past validation
+    await store.update(current.with_spec(type(current.spec).model_validate(data)))
+    for path in ("/meshes/default/dataplanes", "/meshes/default/dataplanes/web", "/dataplanes"):
+        r = await api.get(path)
+        assert r.status_code == 200, (path, r.text[:300])
+        assert "\\ud800" in r.text
+    r = await api.get("/meshes/default/dataplanes/web", headers={"accept": "application/yaml"})
+    assert r.status_code == 200, r.text[:300]
+    assert (await api.delete("/meshes/default/dataplanes/web")).status_code == 200

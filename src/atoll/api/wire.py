@@ -5,7 +5,8 @@
   numbers in ASCII digits only, a bad value quoted escaped and cut short); ``list_page``
   reads that page from the store; ``page_answer`` writes a ``{total, items, next}`` page whose
   ``next`` is this request's URL with the following offset, or ``null`` on the last page.
-- ``respond`` answers JSON, or YAML when the client's ``Accept`` asks for YAML and not JSON.
+- ``respond`` answers JSON, or YAML when the client's ``Accept`` asks for YAML and not JSON; text
+  that UTF-8 cannot carry (stored before input was checked) is escaped, not a 500.
 - ``if_match`` reads ``If-Match: <version>`` (quotes and ``W/`` allowed) as a positive integer
   (ASCII digits, at most ``MAX_VERSION``).
 - ``json_object`` reads a request body that must be one JSON object (bootstrap, tokens, agents).
@@ -16,6 +17,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -111,8 +113,18 @@ def respond(request: Request, body: Any, *, headers: dict[str, str] | None = Non
     accept = request.headers.get("accept", "")
     if "yaml" in accept and "json" not in accept:
         text = yaml.safe_dump(body, sort_keys=False, default_flow_style=False, allow_unicode=True)
-        return Response(text, media_type="application/yaml", headers=headers)
-    return JSONResponse(body, headers=headers)
+        return Response(text.encode("utf-8", "backslashreplace"), media_type="application/yaml", headers=headers)
+    return ReadableJSONResponse(body, headers=headers)
+
+
+class ReadableJSONResponse(JSONResponse):
+    """Starlette's JSON answer, byte for byte, except that text no UTF-8 can carry (a lone surrogate
+    stored before input was checked for it) is written as its JSON escape (``\\ud800``) instead of
+    failing the answer: such a resource stays readable, and so can be fixed or deleted."""
+
+    def render(self, content: Any) -> bytes:
+        text = json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
+        return text.encode("utf-8", "backslashreplace")
 
 
 def etag(r: Resource[Any]) -> dict[str, str]:
