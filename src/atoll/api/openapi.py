@@ -79,6 +79,7 @@ def _param(
 
 
 MESH = _param("mesh", "path", "Name of the mesh.")
+POLICY_PLURAL = _param("plural", "path", "Plural of a policy type (meshtimeouts, meshretries, ...).")
 LIST_QUERY = [
     _param(
         "size",
@@ -198,7 +199,13 @@ def item_operation(rt: ResourceType, method: str) -> dict[str, Any]:
         out = operation([*params, IF_MATCH])
         out["responses"] |= error_responses([409])
         return out
-    return operation([*params, IF_MATCH], rt.name, body=rt.name, created=True)
+    op = operation([*params, IF_MATCH], rt.name, body=rt.name, created=True)
+    for code in ("200", "201"):  # the stored resource, plus what of it no generator reads
+        op["responses"][code]["description"] = (
+            f"The stored {rt.name}; with `warnings` (a list of `<kind or field path>: <why>` strings) "
+            "when part of it is stored and not enforced"
+        )
+    return op
 
 
 def component_schemas(types: Iterable[ResourceType]) -> dict[str, Any]:
