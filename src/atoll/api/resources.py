@@ -138,9 +138,12 @@ def _ident(request: Request) -> tuple[str, str | None]:
 def add_resource_routes(router: APIRouter, routes: ResourceRoutes) -> None:
     """``/``, ``/_resources`` and the routes of every type ``routes`` serves."""
     summary = "Product, version and role of this control plane"
-    router.add_api_route(paths.ROOT, routes.index, methods=["GET"], summary=summary)
+    errors = {"responses": openapi.error_responses([405, 500])}
+    router.add_api_route(paths.ROOT, routes.index, methods=["GET"], summary=summary, openapi_extra=errors)
     summary = "Resource types served by this API"
-    router.add_api_route(paths.RESOURCE_TYPES, routes.resource_types, methods=["GET"], summary=summary)
+    router.add_api_route(
+        paths.RESOURCE_TYPES, routes.resource_types, methods=["GET"], summary=summary, openapi_extra=errors
+    )
     for rt in routes.types:
         _add_type_routes(router, routes, rt)
 

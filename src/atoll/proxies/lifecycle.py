@@ -39,6 +39,7 @@ from atoll.proxies.removal import MANAGED_LABEL, RemovalTimers
 from atoll.resources import Resource, decode, encode, load_documents
 from atoll.resources.codec import decode_spec
 from atoll.resources.models.dataplane import DataplaneSpec
+from atoll.resources.parsing import load_json
 from atoll.resources.proxy_id import PROXY_TYPE_NAMES, MalformedNodeId, NodeId, ProxyType
 from atoll.resources.types import get_type
 from atoll.security import NoAuth, ProxyAuthenticator
@@ -71,6 +72,7 @@ class DataplaneLifecycle:
         self._xds_tls = xds_tls
         self._reconciler = reconciler
         self._inventory = inventory
+        inventory.config_errors = reconciler.config_error  # insights say why a proxy gets no config
         self._removal = removal
         self._zone = zone
         self._auth: ProxyAuthenticator = auth or NoAuth()
@@ -216,7 +218,7 @@ class DataplaneLifecycle:
         started without it, as stored already; the token must let the proxy in."""
         if raw is not None:
             try:
-                dp = _decode_proxy_resource(json.loads(raw) if isinstance(raw, str) else raw, nid.type)
+                dp = _decode_proxy_resource(load_json(raw) if isinstance(raw, str) else raw, nid.type)
             except (InvalidInput, ValueError) as e:
                 raise StreamRejected(
                     grpc.StatusCode.INVALID_ARGUMENT, f"invalid {nid.type.resource_type} in node metadata: {e}"
