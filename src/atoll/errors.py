@@ -24,7 +24,7 @@ store holds), ``local`` (Atoll itself: a bug or a gap).
     │   │   └── CpUnavailable      dp.cp_client            peer      no usable answer from the CP in time
     │   ├── PeerProtocolError      errors                  peer      a stream's peer broke the protocol (ADS, KDS)
     │   ├── WireError              kds.wire                peer      a KDS resource from the peer is unreadable
-    │   ├── ZoneRejected           kds.server              peer      a zone's KDS stream is refused at open
+    │   ├── ZoneRejected           kds.zones               peer      a zone's KDS stream is refused at open
     │   ├── XdsError               xds.server.protocol     -         base of the xDS server's errors
     │   │   └── StreamRejected     xds.server.grpc_server  peer      a proxy's ADS stream is refused at open
     │   ├── InconsistentSnapshot   xds.server.snapshot     local     a snapshot lacks what it references
@@ -33,6 +33,7 @@ store holds), ``local`` (Atoll itself: a bug or a gap).
     ├── ValueError
     │   ├── Problems               resources.base          caller    a model validator's problems, with paths
     │   ├── MalformedNodeId        resources.proxy_id      peer      a string that is no proxy's node id
+    │   ├── TextLimit              resources.parsing       caller    JSON/YAML nested too deep, or an alias bomb
     │   └── UnsupportedExternal    xds.generate.external   operator  an ExternalService setting not supported
     ├── HttpError                  api.errors              caller    an HTTP error answer; its status says more
     ├── ErrorReply                 cli.client              peer      the CP answered the CLI with an error
@@ -63,10 +64,14 @@ Who raises what, and what becomes of it:
   fault, and a zone reconnects. KDS: a ``WireError`` makes the receiver NACK the resources it names;
   ``ZoneRejected`` refuses a zone's stream with its gRPC status. xDS: ``StreamRejected`` is raised by
   the stream-open hook (``proxies.lifecycle``) and answered with its gRPC status.
+- ``TextLimit``: ``resources.parsing`` (nesting depth, YAML alias expansion), raised before a value is
+  built; the codec, the API's body parsing and the KDS receiver turn it into ``InvalidInput`` (400) or a
+  ``WireError``, the ADS stream-open hook into ``StreamRejected`` (``INVALID_ARGUMENT``).
 - ``MalformedNodeId``: ``NodeId.parse``; the ADS stream-open hook refuses the stream with it
   (``StreamRejected``, ``INVALID_ARGUMENT``).
 - ``GenerationError`` / ``UnsupportedExternal``: the generators, as ``InconsistentSnapshot`` the
-  snapshot cache; the reconciler logs them and that proxy keeps its last configuration.
+  snapshot cache; the reconciler logs them, that proxy keeps its last configuration and its insight
+  says why (``configError``); no other proxy is affected.
 - ``HttpError`` (``api.errors``) is the REST API's own answer; ``ErrorReply`` / ``Unreachable``
   (``cli.client``) and ``UnknownType`` end a CLI command with a message and an exit code.
 - ``ComponentError``: a CP component's start (address, port, server); the supervisor stops the CP.

@@ -60,9 +60,10 @@ async def test_resource_routes_name_their_bodies(api: httpx.AsyncClient) -> None
     assert put["requestBody"]["content"]["application/json"]["schema"] == ref
     assert put["requestBody"]["content"]["application/yaml"]["schema"] == ref
     assert put["responses"]["201"]["content"]["application/json"]["schema"] == ref
-    assert put["responses"]["default"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/Error"
-    }
+    for status in ("400", "409", "413", "500"):  # explicit error statuses (issue 14), no catch-all "default"
+        assert put["responses"][status]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/Error"
+        }
     get = doc["paths"]["/meshes/{mesh}/dataplanes/{name}"]["get"]
     assert get["responses"]["200"]["content"]["application/json"]["schema"] == ref
     listing = doc["paths"]["/dataplanes"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from atoll.cli.client import Client, ErrorReply, InvalidParameter, Unreachable
+from atoll.cli.client import Client, ErrorReply, InvalidParameter, Unreachable, Written
 from atoll.cli.common import report_error
 from atoll.errors import FieldError, InvalidInput
 from atoll.resources import get_type
@@ -127,3 +127,16 @@ def test_token_is_sent_as_bearer() -> None:
     with Client("http://cp.test", transport=httpx.MockTransport(handler)) as c:
         c.index()
     assert seen == ["Bearer s3cret", None]
+
+
+def test_put_returns_status_and_warnings() -> None:
+    answers = iter(
+        [
+            httpx.Response(201, json={"type": "Dataplane", "name": "web", "warnings": ["networking.gateway: why"]}),
+            httpx.Response(200, json={"type": "Dataplane", "name": "web"}),
+        ]
+    )
+    with client_for(httpx.MockTransport(lambda req: next(answers))) as c:
+        doc = {"type": "Dataplane", "name": "web", "mesh": "default"}
+        assert c.put(DATAPLANE, doc) == Written(201, ("networking.gateway: why",))
+        assert c.put(DATAPLANE, doc) == Written(200, ())

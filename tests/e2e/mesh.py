@@ -153,8 +153,10 @@ class Agent:
         proxy_type: str = "dataplane",
         token: str | None = None,
         prefix: Sequence[str] = (),
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.prefix = list(prefix)
+        self.extra_args = list(extra_args)
         self.proxy_type = proxy_type
         self.token_file: Path | None = None
         if token is not None:
@@ -189,6 +191,7 @@ class Agent:
                 "--proxy-type",
                 self.proxy_type,
                 *(["--token-file", str(self.token_file)] if self.token_file else []),
+                *self.extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -102,6 +102,8 @@ def test_unreachable_zone_fails_over_to_local_and_back(zone2_host: ZoneHost, tmp
                 token=token,
                 proxy_type="ingress" if ingress else "dataplane",
                 prefix=zone2_host.prefix if remote else (),
+                # zone-2 binds ADS on 0.0.0.0: TLS by default, verified with its generated certificate
+                extra_args=["--ca-file", str(cp.data_dir / "xds-tls.crt")] if remote else (),
             )
             started.append(a)
             # The zone may not have global's signing keys yet: retry the start until it is let in.

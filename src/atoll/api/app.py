@@ -7,9 +7,10 @@ that match the same path):
 
 1. ``resources``: ``/``, ``/_resources``, then list/get/put/delete of every resource type.
 2. ``insights``: the ``+insights`` lists and a proxy's xDS config, config dump and stats.
-3. ``proxy_routes``: ``/bootstrap`` and the agents' ``/dp/*`` endpoints.
-4. ``tokens``: ``/tokens/*`` (admin only).
-5. ``resources.add_fallback_routes``: the catch-all naming known types under ``/meshes/{mesh}/``.
+3. ``policy_routes``: policy inspection (a proxy's policies, a policy's proxies).
+4. ``proxy_routes``: ``/bootstrap`` and the agents' ``/dp/*`` endpoints.
+5. ``tokens``: ``/tokens/*`` (admin only).
+6. ``resources.add_fallback_routes``: the catch-all naming known types under ``/meshes/{mesh}/``.
 
 The routes go straight into the app's own ``APIRouter`` rather than into included routers, so the
 route list stays one flat, ordered list: Starlette's matching and ``errors.allowed_methods`` (the
@@ -30,6 +31,7 @@ from atoll.api.errors import install_error_handlers
 from atoll.api.insights import InsightRoutes, add_insight_routes
 from atoll.api.metrics import RequestMetrics
 from atoll.api.openapi import OpenApiApp
+from atoll.api.policy_routes import PolicyRoutes, add_policy_routes
 from atoll.api.proxy_routes import ProxyRoutes, add_proxy_routes
 from atoll.api.resources import PRODUCT, ResourceRoutes, add_fallback_routes, add_resource_routes
 from atoll.api.tokens import add_token_routes
@@ -79,6 +81,7 @@ def create_app(deps: ApiDependencies) -> FastAPI:
     )
     add_resource_routes(app.router, resources)
     add_insight_routes(app.router, insights)
+    add_policy_routes(app.router, PolicyRoutes(store=deps.store))
     add_proxy_routes(app.router, proxies)
     add_token_routes(app.router, deps.tokens, access, deps.max_body_bytes)
     add_fallback_routes(app.router, types)

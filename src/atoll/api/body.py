@@ -17,6 +17,7 @@ from starlette.requests import Request
 from atoll.api.errors import HttpError
 from atoll.errors import InvalidInput
 from atoll.resources.codec import load_documents
+from atoll.resources.parsing import TextLimit, load_json
 
 YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"})
 JSON_TYPES = frozenset({"application/json"})
@@ -69,7 +70,9 @@ def parse_document(data: bytes, kind: str) -> Any:
         raise InvalidInput(f"the body is not UTF-8 text: {e.reason} at byte {e.start}", title="invalid body") from None
     if kind == "json":
         try:
-            return json.loads(text)
+            return load_json(text)
+        except TextLimit as e:
+            raise InvalidInput(f"invalid JSON: {e}", title="invalid JSON") from None
         except json.JSONDecodeError as e:
             raise InvalidInput(
                 f"invalid JSON: line {e.lineno}, column {e.colno}: {e.msg}", title="invalid JSON"

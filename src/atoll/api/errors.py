@@ -10,11 +10,18 @@ Handlers raise ``HttpError`` (a status and that body: an error this server answe
 errors, into that shape. Store errors map as ``NotFound`` -> 404, ``AlreadyExists`` and ``Conflict``
 -> 409, any other ``StoreError`` -> 500; ``InvalidInput`` -> 400 with one entry per field error;
 ``Unauthenticated`` -> 401 (``WWW-Authenticate: Bearer``), ``Forbidden`` -> 403.
+
+A 500 (an unexpected exception, a ``StoreError`` that is no 404/409, any other ``AtollError``) is
+answered with a fresh request id (also in ``X-Request-Id``) and nothing of the exception: its class
+and message are logged, once, in one ERROR line with that id (the traceback at DEBUG). Unexpected
+exceptions are caught by ``CatchAll``, a middleware inside Starlette's own error middleware, so the
+server does not log a second traceback.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,6 +30,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from atoll.errors import (
     AlreadyExists,
@@ -81,13 +89,13 @@ def http_error(exc: Exception, request: Request | None = None) -> HttpError:
     if isinstance(exc, Conflict):
         return HttpError(409, "conflict", str(exc))
     if isinstance(exc, StoreError):
-        return HttpError(500, "store error", str(exc))
+        return internal_error(exc, request, "store error")
     if isinstance(exc, Unauthenticated):
         return HttpError(401, "unauthenticated", exc.reason, headers={"WWW-Authenticate": "Bearer"})
     if isinstance(exc, Forbidden):
         return HttpError(403, "forbidden", exc.reason)
     if isinstance(exc, AtollError):
-        return HttpError(500, "internal error", str(exc))
+        return internal_error(exc, request)
     if isinstance(exc, StarletteHTTPException):
         titles = {404: "not found", 405: "method not allowed"}
         title = titles.get(exc.status_code, str(exc.detail).lower())
@@ -107,8 +115,21 @@ def http_error(exc: Exception, request: Request | None = None) -> HttpError:
             loc = [str(p) for p in err.get("loc", ()) if p not in ("query", "path", "header", "body")]
             fields.append(FieldError(".".join(loc), str(err.get("msg", "invalid"))))
         return HttpError(400, "invalid request", "; ".join(str(f) for f in fields), fields)
-    log.exception("unexpected error while serving a request", exc_info=exc)
-    return HttpError(500, "internal error", f"{type(exc).__name__}: {exc}")
+    return internal_error(exc, request)
+
+
+def internal_error(exc: BaseException, request: Request | None, title: str = "internal error") -> HttpError:
+    """The 500 for ``exc``: logged once under a new request id; the answer names only that id."""
+    request_id = secrets.token_hex(8)
+    where = f"{request.method} {request.url.path}" if request is not None else "a request"
+    log.error("request %s: %s failed: %s: %s", request_id, where, type(exc).__name__, exc)
+    log.debug("request %s: traceback", request_id, exc_info=exc)
+    return HttpError(
+        500,
+        title,
+        f"the server could not complete this request; its log names it as request {request_id}",
+        headers={"X-Request-Id": request_id},
+    )
 
 
 FALLBACK_ROUTE = "unknown-resource-type"
@@ -135,5 +156,33 @@ def install_error_handlers(app: FastAPI) -> None:
     async def handle(request: Request, exc: Exception) -> JSONResponse:
         return http_error(exc, request).response()
 
-    for exc_type in (HttpError, AtollError, StarletteHTTPException, RequestValidationError, Exception):
+    for exc_type in (HttpError, AtollError, StarletteHTTPException, RequestValidationError):
         app.add_exception_handler(exc_type, handle)
+    app.add_middleware(CatchAll)
+
+
+class CatchAll:
+    """ASGI middleware: any exception the app lets through becomes ``internal_error``'s 500 (when no
+    answer was started), and is not raised further (so it is logged once, by ``internal_error``)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            error = internal_error(exc, Request(scope))
+            if not started:
+                await error.response()(scope, receive, send)

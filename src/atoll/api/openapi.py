@@ -13,7 +13,10 @@ validated on input) under ``components.schemas``:
 - ``{Type}List``: a page, ``{total, items, next}``.
 - ``{Type}.{Model}``: the nested models of the spec (namespaced: two types may both have a ``Conf``).
 
-``Error`` is the body of every error answer (``atoll.api.errors``). ``OpenApiApp`` is the FastAPI
+``Error`` is the body of every error answer (``atoll.api.errors``); every operation lists the error
+statuses it may answer (``ERROR_STATUSES``: 400 for a bad parameter or body, 401/403, 404, 405, 500;
+with a body also 413 past the size limit and 415; writes of one resource 409), and parameters carry
+their bounds (``size``, ``offset``, ``If-Match``). ``OpenApiApp`` is the FastAPI
 app that merges these schemas into the document the first time it is asked for.
 """
 
@@ -24,7 +27,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from atoll.api.wire import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from atoll.api.body import DEFAULT_MAX_BODY_BYTES
+from atoll.api.wire import DEFAULT_PAGE_SIZE, MAX_OFFSET, MAX_PAGE_SIZE, MAX_VERSION
 from atoll.resources.types import ResourceType
 
 SCHEMAS = "#/components/schemas/"
@@ -67,17 +71,44 @@ class OpenApiApp(FastAPI):
         return doc
 
 
-def _param(name: str, where: str, description: str, typ: str = "string", required: bool = True) -> dict[str, Any]:
-    return {"name": name, "in": where, "required": required, "description": description, "schema": {"type": typ}}
+def _param(
+    name: str, where: str, description: str, typ: str = "string", required: bool = True, **bounds: Any
+) -> dict[str, Any]:
+    schema = {"type": typ, **bounds}
+    return {"name": name, "in": where, "required": required, "description": description, "schema": schema}
 
 
 MESH = _param("mesh", "path", "Name of the mesh.")
+POLICY_PLURAL = _param("plural", "path", "Plural of a policy type (meshtimeouts, meshretries, ...).")
 LIST_QUERY = [
-    _param("size", "query", f"Items per page, 1..{MAX_PAGE_SIZE} (default {DEFAULT_PAGE_SIZE}).", "integer", False),
-    _param("offset", "query", "Index of the first item (default 0).", "integer", False),
+    _param(
+        "size",
+        "query",
+        f"Items per page, 1..{MAX_PAGE_SIZE} (default {DEFAULT_PAGE_SIZE}).",
+        "integer",
+        False,
+        minimum=1,
+        maximum=MAX_PAGE_SIZE,
+    ),
+    _param(
+        "offset",
+        "query",
+        f"Index of the first item, 0..{MAX_OFFSET} (default 0).",
+        "integer",
+        False,
+        minimum=0,
+        maximum=MAX_OFFSET,
+    ),
     _param("name", "query", "Only resources whose name starts with this prefix.", required=False),
 ]
-IF_MATCH = _param("If-Match", "header", "Only write if the stored version is this one.", required=False)
+IF_MATCH = _param(
+    "If-Match",
+    "header",
+    f"Only write if the stored version is this one: a whole number 1..{MAX_VERSION}, quotes and W/ allowed.",
+    required=False,
+    pattern='^ *(W/)?"?[0-9]{1,19}"? *$',
+    maxLength=26,
+)
 NO_REQUEST = {"204": {"description": "No request came within ``wait`` seconds"}}
 POLL_QUERY = [
     _param("mesh", "query", "Mesh of the agent's proxy."),
@@ -101,23 +132,48 @@ def operation(
     """``openapi_extra`` of a route: its ``parameters``; a 200 answer of the ``answer`` schema (any
     JSON object if ``None``; YAML too for reads that follow ``Accept``), also as 201 if ``created``;
     a request body of the ``body`` schema (JSON or YAML), or of a JSON object if ``body == "object"``;
-    the ``Error`` body of any error answer."""
+    the ``Error`` answers it may give (``errors``: 409 for writes of one resource)."""
     answers = {"200": _answer(answer, yaml=yaml)}
     if created:
         answers["201"] = _answer(answer)
-    out: dict[str, Any] = {"responses": {**answers, **_ERRORS}}
+    statuses = set(ERROR_STATUSES) | ({413, 415} if body is not None else set()) | ({409} if created else set())
+    out: dict[str, Any] = {"responses": {**answers, **error_responses(statuses)}}
     if parameters:
         out["parameters"] = parameters
     if body == "object":
-        out["requestBody"] = {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
+        out["requestBody"] = {"content": {"application/json": {"schema": {"type": "object"}}}}
     elif body is not None:
-        out["requestBody"] = {"required": True, "content": {t: {"schema": _ref(body)} for t in BODY_TYPES}}
+        out["requestBody"] = {"content": {t: {"schema": _ref(body)} for t in BODY_TYPES}}
+    if body is not None:
+        out["requestBody"] |= {"required": True, "description": BODY_LIMIT}
     return out
 
 
-_ERRORS = {
-    "default": {"description": "An error", "content": {"application/json": {"schema": {"$ref": SCHEMAS + "Error"}}}}
+BODY_LIMIT = (
+    f"At most the server's body limit: {DEFAULT_MAX_BODY_BYTES} bytes unless configured otherwise "
+    "(413 past it); JSON and YAML nested at most 64 levels deep, YAML aliases bounded (400)."
+)
+
+ERROR_STATUSES = (400, 401, 403, 404, 405, 500)
+"""The error statuses any operation may answer (a body adds 413 and 415, a write of one resource 409)."""
+
+_ERROR_MEANINGS = {
+    400: "Invalid parameter, header or body; invalid_parameters names each field",
+    401: "Authentication required (admin token or dataplane token)",
+    403: "Not allowed for this client",
+    404: "No such resource, mesh or path",
+    405: "Method not allowed on this path",
+    409: "Conflict: the resource exists, or If-Match names another version",
+    413: "Request body too large",
+    415: "Unsupported content type",
+    500: "Internal error; details name a request id to look for in the server's log",
 }
+
+
+def error_responses(statuses: Iterable[int] = ERROR_STATUSES) -> dict[str, Any]:
+    """The ``responses`` entries of ``statuses``, each with the ``Error`` body."""
+    body = {"application/json": {"schema": {"$ref": SCHEMAS + "Error"}}}
+    return {str(s): {"description": _ERROR_MEANINGS[s], "content": body} for s in sorted(statuses)}
 
 
 def _ref(schema: str | None) -> dict[str, Any]:
@@ -140,8 +196,16 @@ def item_operation(rt: ResourceType, method: str) -> dict[str, Any]:
     if method == "GET":
         return operation(params, rt.name, yaml=True)
     if method == "DELETE":
-        return operation([*params, IF_MATCH])
-    return operation([*params, IF_MATCH], rt.name, body=rt.name, created=True)
+        out = operation([*params, IF_MATCH])
+        out["responses"] |= error_responses([409])
+        return out
+    op = operation([*params, IF_MATCH], rt.name, body=rt.name, created=True)
+    for code in ("200", "201"):  # the stored resource, plus what of it no generator reads
+        op["responses"][code]["description"] = (
+            f"The stored {rt.name}; with `warnings` (a list of `<kind or field path>: <why>` strings) "
+            "when part of it is stored and not enforced"
+        )
+    return op
 
 
 def component_schemas(types: Iterable[ResourceType]) -> dict[str, Any]:

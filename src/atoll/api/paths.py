@@ -48,6 +48,9 @@ DATAPLANE = MESH + "/dataplanes/{name}"
 DATAPLANE_XDS = DATAPLANE + "/xds"
 DATAPLANE_CONFIG_DUMP = DATAPLANE + "/config-dump"
 DATAPLANE_STATS = DATAPLANE + "/stats"
+# Policy inspection: which policies shape a proxy's traffic, and which proxies a policy selects.
+DATAPLANE_POLICIES = DATAPLANE + "/policies"
+POLICY_DATAPLANES = MESH + "/{plural}/{name}/_resources/dataplanes"
 
 # Any type name under a mesh: the app's catch-all that names the known types when one is unknown.
 MESH_ANY_COLLECTION = MESH + "/{plural}"

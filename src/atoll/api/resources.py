@@ -7,7 +7,9 @@ meshes (mesh-scoped types), get, put, delete — the order ``Allow`` lists metho
 - ``GET`` of a list answers a ``{total, items, next}`` page (``size``, ``offset``, ``name`` prefix);
   a mesh in the path must exist (404 naming ``mesh``).
 - ``PUT`` takes one Universal document (JSON or YAML) and answers 201 on create, 200 on update, with
-  ``ETag: "<version>"``; ``If-Match: <version>`` makes it conditional (``atoll.api.writes``).
+  ``ETag: "<version>"``; ``If-Match: <version>`` makes it conditional (``atoll.api.writes``). The
+  answer is the stored resource, plus ``warnings`` when part of it is stored and not enforced
+  (``atoll.topology.enforcement``: ``<kind or field path>: <why>``).
 - Secret types answer only admin clients, and every write (PUT, DELETE) needs an admin. A global CP
   refuses writes of zone-owned types, a federated zone CP those of global-owned types (405).
 
@@ -36,6 +38,7 @@ from atoll.api.writes import ResourceWriter, decode_for_path
 from atoll.resources.codec import encode
 from atoll.resources.types import ResourceType
 from atoll.store.protocol import Store
+from atoll.topology.enforcement import unenforced
 
 PRODUCT = "Atoll"
 
@@ -98,7 +101,11 @@ class ResourceRoutes:
             if mesh is not None:
                 await require_mesh(self.store, mesh)
             stored, created = await self.writer.write(resource, version)
-            return JSONResponse(encode(stored), status_code=201 if created else 200, headers=etag(stored))
+            body = encode(stored)
+            warnings = unenforced(stored)
+            if warnings:  # stored, but something in it is read by no generator: say so
+                body["warnings"] = warnings
+            return JSONResponse(body, status_code=201 if created else 200, headers=etag(stored))
 
         return put_resource
 
@@ -131,9 +138,12 @@ def _ident(request: Request) -> tuple[str, str | None]:
 def add_resource_routes(router: APIRouter, routes: ResourceRoutes) -> None:
     """``/``, ``/_resources`` and the routes of every type ``routes`` serves."""
     summary = "Product, version and role of this control plane"
-    router.add_api_route(paths.ROOT, routes.index, methods=["GET"], summary=summary)
+    errors = {"responses": openapi.error_responses([405, 500])}
+    router.add_api_route(paths.ROOT, routes.index, methods=["GET"], summary=summary, openapi_extra=errors)
     summary = "Resource types served by this API"
-    router.add_api_route(paths.RESOURCE_TYPES, routes.resource_types, methods=["GET"], summary=summary)
+    router.add_api_route(
+        paths.RESOURCE_TYPES, routes.resource_types, methods=["GET"], summary=summary, openapi_extra=errors
+    )
     for rt in routes.types:
         _add_type_routes(router, routes, rt)
 

@@ -1,11 +1,14 @@
 """What every route handler shares: query and header parsing, answers, the admin check.
 
 - ``PageRequest.of(request)`` reads ``size`` (1..``MAX_PAGE_SIZE``, default ``DEFAULT_PAGE_SIZE``),
-  ``offset`` and the ``name`` prefix, reporting every bad parameter at once (400); ``list_page``
+  ``offset`` (0..``MAX_OFFSET``) and the ``name`` prefix, reporting every bad parameter at once (400;
+  numbers in ASCII digits only, a bad value quoted escaped and cut short); ``list_page``
   reads that page from the store; ``page_answer`` writes a ``{total, items, next}`` page whose
   ``next`` is this request's URL with the following offset, or ``null`` on the last page.
-- ``respond`` answers JSON, or YAML when the client's ``Accept`` asks for YAML and not JSON.
-- ``if_match`` reads ``If-Match: <version>`` (quotes and ``W/`` allowed) as a positive integer.
+- ``respond`` answers JSON, or YAML when the client's ``Accept`` asks for YAML and not JSON; text
+  that UTF-8 cannot carry (stored before input was checked) is escaped, not a 500.
+- ``if_match`` reads ``If-Match: <version>`` (quotes and ``W/`` allowed) as a positive integer
+  (ASCII digits, at most ``MAX_VERSION``).
 - ``json_object`` reads a request body that must be one JSON object (bootstrap, tokens, agents).
 - ``Access`` asks ``is_admin`` and answers 403 when it says no (``AdminAuth`` raises 401 itself);
   secret types are shown to admins only.
@@ -14,6 +17,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +37,19 @@ from atoll.store.protocol import ListFilter, Page, Store
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
+MAX_OFFSET = 1_000_000_000
+"""The largest ``offset`` a list accepts (past any real list; bounded so no store sees a huge number)."""
+MAX_VERSION = 2**63 - 1
+"""The largest resource version ``If-Match`` may name (the stores keep versions as 64-bit integers)."""
+
+_DIGITS = re.compile(r"[0-9]{1,19}")
+"""A whole number in ASCII digits (``str.isdigit`` also takes ``³`` and ``٣``), at most 19 of them."""
+
+
+def _shown(raw: str) -> str:
+    """``raw`` as an error message may quote it: escaped, and cut after 40 characters."""
+    text = raw if len(raw) <= 40 else raw[:40] + "..."
+    return text.encode("unicode_escape").decode("ascii").replace('"', '\\"')
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +66,7 @@ class PageRequest:
         query = request.query_params
         errors: list[FieldError] = []
         size = _whole_number(query, "size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE, errors)
-        offset = _whole_number(query, "offset", 0, 0, None, errors)
+        offset = _whole_number(query, "offset", 0, 0, MAX_OFFSET, errors)
         if errors:
             raise InvalidInput(errors, title="invalid query")
         return cls(size, offset, query.get("name", ""))
@@ -64,10 +82,11 @@ def _whole_number(
     raw = query.get(key)
     if raw is None:
         return default
-    if not raw.strip().isdigit():
-        errors.append(FieldError(key, f'must be a whole number, got "{raw}"'))
+    text = raw.strip()
+    if not _DIGITS.fullmatch(text):
+        errors.append(FieldError(key, f'must be a whole number, got "{_shown(raw)}"'))
         return default
-    value = int(raw)
+    value = int(text)
     if value < low or (high is not None and value > high):
         bound = f"{low}..{high}" if high is not None else f"at least {low}"
         errors.append(FieldError(key, f"must be {bound}, got {value}"))
@@ -94,8 +113,18 @@ def respond(request: Request, body: Any, *, headers: dict[str, str] | None = Non
     accept = request.headers.get("accept", "")
     if "yaml" in accept and "json" not in accept:
         text = yaml.safe_dump(body, sort_keys=False, default_flow_style=False, allow_unicode=True)
-        return Response(text, media_type="application/yaml", headers=headers)
-    return JSONResponse(body, headers=headers)
+        return Response(text.encode("utf-8", "backslashreplace"), media_type="application/yaml", headers=headers)
+    return ReadableJSONResponse(body, headers=headers)
+
+
+class ReadableJSONResponse(JSONResponse):
+    """Starlette's JSON answer, byte for byte, except that text no UTF-8 can carry (a lone surrogate
+    stored before input was checked for it) is written as its JSON escape (``\\ud800``) instead of
+    failing the answer: such a resource stays readable, and so can be fixed or deleted."""
+
+    def render(self, content: Any) -> bytes:
+        text = json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
+        return text.encode("utf-8", "backslashreplace")
 
 
 def etag(r: Resource[Any]) -> dict[str, str]:
@@ -111,9 +140,9 @@ def if_match(request: Request) -> int | None:
     if text.startswith("W/"):
         text = text[2:]
     text = text.strip('"')
-    if not text.isdigit() or int(text) < 1:
+    if not _DIGITS.fullmatch(text) or not 1 <= int(text) <= MAX_VERSION:
         raise InvalidInput(
-            FieldError("If-Match", f'must be a resource version (a positive integer), got "{raw}"'),
+            FieldError("If-Match", f'must be a resource version (a positive integer), got "{_shown(raw)}"'),
             title="invalid header",
         )
     return int(text)

@@ -8,7 +8,8 @@ is empty.
 Failures become two exceptions the CLI prints without a traceback: ``ErrorReply`` (the server
 answered with an error status, or with a body the client cannot use; carries the ``{title,
 details, invalid_parameters}`` body; the server raises ``atoll.api.errors.HttpError`` to answer
-one) and ``Unreachable`` (no answer at the address).
+one) and ``Unreachable`` (no answer at the address). A write answers ``Written``: its status and
+the CP's warnings, which ``atoll apply`` prints.
 """
 
 from __future__ import annotations
@@ -24,6 +25,15 @@ from atoll.api.paths import ROOT, collection_path, item_path
 from atoll.resources import ResourceType
 
 TIMEOUT = httpx.Timeout(15.0, connect=5.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """The answer to a ``PUT``: its status (201 created, 200 updated) and the ``warnings`` the CP
+    gave (what it stored and does not enforce: ``<kind or field path>: <why>``)."""
+
+    status: int
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,12 +111,13 @@ class Client:
         """Every resource of a type (in ``mesh``, or every mesh if ``None``), following pagination."""
         return self.get_all(collection_path(rt, mesh))
 
-    def put(self, rt: ResourceType, doc: dict[str, Any]) -> int:
-        """Create or update; returns the HTTP status (201 created, 200 updated)."""
+    def put(self, rt: ResourceType, doc: dict[str, Any]) -> Written:
+        """Create or update: the HTTP status (201 created, 200 updated) and the CP's warnings."""
         mesh = doc.get("mesh") if rt.mesh_scoped else None
         resp = self._send("PUT", item_path(rt, str(doc["name"]), mesh if isinstance(mesh, str) else None), json=doc)
-        _check(resp)
-        return resp.status_code
+        body = _check(resp)
+        warnings = body.get("warnings") if isinstance(body, dict) else None
+        return Written(resp.status_code, tuple(str(w) for w in warnings or ()))
 
     def get_path(self, path: str) -> Any:
         """``GET`` any API path (inspection endpoints); the decoded JSON body."""

@@ -70,6 +70,12 @@ def dp() -> None:
 @click.option(
     "--token-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), envvar="ATOLL_DP_TOKEN_FILE"
 )
+@click.option(
+    "--ca-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    envvar="ATOLL_DP_CA_FILE",
+    help="PEM CA that verifies the CP's ADS certificate (ADS over TLS; e.g. the CP's <data_dir>/xds-tls.crt).",
+)
 @click.option("--proxy-type", type=click.Choice(PROXY_TYPES), default="dataplane", show_default=True)
 @click.option("--xds", "xds_mode", type=click.Choice(("delta", "sotw")), default="delta", show_default=True)
 @click.option("--admin-port", type=click.IntRange(1, 65535), envvar="ATOLL_DP_ADMIN_PORT")
@@ -89,6 +95,7 @@ def run(
     dataplane_file: TextIO,
     dataplane_vars: tuple[str, ...],
     token_file: Path | None,
+    ca_file: Path | None,
     proxy_type: str,
     xds_mode: str,
     admin_port: int | None,
@@ -134,6 +141,7 @@ def run(
         concurrency=concurrency,
         cp_timeout=cp_timeout,
         probe_all=probe_all,
+        ca_cert=ca_file.read_text() if ca_file is not None else None,
     )
     try:
         asyncio.run(run_agent(config, handle_signals=True))

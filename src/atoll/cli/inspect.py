@@ -9,11 +9,16 @@ ones, optionally only those containing ``--filter``: ``ssl.fail_verify_error`` s
 ``inspect zoneegresses`` lists a zone's egresses (online, address, what they route), ``inspect
 zoneegress NAME`` shows one with every SNI it passes through (and to which zones, with weights) and
 every external service it terminates and originates for, with the permissions checked there.
+``inspect dataplane NAME --policies`` shows, per inbound and outbound, the policy items that apply in
+merge order and the settings they give (as text, or the API's answer as YAML/JSON); ``inspect
+policy KIND NAME`` the Dataplanes a policy selects. Both are answered by any CP from its store
+(``atoll.api.policy_routes``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote
 
@@ -22,7 +27,7 @@ import click
 from atoll.api import paths
 from atoll.cli.client import Client
 from atoll.cli.common import state
-from atoll.cli.render import age, make_console, now_utc, print_table, to_json, to_yaml
+from atoll.cli.render import age, lookup_type, make_console, now_utc, print_table, to_json, to_yaml
 
 Table = tuple[list[str], list[list[str]]]
 OUTPUT = click.Choice(["table", "yaml", "json"])
@@ -112,6 +117,7 @@ def dataplanes(mesh: str, output: str) -> None:
     epilog="""\b
 Examples:
   atoll inspect dataplane web-1
+  atoll inspect dataplane web-1 --policies       # which policies shape its traffic, and how
   atoll inspect dataplane web-1 --xds            # what the CP serves this proxy
   atoll inspect dataplane web-1 --config-dump    # what Envoy itself runs""",
 )
@@ -120,10 +126,28 @@ Examples:
 @click.option("--xds", "what", flag_value="xds", help="Print the xDS configuration the CP serves to the proxy.")
 @click.option("--config-dump", "what", flag_value="config-dump", help="Print Envoy's config dump (via the CP).")
 @click.option("--stats", "what", flag_value="stats", help="Print Envoy's non-zero counters and gauges (via the CP).")
+@click.option(
+    "--policies",
+    "what",
+    flag_value="policies",
+    help="Print, per inbound and outbound, the policies that apply in merge order and the settings they give.",
+)
 @click.option("--filter", "stat_filter", default="", help="With --stats: only stats whose name contains this.")
-@click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
-def dataplane(name: str, mesh: str, what: str | None, stat_filter: str, output: str) -> None:
-    """One Dataplane and its proxy's state; or its served xDS config, Envoy's config dump or stats."""
+@click.option(
+    "-o", "--output", type=click.Choice(["yaml", "json", "text"]), help="Default: text with --policies, else yaml."
+)
+def dataplane(name: str, mesh: str, what: str | None, stat_filter: str, output: str | None) -> None:
+    """One Dataplane and its proxy's state; its served xDS config, Envoy's config dump or stats; or
+    the policies shaping its traffic."""
+    if what == "policies":
+        with state().client() as client:
+            body = client.get_path(paths.expand(paths.DATAPLANE_POLICIES, mesh=mesh, name=name))
+        if output in (None, "text"):
+            click.echo("\n".join(policy_lines(body)))
+        else:
+            _echo_one(body, output)
+        return
+    output = "yaml" if output in (None, "text") else output
     with state().client() as client:
         if what is not None:
             body = client.get_path(paths.expand(PROXY_VIEWS[what], mesh=mesh, name=name))
@@ -235,3 +259,99 @@ def zoneegress(name: str, output: str) -> None:
     if body is None:
         raise click.ClickException(f"ZoneEgress {name} not found")
     _echo_one(body, output)
+
+
+# --- policies ---------------------------------------------------------------------------------------
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(", ", ": "))
+
+
+def _pruned(value: Any) -> Any:
+    """Settings without their empty lists and objects (a caller ``source`` of ``{}`` stays: it means
+    every caller)."""
+    if isinstance(value, dict):
+        kept = {k: _pruned(v) for k, v in value.items()}
+        return {k: v for k, v in kept.items() if k == "source" or v not in ([], {})}
+    if isinstance(value, list):
+        return [_pruned(v) for v in value]
+    return value
+
+
+def _ref(ref: dict[str, Any] | None) -> str:
+    if not ref:
+        return "rules"
+    extra = [str(ref[k]) for k in ("name", "sectionName") if ref.get(k)]
+    extra += [f"{k}={v}" for k, v in (ref.get("tags") or ref.get("labels") or {}).items()]
+    return " ".join([str(ref.get("kind", "")), *extra])
+
+
+def policy_lines(body: dict[str, Any]) -> list[str]:
+    """``inspect dataplane --policies`` as text: per inbound and outbound, per kind, the contributing
+    policy items in merge order (a later one wins field by field; for MeshTrafficPermission a caller
+    gets the last permission it matches) and the resulting settings (``=>``); then, per MeshHTTPRoute
+    that policies target, the same for that route's rules."""
+    names = [f"{p.get('type')}/{p.get('name')}" for p in body.get("policies") or ()]
+    lines = [f"Dataplane {body.get('dataplane')} (mesh {body.get('mesh')}): {len(names)} policies select it"]
+    lines += [f"  {n}" for n in names]
+    for traffic in [*(body.get("inbounds") or ()), *(body.get("outbounds") or ())]:
+        where = f"{traffic.get('address')}:{traffic.get('port')}"
+        lines += ["", f"{traffic.get('direction')} {traffic.get('service')} ({where})"]
+        kinds = traffic.get("kinds") or ()
+        if not kinds:
+            lines.append("  no policy applies")
+        lines += _kind_lines(kinds, "  ")
+        for route in traffic.get("routes") or ():
+            lines.append(f"  on the rules of MeshHTTPRoute {route.get('route')}:")
+            lines += _kind_lines(route.get("kinds") or (), "    ")
+    return lines
+
+
+def _kind_lines(kinds: Iterable[dict[str, Any]], indent: str) -> list[str]:
+    lines = []
+    for k in kinds:
+        note = "" if k.get("enforced") else "  [stored, not enforced]"
+        count = len(k.get("contributions") or ())
+        lines.append(f"{indent}{k.get('kind')}: {count} item{'s' if count != 1 else ''}, in merge order{note}")
+        for i, c in enumerate(k.get("contributions") or (), 1):
+            conf = c.get("rules") if c.get("rules") else c.get("default")
+            item = f"{c.get('policy')}  {c.get('section')} {_ref(c.get('targetRef'))}"
+            lines.append(f"{indent}  {i}. {item}: {_compact(conf)}")
+        if k.get("settings") is not None:
+            lines.append(f"{indent}  => {_compact(_pruned(k.get('settings')))}")
+    return lines
+
+
+def reach_rows(items: list[dict[str, Any]]) -> Table:
+    header = ["DATAPLANE", "ZONE", "INBOUNDS", "OUTBOUNDS"]
+    rows = [
+        [
+            str(d.get("dataplane", "")),
+            str(d.get("zone") or "-"),
+            ",".join(d.get("inbounds") or ()) or "-",
+            ",".join(d.get("outbounds") or ()) or "-",
+        ]
+        for d in items
+    ]
+    return header, rows
+
+
+@inspect.command(
+    epilog="""\b
+Examples:
+  atoll inspect policy meshtimeout timeout-all -m default
+  atoll inspect policy MeshRetry retry-backend -o yaml""",
+)
+@click.argument("kind")
+@click.argument("name")
+@click.option("-m", "--mesh", default="default", show_default=True)
+@click.option("-o", "--output", type=OUTPUT, default="table", show_default=True)
+def policy(kind: str, name: str, mesh: str, output: str) -> None:
+    """The Dataplanes a policy selects, and the inbounds and outbounds its items apply to."""
+    rt = lookup_type(kind)
+    if not rt.policy:
+        raise click.ClickException(f"{rt.name} is not a policy type")
+    with state().client() as client:
+        body = client.get_path(paths.expand(paths.POLICY_DATAPLANES, mesh=mesh, plural=rt.plural, name=name))
+    _emit(body.get("items") or [], output, reach_rows)

@@ -4,9 +4,11 @@
 ``--var`` values, decodes and validates every document locally (``atoll.resources.decode_all``) and
 checks that each mesh-scoped resource's mesh exists (on the server or in the input) before it writes
 anything. It then compares each resource with the stored one (created / updated / unchanged), writes
-Meshes first and then the rest in input order with ``PUT``, and prints one line per resource.
-``--dry-run`` stops before writing. ``get`` lists or shows resources as a table, YAML or JSON;
-``delete`` removes one.
+Meshes first and then the rest in input order with ``PUT``, and prints one line per resource, then
+(on stderr) one ``stored, not enforced: <kind or field path>: <why>`` line per warning: the CP's
+answer to the write, or, for a resource not written (unchanged, ``--dry-run``), the same table
+(``atoll.topology.enforcement``) read here. ``--dry-run`` stops before writing. ``get`` lists or
+shows resources as a table, YAML or JSON; ``delete`` removes one.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from atoll.cli.render import (
 from atoll.dp.document import fill_placeholders
 from atoll.errors import FieldError, InvalidInput
 from atoll.resources import Resource, ResourceType, decode, decode_all, encode, get_type
+from atoll.topology.enforcement import unenforced, warning_text
 
 DEFAULT_MESH = "default"
 _VAR = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_-]*)\s*\}\}")
@@ -212,10 +215,15 @@ def apply(files: tuple[str, ...], dry_run: bool, var_pairs: tuple[str, ...]) -> 
     with state().client() as client:
         actions = plan(client, items)
         for it, action in actions:
-            if not dry_run and action != "unchanged":
-                client.put(get_type(it.resource.type), encode(it.resource, with_times=False))
             r = it.resource
+            warnings: tuple[str, ...] | list[str]
+            if not dry_run and action != "unchanged":
+                warnings = client.put(get_type(r.type), encode(r, with_times=False)).warnings
+            else:  # nothing written, so the CP said nothing: the same table, read here
+                warnings = unenforced(r)
             click.echo(outcome(get_type(r.type), r.name, r.mesh, action, dry_run=dry_run))
+            for w in warnings:
+                click.echo("  " + warning_text(w), err=True)
 
 
 # --- get / delete ----------------------------------------------------------------------------------

@@ -12,7 +12,9 @@ only while every component is ready and no shutdown has begun.
 
 ``HttpServer`` is the component for an ASGI app served by uvicorn on a socket it binds itself, so a
 busy port is a clear startup error, and readiness means "listening"; given a certificate and key
-(PEM files) it serves HTTPS.
+(PEM files) it serves HTTPS. Its connections are bounded (``atoll.cp.http_guard``): a request must
+arrive within ``request_timeout`` seconds, a remote address may hold ``connections_per_peer``
+connections, and past ``max_connections`` uvicorn answers 503.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from typing import Protocol
 
 import uvicorn
 from starlette.types import ASGIApp
+
+from atoll.cp.http_guard import guarded_h11
 
 log = logging.getLogger(__name__)
 
@@ -202,8 +206,14 @@ class HttpServer:
         access_log: bool = False,
         ssl_certfile: str | None = None,
         ssl_keyfile: str | None = None,
+        request_timeout: float = 10.0,
+        connections_per_peer: int = 256,
+        max_connections: int = 4096,
     ) -> None:
         self._name = name
+        self._request_timeout = request_timeout
+        self._connections_per_peer = connections_per_peer
+        self._max_connections = max_connections
         self._app = app
         self.host = host
         self.port = port
@@ -236,6 +246,9 @@ class HttpServer:
             timeout_graceful_shutdown=int(max(1, self._graceful_timeout)),
             ssl_certfile=self._ssl_certfile,
             ssl_keyfile=self._ssl_keyfile,
+            http=guarded_h11(self._request_timeout, self._connections_per_peer),
+            limit_concurrency=self._max_connections,
+            timeout_keep_alive=5,
         )
         server = _Server(config)
         server.should_exit = self._stop_requested

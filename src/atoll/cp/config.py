@@ -5,7 +5,8 @@ command-line flags (a mapping of option name -> value; ``None`` means "not given
 environment variables (``ATOLL_API_PORT=5681``), a YAML file of ``name: value`` pairs (``api_port``
 or ``api-port``), then the defaults in ``OPTIONS``. Values are converted to the option's type and
 checked; any problem raises ``ConfigError`` naming the option and where the bad value came from
-(``api_port: must be a port number 1..65535, got "70000" (from ATOLL_API_PORT)``).
+(``api_port: must be a port number 1..65535, got "70000" (from ATOLL_API_PORT)``). The rules between
+options (``tls_cert`` needs ``tls_key``, ports differ, ...) are ``atoll.cp.config_rules``.
 
 The CLI builds its ``atoll cp`` flags from ``OPTIONS`` (``Option.flag``, ``Option.help``,
 ``Option.choices``), so an option added here appears on the command line, in the environment and
@@ -18,10 +19,17 @@ generated at first start, mode 0600). Set ``api_host: 0.0.0.0`` to expose the AP
 ``tls_cert`` + ``tls_key`` (PEM files), or ``tls_generate: true`` for a self-signed pair in
 ``<data_dir>/tls/`` (clients trust ``api-cert.pem``). With TLS the API port speaks HTTPS only.
 ``auth: none`` lets proxies connect without a dataplane token (local experiments only).
+
+ADS speaks TLS when ``xds_tls`` says so: ``auto`` (the default) turns it on for any ``xds_host`` that is
+not a loopback address, ``on``/``off`` force it. Its pair is ``xds_tls_cert`` + ``xds_tls_key``, or a
+self-signed one generated in ``<data_dir>/xds-tls.crt`` (proxies trust it: ``atoll dp run --ca-file``).
+Plaintext ADS never sends SDS secrets to a remote peer. ``xds_first_message_timeout`` closes an ADS
+stream that sends no request that long.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -30,8 +38,8 @@ from typing import Any
 
 import yaml
 
+from atoll.cp.config_rules import check_config
 from atoll.errors import ConfigError
-from atoll.resources.base import check_name
 
 MODES = ("standalone", "zone", "global")
 STORES = ("sqlite", "memory", "postgres")
@@ -39,6 +47,7 @@ LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 AUTH_MODES = ("token", "none")
 BOOLEAN = ("true", "false")
+XDS_TLS_MODES = ("auto", "on", "off")
 ENV_PREFIX = "ATOLL_"
 
 
@@ -65,6 +74,10 @@ class CpConfig:
     xds_host: str = "127.0.0.1"
     xds_port: int = 5678
     xds_advertised_host: str | None = None
+    xds_tls: str = "auto"
+    xds_tls_cert: Path | None = None
+    xds_tls_key: Path | None = None
+    xds_first_message_timeout: float = 10.0
     xds_coalesce: float = 0.02
     dataplane_grace: float = 10.0
     store: str = "sqlite"
@@ -97,6 +110,13 @@ class CpConfig:
     def admin_token_path(self) -> Path:
         """``admin_token_file``, else ``<data_dir>/admin-token``."""
         return self.admin_token_file or self.data_dir / "admin-token"
+
+    @property
+    def xds_tls_enabled(self) -> bool:
+        """Whether ADS is served over TLS (``xds_tls``; ``auto``: unless ``xds_host`` is loopback)."""
+        if self.xds_tls != "auto":
+            return self.xds_tls == "on"
+        return not is_loopback_host(self.xds_host)
 
     @property
     def api_tls(self) -> bool:
@@ -146,6 +166,27 @@ OPTIONS: list[Option] = [
         str,
         None,
         "Host proxies are told to reach ADS on (default: the host they used for POST /bootstrap).",
+    ),
+    Option(
+        "xds_tls",
+        str,
+        "auto",
+        "Serve ADS over TLS: auto (on unless xds_host is a loopback address), on or off.",
+        choices=XDS_TLS_MODES,
+    ),
+    Option(
+        "xds_tls_cert",
+        Path,
+        None,
+        "PEM certificate ADS serves TLS with (default: self-signed, generated in <data_dir>/xds-tls.crt).",
+    ),
+    Option("xds_tls_key", Path, None, "PEM private key of xds_tls_cert."),
+    Option(
+        "xds_first_message_timeout",
+        float,
+        10.0,
+        "Seconds an ADS stream may stay silent before its first request; it is closed after that.",
+        minimum=0.1,
     ),
     Option(
         "xds_coalesce",
@@ -247,7 +288,7 @@ def load_config(flags: Mapping[str, object], env: Mapping[str, str], file: Path 
     if values.get("data_dir") is None:
         values["data_dir"] = default_data_dir(env)
     config = CpConfig(**values)
-    _check(config)
+    check_config(config)
     return config
 
 
@@ -336,66 +377,11 @@ def _convert(opt: Option, raw: object, source: str) -> object:
     return value
 
 
-def _check(c: CpConfig) -> None:
-    """Rules between options."""
-    if c.mode == "zone" and not c.zone:
-        raise ConfigError("zone: required with mode=zone (the name of this zone)")
-    if c.mode == "global" and c.zone:
-        raise ConfigError("zone: must not be set with mode=global")
-    if c.zone is not None:
-        try:
-            check_name(c.zone)
-        except ValueError as e:
-            raise ConfigError(f"zone: {e}") from None
-    if c.store == "postgres" and not c.store_dsn:
-        raise ConfigError("store_dsn: required with store=postgres")
-    if c.store != "postgres" and c.store_dsn:
-        raise ConfigError(f"store_dsn: only used with store=postgres (store is {c.store})")
-    if (c.tls_cert is None) != (c.tls_key is None):
-        raise ConfigError(
-            "tls_key: tls_cert and tls_key go together"
-            if c.tls_key is None
-            else "tls_cert: tls_cert and tls_key go together"
-        )
-    if c.tls_generate and c.tls_cert is not None:
-        raise ConfigError("tls_generate: not with tls_cert/tls_key (use your files or a generated pair, not both)")
-    for name, path in (("tls_cert", c.tls_cert), ("tls_key", c.tls_key)):
-        if path is not None and not path.is_file():
-            raise ConfigError(f"{name}: no such file {path}")
-    _check_kds(c)
-    ports = {"api_port": c.api_port, "diagnostics_port": c.diagnostics_port, "xds_port": c.xds_port}
-    if c.mode == "global":
-        ports["kds_port"] = c.kds_port
-    seen: dict[int, str] = {}
-    for name, port in ports.items():
-        if port in seen:
-            raise ConfigError(f"{name}: {port} is already used by {seen[port]}")
-        seen[port] = name
-
-
-def _check_kds(c: CpConfig) -> None:
-    """Rules of the multi-zone options (global_address, zone_token_file, KDS TLS)."""
-    if c.global_address is not None:
-        if c.mode != "zone":
-            raise ConfigError(f"global_address: only used with mode=zone (mode is {c.mode})")
-        from atoll.kds.client import parse_global_address
-
-        try:
-            parse_global_address(c.global_address)
-        except ValueError as e:
-            raise ConfigError(f"global_address: {e}") from None
-        if c.zone_token_file is None:
-            raise ConfigError("zone_token_file: required with global_address (the zone token global accepts)")
-    else:
-        for name in ("zone_token_file", "global_ca_file"):
-            if getattr(c, name) is not None:
-                raise ConfigError(f"{name}: only used with global_address (a zone CP that syncs with global)")
-    for name in ("zone_token_file", "global_ca_file", "kds_tls_cert", "kds_tls_key"):
-        path = getattr(c, name)
-        if path is not None and not path.is_file():
-            raise ConfigError(f"{name}: no such file {path}")
-    if (c.kds_tls_cert is None) != (c.kds_tls_key is None):
-        missing = "kds_tls_key" if c.kds_tls_key is None else "kds_tls_cert"
-        raise ConfigError(f"{missing}: kds_tls_cert and kds_tls_key go together")
-    if c.kds_tls_cert is not None and c.mode != "global":
-        raise ConfigError(f"kds_tls_cert: only used with mode=global (mode is {c.mode})")
+def is_loopback_host(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ``::1``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -8,8 +8,8 @@ SIGTERM/SIGINT, 1 when the store cannot be opened or a component fails (the reas
 components with ``build_supervisor`` and runs them; the store is closed after every component has
 stopped. ``build_supervisor`` is the explicit wiring — each part gets exactly what it uses:
 
-    store ──► XdsComponent "xds" (the parts that serve proxies, wired in ``atoll.cp.xds``: ADS on
-            xds_host:xds_port; not on global)
+    store, ADS TLS (``xds_credentials``) ──► XdsComponent "xds" (the parts that serve proxies, wired in
+            ``atoll.cp.xds``: ADS on xds_host:xds_port; not on global)
     store, XdsComponent.api ──► REST API app (HttpServer "api", api_host:api_port; /bootstrap, /dp/health)
     admin token file, TLS files ──► ApiSecurity (AdminAuth for the API, HTTPS when configured)
     store ──► TokenIssuer ──► TokenEndpoints (POST /tokens/...)
@@ -26,8 +26,11 @@ import asyncio
 import gc
 import logging
 import signal
+import socket
 from dataclasses import dataclass
 from pathlib import Path
+
+import grpc
 
 import atoll
 from atoll.api.app import ApiDependencies, ApiInfo, create_app
@@ -54,6 +57,7 @@ from atoll.security import (
 from atoll.security.authority import CaAuthority
 from atoll.store import open_store
 from atoll.store.protocol import Store
+from atoll.xds.peers import PeerGate
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +151,8 @@ def build_supervisor(
             window=config.xds_coalesce,
             auth=proxy_authenticator(config.auth, store),
             ca_authority=not federated,
+            credentials=xds_credentials(config),
+            gate=PeerGate(first_message_timeout=config.xds_first_message_timeout),
         )
         supervisor.add(xds)
     global_kds = build_global_kds(config, store) if config.mode == "global" else None
@@ -185,6 +191,20 @@ def build_supervisor(
         HttpServer("diagnostics", diag_app, config.diagnostics_host, config.diagnostics_port, graceful_timeout=graceful)
     )
     return supervisor
+
+
+def xds_credentials(config: CpConfig) -> grpc.ServerCredentials | None:
+    """ADS TLS (``xds_tls``): the given pair or a self-signed one in the data dir; ``None`` for plaintext."""
+    if not config.xds_tls_enabled:
+        return None
+    if config.xds_tls_cert is not None and config.xds_tls_key is not None:
+        return server_credentials(config.xds_tls_cert, config.xds_tls_key, option="xds_tls")
+    hosts = ["localhost", socket.gethostname(), "127.0.0.1", "::1"]
+    for host in (config.xds_host, config.xds_advertised_host):
+        if host and host not in ("0.0.0.0", "::") and host not in hosts:
+            hosts.append(host)
+    cert, key = ensure_self_signed(config.data_dir, hosts, stem="xds-tls")
+    return server_credentials(cert, key, option="xds_tls")
 
 
 def build_global_kds(config: CpConfig, store: Store) -> GlobalKds:

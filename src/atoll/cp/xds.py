@@ -7,7 +7,8 @@
     store, Inventory ──► RemovalTimers (a disconnected proxy's resource is deleted after a grace)
     store, reconciler, inventory, removal timers, auth ──► DataplaneLifecycle (bootstrap, registration,
             health, and the hooks the ADS server calls as streams open and close)
-    SnapshotCache, lifecycle hooks ──► AdsServicer ──► gRPC server on xds_host:xds_port
+    SnapshotCache, lifecycle hooks, PeerGate ──► AdsServicer ──► gRPC server on xds_host:xds_port (TLS when
+            given ``credentials``; without, SDS secrets are withheld from remote peers)
     lifecycle, inventory, reconciler, cache, AdminRequestQueue ──► ProxyApi (``api``: the REST side)
 
 ``start()`` listens, runs the reconciler, and once it has loaded the store starts the removal timers
@@ -23,6 +24,8 @@ import gc
 import logging
 import uuid
 
+import grpc
+
 from atoll.pki import CaBundle
 from atoll.proxies.admin_requests import AdminRequestQueue
 from atoll.proxies.endpoints import ProxyApi
@@ -35,6 +38,7 @@ from atoll.resources import Resource
 from atoll.resources.models.mesh import MeshSpec
 from atoll.security import CaManager, ProxyAuthenticator
 from atoll.store import Store
+from atoll.xds.peers import PeerGate, is_loopback_peer
 from atoll.xds.server import AdsServicer, SnapshotCache, make_server
 
 log = logging.getLogger(__name__)
@@ -52,6 +56,11 @@ def mesh_ca_source(cas: CaManager, *, authority: bool) -> CaSource:
     return ca_source
 
 
+def _remote(peer: str) -> bool:
+    """Plaintext ADS withholds SDS secrets from every peer not on this host."""
+    return not is_loopback_peer(peer)
+
+
 class XdsComponent:
     """Serving proxies: ADS, the reconciler and the lifecycle, as one supervised component."""
 
@@ -67,6 +76,8 @@ class XdsComponent:
         window: float,
         auth: ProxyAuthenticator,
         ca_authority: bool,
+        credentials: grpc.ServerCredentials | None = None,
+        gate: PeerGate | None = None,
     ) -> None:
         self.cache = SnapshotCache()
         self.inventory = Inventory(cp_instance=f"{zone}-{uuid.uuid4().hex[:8]}")
@@ -82,16 +93,20 @@ class XdsComponent:
             xds_advertised_host=xds_advertised_host,
             zone=zone,
             auth=auth,
+            xds_tls=credentials is not None,
         )
         self.servicer = AdsServicer(
             self.cache,
             on_stream_open=self.lifecycle.on_stream_open,
             on_stream_close=self.lifecycle.on_stream_close,
             on_status=self.lifecycle.on_status,
+            gate=gate,
+            withhold_secrets=None if credentials is not None else _remote,
         )
         self.api = ProxyApi(self.lifecycle, self.inventory, self.reconciler, self.cache, AdminRequestQueue())
         self._host = xds_host
         self._port = xds_port
+        self._credentials = credentials
         self._serving = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -119,7 +134,7 @@ class XdsComponent:
             self._task.cancel()
 
     async def _serve(self) -> None:
-        server = make_server(self.servicer, self._port, self._host)
+        server = make_server(self.servicer, self._port, self._host, credentials=self._credentials)
         await server.start()
         try:
             async with asyncio.TaskGroup() as tg:
@@ -128,7 +143,9 @@ class XdsComponent:
                 await self.removal.start()
                 gc.freeze()  # long-lived start-up objects out of the collector's way (fan-out notes)
                 self._serving.set()
-                log.info("serving ADS on %s:%d", self._host, self._port)
+                log.info(
+                    "serving ADS on %s:%d (%s)", self._host, self._port, "TLS" if self._credentials else "plaintext"
+                )
                 await asyncio.Event().wait()
         finally:
             self._serving.clear()

@@ -72,6 +72,7 @@ class AgentConfig:
     cp_timeout: float = 60.0
     probe_all: bool = False
     envoy_log_file: Path | None = None
+    ca_cert: str | None = None  # PEM of the CA that verifies the CP's ADS certificate (--ca-file)
 
 
 class _Stopped(Exception):
@@ -225,6 +226,7 @@ async def _fetch_bootstrap(config: AgentConfig, admin_port: int, stop: asyncio.E
         xds_mode=config.xds_mode,
         admin_port=admin_port,
         version=versions(),
+        ca_cert=config.ca_cert,
     )
     fetched: list[BootstrapResponse] = []
 

@@ -65,9 +65,12 @@ class BootstrapRequest:
     xds_mode: str
     admin_port: int
     version: Mapping[str, str]
+    ca_cert: str | None = None  # PEM that verifies the CP's ADS certificate (ADS over TLS)
 
     def to_json(self) -> dict[str, Any]:
+        extra = {"caCert": self.ca_cert} if self.ca_cert is not None else {}
         return {
+            **extra,
             "proxyType": self.proxy_type,
             "dataplane": dict(self.dataplane),
             "token": self.token,

@@ -7,8 +7,9 @@ Layout (services layer; imports ``store`` and ``resources`` only):
 - ``protocol``: sans-I/O ``Sender`` / ``Receiver`` (full set then deltas, nonces, ACK/NACK).
 - ``reconcile``: ``StoreSink`` applies a received batch in one store transaction.
 - ``flows``: what flows each way (``GlobalToZoneSource``, ``ZoneToGlobalSource``).
-- ``pump``: the grpc.aio pumps; ``server``: global's service, zone registry, inventory, component
-  ``GlobalKds``; ``client``: the zone's component ``ZoneKds``; ``tls``: KDS certificates.
+- ``pump``: the grpc.aio pumps; ``server``: global's service, inventory, component
+  ``GlobalKds``; ``zones``: global's registry of connected zones; ``client``: the zone's component
+  ``ZoneKds``; ``tls``: KDS certificates.
 - ``DATAPLANE_INSIGHT``: the type of the insights zones send up, a built-in resource type
   (``atoll.resources.models.dataplane_insight``), re-exported here.
 
@@ -17,8 +18,9 @@ Public surface: ``GlobalKds``, ``ZoneKds``, ``ZoneRegistry``, ``GlobalInventory`
 """
 
 from atoll.kds.client import GlobalAddress, ZoneKds, parse_global_address
-from atoll.kds.server import Authenticate, GlobalInventory, GlobalKds, KdsServicer, ZoneRegistry
+from atoll.kds.server import Authenticate, GlobalInventory, GlobalKds, KdsServicer
 from atoll.kds.tls import ensure_self_signed, server_credentials
+from atoll.kds.zones import ZoneRegistry
 from atoll.resources.models.dataplane_insight import DATAPLANE_INSIGHT, DataplaneInsightSpec
 
 __all__ = [

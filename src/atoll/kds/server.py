@@ -5,9 +5,9 @@ Each stream is opened by a zone with metadata ``atoll-zone`` (its name), ``atoll
 of that zone CP process), ``atoll-version`` and ``authorization: Bearer <zone token>``. Before any
 message flows the servicer (1) checks the metadata, (2) awaits the injected ``authenticate(zone,
 token)`` — it raises to refuse, with the reason (``UNAUTHENTICATED``), (3) claims the zone in the
-``ZoneRegistry`` — a zone already connected from another instance is refused (``ALREADY_EXISTS``,
-naming the instance holding it); the same instance reconnecting is accepted — and (4) creates the
-``Zone`` resource the first time a zone connects. Then:
+``ZoneRegistry`` (``atoll.kds.zones``) — a zone already connected from another instance is refused
+(``ALREADY_EXISTS``, naming the instance holding it); the same instance reconnecting is accepted — and
+(4) creates the ``Zone`` resource the first time a zone connects. Then:
 
 - ``GlobalToZoneSync``: global is the ``Sender`` of ``GlobalToZoneSource(zone)``;
 - ``ZoneToGlobalSync``: global is the ``Receiver``; batches go through a ``StoreSink`` whose copies
@@ -15,7 +15,9 @@ naming the instance holding it); the same instance reconnecting is accepted — 
   claims in its resources).
 
 A peer that breaks the protocol gets ``INVALID_ARGUMENT`` on that stream only; a local bug
-``INTERNAL``; neither touches other streams.
+``INTERNAL``; neither touches other streams. So does a stream whose first message does not come within
+``first_message_timeout`` seconds of its acceptance (the zone's first request on ``GlobalToZoneSync``,
+its first response on ``ZoneToGlobalSync``), and authentication has as long to answer.
 
 ``GlobalKds`` is the supervisor component (structurally a ``cp.components.Component``): it runs the
 gRPC server (TLS when given credentials) and ``GlobalInventory``, a cache of the synced
@@ -27,9 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,6 +42,7 @@ from atoll.kds.names import ORIGIN, ORIGIN_ZONE, ZONE, from_zone, hashed_name, z
 from atoll.kds.protocol import Batch, Receiver, Reply, RequestSeen, Sender
 from atoll.kds.pump import run_receiver, run_sender
 from atoll.kds.reconcile import StoreSink
+from atoll.kds.zones import ZoneRegistry, ZoneRejected, ZoneSession
 from atoll.resources.base import check_name
 from atoll.resources.codec import decode
 from atoll.resources.meta import Resource
@@ -62,8 +63,16 @@ MD_ACCEPTED = "atoll-accepted"  # initial metadata global sends once it accepted
 Authenticate = Callable[[str, str], Awaitable[None]]
 """``authenticate(zone, token)``: returns if the token may act as ``zone``; raises with the reason."""
 
+#: A zone authenticates with its stream's metadata, before any message is read, so an unauthenticated
+#: peer can make global hold at most its metadata (16 KB) per stream; a peer that does not finish the TLS
+#: and HTTP/2 handshakes within 10 s, or keeps a connection without a stream for 5 minutes, is dropped.
+#: Messages stay large (64 MB): a zone sends all its insights in one batch.
 SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.http2.bdp_probe", 0),
+    ("grpc.max_metadata_size", 8 * 1024),
+    ("grpc.absolute_max_metadata_size", 16 * 1024),
+    ("grpc.server_handshake_timeout_ms", 10_000),
+    ("grpc.max_connection_idle_ms", 300_000),
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
@@ -73,75 +82,8 @@ SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
 )
 
 
-class ZoneRejected(AtollError):
-    """A zone's stream is refused; ``code`` is the gRPC status to answer with."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
 def _iso(t: float | None) -> str | None:
     return datetime.fromtimestamp(t, UTC).isoformat() if t is not None else None
-
-
-@dataclass
-class ZoneSession:
-    """What global knows about one zone's connection (kept after it disconnects)."""
-
-    zone: str
-    instance: str
-    version: str
-    connected_since: float
-    streams: int = 0
-    disconnected_at: float | None = None
-    last_global_to_zone: float | None = None  # last ACK from the zone
-    last_zone_to_global: float | None = None  # last batch from the zone applied
-    last_error: str | None = None
-    nacks: int = 0
-
-    @property
-    def online(self) -> bool:
-        return self.streams > 0
-
-
-class ZoneRegistry:
-    """Connected zones, for refusing a second CP and for ``zones+insights``. In memory, per process."""
-
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
-        self._clock = clock
-        self._sessions: dict[str, ZoneSession] = {}
-
-    def claim(self, zone: str, instance: str, version: str) -> ZoneSession:
-        """Count one more stream of ``zone`` from ``instance``; ``ZoneRejected`` if another holds it."""
-        cur = self._sessions.get(zone)
-        if cur is not None and cur.online and cur.instance != instance:
-            raise ZoneRejected(
-                grpc.StatusCode.ALREADY_EXISTS,
-                f'zone "{zone}" is already connected from control plane instance {cur.instance}; '
-                f"instance {instance} is refused (two control planes may not claim one zone)",
-            )
-        if cur is None or not cur.online:
-            cur = ZoneSession(zone, instance, version, connected_since=self._clock())
-            self._sessions[zone] = cur
-        cur.streams += 1
-        return cur
-
-    def release(self, session: ZoneSession) -> None:
-        session.streams = max(0, session.streams - 1)
-        if session.streams == 0:
-            session.disconnected_at = self._clock()
-
-    def session(self, zone: str) -> ZoneSession | None:
-        return self._sessions.get(zone)
-
-    def online(self, zone: str) -> bool:
-        s = self._sessions.get(zone)
-        return s is not None and s.online
-
-    def now(self) -> float:
-        return self._clock()
 
 
 class KdsServicer:
@@ -154,7 +96,9 @@ class KdsServicer:
         authenticate: Authenticate,
         *,
         sink_hook: Callable[[str, Batch], None] | None = None,
+        first_message_timeout: float = 10.0,
     ) -> None:
+        self.first_message_timeout = first_message_timeout
         self.store = store
         self.registry = registry
         self._authenticate = authenticate
@@ -195,7 +139,8 @@ class KdsServicer:
         if not token:
             raise ZoneRejected(grpc.StatusCode.UNAUTHENTICATED, f'zone "{zone}": no zone token (authorization: Bearer)')
         try:
-            await self._authenticate(zone, token)
+            async with asyncio.timeout(self.first_message_timeout):
+                await self._authenticate(zone, token)
         except Exception as e:
             raise ZoneRejected(grpc.StatusCode.UNAUTHENTICATED, f'zone "{zone}": zone token refused: {e}') from None
         session = self.registry.claim(zone, instance, version)
@@ -252,7 +197,7 @@ class KdsServicer:
 
             source = GlobalToZoneSource(self.store, session.zone)
             await run_sender(
-                context,
+                _FirstReadDeadline(context, self.first_message_timeout),
                 Sender(source.types),
                 source,
                 self.store,
@@ -278,10 +223,39 @@ class KdsServicer:
                     self._sink_hook(zone, batch)
 
             await run_receiver(
-                context, Receiver(zone_to_global_types()), sink, on_batch=on_batch, label=f"kds {zone}->global"
+                _FirstReadDeadline(context, self.first_message_timeout),
+                Receiver(zone_to_global_types()),
+                sink,
+                on_batch=on_batch,
+                label=f"kds {zone}->global",
             )
 
         await self._serve(context, ZONE_TO_GLOBAL, body)
+
+
+class _FirstReadDeadline:
+    """A server context whose first ``read()`` must return within ``timeout`` seconds (else
+    ``PeerProtocolError``); later reads and every write go straight to the context."""
+
+    __slots__ = ("_context", "_first", "_timeout")
+
+    def __init__(self, context: grpc.aio.ServicerContext, timeout: float) -> None:
+        self._context = context
+        self._timeout = timeout
+        self._first = True
+
+    async def read(self) -> Any:
+        if not self._first:
+            return await self._context.read()
+        self._first = False
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await self._context.read()
+        except TimeoutError:
+            raise PeerProtocolError(f"no message within {self._timeout:g}s") from None
+
+    async def write(self, message: Any) -> None:
+        await self._context.write(message)
 
 
 class GlobalInventory:
@@ -357,11 +331,12 @@ class GlobalKds:
         credentials: grpc.ServerCredentials | None,
         registry: ZoneRegistry | None = None,
         stop_grace: float = 2.0,
+        first_message_timeout: float = 10.0,
     ) -> None:
         self.store = store
         self.registry = registry or ZoneRegistry()
         self.inventory = GlobalInventory(store, self.registry)
-        self.servicer = KdsServicer(store, self.registry, authenticate)
+        self.servicer = KdsServicer(store, self.registry, authenticate, first_message_timeout=first_message_timeout)
         self.host = host
         self.port = port
         self._credentials = credentials

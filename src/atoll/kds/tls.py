@@ -1,9 +1,11 @@
-"""TLS material for global's KDS port: load the configured pair or make a self-signed one.
+"""TLS material for global's KDS port and a zone's ADS port: load the configured pair or make a self-signed one.
 
 ``server_credentials(cert, key)`` reads a PEM pair. ``ensure_self_signed(dir)`` returns
-``<dir>/kds-tls.crt`` and ``<dir>/kds-tls.key``, creating them the first time (ECDSA P-256, ten
-years, SANs ``localhost``, this host's name, ``127.0.0.1`` and ``::1``, CA:true so the certificate
-is its own trust root): zones pass that certificate as ``--global-ca-file``. The key is written 0600.
+``<dir>/kds-tls.crt`` and ``<dir>/kds-tls.key`` (``stem="xds-tls"``: ``xds-tls.crt``/``.key``, the ADS
+pair), creating them the first time (ECDSA P-256, ten years, SANs ``localhost``, this host's name,
+``127.0.0.1`` and ``::1`` unless ``hosts`` are given, CA:true so the certificate is its own trust root):
+zones pass the KDS certificate as ``--global-ca-file``, proxies the ADS one as ``atoll dp run --ca-file``.
+The key is written 0600.
 """
 
 from __future__ import annotations
@@ -22,19 +24,16 @@ from cryptography.x509.oid import NameOID
 from atoll.errors import ConfigError
 from atoll.pki.certificates import host_names
 
-CERT_FILE = "kds-tls.crt"
-KEY_FILE = "kds-tls.key"
 
-
-def ensure_self_signed(directory: Path, hosts: list[str] | None = None) -> tuple[Path, Path]:
-    """The self-signed pair in ``directory``, created if either file is missing."""
-    cert_path, key_path = directory / CERT_FILE, directory / KEY_FILE
+def ensure_self_signed(directory: Path, hosts: list[str] | None = None, *, stem: str = "kds-tls") -> tuple[Path, Path]:
+    """The self-signed pair ``<stem>.crt``/``<stem>.key`` in ``directory``, created if either is missing."""
+    cert_path, key_path = directory / f"{stem}.crt", directory / f"{stem}.key"
     if cert_path.exists() and key_path.exists():
         return cert_path, key_path
     directory.mkdir(parents=True, exist_ok=True)
     names = hosts if hosts is not None else ["localhost", socket.gethostname(), "127.0.0.1", "::1"]
     key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "atoll-global-kds")])
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"atoll-{stem}")])
     alt = host_names(dict.fromkeys(names))
     now = datetime.now(UTC)
     cert = (
@@ -59,14 +58,15 @@ def ensure_self_signed(directory: Path, hosts: list[str] | None = None) -> tuple
     return cert_path, key_path
 
 
-def server_credentials(cert: Path, key: Path) -> grpc.ServerCredentials:
-    """gRPC server credentials from a PEM pair; ``ConfigError`` naming the option if unreadable."""
+def server_credentials(cert: Path, key: Path, *, option: str = "kds_tls") -> grpc.ServerCredentials:
+    """gRPC server credentials from a PEM pair; ``ConfigError`` naming the option (``<option>_cert``) if
+    unreadable."""
     try:
         cert_pem = cert.read_bytes()
     except OSError as e:
-        raise ConfigError(f"kds_tls_cert: cannot read {cert}: {e.strerror or e}") from None
+        raise ConfigError(f"{option}_cert: cannot read {cert}: {e.strerror or e}") from None
     try:
         key_pem = key.read_bytes()
     except OSError as e:
-        raise ConfigError(f"kds_tls_key: cannot read {key}: {e.strerror or e}") from None
+        raise ConfigError(f"{option}_key: cannot read {key}: {e.strerror or e}") from None
     return grpc.ssl_server_credentials([(key_pem, cert_pem)])

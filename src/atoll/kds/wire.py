@@ -24,6 +24,7 @@ from atoll.errors import AtollError, InvalidInput
 from atoll.kds import kds_pb2
 from atoll.resources.codec import decode, encode
 from atoll.resources.meta import Resource
+from atoll.resources.parsing import load_json
 from atoll.resources.types import get_type
 from atoll.xds.vocabulary import type_url_of
 
@@ -86,8 +87,8 @@ def from_wire(type_url: str, item: discovery_pb2.Resource) -> Resource[Any]:
     if meta.type != type_url:
         raise WireError(f"{where}: resource type {meta.type!r} in a response for {type_url}")
     try:
-        spec = json.loads(payload.spec.decode("utf-8")) if payload.spec else {}
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        spec = load_json(payload.spec.decode("utf-8")) if payload.spec else {}
+    except (UnicodeDecodeError, ValueError) as e:
         raise WireError(f"{where}: spec is not JSON: {e}") from None
     if not isinstance(spec, dict):
         raise WireError(f"{where}: spec must be a JSON object")

@@ -1,7 +1,9 @@
 """What every proxy of this zone CP is doing: connection times, Envoy version, xDS sent/ACK/NACK.
 
 Fed by the ADS servicer's hooks (stream open/close, status after every send or ACK/NACK); read by the
-REST API (``dataplanes+insights``) and the CLI's ``atoll inspect``. Kept in memory: it describes live
+REST API (``dataplanes+insights``) and the CLI's ``atoll inspect``. ``config_errors`` (set by the
+lifecycle to the reconciler's) tells why a proxy gets no configuration; it is asked when an insight
+is read, never on the hot path. Kept in memory: it describes live
 streams of this CP instance, and a restarted CP rebuilds it as proxies reconnect.
 """
 
@@ -37,6 +39,8 @@ class ProxyInsight:
     status: StreamStatus | None = None
     nack_count: int = 0
     last_nack_error: str | None = None
+    config_error: str | None = None
+    """Why the control plane cannot build this proxy's configuration now, if it cannot."""
 
     def to_json(self) -> dict[str, Any]:
         types: dict[str, Any] = {}
@@ -62,6 +66,7 @@ class ProxyInsight:
             "xdsMode": self.status.mode if self.status is not None else None,
             "nackCount": self.nack_count,
             "lastNackError": self.last_nack_error,
+            "configError": self.config_error,
             "xds": types,
         }
 
@@ -96,6 +101,7 @@ class Inventory:
         self._cp = cp_instance
         self._clock = clock
         self._entries: dict[str, _Entry] = {}
+        self.config_errors: Callable[[str], str | None] = lambda node_id: None
 
     def opened(self, node_id: str, *, envoy_version: str, kind: str) -> None:
         e = self._entries.get(node_id)
@@ -130,11 +136,15 @@ class Inventory:
 
     def get(self, node_id: str) -> ProxyInsight | None:
         e = self._entries.get(node_id)
-        return e.folded() if e is not None else None
+        return self._with_error(e.folded()) if e is not None else None
 
     def connected(self, node_id: str) -> bool:
         e = self._entries.get(node_id)
         return e is not None and e.insight.connected
 
     def all(self) -> list[ProxyInsight]:
-        return [e.folded() for _, e in sorted(self._entries.items())]
+        return [self._with_error(e.folded()) for _, e in sorted(self._entries.items())]
+
+    def _with_error(self, insight: ProxyInsight) -> ProxyInsight:
+        error = self.config_errors(insight.node_id)
+        return insight if error == insight.config_error else replace(insight, config_error=error)

@@ -2,7 +2,10 @@
 
 1. ``bootstrap(body)`` (``POST /bootstrap``) validates the proxy's Dataplane (Universal document), the
    proxy type and xDS mode, checks the mesh exists, and returns an Envoy bootstrap whose node id is
-   ``<mesh>.<name>`` and whose node metadata carries the Dataplane itself. Nothing is stored yet.
+   ``<mesh>.<name>`` and whose node metadata carries the Dataplane itself. Nothing is stored yet. When
+   ADS speaks TLS (``xds_tls``) the request must carry ``caCert``, the PEM the proxy trusts for the CP
+   (``atoll dp run --ca-file``): the bootstrap's ADS cluster verifies the CP with it — never with a
+   certificate the CP hands out itself.
 2. ``on_stream_open`` (ADS hook): the Dataplane from the node metadata is registered in the store
    (created, or updated when it changed) — so a proxy that reconnects to a restarted CP re-registers
    by itself. A second stream for a node id that is already connected is refused: two proxies cannot
@@ -36,6 +39,7 @@ from atoll.proxies.removal import MANAGED_LABEL, RemovalTimers
 from atoll.resources import Resource, decode, encode, load_documents
 from atoll.resources.codec import decode_spec
 from atoll.resources.models.dataplane import DataplaneSpec
+from atoll.resources.parsing import load_json
 from atoll.resources.proxy_id import PROXY_TYPE_NAMES, MalformedNodeId, NodeId, ProxyType
 from atoll.resources.types import get_type
 from atoll.security import NoAuth, ProxyAuthenticator
@@ -62,10 +66,13 @@ class DataplaneLifecycle:
         xds_advertised_host: str | None = None,
         zone: str = "default",
         auth: ProxyAuthenticator | None = None,
+        xds_tls: bool = False,
     ) -> None:
         self._store = store
+        self._xds_tls = xds_tls
         self._reconciler = reconciler
         self._inventory = inventory
+        inventory.config_errors = reconciler.config_error  # insights say why a proxy gets no config
         self._removal = removal
         self._zone = zone
         self._auth: ProxyAuthenticator = auth or NoAuth()
@@ -90,6 +97,13 @@ class DataplaneLifecycle:
         token = body.get("token")
         if token is not None and not isinstance(token, str):
             errors.append(FieldError("token", "must be a string"))
+        ca_cert = body.get("caCert")
+        if ca_cert is not None and (not isinstance(ca_cert, str) or "-----BEGIN CERTIFICATE-----" not in ca_cert):
+            errors.append(FieldError("caCert", "must be a PEM certificate"))
+        elif ca_cert is None and self._xds_tls:
+            errors.append(
+                FieldError("caCert", "required: ADS speaks TLS; give the CA that verifies it (atoll dp run --ca-file)")
+            )
         doc = body.get("dataplane")
         dp: Resource[Any] | None = None
         if doc is None:
@@ -129,8 +143,9 @@ class DataplaneLifecycle:
                 META_PROXY_TYPE: proxy_type,
             },
             token=token,
+            xds_tls_ca_pem=ca_cert if self._xds_tls else None,
         )
-        return {"bootstrap": bootstrap, "xds": {"host": xds_host, "port": self._xds_port}}
+        return {"bootstrap": bootstrap, "xds": {"host": xds_host, "port": self._xds_port, "tls": self._xds_tls}}
 
     async def verify(self, token: str | None, proxy: Resource[Any]) -> None:
         """The proxy's token must let it in: a dataplane token matching its mesh, name and tags, or a
@@ -203,7 +218,7 @@ class DataplaneLifecycle:
         started without it, as stored already; the token must let the proxy in."""
         if raw is not None:
             try:
-                dp = _decode_proxy_resource(json.loads(raw) if isinstance(raw, str) else raw, nid.type)
+                dp = _decode_proxy_resource(load_json(raw) if isinstance(raw, str) else raw, nid.type)
             except (InvalidInput, ValueError) as e:
                 raise StreamRejected(
                     grpc.StatusCode.INVALID_ARGUMENT, f"invalid {nid.type.resource_type} in node metadata: {e}"

@@ -7,6 +7,11 @@ messages name the bad value: ``Duration`` (``5s``, ``1m30s``), ``Port`` (1..6553
 (lowercase DNS-style), ``Percentage`` (an integer or a quoted decimal, 0..100), ``Decimal`` (an
 integer or a quoted decimal).
 
+Text: every string of a document, keys included, must be encodable as UTF-8 and hold no NUL
+(``text_problems``): a lone surrogate (JSON ``"\\ud800"``) would be stored and then fail every read
+and every config built from it. ``codec.decode`` runs it first, so every entry (REST, CLI, node
+metadata, KDS) refuses such text with the path of the field, before any message could echo it.
+
 Cross-field rules live in model validators, written as ``@spec_check`` methods that record their
 findings in a ``Check``; all of them are raised at once as ``Problems``: each problem carries a path
 relative to the model that found it (``tags``, ``inbound[1].port``), which ``error_items`` joins
@@ -207,6 +212,46 @@ def error_items(e: ValidationError) -> list[tuple[str, str]]:
             seen.add(item)
             unique.append(item)
     return unique
+
+
+# --- text ----------------------------------------------------------------------------------------
+
+
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored as text (a lone surrogate, a NUL), or None if it can."""
+    if "\x00" in value:
+        return "must not contain a NUL character (\\u0000)"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        bad = ascii(value[e.start])[1:-1]
+        return f"must be valid Unicode text: a lone surrogate ({bad}) at character {e.start} cannot be encoded as UTF-8"
+    return None
+
+
+def text_problems(doc: object, path: str = "") -> list[tuple[str, str]]:
+    """``(path, message)`` for every string in ``doc`` (mappings, lists, scalars; keys included) that
+    ``text_problem`` refuses. Paths as written in YAML; a bad key is named by its escaped spelling."""
+    out: list[tuple[str, str]] = []
+    stack: list[tuple[str, object]] = [(path, doc)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, str):
+            problem = text_problem(value)
+            if problem is not None:
+                out.append((where, problem))
+        elif isinstance(value, Mapping):
+            for k, v in value.items():
+                key = k if isinstance(k, str) else str(k)
+                problem = text_problem(key)
+                shown = key if problem is None else ascii(key)[1:-1]
+                child = join_path(where, shown)
+                if problem is not None:
+                    out.append((child, f"key {problem}"))
+                stack.append((child, v))
+        elif isinstance(value, list | tuple):
+            stack.extend((f"{where}[{i}]", v) for i, v in enumerate(value))
+    return sorted(out)
 
 
 # --- scalars -------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@ A Universal document has the envelope ``type``, ``name``, ``mesh`` (mesh-scoped 
 ``labels``, and the read-only ``creationTime``/``modificationTime`` (accepted and ignored on input).
 Flattened types (Mesh, Dataplane, ZoneIngress, ...) put their spec fields beside the envelope;
 ``Mesh*`` policies put them under ``spec:``. ``decode`` validates the whole document and raises
-``InvalidInput`` with one ``FieldError`` per problem, each naming the path as the user wrote it
+``InvalidInput`` with one ``FieldError`` per problem — first any string that is no storable text
+(a lone surrogate, a NUL: ``base.text_problems``), alone —, each naming the path as the user wrote it
 (``spec.to[0].default.http.requestTimeout: invalid duration "5x"``). ``encode`` writes the same
 shape back; ``decode(encode(r))`` equals ``r`` (round trip is stable).
 """
@@ -20,8 +21,9 @@ import yaml
 from pydantic import ValidationError
 
 from atoll.errors import FieldError, InvalidInput, join_path
-from atoll.resources.base import check_name, error_items
+from atoll.resources.base import check_name, error_items, text_problems
 from atoll.resources.meta import Resource, ResourceMeta
+from atoll.resources.parsing import TextLimit, load_yaml_documents
 from atoll.resources.types import ResourceType, get_type
 
 ENVELOPE = ("type", "name", "mesh", "labels", "creationTime", "modificationTime")
@@ -31,6 +33,9 @@ def decode(doc: object) -> Resource[Any]:
     """Validate one Universal document (a mapping) into a ``Resource``; ``InvalidInput`` if wrong."""
     if not isinstance(doc, Mapping):
         raise InvalidInput(f"a resource must be a mapping, got {_kind(doc)}")
+    bad_text = text_problems(doc)
+    if bad_text:  # first, alone: later messages quote values, and this text cannot be written out
+        raise InvalidInput([FieldError(p, m) for p, m in bad_text], title="invalid text")
     errors: list[FieldError] = []
     type_name = doc.get("type")
     if not isinstance(type_name, str) or not type_name:
@@ -132,9 +137,12 @@ def field_errors(e: ValidationError, prefix: str = "") -> list[FieldError]:
 
 
 def load_documents(text: str) -> list[Any]:
-    """The documents of a (multi-document) YAML or JSON text, empty documents dropped."""
+    """The documents of a (multi-document) YAML or JSON text, empty documents dropped; nesting and
+    alias expansion bounded (``atoll.resources.parsing``)."""
     try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        docs = [d for d in load_yaml_documents(text) if d is not None]
+    except TextLimit as e:
+        raise InvalidInput(f"invalid YAML: {e}", title="invalid YAML") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""

@@ -6,8 +6,9 @@ of a Universal document (``flattened``) or under ``spec:``, and whether it is a 
 The built-in types are exactly the modules listed in ``atoll.resources.models`` (one place): each
 registers its type when the package imports it, and nothing outside that package registers a type,
 so the registry is complete as soon as ``atoll.resources`` is importable and never depends on which
-other packages were imported first (``tests/resources/test_registry.py`` checks it). REST paths and CLI names are derived in the layers that own them from
-``plural``/``name``; this descriptor stays small on purpose.
+other packages were imported first (``tests/resources/test_registry.py`` checks it). REST paths and
+CLI names are derived in the layers that own them from ``plural``/``name``; this descriptor stays
+small on purpose.
 """
 
 from __future__ import annotations

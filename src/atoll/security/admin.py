@@ -8,7 +8,8 @@ operator may put their own token there, and a token file readable by others is r
 address is an admin when ``loopback_admin`` is on (the default: whoever can run commands on the CP's
 host can read the token file anyway); any other client must send ``Authorization: Bearer <admin
 token>``. A missing or wrong token raises ``Unauthenticated`` (HTTP 401 with a message that says what
-to send). Tokens are compared in constant time.
+to send; the token file's path only to a loopback client, who could read it anyway). Tokens are
+compared in constant time.
 
 ``ensure_tls_files`` makes the self-signed serving certificate of ``--tls-generate``
 (``<data_dir>/tls/api-cert.pem`` and ``api-key.pem``, the key 0600), valid for ``localhost``, the
@@ -83,16 +84,17 @@ class AdminAuth:
         if self._loopback_admin and is_loopback(request):
             return True
         header = request.headers.get("authorization")
+        where = self._where if is_loopback(request) else ""  # a remote client is not told the file's path
         if not header:
             raise Unauthenticated(
-                f"this request needs an admin: send 'Authorization: Bearer <admin token>'{self._where}"
+                f"this request needs an admin: send 'Authorization: Bearer <admin token>'{where}"
                 " (the CLI sends ATOLL_TOKEN or its context's token)"
             )
         scheme, _, credentials = header.partition(" ")
         if scheme.lower() != "bearer" or not credentials.strip():
             raise Unauthenticated("the Authorization header must be 'Bearer <admin token>'")
         if self._token is None or not hmac.compare_digest(credentials.strip().encode(), self._token.encode()):
-            raise Unauthenticated(f"the bearer token is not this control plane's admin token{self._where}")
+            raise Unauthenticated(f"the bearer token is not this control plane's admin token{where}")
         return True
 
 

@@ -9,6 +9,8 @@ change affects. Modules:
 - ``external``: ExternalServices as views; ``ingress``/``egress``: the zone ingress and egress views;
 - ``matching``: which ``Mesh*`` policies apply to a proxy (selection, order, folding);
 - ``settings``: the typed, frozen settings policies fold into, which the generators read;
+- ``explain``: the same selection and folding, explained per inbound/outbound (``atoll inspect``);
+- ``enforcement``: the one table of what is stored and not enforced, and the warnings of a write;
 - ``tags``: ``Tags`` and the protocol vocabulary; ``identity``: an mTLS proxy's certificate material.
 """
 

@@ -37,6 +37,10 @@ follow Kuma's:
    per route, the outbound's items with its ``to[]`` items folded last (``MatchedPolicies.routes``),
    which the generator puts on that route's rules only.
 
+``collect_items`` does the selection for one proxy (which item of which policy applies where, in
+policy order), ``match_policies`` then folds; inspection (``atoll.topology.explain``) reads the same
+``collect_items`` and folds with the same ``fold_items``, so what it shows is what the generators get.
+
 Results are frozen values (``PolicySettings``, tuples, ``Tags``) so views stay hashable and
 comparable. Folding is memoized (``_FOLD_MEMO``): proxies reaching a service under the same
 policies share one ``PolicySettings``, folded once per mesh view.
@@ -49,6 +53,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from atoll.resources.meta import Resource
+from atoll.resources.models.dataplane import DataplaneSpec, Inbound
 from atoll.topology.settings import BY_SOURCE_KINDS, NO_SETTINGS, PolicySettings, fold_settings
 from atoll.topology.settings.conf import Conf, freeze
 from atoll.topology.settings.routes import ROUTE_ORIGIN
@@ -62,17 +67,27 @@ from atoll.topology.settings.traffic_permission import (
 from atoll.topology.tags import SERVICE_TAG, Tags
 
 __all__ = [
+    "DISPLAY_NAME_LABEL",
     "KIND_ORDER",
     "ORIGIN_LABEL",
+    "CollectedItems",
     "InboundRef",
+    "Item",
     "MatchedPolicies",
     "PolicyEntry",
+    "ProxyRefs",
+    "collect_items",
+    "fold_items",
     "match_policies",
+    "merge_order",
+    "permissions_of",
     "selects",
     "sort_policies",
 ]
 
 ORIGIN_LABEL = "kuma.io/origin"
+DISPLAY_NAME_LABEL = "kuma.io/display-name"
+"""On a global CP's copy of a zone's resource: the name the zone knows it by (see ``atoll.kds.names``)."""
 KIND_ORDER: Mapping[str, int] = {
     "Mesh": 1,
     "MeshSubset": 2,
@@ -99,6 +114,26 @@ class InboundRef:
     tags: Tags
     name: str | None
     port: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyRefs:
+    """What selection reads of one Dataplane: its inbounds that have a port (the ones served, in
+    spec order) and their ``InboundRef``, and its outbounds as (service, tags)."""
+
+    served: tuple[Inbound, ...]
+    inbounds: tuple[InboundRef, ...]
+    outbounds: tuple[tuple[str, Mapping[str, str]], ...]
+
+    @classmethod
+    def of(cls, dataplane: Resource[DataplaneSpec]) -> ProxyRefs:
+        net = dataplane.spec.networking
+        served = tuple(ib for ib in net.inbound if ib.port is not None)
+        return cls(
+            served=served,
+            inbounds=tuple(InboundRef(tags=Tags(ib.tags), name=ib.name, port=ib.port) for ib in served),
+            outbounds=tuple((ob.service, ob.tags or {}) for ob in net.outbound),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,10 +243,10 @@ def _item_rank(item: Mapping[str, Any]) -> int:
     return KIND_ORDER.get(str(ref.get("kind")), 0) if isinstance(ref, Mapping) else 0
 
 
-# (policy kind, rank of the item's own targetRef, the item): what folding reads of one item.
-_Item = tuple[str, int, Mapping[str, Any]]
+Item = tuple[str, int, Mapping[str, Any], str]
+"""(policy kind, rank of the item's own targetRef, the item, the policy's name): one applicable item."""
 
-# Memo of ``_fold``: proxies reaching the same service under the same policies fold the same items, so
+# Memo of ``fold_items``: proxies reaching the same service under the same policies fold the same items, so
 # the merge is done once per mesh view, not once per proxy (it was most of a proxy's generation time).
 # Keyed by the identity of the items; an entry holds the items themselves, so an id cannot be reused
 # by another object while its entry exists. Bounded: cleared when it grows past ``_FOLD_MEMO_MAX``.
@@ -219,49 +254,72 @@ _FOLD_MEMO: dict[tuple[tuple[str, int], ...], tuple[tuple[Mapping[str, Any], ...
 _FOLD_MEMO_MAX = 20_000
 
 
-def _fold(items: list[_Item]) -> PolicySettings:
-    """The settings of (kind, rank, item) triples (already in policy order)."""
+def merge_order(items: Iterable[Item]) -> list[Item]:
+    """``items`` (in policy order) in the order their ``default`` blocks merge: sorted, stably, by the
+    rank of the item's own targetRef (the last one wins)."""
+    return sorted(items, key=lambda it: it[1])
+
+
+def fold_items(items: Sequence[Item]) -> PolicySettings:
+    """The settings of applicable items (already in policy order)."""
     if not items:
         return NO_SETTINGS
-    key = tuple((kind, id(item)) for kind, _, item in items)
+    key = tuple((kind, id(item)) for kind, _, item, _ in items)
     hit = _FOLD_MEMO.get(key)
     if hit is not None:
         return hit[1]
     defaults: dict[str, list[Mapping[str, Any]]] = {}
-    for kind, _, item in sorted(items, key=lambda it: it[1]):  # stable: keeps policy order
+    for kind, _, item, _ in merge_order(items):
         # Routes fold their whole to[] items (their rules); by-source kinds their whole from[] items.
         whole = kind in ROUTE_KINDS or kind in BY_SOURCE_KINDS
         defaults.setdefault(kind, []).append(item if whole else item.get("default") or {})
     settings = fold_settings(defaults)
     if len(_FOLD_MEMO) >= _FOLD_MEMO_MAX:
         _FOLD_MEMO.clear()
-    _FOLD_MEMO[key] = (tuple(item for _, _, item in items), settings)
+    _FOLD_MEMO[key] = (tuple(item for _, _, item, _ in items), settings)
     return settings
 
 
-def _permissions(items: list[tuple[Mapping[str, Any], str]]) -> tuple[Permission, ...]:
+def permissions_of(items: Iterable[tuple[Mapping[str, Any], str]]) -> tuple[Permission, ...]:
     """The ``from[]`` items of MeshTrafficPermissions (with their policy's name) as permissions,
     sorted (stably) by the item's own targetRef kind."""
     perms = (permission(item, name) for item, name in sorted(items, key=lambda it: _item_rank(it[0])))
     return tuple(p for p in perms if p is not None)
 
 
-def match_policies(
+@dataclass(frozen=True, slots=True)
+class CollectedItems:
+    """``collect_items``' result: what of each policy applies where, before folding. Per outbound /
+    per inbound (in the order given) the (kind, rank, item, policy name) of the merged kinds, in
+    policy order; per inbound the MeshTrafficPermission ``from[]`` and ``rules[]`` items with their
+    policy's name."""
+
+    names: tuple[tuple[str, str], ...]
+    outbounds: tuple[tuple[Item, ...], ...]
+    inbounds: tuple[tuple[Item, ...], ...]
+    permissions: tuple[tuple[tuple[Mapping[str, Any], str], ...], ...]
+    identity_rules: tuple[tuple[tuple[Mapping[str, Any], str], ...], ...]
+    routes: tuple[tuple[tuple[str, tuple[Item, ...]], ...], ...]
+    """Per outbound: (MeshHTTPRoute name, the items of the policies targeting that route), by name."""
+
+
+def collect_items(
     policies: Sequence[PolicyEntry],
     *,
     dataplane: str,
     labels: Mapping[str, str],
     inbounds: Sequence[InboundRef],
     outbounds: Sequence[tuple[str, Mapping[str, str]]],
-) -> MatchedPolicies:
-    """Apply ``policies`` (already ordered by ``sort_policies``) to one proxy: its ``inbounds`` and its
-    ``outbounds`` as (service, tags)."""
+) -> CollectedItems:
+    """Which items of ``policies`` (already ordered by ``sort_policies``) apply to each inbound and
+    outbound (as (service, tags)) of one proxy: selection, the first half of ``match_policies``, and
+    what inspection (``atoll.topology.explain``) reads so it cannot drift from what Envoy gets."""
     names: list[tuple[str, str]] = []
-    to_items: list[list[_Item]] = [[] for _ in outbounds]
-    in_items: list[list[_Item]] = [[] for _ in inbounds]
+    to_items: list[list[Item]] = [[] for _ in outbounds]
+    in_items: list[list[Item]] = [[] for _ in inbounds]
     perm_items: list[list[tuple[Mapping[str, Any], str]]] = [[] for _ in inbounds]
-    rule_items: list[list[Mapping[str, Any]]] = [[] for _ in inbounds]
-    by_route: list[dict[str, list[_Item]]] = [{} for _ in outbounds]
+    rule_items: list[list[tuple[Mapping[str, Any], str]]] = [[] for _ in inbounds]
+    by_route: list[dict[str, list[Item]]] = [{} for _ in outbounds]
     http_routes = {p.name: p for p in policies if p.type == "MeshHTTPRoute"}
     for policy in policies:
         spec = policy.spec
@@ -282,29 +340,52 @@ def match_policies(
                 rank = _item_rank(item)
                 for i, (service, tags) in enumerate(outbounds):
                     if _to_matches(item.get("targetRef") or {}, service, tags):
-                        to_items[i].append((policy.type, rank, item))
+                        to_items[i].append((policy.type, rank, item, policy.name))
         for i in sorted(chosen):
             for item in spec.get("from") or ():
                 if permits:
                     perm_items[i].append((item, policy.name))
                 elif (item.get("targetRef") or {}).get("kind") == "Mesh":
-                    in_items[i].append((policy.type, _MESH_RANK, item))
+                    in_items[i].append((policy.type, _MESH_RANK, item, policy.name))
                 elif policy.type in BY_SOURCE_KINDS:
-                    in_items[i].append((policy.type, _item_rank(item), item))
+                    in_items[i].append((policy.type, _item_rank(item), item, policy.name))
             for item in spec.get("rules") or ():
                 if permits:
-                    rule_items[i].append(item)
+                    rule_items[i].append((item, policy.name))
                 else:
-                    in_items[i].append((policy.type, _MESH_RANK, item))
-    return MatchedPolicies(
+                    in_items[i].append((policy.type, _MESH_RANK, item, policy.name))
+    return CollectedItems(
         names=tuple(names),
-        outbounds=tuple(_fold(items) for items in to_items),
-        inbounds=tuple(_fold(items) for items in in_items),
-        permissions=tuple(_permissions(items) for items in perm_items),
-        identity_rules=tuple(identity_rules(items) for items in rule_items),
+        outbounds=tuple(tuple(items) for items in to_items),
+        inbounds=tuple(tuple(items) for items in in_items),
+        permissions=tuple(tuple(items) for items in perm_items),
+        identity_rules=tuple(tuple(items) for items in rule_items),
         routes=tuple(
-            tuple((name, _fold(to_items[i] + extra)) for name, extra in sorted(by_route[i].items()))
-            for i in range(len(outbounds))
+            tuple((name, tuple(extra)) for name, extra in sorted(by_route[i].items())) for i in range(len(outbounds))
+        ),
+    )
+
+
+def match_policies(
+    policies: Sequence[PolicyEntry],
+    *,
+    dataplane: str,
+    labels: Mapping[str, str],
+    inbounds: Sequence[InboundRef],
+    outbounds: Sequence[tuple[str, Mapping[str, str]]],
+) -> MatchedPolicies:
+    """Apply ``policies`` (already ordered by ``sort_policies``) to one proxy: its ``inbounds`` and its
+    ``outbounds`` as (service, tags)."""
+    found = collect_items(policies, dataplane=dataplane, labels=labels, inbounds=inbounds, outbounds=outbounds)
+    return MatchedPolicies(
+        names=found.names,
+        outbounds=tuple(fold_items(items) for items in found.outbounds),
+        inbounds=tuple(fold_items(items) for items in found.inbounds),
+        permissions=tuple(permissions_of(items) for items in found.permissions),
+        identity_rules=tuple(identity_rules(item for item, _ in items) for items in found.identity_rules),
+        routes=tuple(
+            tuple((name, fold_items(found.outbounds[i] + extra)) for name, extra in routes)
+            for i, routes in enumerate(found.routes)
         ),
     )
 
@@ -313,7 +394,7 @@ def _route_targeted(
     policy: PolicyEntry,
     route: PolicyEntry,
     outbounds: Sequence[tuple[str, Mapping[str, str]]],
-    by_route: list[dict[str, list[_Item]]],
+    by_route: list[dict[str, list[Item]]],
 ) -> None:
     """Collect the ``to[]`` items of ``policy`` (whose top targetRef is MeshHTTPRoute ``route``) for the
     outbounds the route applies to."""
@@ -322,4 +403,4 @@ def _route_targeted(
             continue
         for item in policy.to:
             if _to_matches(item.get("targetRef") or {}, service, tags):
-                by_route[i].setdefault(route.name, []).append((policy.type, _ROUTE_TARGETED_RANK, item))
+                by_route[i].setdefault(route.name, []).append((policy.type, _ROUTE_TARGETED_RANK, item, policy.name))

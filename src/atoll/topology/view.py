@@ -54,7 +54,7 @@ from atoll.resources.models.zone_egress import ZoneEgressSpec
 from atoll.resources.models.zone_ingress import ZoneIngressSpec
 from atoll.topology.external import ExternalView
 from atoll.topology.index import Endpoint, MeshIndex, build_index, is_ready
-from atoll.topology.matching import InboundRef, PolicyEntry, match_policies, sort_policies
+from atoll.topology.matching import PolicyEntry, ProxyRefs, match_policies, sort_policies
 from atoll.topology.routes import (
     ANY_SERVICE,
     Split,
@@ -273,13 +273,10 @@ def proxy_view(mesh_view: MeshView, dataplane_name: str) -> ProxyView:
     except KeyError:
         raise KeyError(f'no Dataplane "{dataplane_name}" in mesh "{mesh_view.name}"') from None
     net = dp.spec.networking
-    served = [ib for ib in net.inbound if ib.port is not None]
+    refs = ProxyRefs.of(dp)
+    served = refs.served
     matched = match_policies(
-        index.policies,
-        dataplane=dp.name,
-        labels=dp.meta.labels,
-        inbounds=[InboundRef(tags=Tags(ib.tags), name=ib.name, port=ib.port) for ib in served],
-        outbounds=[(ob.service, ob.tags or {}) for ob in net.outbound],
+        index.policies, dataplane=dp.name, labels=dp.meta.labels, inbounds=refs.inbounds, outbounds=refs.outbounds
     )
     inbounds = [
         InboundView(

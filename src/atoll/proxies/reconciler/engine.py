@@ -230,6 +230,19 @@ class ReconcileEngine:
 
     # --- introspection ----------------------------------------------------------------------------
 
+    def config_error(self, nid: str) -> str | None:
+        """Why proxy ``nid`` gets no (new) configuration, if something stops it: its Dataplane is kept
+        out of generation (``StoreMirror.refused``) or its last generation failed (``SidecarConfigs.errors``)."""
+        try:
+            node = NodeId.parse(nid)
+        except ValueError:
+            return None
+        if node.mesh is not None:
+            refused = self.mirror.refused.get((node.mesh, node.name))
+            if refused is not None:
+                return f"its Dataplane is left out: {refused}"
+        return self.sidecars.errors.get(nid)
+
     def held_views(self) -> int:
         """See ``SidecarConfigs.held_views``."""
         return self.sidecars.held_views()

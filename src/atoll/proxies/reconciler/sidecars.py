@@ -110,6 +110,7 @@ class SidecarConfigs:
         self._last_view: dict[str, ProxyView] = {}
         self._last_identity: dict[str, Identity | None] = {}
         self._last_base: dict[str, dict[str, MeshView]] = {}  # mesh -> name -> its last view's mesh view
+        self.errors: dict[str, str] = {}  # node id -> why its last generation failed
 
     def forget(self, mesh: str, name: str) -> None:
         """Drop what was remembered of the proxy's last view (its next one is generated in full)."""
@@ -121,6 +122,7 @@ class SidecarConfigs:
         nid = dataplane_node_id(mesh, name)
         self.kinds.pop(nid, None)
         self._last_identity.pop(nid, None)
+        self.errors.pop(nid, None)
         self.forget(mesh, name)
 
     def regenerate(self, view: MeshView, name: str) -> None:
@@ -151,10 +153,12 @@ class SidecarConfigs:
             else:
                 res = sidecar_resources(pv, identity)
             self._writer.write(nid, res, keep_versions=True)
-        except Exception:
+        except Exception as e:
             # A local generation error: keep serving the last good snapshot, say which proxy and why.
             log.exception("cannot generate configuration for proxy %s; it keeps its last configuration", nid)
+            self.errors[nid] = f"cannot generate its configuration ({type(e).__name__}); it keeps its last one"
             return False
+        self.errors.pop(nid, None)
         self._last_view[nid] = pv
         self._last_base.setdefault(view.name, {})[name] = view
         self._last_identity[nid] = identity

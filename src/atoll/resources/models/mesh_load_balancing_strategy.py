@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic.alias_generators import to_camel
 
 from atoll.resources.base import Check, Decimal, Duration, Percentage, Spec, spec_check
@@ -82,7 +82,11 @@ class CookieHash(Spec):
 
 
 class ConnectionHash(Spec):
-    source_ip: bool | None = None
+    """Kuma spells the field ``sourceIP``; ``sourceIp`` (what this model once took) is still read."""
+
+    source_ip: bool | None = Field(
+        default=None, validation_alias=AliasChoices("sourceIP", "sourceIp"), serialization_alias="sourceIP"
+    )
 
 
 class QueryParameterHash(Spec):

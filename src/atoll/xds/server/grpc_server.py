@@ -16,9 +16,19 @@ stream (authentication, registration), ``on_stream_close(node_id, stream_id)`` a
 ``on_status(node_id, StreamStatus)`` (after every batch that sent, ACKed or NACKed). A malformed request
 ends only its own stream, with INVALID_ARGUMENT and a message naming the problem.
 
+Before a stream is authenticated it is bounded (``atoll.xds.peers.PeerGate``, and the first-request checks
+of ``atoll.xds.server.admission``): its first request must come within ``first_message_timeout`` seconds
+(else ``DEADLINE_EXCEEDED``) and be at most ``MAX_FIRST_MESSAGE_BYTES`` (else ``RESOURCE_EXHAUSTED``), a
+peer address may have only so many such streams at once (``RESOURCE_EXHAUSTED``), and a refused request
+is dropped at once (the node is copied out of it and the request leaves the inbox before the open hook
+runs). Once open, a stream costs the gate nothing. ``withhold_secrets(peer)``, when given, is asked once
+per stream: a stream it answers true for (plaintext ADS from a remote peer) gets its snapshots without
+SDS secrets (``admission.without_secrets``); its mTLS clusters and listeners stay warming.
+
 ``make_server`` builds the ``grpc.aio.Server`` with the options measured to matter for many streams (BDP
-probing off, a raised pending-request limit, keepalive). Calling ``gc.freeze()`` after start-up is left to
-the control plane.
+probing off, a raised pending-request limit, keepalive) and the bounds that protect the process from
+peers that never authenticate (message and metadata sizes, a handshake deadline, idle connections).
+Calling ``gc.freeze()`` after start-up is left to the control plane.
 """
 
 from __future__ import annotations
@@ -37,7 +47,9 @@ from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from google.protobuf.message import Message
 
 from atoll.errors import PeerProtocolError
+from atoll.xds.peers import PeerGate
 from atoll.xds.pump import StreamPump
+from atoll.xds.server.admission import await_first_request, first_node, without_secrets
 from atoll.xds.server.cache import SnapshotCache
 from atoll.xds.server.protocol import (
     DeltaResponse,
@@ -45,7 +57,6 @@ from atoll.xds.server.protocol import (
     SotwResponse,
     SotwStream,
     XdsError,
-    node_of_first_request,
 )
 from atoll.xds.server.snapshot import Snapshot
 from atoll.xds.server.status import StreamStatus
@@ -58,6 +69,7 @@ Metadata = Mapping[str, str | bytes]
 OnStreamOpen = Callable[[base_pb2.Node, Metadata], Awaitable[None] | None]
 OnStreamClose = Callable[[str, int], None]
 OnStatus = Callable[[str, StreamStatus], None]
+WithholdSecrets = Callable[[str], bool]
 
 
 class StreamRejected(XdsError):
@@ -87,8 +99,12 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
         on_stream_close: OnStreamClose | None = None,
         on_status: OnStatus | None = None,
         clock: Callable[[], float] = time.time,
+        gate: PeerGate | None = None,
+        withhold_secrets: WithholdSecrets | None = None,
     ) -> None:
         self._cache = cache
+        self.gate = gate or PeerGate()
+        self._withhold_secrets = withhold_secrets
         self._on_open = on_stream_open
         self._on_close = on_stream_close
         self._on_status = on_status
@@ -130,8 +146,15 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
         self, context: grpc.aio.ServicerContext, machine_type: type[SotwStream] | type[DeltaStream]
     ) -> None:
         stream_id = next(self._ids)
+        peer = context.peer()
+        if not self.gate.admit(peer):
+            log.warning("ADS stream %d refused: too many unauthenticated streams from %s", stream_id, peer)
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED, "too many streams from this address waiting to authenticate"
+            )
+            return
         pump = StreamPump(context.read, name=f"ads-{stream_id}")
-        stream = _AdsStream(self, context, pump, stream_id)
+        stream = _AdsStream(self, context, pump, stream_id, peer)
         async with pump:
             # The RPC ended (peer cancelled, connection lost): do not wait for read() to notice.
             context.add_done_callback(lambda _: pump.end())
@@ -175,17 +198,28 @@ class _AdsStream:
         "newest",
         "node_id",
         "outbox",
+        "peer",
+        "pending",
         "pump",
         "reported",
         "servicer",
         "stream_id",
         "unwatch",
+        "withhold",
     )
 
     def __init__(
-        self, servicer: AdsServicer, context: grpc.aio.ServicerContext, pump: StreamPump, stream_id: int
+        self,
+        servicer: AdsServicer,
+        context: grpc.aio.ServicerContext,
+        pump: StreamPump,
+        stream_id: int,
+        peer: str,
     ) -> None:
         self.servicer = servicer
+        self.peer = peer
+        self.pending = True  # counted by the servicer's PeerGate until the open hook accepted it
+        self.withhold = False  # SDS secrets are never sent on this stream
         self.context = context
         self.pump = pump
         self.stream_id = stream_id
@@ -238,14 +272,21 @@ class _AdsStream:
         self.pump.end()  # read no more; the writer aborts the RPC with the failure
 
     def on_snapshot(self, snapshot: Snapshot) -> None:
-        self.newest = snapshot
+        self.newest = without_secrets(snapshot) if self.withhold else snapshot
         self.pump.wake.set()
+
+    def admitted(self) -> None:
+        """The stream is authenticated (or ended): it no longer counts against its peer."""
+        if self.pending:
+            self.pending = False
+            self.servicer.gate.release(self.peer)
 
     async def serve(self, machine_type: type[SotwStream] | type[DeltaStream]) -> None:
         pump = self.pump
-        while not pump.inbox and not pump.ended:
-            pump.wake.clear()
-            await pump.wake.wait()
+        timeout = self.servicer.gate.first_message_timeout
+        if not await await_first_request(pump, timeout):
+            log.info("ADS stream %d from %s sent nothing within %gs: closed", self.stream_id, self.peer, timeout)
+            await self.context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"no request within {timeout:g}s")
         if pump.inbox:
             if not await self._open(machine_type):
                 return
@@ -258,21 +299,31 @@ class _AdsStream:
 
     async def _open(self, machine_type: type[SotwStream] | type[DeltaStream]) -> bool:
         """Node from the first request, the open hook, the machine and the cache watch."""
-        try:
-            node = node_of_first_request(self.pump.inbox[0])
-        except PeerProtocolError as e:
-            log.warning("ADS stream %d: %s", self.stream_id, e)
-            await self.context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        node = first_node(self.pump.inbox[0], stream_id=self.stream_id, peer=self.peer)
+        if isinstance(node, tuple):
+            self.failure = node
+            self.pump.inbox.clear()  # the refused request goes now, not at the next full collection
+            await self.context.abort(*node)
             return False
         servicer = self.servicer
         await servicer._open(node, self.context)
+        self.admitted()
         node_id = self.node_id = str(node.id)
+        if servicer._withhold_secrets is not None and servicer._withhold_secrets(self.peer):
+            self.withhold = True
+            log.warning(
+                "ADS stream %d of %s from %s is plaintext from a remote peer: SDS secrets are withheld "
+                "(serve ADS with TLS: --xds-tls on)",
+                self.stream_id,
+                node_id,
+                self.peer,
+            )
         machine = self.machine = machine_type(node_id, self.stream_id, clock=servicer._clock)
         servicer._streams[self.stream_id] = machine
         self.unwatch = servicer._cache.watch(node_id, self.on_snapshot)
         current = servicer._cache.get(node_id)
-        if current is not None:
-            machine.set_snapshot(current)  # nothing requested yet: only remembered
+        if current is not None:  # nothing requested yet: only remembered
+            machine.set_snapshot(without_secrets(current) if self.withhold else current)
         self.pump.handler = self.handle
         return True
 
@@ -305,6 +356,8 @@ class _AdsStream:
 
     def close(self) -> None:
         """Stop watching, forget the stream, run the close hook (synchronous: see ``AdsServicer._serve``)."""
+        self.admitted()
+        self.pump.inbox.clear()
         if self.unwatch is not None:
             self.unwatch()
         self.servicer._streams.pop(self.stream_id, None)
@@ -316,7 +369,10 @@ class _AdsStream:
                 log.exception("on_stream_close hook failed for %s", node_id)
 
 
-#: Server options that matter for thousands of ADS streams (see notes/python-grpc-fanout.md).
+#: Server options that matter for thousands of ADS streams (see notes/python-grpc-fanout.md), and the
+#: bounds on what any peer, authenticated or not, can make the process hold: 4 MB per message (an ACK
+#: of 100 clusters is ~4 KB), 16 KB of metadata at most (a token is ~1 KB), 10 s to finish the TLS and HTTP/2
+#: handshakes, and connections without a stream closed after 5 minutes.
 SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.http2.bdp_probe", 0),
     ("grpc.server.max_pending_requests", 20_000),
@@ -327,8 +383,12 @@ SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
     ("grpc.http2.max_ping_strikes", 0),
-    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_receive_message_length", 4 * 1024 * 1024),
     ("grpc.max_send_message_length", -1),
+    ("grpc.max_metadata_size", 8 * 1024),
+    ("grpc.absolute_max_metadata_size", 16 * 1024),
+    ("grpc.server_handshake_timeout_ms", 10_000),
+    ("grpc.max_connection_idle_ms", 300_000),
 )
 
 
@@ -361,5 +421,6 @@ __all__ = [
     "OnStreamClose",
     "OnStreamOpen",
     "StreamRejected",
+    "WithholdSecrets",
     "make_server",
 ]
