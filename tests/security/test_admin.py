@@ -55,12 +55,16 @@ def test_admin_auth() -> None:
     assert auth(request("127.0.0.1")) and auth(request("::1"))
     assert auth(request("10.0.0.1", "Bearer " + "t" * 40))
     assert auth(request("10.0.0.1", "bearer  " + "t" * 40))
-    with pytest.raises(Unauthenticated, match=r"it is in /data/admin-token"):
+    # a remote client is told what to send, never where the token file is (issue 14, item 11)
+    with pytest.raises(Unauthenticated, match=r"send 'Authorization: Bearer <admin token>'") as remote:
         auth(request("10.0.0.1"))
-    with pytest.raises(Unauthenticated, match="not this control plane's admin token"):
+    assert "/data/admin-token" not in str(remote.value)
+    with pytest.raises(Unauthenticated, match="not this control plane's admin token") as remote:
         auth(request("10.0.0.1", "Bearer nope"))
-    strict = AdminAuth("t" * 40, loopback_admin=False)
-    with pytest.raises(Unauthenticated):
+    assert "/data/admin-token" not in str(remote.value)
+    strict = AdminAuth("t" * 40, token_file=Path("/data/admin-token"), loopback_admin=False)
+    # a loopback client (here: not an admin by address) is told where the file is
+    with pytest.raises(Unauthenticated, match=r"it is in /data/admin-token"):
         strict(request("127.0.0.1"))
     assert strict(request("127.0.0.1", "Bearer " + "t" * 40))
 
