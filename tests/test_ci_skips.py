@@ -16,7 +16,7 @@ PROBE = """
 import pytest
 
 def test_needs_a_server():
-    pytest.skip("PostgreSQL binaries not found")
+    pytest.skip(reason="PostgreSQL binaries not found")
 
 @pytest.mark.skipif(True, reason="needs root")
 def test_needs_root():
@@ -24,7 +24,7 @@ def test_needs_root():
 
 @pytest.mark.ci_may_skip
 def test_may_skip():
-    pytest.skip("not a precondition")
+    pytest.skip(reason="not a precondition")
 
 def test_runs():
     pass
@@ -32,7 +32,7 @@ def test_runs():
 
 MODULE_SKIP = """
 import pytest
-pytest.skip("compatibility corpus not found", allow_module_level=True)
+pytest.skip(reason="compatibility corpus not found", allow_module_level=True)
 """
 
 
