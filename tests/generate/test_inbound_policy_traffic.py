@@ -19,12 +19,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from atoll.resources import decode_all
 from atoll.topology import MeshView, proxy_view
 from atoll.xds.generate import sidecar_resources
 from tests.generate.envoy_validate import static_bootstrap
 from tests.generate.http_backend import serve_http
-from tests.generate.sidecars import merged_bootstrap, running_envoy
+from tests.generate.sidecars import merged_bootstrap, mesh_view_of, running_envoy
 from tests.helpers import free_port, wait_until
 
 pytestmark = pytest.mark.envoy
@@ -113,13 +112,7 @@ def _mesh_view(app: int, ports: dict[str, int]) -> MeshView:
             f"  inbound:\n    - port: {ports[s]}\n      servicePort: {app}\n"
             f"      tags: {{kuma.io/service: {s}, kuma.io/protocol: {protocol}}}\n"
         )
-    docs = decode_all(text + POLICIES)
-    return MeshView(
-        mesh=docs[0],
-        dataplanes=tuple(d for d in docs if d.type == "Dataplane"),
-        zone="zone-1",
-        policies=tuple(d for d in docs if d.type.startswith("Mesh") and d.type != "Mesh"),
-    )
+    return mesh_view_of(text + POLICIES)
 
 
 @pytest.fixture(scope="module")

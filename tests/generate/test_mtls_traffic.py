@@ -30,7 +30,7 @@ from atoll.xds.generate import sidecar_resources
 from tests.generate.certs import Ca, issue, make_ca
 from tests.generate.envoy_validate import static_bootstrap
 from tests.generate.http_backend import serve_http
-from tests.generate.sidecars import merged_bootstrap, running_envoy, stat
+from tests.generate.sidecars import merged_bootstrap, mesh_view_of, running_envoy, stat
 from tests.helpers import free_port, wait_until
 
 pytestmark = pytest.mark.envoy
@@ -105,14 +105,7 @@ def _mesh_yaml(mode: str, app: int, ports: dict[str, int]) -> str:
 
 
 def _mesh_view(mode: str, app: int, ports: dict[str, int], extra: str = "") -> MeshView:
-    docs = decode_all(_mesh_yaml(mode, app, ports) + extra)
-    return MeshView(
-        mesh=docs[0],
-        dataplanes=tuple(d for d in docs if d.type == "Dataplane"),
-        zone="zone-1",
-        zone_ingresses=tuple(d for d in docs if d.type == "ZoneIngress"),
-        policies=tuple(d for d in docs if d.type.startswith("Mesh") and d.type != "Mesh"),
-    )
+    return mesh_view_of(_mesh_yaml(mode, app, ports) + extra)
 
 
 @contextlib.contextmanager

@@ -23,12 +23,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from atoll.resources import decode_all
-from atoll.topology import MeshView, proxy_view
+from atoll.topology import proxy_view
 from atoll.xds.generate import sidecar_resources
 from tests.generate.envoy_validate import static_bootstrap
 from tests.generate.http_backend import serve_http
-from tests.generate.sidecars import merged_bootstrap, running_envoy, stat
+from tests.generate.sidecars import merged_bootstrap, mesh_view_of, running_envoy, stat
 from tests.helpers import free_port, wait_until
 
 pytestmark = pytest.mark.envoy
@@ -131,13 +130,7 @@ class Sidecars:
 @contextlib.contextmanager
 def _sidecars(apps: Apps, tmp: Path, policy: str) -> Iterator[Sidecars]:
     ports = {k: free_port() for k in ("web", "out-api", *INSTANCES, "client-admin", "server-admin")}
-    docs = decode_all(_mesh_yaml(apps, ports, policy))
-    mv = MeshView(
-        mesh=docs[0],
-        dataplanes=tuple(d for d in docs if d.type == "Dataplane"),
-        zone="zone-1",
-        policies=tuple(d for d in docs if d.type.startswith("Mesh") and d.type != "Mesh"),
-    )
+    mv = mesh_view_of(_mesh_yaml(apps, ports, policy))
     server = merged_bootstrap(
         [static_bootstrap(sidecar_resources(proxy_view(mv, n))) for n in INSTANCES], ports["server-admin"]
     )
