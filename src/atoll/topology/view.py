@@ -64,6 +64,7 @@ from atoll.topology.routes import (
     split_cluster_name,
     subset_endpoints,
 )
+from atoll.topology.service_names import NO_NAMES, ServiceNames
 from atoll.topology.settings import (
     BY_SOURCE_KINDS,
     NO_IDENTITY_RULES,
@@ -204,6 +205,9 @@ class MeshView:
     policies: tuple[Resource[Any], ...] = ()
     external_services: tuple[Resource[ExternalServiceSpec], ...] = ()
     zone_egresses: tuple[Resource[ZoneEgressSpec], ...] = ()
+    names: ServiceNames = NO_NAMES
+    """The mesh's ``<service>.mesh`` and VirtualOutbound names with their VIPs (``service_names``);
+    served to the Dataplanes with ``networking.transparentProxying``."""
     previous: InitVar[MeshView | None] = None
     """The view this one replaces, if any: endpoint tuples equal to its are reused (not kept), so that
     caches keyed on them hit by identity and a change compares cheaply with what came before."""
