@@ -3,6 +3,11 @@
 Each checks the client is an admin (403), then hands the JSON object body to the ``TokenEndpoints``
 of this CP (``atoll.security.TokenEndpoints``), which validates it and answers; a CP built without
 one answers 404.
+
+A token is answered as ``{"token": ...}`` JSON, or as the bare token in ``text/plain`` the way Kuma's
+control plane answers (what ``kumactl generate dataplane-token|zone-token`` prints) when the request
+does not accept JSON: no ``Accept`` header (Kuma's clients send none), or one naming ``text/plain``
+and no JSON type or wildcard.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from atoll.api import openapi, paths
 from atoll.api.deps import TokenEndpoints
@@ -37,7 +42,9 @@ def add_token_routes(router: APIRouter, tokens: TokenEndpoints | None, access: A
             methods=["POST"],
             summary=f"{what[0].upper()}{what[1:]} (admin only)",
             tags=["tokens"],
-            openapi_extra=openapi.operation([], body="object"),
+            openapi_extra=_token_operation()
+            if path != paths.TOKENS_REVOCATIONS
+            else openapi.operation([], body="object"),
         )
 
 
@@ -49,6 +56,25 @@ def _handler(
         if tokens is None:
             raise HttpError(404, "not found", "this control plane issues no tokens")
         doc = await json_object(request, what, max_body_bytes)
-        return JSONResponse(await call(tokens, doc))
+        answer = await call(tokens, doc)
+        if "token" in answer and not _accepts_json(request):
+            return PlainTextResponse(answer["token"])
+        return JSONResponse(answer)
 
     return handler
+
+
+def _accepts_json(request: Request) -> bool:
+    accept = request.headers.get("accept", "").lower()
+    if not accept.strip():
+        return False
+    return "json" in accept or "*/*" in accept or "application/*" in accept or "text/plain" not in accept
+
+
+def _token_operation() -> dict[str, Any]:
+    op = openapi.operation([], body="object")
+    op["responses"]["200"]["content"]["text/plain"] = {"schema": {"type": "string"}}
+    op["responses"]["200"]["description"] = (
+        "{token} as JSON, or the bare token as text/plain (see the module docstring)"
+    )
+    return op

@@ -1,7 +1,9 @@
 """Universal-format codec: YAML/JSON documents <-> ``Resource`` values.
 
 A Universal document has the envelope ``type``, ``name``, ``mesh`` (mesh-scoped types only),
-``labels``, and the read-only ``creationTime``/``modificationTime`` (accepted and ignored on input).
+``labels``, and the server-managed ``creationTime``, ``modificationTime`` and ``kri`` (Kuma's resource
+identifier, which Kuma's tools send back): accepted and ignored on input (``kri`` must be a string), so
+a document read from a control plane, Atoll's or Kuma's, applies again unchanged.
 Flattened types (Mesh, Dataplane, ZoneIngress, ...) put their spec fields beside the envelope;
 ``Mesh*`` policies put them under ``spec:``. ``decode`` validates the whole document and raises
 ``InvalidInput`` with one ``FieldError`` per problem — first any string that is no storable text
@@ -26,7 +28,9 @@ from atoll.resources.meta import Resource, ResourceMeta
 from atoll.resources.parsing import TextLimit, load_yaml_documents
 from atoll.resources.types import ResourceType, get_type
 
-ENVELOPE = ("type", "name", "mesh", "labels", "creationTime", "modificationTime")
+SERVER_MANAGED = ("creationTime", "modificationTime", "kri")
+"""Envelope fields a server sets: read on output, accepted and ignored on input."""
+ENVELOPE = ("type", "name", "mesh", "labels", *SERVER_MANAGED)
 
 
 def decode(doc: object) -> Resource[Any]:
@@ -69,6 +73,9 @@ def decode(doc: object) -> Resource[Any]:
         mesh = None
 
     labels = _labels(doc.get("labels"), errors)
+    kri = doc.get("kri")
+    if kri is not None and not isinstance(kri, str):
+        errors.append(FieldError("kri", f"must be a string (it is set by the server and ignored), got {_kind(kri)}"))
 
     raw_spec: Any
     if rt.flattened:
