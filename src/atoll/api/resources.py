@@ -152,7 +152,8 @@ def add_resource_routes(router: APIRouter, routes: ResourceRoutes) -> None:
 def _describe(rt: ResourceType) -> dict[str, Any]:
     """One entry of ``/_resources``: name, Kuma's plural (and Atoll's older spellings), scope, path."""
     path = paths.collection_template(rt)
-    out: dict[str, Any] = {"name": rt.name, "plural": rt.plural, "scope": rt.scope.value, "policy": rt.policy, "path": path}
+    out: dict[str, Any] = {"name": rt.name, "plural": rt.plural, "scope": rt.scope.value, "policy": rt.policy}
+    out["path"] = path
     if rt.plural_aliases:
         out["pluralAliases"] = list(rt.plural_aliases)
     return out

@@ -5,9 +5,10 @@ of this CP (``atoll.security.TokenEndpoints``), which validates it and answers; 
 one answers 404.
 
 A token is answered as ``{"token": ...}`` JSON, or as the bare token in ``text/plain`` the way Kuma's
-control plane answers (what ``kumactl generate dataplane-token|zone-token`` prints) when the request
-does not accept JSON: no ``Accept`` header (Kuma's clients send none), or one naming ``text/plain``
-and no JSON type or wildcard.
+control plane answers, to Kuma's CLI (``User-Agent: kumactl/...``: ``kumactl generate
+dataplane-token|zone-token`` prints the body as it comes) and to a client whose ``Accept`` names
+``text/plain`` and no JSON. (Kuma's clients send no ``Accept``, nor do Python's ``urllib`` and others
+that expect Atoll's JSON, so the header alone cannot tell them apart.)
 """
 
 from __future__ import annotations
@@ -57,18 +58,18 @@ def _handler(
             raise HttpError(404, "not found", "this control plane issues no tokens")
         doc = await json_object(request, what, max_body_bytes)
         answer = await call(tokens, doc)
-        if "token" in answer and not _accepts_json(request):
+        if "token" in answer and _wants_bare_token(request):
             return PlainTextResponse(answer["token"])
         return JSONResponse(answer)
 
     return handler
 
 
-def _accepts_json(request: Request) -> bool:
+def _wants_bare_token(request: Request) -> bool:
+    if request.headers.get("user-agent", "").startswith("kumactl/"):
+        return True
     accept = request.headers.get("accept", "").lower()
-    if not accept.strip():
-        return False
-    return "json" in accept or "*/*" in accept or "application/*" in accept or "text/plain" not in accept
+    return "text/plain" in accept and "json" not in accept
 
 
 def _token_operation() -> dict[str, Any]:
