@@ -5,6 +5,9 @@
   Filters as Kuma's: ``tag=key:value`` (repeatable; every one must match an inbound's or the
   gateway's tags), ``gateway=true|false|delegated|builtin``, ``ingress=true|false`` (Atoll keeps
   zone ingresses as ZoneIngress resources, so ``ingress=true`` matches none), ``name`` prefix.
+- ``GET /meshes/{mesh}/dataplane-insights`` (and ``/{name}``): Kuma's ``DataplaneInsight`` of each
+  Dataplane (its ``subscriptions``). Atoll's own stored ``DataplaneInsight`` type (a global CP's
+  copies of the zones' insights, in Atoll's shape) stays at ``/meshes/{mesh}/dataplaneinsights``.
 - ``GET /mesh-insights`` (and ``/{name}``): ``MeshInsight`` per mesh: proxies by state, type and
   Envoy version, resource and policy counts, services.
 - ``GET /meshes/{mesh}/service-insights`` (and ``/{name}``): ``ServiceInsight`` per service.
@@ -74,6 +77,21 @@ class OverviewRoutes:
     async def dataplane(self, request: Request) -> Response:
         mesh, name = request.path_params["mesh"], request.path_params["name"]
         return respond(request, self._dataplane_overview(await self.store.get("Dataplane", name, mesh)))
+
+    def _dataplane_insight(self, r: Resource[Any]) -> dict[str, Any]:
+        subscriptions = kuma_shapes.proxy_subscriptions(self._insight(r))
+        return {"type": "DataplaneInsight", "mesh": r.mesh, "name": r.name, "subscriptions": subscriptions}
+
+    async def kuma_dataplane_insights(self, request: Request) -> Response:
+        mesh = request.path_params["mesh"]
+        paging = PageRequest.of(request)
+        await require_mesh(self.store, mesh)
+        page = await list_page(self.store, paging, "Dataplane", mesh)
+        return page_answer(request, paging, page, [self._dataplane_insight(r) for r in page.items])
+
+    async def kuma_dataplane_insight(self, request: Request) -> Response:
+        mesh, name = request.path_params["mesh"], request.path_params["name"]
+        return respond(request, self._dataplane_insight(await self.store.get("Dataplane", name, mesh)))
 
     async def _mesh_insight(self, mesh: Resource[Any]) -> dict[str, Any]:
         dataplanes = await list_all(self.store, ListFilter(type="Dataplane", mesh=mesh.name))
@@ -213,6 +231,18 @@ def add_overview_routes(router: APIRouter, routes: OverviewRoutes) -> None:
             "Dataplanes with their proxies' state (Kuma's DataplaneOverview)",
         ),
         (paths.KUMA_DATAPLANE_OVERVIEW, routes.dataplane, _one([openapi.MESH], "Dataplane"), "One DataplaneOverview"),
+        (
+            paths.KUMA_DATAPLANE_INSIGHTS,
+            routes.kuma_dataplane_insights,
+            lst_mesh,
+            "DataplaneInsight (Kuma's) of each Dataplane",
+        ),
+        (
+            paths.KUMA_DATAPLANE_INSIGHT,
+            routes.kuma_dataplane_insight,
+            _one([openapi.MESH], "Dataplane"),
+            "One DataplaneInsight",
+        ),
         (paths.KUMA_MESH_INSIGHTS, routes.mesh_insights, lst, "MeshInsight of every mesh"),
         (paths.KUMA_MESH_INSIGHT, routes.mesh_insight, _one([], "Mesh"), "MeshInsight of one mesh"),
         (paths.KUMA_SERVICE_INSIGHTS, routes.service_insights, lst_mesh, "ServiceInsight of every service of a mesh"),

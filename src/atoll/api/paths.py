@@ -64,6 +64,8 @@ POLICY_DATAPLANES = MESH + "/{plural}/{name}/_resources/dataplanes"
 # Kuma's overviews and insights (read-only, Kuma's JSON shapes).
 KUMA_DATAPLANES_OVERVIEW = MESH + "/dataplanes/_overview"
 KUMA_DATAPLANE_OVERVIEW = DATAPLANE + "/_overview"
+KUMA_DATAPLANE_INSIGHTS = MESH + "/dataplane-insights"  # Kuma's shape; Atoll's stored type is at dataplaneinsights
+KUMA_DATAPLANE_INSIGHT = KUMA_DATAPLANE_INSIGHTS + "/{name}"
 KUMA_MESH_INSIGHTS = "/mesh-insights"
 KUMA_MESH_INSIGHT = KUMA_MESH_INSIGHTS + "/{name}"
 KUMA_SERVICE_INSIGHTS = MESH + "/service-insights"

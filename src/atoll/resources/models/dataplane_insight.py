@@ -21,11 +21,5 @@ class DataplaneInsightSpec(Spec):
 
 
 DATAPLANE_INSIGHT = register_type(
-    "DataplaneInsight",
-    DataplaneInsightSpec,
-    Scope.MESH,
-    plural="dataplane-insights",
-    plural_aliases=("dataplaneinsights",),
-    flattened=False,
-    owner="zone",
+    "DataplaneInsight", DataplaneInsightSpec, Scope.MESH, plural="dataplaneinsights", flattened=False, owner="zone"
 )
