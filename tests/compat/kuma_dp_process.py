@@ -11,9 +11,11 @@ Envoy put Unix sockets there, and a socket path holds at most 107 bytes.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import urllib.error
@@ -101,6 +103,20 @@ class KumaDp:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-6000:]
+
+    def admin(self, path: str) -> str:
+        """GET ``path`` from Envoy's admin, on the Unix socket the bootstrap put in the work directory."""
+        assert self.run_dir is not None
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(5)
+        sock.connect(str(self.run_dir / "kuma-envoy-admin.sock"))
+        conn = http.client.HTTPConnection("localhost", timeout=5)
+        conn.sock = sock
+        try:
+            conn.request("GET", path, headers={"Connection": "close"})
+            return conn.getresponse().read().decode()
+        finally:
+            conn.close()
 
     def log_lines(self) -> list[str]:
         return self.log_path.read_text(errors="replace").splitlines()

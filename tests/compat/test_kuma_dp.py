@@ -4,12 +4,14 @@ One deployment for the module: a global CP and two zone CPs (``tests.e2e.multizo
 with mTLS and allow-all. Zone-1's ingress is a ``kuma-dp --proxy-type ingress``; zone-2's is Atoll's
 agent. ``frontend`` (zone-1) and ``backend`` (zone-2) are ``kuma-dp`` sidecars, so the frontend reaches
 the backend across zones over mTLS through Atoll's ingress. ``client`` (zone-2, ``kuma-dp``) reaches
-``api`` (zone-1, Atoll's agent) through the ``kuma-dp`` ingress. Every ``kuma-dp`` points
+``api`` (zone-1, Atoll's agent) through the ``kuma-dp`` ingress, and, with ``routing.zoneEgress`` on
+(the last test), through zone-2's egress, a ``kuma-dp --proxy-type egress``. Every ``kuma-dp`` points
 ``--cp-address`` at its zone CP's REST port, where ``POST /bootstrap`` takes Kuma's request.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,6 +44,7 @@ def mz(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MultiZone]:
         m.service("zone-1", "frontend", "frontend", outbound={"backend": OUT_BACKEND}, runner=KumaDp)
         m.service("zone-1", "api", "api")
         m.service("zone-2", "client", "client", outbound={"api": OUT_API}, runner=KumaDp)
+        m.egress("zone-2", runner=KumaDp)
         yield m
     except BaseException:
         print(m.dump_logs())
@@ -82,7 +85,7 @@ def test_kuma_dp_and_atoll_stay_quiet_while_serving(mz: MultiZone) -> None:
     neither kuma-dp's log nor the zone CPs' logs grow by more than a few lines, and none is an error."""
     wait_until(lambda: call(OUT_BACKEND) == "backend=backend", timeout=40, what="frontend -> backend")
     dps = kuma_dps(mz)
-    assert len(dps) == 4
+    assert len(dps) == 5
     before = {dp.name: len(dp.log_lines()) for dp in dps}
     cp_before = {z: len(cp.log_path.read_text(errors="replace").splitlines()) for z, cp in mz.zones.items()}
     window_end = time.monotonic() + 6
@@ -125,3 +128,30 @@ def test_kuma_dp_with_a_bad_request_is_refused_once_and_exits(mz: MultiZone, tmp
         assert log.count("trying to fetch bootstrap configuration") == 1, log
     finally:
         dp.stop()
+
+
+def egress_tx_bytes(egress: KumaDp) -> int:
+    """Bytes the egress sent on towards ``api`` (sidecars pool connections: bytes show traffic)."""
+    doc = json.loads(egress.admin("/stats?format=json"))
+    name = "cluster.default_api.upstream_cx_tx_bytes_total"
+    return sum(int(s.get("value", 0)) for s in doc["stats"] if s.get("name") == name)
+
+
+def test_a_kuma_dp_zone_egress_carries_cross_zone_traffic(mz: MultiZone) -> None:
+    egress = mz.agents["egress-zone-2"]
+    assert isinstance(egress, KumaDp)
+    wait_until(lambda: call(OUT_API) == "backend=api", timeout=40, what="client -> api directly")
+    before = egress_tx_bytes(egress)
+    mesh = mtls_mesh("default")
+    mesh["routing"] = {"zoneEgress": True}
+    mz.glob.put(mesh)
+    try:
+
+        def through_egress() -> bool:
+            return call(OUT_API) == "backend=api" and egress_tx_bytes(egress) > before
+
+        wait_until(through_egress, timeout=40, what="client -> api through the kuma-dp egress")
+        for _ in range(10):
+            assert call(OUT_API) == "backend=api"
+    finally:
+        mz.glob.put(mtls_mesh("default"))
