@@ -155,3 +155,23 @@ def test_a_kuma_dp_zone_egress_carries_cross_zone_traffic(mz: MultiZone) -> None
             assert call(OUT_API) == "backend=api"
     finally:
         mz.glob.put(mtls_mesh("default"))
+
+
+def test_kuma_dp_pointed_at_global_is_refused_once_and_exits(mz: MultiZone, tmp_path: Path) -> None:
+    """Global serves no proxies: kuma-dp is told so once and stops (Kuma retries here; Atoll's 4xx ends it)."""
+    doc = {
+        "type": "Dataplane",
+        "mesh": "default",
+        "name": "at-global",
+        "networking": {"address": "127.0.0.1", "inbound": [{"port": free_port(), "tags": {"kuma.io/service": "x"}}]},
+    }
+    dp = KumaDp(mz.glob, tmp_path, doc, token=mz.token("default", "at-global"))
+    try:
+        dp.start(wait=False)
+        assert dp.proc is not None
+        assert dp.proc.wait(60) != 0
+        log = dp.log()
+        assert "this control plane serves no proxies" in log, log
+        assert log.count("trying to fetch bootstrap configuration") == 1, log
+    finally:
+        dp.stop()
