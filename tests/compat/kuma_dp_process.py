@@ -24,9 +24,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from atoll.dp.envoy import envoy_binary
-from tests.compat.kuma_tools import kuma_dp
 from tests.helpers import GiveUp, free_port, stop_process, wait_until
+from tests.kuma_tools import MISSING, available, kuma_tool
+
+
+def kuma_dp_binary() -> Path:
+    """The real ``kuma-dp`` 2.14.3, unpacked by ``tests.kuma_tools``; the test skips when it is absent."""
+    if not available():
+        pytest.skip(reason=MISSING)
+    return kuma_tool("kuma-dp")
 
 
 class KumaDp:
@@ -42,7 +51,7 @@ class KumaDp:
         proxy_type: str = "dataplane",
         extra_args: Sequence[str] = (),
     ) -> None:
-        self.binary = kuma_dp()
+        self.binary = kuma_dp_binary()
         self.cp = cp
         self.name = str(dataplane["name"])
         self.proxy_type = proxy_type
