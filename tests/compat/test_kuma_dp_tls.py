@@ -111,3 +111,34 @@ def test_kuma_dp_without_the_ca_is_told_which_field_is_missing(tls_cp: TlsCp, tm
         assert "Invalid request" in log and "caCert" in log and "ADS speaks TLS" in log, log
     finally:
         dp.stop()
+
+
+def test_generated_certificates_differ_so_kuma_dp_needs_both(tmp_path: Path) -> None:
+    """``--tls-generate`` and a generated ADS pair are two self-signed certificates: kuma-dp given only
+    the REST API's is refused at once, naming ``caCert`` (Envoy could never verify ADS); given a file
+    holding both, it runs."""
+    cp = TlsCp(tmp_path, env={"ATOLL_AUTH": "token", "ATOLL_XDS_TLS": "on", "ATOLL_TLS_GENERATE": "true"})
+    cp.ca = cp.data_dir / "tls" / "api-cert.pem"
+    cp.start()
+    started: list[KumaDp] = []
+    try:
+        cp.call("PUT", "/meshes/default", {"type": "Mesh", "name": "default"})
+        bundle = tmp_path / "rest-and-ads.pem"
+        bundle.write_text(cp.ca.read_text() + (cp.data_dir / "xds-tls.crt").read_text())
+        for name, ca, ok in (("rest-only", cp.ca, False), ("both", bundle, True)):
+            token = cp.call("POST", "/tokens/dataplane", {"mesh": "default", "name": name})["token"]
+            dp = KumaDp(
+                cp, tmp_path, sidecar(name, name, free_port()), token=token, extra_args=["--ca-cert-file", str(ca)]
+            )
+            started.append(dp)
+            dp.start(wait=ok)
+            if not ok:
+                assert dp.proc is not None
+                assert dp.proc.wait(60) != 0
+                log = dp.log()
+                assert "Invalid request" in log and "caCert" in log and "holding both" in log, log
+                assert log.count("trying to fetch bootstrap configuration") == 1, log
+    finally:
+        for dp in started:
+            dp.stop()
+        cp.stop()

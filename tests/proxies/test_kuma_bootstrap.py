@@ -8,13 +8,16 @@ The request bodies here have the fields the real ``kuma-dp run`` 2.14.3 sends (s
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from atoll.errors import InvalidInput
+from atoll.pki import bundle_trusts_self_signed, generate_self_signed
 from atoll.proxies.admin_requests import AdminRequestQueue
 from atoll.proxies.endpoints import ProxyApi
 from atoll.proxies.inventory import Inventory
@@ -194,3 +197,27 @@ def test_the_request_shapes_are_told_apart() -> None:
     assert is_kuma_request({"version": {"kumaDp": {"version": "2.14.3"}}, "mesh": "default", "name": "web"})
     assert not is_kuma_request({"dataplane": {}, "version": {"kumaDp": {}}})
     assert not is_kuma_request({"proxyType": "dataplane"})
+
+
+def self_signed(host: str) -> str:
+    now = datetime.datetime.now(datetime.UTC)
+    return generate_self_signed([host], valid_for=datetime.timedelta(days=1), now=now)[0]
+
+
+async def test_a_ca_that_cannot_verify_a_self_signed_ads_certificate_is_refused(
+    proxies: tuple[ProxyApi, MemoryStore],
+) -> None:
+    """kuma-dp has one --ca-cert-file for REST and ADS: a file without ADS's self-signed certificate
+    would leave Envoy retrying ADS forever, so the bootstrap is refused saying what to give."""
+    api, _ = proxies
+    ads, rest = self_signed("127.0.0.1"), self_signed("localhost")
+    checked = replace(api, ads_cert_pem=ads)
+    with pytest.raises(InvalidInput) as caught:
+        await checked.bootstrap(kuma_request(caCert=rest), "127.0.0.1")
+    assert [e.path for e in caught.value.errors] == ["caCert"]
+    assert "holding both" in caught.value.errors[0].message
+    for bundle in (ads, rest + ads):
+        envoy_bootstrap(await checked.bootstrap(kuma_request(caCert=bundle), "127.0.0.1"))
+    assert bundle_trusts_self_signed(rest, ads) is False
+    assert bundle_trusts_self_signed(rest + ads, ads) is True
+    assert bundle_trusts_self_signed("not a pem", ads) is None

@@ -53,11 +53,12 @@ class ProxyApi:
     reconciler: ProxyReconciler
     cache: SnapshotCache
     admin_requests: AdminRequestQueue
+    ads_cert_pem: str | None = None  # the certificate ADS serves (TLS), checked against kuma-dp's caCert
 
     async def bootstrap(self, body: dict[str, Any], cp_host: str) -> dict[str, Any]:
         """Atoll's agent's request, or Kuma's ``kuma-dp`` request (translated by ``kuma_bootstrap``)."""
         if is_kuma_request(body):
-            return await KumaBootstrap(self.lifecycle).answer(body, cp_host)
+            return await KumaBootstrap(self.lifecycle, self.ads_cert_pem).answer(body, cp_host)
         return await self.lifecycle.bootstrap(body, cp_host)
 
     async def report_health(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,10 @@ This module only translates; there is one way to make a proxy's bootstrap and it
   which is YAML too, so ``kuma-dp`` parses it as it parses Kuma's own. Node id, node metadata and the
   token header are exactly what Atoll's agent gets, so the ADS server needs nothing new.
 
+kuma-dp has one ``--ca-cert-file`` for the REST API and ADS. When ADS serves a self-signed certificate
+(``ads_cert_pem``) that the ``caCert`` sent does not hold, Envoy could never verify the CP and would
+retry ADS forever: such a request is refused, naming ``caCert`` and the way out.
+
 Errors of the lifecycle come back with Kuma's field names (``dataplaneResource.networking...``,
 ``dataplaneToken``); they are 4xx answers, which ``kuma-dp`` shows once and does not retry.
 Kuma's read-only fields in ``dataplaneResource`` (``kri``, ``creationTime``, ``modificationTime``, sent as
@@ -35,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from atoll.errors import FieldError, InvalidInput, NotFound
+from atoll.pki import bundle_trusts_self_signed
 from atoll.resources.proxy_id import PROXY_TYPE_NAMES, ProxyType
 
 __all__ = ["ADMIN_SOCKET", "KumaBootstrap", "is_kuma_request"]
@@ -79,9 +84,21 @@ class KumaBootstrap:
     """Answers Kuma's bootstrap requests with the lifecycle's bootstraps (module docstring)."""
 
     lifecycle: _Lifecycle
+    ads_cert_pem: str | None = None  # the certificate ADS serves, when it speaks TLS
 
     async def answer(self, body: Mapping[str, Any], cp_host: str) -> dict[str, Any]:
         req = _read(body)
+        if req.ca_cert is not None and self.ads_cert_pem is not None:
+            if bundle_trusts_self_signed(req.ca_cert, self.ads_cert_pem) is False:
+                raise InvalidInput(
+                    FieldError(
+                        "caCert",
+                        "does not verify this control plane's ADS certificate (self-signed, not in the file): "
+                        "give kuma-dp --ca-cert-file a PEM file holding both the REST API's and ADS's "
+                        "certificates, or serve both with one certificate",
+                    ),
+                    title="invalid bootstrap request",
+                )
         doc = req.resource if req.resource is not None else await self._stored(req)
         atoll_request: dict[str, Any] = {"proxyType": req.proxy_type.value, "dataplane": doc}
         if req.token is not None:
