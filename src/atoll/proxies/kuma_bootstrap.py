@@ -3,7 +3,8 @@
 Kuma's data plane agent posts a ``BootstrapRequest`` of its own shape (Kuma's source:
 ``pkg/xds/bootstrap/types/bootstrap_request.go``): ``mesh``, ``name``, ``proxyType``, the token as
 ``dataplaneToken``, the proxy's resource as ``dataplaneResource`` (a JSON *string*, or empty when the
-Dataplane was applied before the proxy started), ``caCert``, ``workdir``, ``version.kumaDp`` and a dozen
+Dataplane was applied before the proxy started: then the stored one is served, and the proxy does not
+register it, so it is not removed when the proxy goes away), ``caCert``, ``workdir``, ``version.kumaDp`` and a dozen
 fields Atoll has no use for (``features``, ``dnsPort``, ``readinessPort``, ``otelEnv``, ...). It wants back
 ``{"bootstrap": <base64 of an Envoy bootstrap in YAML>, "kumaSidecarConfiguration": {...}}``.
 
@@ -54,7 +55,7 @@ _MAX_NAME = 253
 
 class _Lifecycle(Protocol):
     async def bootstrap(
-        self, body: Mapping[str, Any], cp_host: str = ..., *, admin_socket: str | None = None
+        self, body: Mapping[str, Any], cp_host: str = ..., *, admin_socket: str | None = None, registers: bool = ...
     ) -> dict[str, Any]: ...
 
     async def stored_document(self, proxy_type: ProxyType, name: str, mesh: str | None) -> dict[str, Any]: ...
@@ -106,7 +107,9 @@ class KumaBootstrap:
         if req.ca_cert is not None:
             atoll_request["caCert"] = req.ca_cert
         try:
-            made = await self.lifecycle.bootstrap(atoll_request, cp_host, admin_socket=req.admin_socket)
+            made = await self.lifecycle.bootstrap(
+                atoll_request, cp_host, admin_socket=req.admin_socket, registers=req.resource is not None
+            )
         except InvalidInput as e:
             raise InvalidInput([_kuma_field(err) for err in e.errors], title=e.title) from None
         return _response(made["bootstrap"], doc)
