@@ -4,8 +4,9 @@ Kuma's data plane agent posts a ``BootstrapRequest`` of its own shape (Kuma's so
 ``pkg/xds/bootstrap/types/bootstrap_request.go``): ``mesh``, ``name``, ``proxyType``, the token as
 ``dataplaneToken``, the proxy's resource as ``dataplaneResource`` (a JSON *string*, or empty when the
 Dataplane was applied before the proxy started: then the stored one is served, and the proxy does not
-register it, so it is not removed when the proxy goes away), ``caCert``, ``workdir``, ``version.kumaDp`` and a dozen
-fields Atoll has no use for (``features``, ``dnsPort``, ``readinessPort``, ``otelEnv``, ...). It wants back
+register it, so it is not removed when the proxy goes away), ``caCert``, ``workdir``, ``version.kumaDp``
+and a dozen fields Atoll has no use for (``features``, ``dnsPort``, ``readinessPort``, ``otelEnv``, ...).
+It wants back
 ``{"bootstrap": <base64 of an Envoy bootstrap in YAML>, "kumaSidecarConfiguration": {...}}``.
 
 This module only translates; there is one way to make a proxy's bootstrap and it is
