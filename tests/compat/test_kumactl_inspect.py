@@ -69,7 +69,7 @@ def rows(k: Kumactl, what: str, *args: str) -> dict[str, dict[str, str]]:
     return {r[KEYS.get(what, "NAME")]: r for r in table(k.ok("inspect", what, *args))}
 
 
-def test_inspect_dataplanes_meshes_and_services_at_the_zone(at_zone: Kumactl) -> None:
+def test_inspect_dataplanes_meshes_and_services_at_the_zone(mz: MultiZone, at_zone: Kumactl) -> None:
     web = wait_until(
         lambda: (
             rows(at_zone, "dataplanes").get("web-1", {}).get("STATUS") == "Online"
@@ -86,11 +86,17 @@ def test_inspect_dataplanes_meshes_and_services_at_the_zone(at_zone: Kumactl) ->
     overview = at_zone.yaml("inspect", "dataplanes")["items"][0]
     assert overview["type"] == "DataplaneOverview" and overview["dataplane"]["networking"]["inbound"]
     assert overview["dataplaneInsight"]["subscriptions"][0]["connectTime"]
+    insight = mz.zones[ZONE].get("/meshes/default/dataplane-insights/web-1")
+    (subscription,) = insight["subscriptions"]
+    assert "disconnectTime" not in subscription and subscription["status"]["total"]["responsesAcknowledged"]
 
     default = rows(at_zone, "meshes")["default"]
     assert default["DATAPLANES"] == "1/1"
-    insight = at_zone.yaml("inspect", "meshes")["items"][0]
-    assert insight["services"]["internal"] == 1 and insight["dataplanesByType"]["standard"] == {"total": 1, "online": 1}
+    mesh_insight = at_zone.yaml("inspect", "meshes")["items"][0]
+    assert mesh_insight["services"]["internal"] == 1 and mesh_insight["dataplanesByType"]["standard"] == {
+        "total": 1,
+        "online": 1,
+    }
 
     web_service = rows(at_zone, "services")["web"]
     assert (web_service["STATUS"], web_service["DATAPLANES"]) == ("Online", "1/1")
