@@ -41,7 +41,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from atoll.cp.components import Component
 from atoll.errors import StoreError
@@ -197,17 +197,17 @@ class LeaderElector:
         for listener in self._listeners:
             listener(leading)
 
-    async def _bounded(self, call: Awaitable[T], timeout: float) -> T:
-        """``call``'s result within ``timeout`` seconds, else ``TimeoutError`` (the call is left to end
+    async def _bounded(self, call: Awaitable[T], limit: float) -> T:
+        """``call``'s result within ``limit`` seconds, else ``TimeoutError`` (the call is left to end
         in the background: never waited for, see the module docstring)."""
         task = asyncio.ensure_future(call)
-        done, _ = await asyncio.wait({task}, timeout=max(0.01, timeout))
+        done, _ = await asyncio.wait({task}, timeout=max(0.01, limit))
         if task in done:
             return task.result()
         task.cancel()
-        self._abandoned.add(task)  # type: ignore[arg-type]
+        self._abandoned.add(task)
         task.add_done_callback(self._abandoned.discard)
-        raise TimeoutError(f"no answer from the store in {timeout:.2f}s")
+        raise TimeoutError(f"no answer from the store in {limit:.2f}s")
 
     async def _drain_abandoned(self) -> None:
         if self._abandoned:
@@ -224,7 +224,9 @@ class LeaderOnly:
     previous term left in memory. If the inner component fails, this one fails with it (the supervisor
     then stops the process, as for any component)."""
 
-    def __init__(self, name: str, elector: LeaderElector, factory: Callable[[], Component], *, stop_timeout: float = 5.0):
+    def __init__(
+        self, name: str, elector: LeaderElector, factory: Callable[[], Component], *, stop_timeout: float = 5.0
+    ):
         self._name = name
         self._elector = elector
         self._factory = factory
@@ -261,15 +263,15 @@ class LeaderOnly:
     async def stop(self) -> None:
         self._stop.set()
 
-    async def _run_term(self, stop: asyncio.Future[object]) -> None:
+    async def _run_term(self, stop: asyncio.Future[Any]) -> None:
         inner = self._factory()
         self.current = inner
         self.terms += 1
         log.info("%s: starting (this instance leads)", self._name)
         task = asyncio.create_task(inner.start(), name=f"leader-only-{self._name}")
-        follow = asyncio.ensure_future(self._elector.wait_follower())
+        follow: asyncio.Future[Any] = asyncio.ensure_future(self._elector.wait_follower())
         try:
-            await asyncio.wait({task, follow, stop}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([task, follow, stop], return_when=asyncio.FIRST_COMPLETED)
         finally:
             follow.cancel()
             if not task.done():

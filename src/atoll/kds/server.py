@@ -266,6 +266,8 @@ class GlobalInventory:
         self.registry = registry
         self._insights: dict[tuple[str, str], Resource[Any]] = {}
         self.loaded = asyncio.Event()
+        self.zone_online: Callable[[str], bool] = registry.online
+        """Whether a zone is connected; with several global instances (HA), to any of them."""
 
     async def run(self) -> None:
         """Load, then follow the store's changes until cancelled."""
@@ -293,7 +295,7 @@ class GlobalInventory:
         out = dict(r.spec.insight)
         zone = zone_of(r)
         out["zone"] = zone
-        out["online"] = bool(out.get("online")) and zone is not None and self.registry.online(zone)
+        out["online"] = bool(out.get("online")) and zone is not None and self.zone_online(zone)
         return out
 
     async def zone_insight(self, zone: str) -> dict[str, Any]:
