@@ -12,9 +12,10 @@ live state the others need and cannot read from the resources:
   (``holds_proxy``);
 - a global instance: the zones whose KDS streams it holds, with their sessions (``zones: {zone:
   zoneInsight}``), so every global instance answers ``/zones+insights`` and ``dataplanes+insights``
-  alike whichever instance a zone's leader dialled (``shared_zone_insight``).
+  alike whichever instance a zone's leader dialled (``atoll.cp.ha.SharedGlobalInsights``).
 
-The leader prunes rows that stopped beating for ``dead_after`` seconds and hands each one to
+A change of leader is reported at once, not at the next interval. The leader prunes rows that
+stopped beating for ``dead_after`` seconds and hands each one to
 ``on_dead`` (a zone leader gives the dead instance's proxies the removal grace: if they do not
 reconnect somewhere, their Dataplanes go). A graceful stop deletes the instance's own row.
 
@@ -72,8 +73,10 @@ class InstanceRegistry:
         self.started_at = clock()
         self.rows: list[InstanceRecord] = []
         self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
         self._running = False
         self._failing = False
+        elector.on_change(lambda leading: self._wake.set())  # a change of leader is reported at once
 
     @property
     def name(self) -> str:
@@ -87,9 +90,13 @@ class InstanceRegistry:
         self._running = True
         try:
             while not self._stop.is_set():
+                self._wake.clear()
                 await self.beat()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), self._interval)
+                stop = asyncio.ensure_future(self._stop.wait())
+                wake = asyncio.ensure_future(self._wake.wait())
+                await asyncio.wait({stop, wake}, timeout=self._interval, return_when=asyncio.FIRST_COMPLETED)
+                stop.cancel()
+                wake.cancel()
         finally:
             self._running = False
             with contextlib.suppress(StoreError, TimeoutError):

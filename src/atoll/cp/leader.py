@@ -22,8 +22,9 @@ leaders, or none for minutes. A lease row with an expiry avoids both:
   they read, a KDS sync applies full sets in transactions.
 - A graceful stop releases the lease, so a successor takes over within one ``retry`` interval.
 
-With the defaults (``ttl`` 3 s, ``margin`` 1 s, ``retry`` 0.5 s) a killed leader is replaced within
-~3.5 s; a partitioned one stops its leader-only work within 2 s of its last renewal.
+With the defaults (``ttl`` 2 s, ``margin`` 0.6 s, ``retry`` and renewal every 0.25 s) a killed leader
+is replaced within ~2.3 s; a partitioned one stops its leader-only work within 1.4 s of its last
+renewal, having had five chances to renew.
 
 ``LeaseState`` is the sans-I/O core (grants, refusals and failures in, ``is_leader(now)`` out).
 ``LeaderElector`` is the component that drives it against a ``Coordination`` with an injected clock;
@@ -51,9 +52,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-DEFAULT_TTL = 3.0
-DEFAULT_MARGIN = 1.0
-DEFAULT_RETRY = 0.5
+DEFAULT_TTL = 2.0
+DEFAULT_MARGIN = 0.6
+DEFAULT_RETRY = 0.25
 
 
 class LeaseState:
