@@ -123,6 +123,14 @@ class HaDeployment:
                 return next((cp for cp in self.live(group) if cp.api_port == port), None)
         return None
 
+    def leader_elected(self, group: list[CpProcess]) -> bool:
+        """Some live instance of ``group`` leads (its own listing, always current about itself, says so)."""
+        for cp in self.live(group):
+            status, body = http_json("GET", cp.url + "/control-planes", timeout=2)
+            if status == 200 and any(i["leader"] and i["address"].endswith(f":{cp.api_port}") for i in body["items"]):
+                return True
+        return False
+
     def kill(self, cp: CpProcess) -> None:
         """SIGKILL the instance (its whole process group); remember its peak RSS first."""
         assert cp.proc is not None

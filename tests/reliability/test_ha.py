@@ -145,7 +145,8 @@ def test_kill_the_zone_leader_under_traffic(ha: HaDeployment) -> None:
         start = load.mark()
         ha.kill(leader)
         FIGURES["faults"].append("kill -9 zone-1 leader")
-        handover = timed(lambda: ha.leader(ha.zone1) is not None, HANDOVER_LIMIT + 5, "a new zone-1 leader")
+        handover = timed(lambda: ha.leader_elected(ha.zone1), HANDOVER_LIMIT + 5, "a new zone-1 leader")
+        wait_until(lambda: ha.leader(ha.zone1) is not None, timeout=10, what="zone-1 instances agree on it")
         _kds_resumed(ha, "after-zone-leader-kill")
         wait_until(lambda: _serving(ha), timeout=30, what="traffic flows again")
         converged = load.mark()
@@ -164,7 +165,7 @@ def test_kill_the_zone_instance_serving_the_frontend(ha: HaDeployment) -> None:
         was_leader = ha.leader(ha.zone1) is holder
         ha.kill(holder)
         FIGURES["faults"].append("kill -9 zone-1 instance serving the frontend's ADS")
-        handover = timed(lambda: ha.leader(ha.zone1) is not None, HANDOVER_LIMIT + 5, "a zone-1 leader")
+        handover = timed(lambda: ha.leader_elected(ha.zone1), HANDOVER_LIMIT + 5, "a zone-1 leader")
         wait_until(
             lambda: any(i["proxies"] == 1 and i["alive"] for i in ha.control_planes(ha.zone1)["items"]),
             timeout=30,
@@ -244,7 +245,8 @@ def test_kill_the_global_leader_under_traffic_and_writes(ha: HaDeployment) -> No
         start = load.mark()
         ha.kill(leader)
         FIGURES["faults"].append("kill -9 global leader")
-        handover = timed(lambda: ha.leader(ha.globals) is not None, HANDOVER_LIMIT + 5, "a new global leader")
+        handover = timed(lambda: ha.leader_elected(ha.globals), HANDOVER_LIMIT + 5, "a new global leader")
+        wait_until(lambda: ha.leader(ha.globals) is not None, timeout=10, what="global instances agree on it")
         _kds_resumed(ha, "after-global-leader-kill")
         wait_until(lambda: len(writer.acked) >= 30, timeout=30, what="writes acknowledged after the kill")
         converged = load.mark()

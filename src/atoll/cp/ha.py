@@ -37,13 +37,15 @@ from atoll.resources.proxy_id import NodeId
 from atoll.store.coordination import Coordination, MemoryCoordination
 
 
-def coordination_for(config: CpConfig) -> Coordination:
-    """PostgreSQL leases and registry for ``--store postgres``; in memory (single instance) otherwise."""
+def coordinations_for(config: CpConfig) -> tuple[Coordination, Coordination]:
+    """The elector's and the registry's coordination: in PostgreSQL for ``--store postgres`` (two, each
+    with its own connection); one in memory (single instance) otherwise."""
     if config.store == "postgres" and config.store_dsn:
         from atoll.store.pg_coordination import PgCoordination
 
-        return PgCoordination(config.store_dsn)
-    return MemoryCoordination()
+        return PgCoordination(config.store_dsn), PgCoordination(config.store_dsn)
+    local = MemoryCoordination()
+    return local, local
 
 
 def lease_name(config: CpConfig) -> str:
@@ -68,10 +70,14 @@ def base_report(config: CpConfig, version: str) -> dict[str, Any]:
 
 
 class HaComponent:
-    """Component "ha": the elector and the registry, run together (module docstring)."""
+    """Component "ha": the elector and the registry, run together (module docstring). Each has a
+    coordination of its own (for PostgreSQL: its own connection), so a slow heartbeat never delays a
+    lease renewal; both are closed when the component ends."""
 
-    def __init__(self, coordination: Coordination, elector: LeaderElector, registry: InstanceRegistry) -> None:
-        self.coordination = coordination
+    def __init__(
+        self, coordinations: tuple[Coordination, ...], elector: LeaderElector, registry: InstanceRegistry
+    ) -> None:
+        self.coordinations = list({id(c): c for c in coordinations}.values())  # each closed once
         self.elector = elector
         self.registry = registry
 
@@ -89,7 +95,8 @@ class HaComponent:
                 tg.create_task(self.elector.start(), name="ha-elector")
                 tg.create_task(self.registry.start(), name="ha-registry")
         finally:
-            await self.coordination.close()
+            for c in self.coordinations:
+                await c.close()
 
     async def stop(self) -> None:
         await self.registry.stop()

@@ -168,7 +168,8 @@ class LeaderElector:
 
     async def _attempt(self) -> None:
         sent = self._clock()
-        limit = self._state.remaining(sent) if self.is_leader else self._retry * 2
+        # a leader must know by its deadline; a follower loses nothing by waiting for a slow store
+        limit = self._state.remaining(sent) if self.is_leader else self._state.ttl
         try:
             term = await self._bounded(self._coordination.try_lease(self.lease, self.holder, self._state.ttl), limit)
         except (StoreError, TimeoutError) as e:

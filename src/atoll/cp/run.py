@@ -147,7 +147,7 @@ def build_supervisor(
     federated = config.mode == "zone" and config.global_address is not None
     info = ApiInfo(version=atoll.__version__, mode=config.mode, zone=config.zone, federated=federated)
     instance_id = ha.new_instance_id(config)
-    coordination = ha.coordination_for(config)
+    coordination, registry_coordination = ha.coordinations_for(config)
     elector = LeaderElector(coordination, lease=ha.lease_name(config), holder=instance_id)
     xds: XdsComponent | None = None
     if config.mode in ("standalone", "zone"):
@@ -168,8 +168,8 @@ def build_supervisor(
         )
         supervisor.add(xds)
     global_kds = build_global_kds(config, store) if config.mode == "global" else None
-    registry = build_registry(config, coordination, elector, instance_id, xds, global_kds)
-    supervisor.add(ha.HaComponent(coordination, elector, registry))
+    registry = build_registry(config, registry_coordination, elector, instance_id, xds, global_kds)
+    supervisor.add(ha.HaComponent((coordination, registry_coordination), elector, registry))
     shared_insights = ha.SharedGlobalInsights(global_kds.inventory, registry) if global_kds is not None else None
     if global_kds is not None:
         supervisor.add(global_kds)
