@@ -27,7 +27,7 @@ from tests.reliability.conftest import FIGURES, new_database
 from tests.reliability.deployment import HaDeployment, timed
 from tests.store.conftest import PgServer
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.e2e, pytest.mark.envoy]
 
 HANDOVER_LIMIT = 5.0
 SETTLE = 3.0
