@@ -30,10 +30,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     w.section("reliability figures")
     w.line(f"faults injected: {len(FIGURES['faults'])} ({', '.join(FIGURES['faults'])})")
     for t in FIGURES["transitions"]:
-        handover = f"{t['handover_s']:.2f}s" if t.get("handover_s") is not None else "-"
-        w.line(
-            f"  {t['name']}: failed requests {t['failed']} of {t['requests']} during the transition, "
-            f"{t['failed_after']} of {t['requests_after']} after reconvergence; new leader in {handover}"
+        handover = f"new leader in {t['handover_s']:.2f}s" if t.get("handover_s") is not None else "no handover"
+        traffic = (
+            f"failed requests {t['failed']} of {t['requests']} during the transition, "
+            f"{t['failed_after']} of {t['requests_after']} after reconvergence; "
+            if t["requests"] or t["requests_after"]
+            else ""
         )
+        w.line(f"  {t['name']}: {traffic}{handover}")
     w.line(f"writes acknowledged: {FIGURES['writes_acked']}, lost: {FIGURES['writes_lost']}")
-    w.line(f"RSS peak of a control plane: {FIGURES['rss_peak_kib'] / 1024:.0f} MiB")
+    if FIGURES["rss_peak_kib"]:
+        w.line(f"RSS peak of a control plane: {FIGURES['rss_peak_kib'] / 1024:.0f} MiB")
