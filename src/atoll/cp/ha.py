@@ -21,6 +21,7 @@ readers built on them (``zone_insights``, ``SharedGlobalInsights``) make every i
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -28,13 +29,17 @@ from typing import Any
 from atoll.cp.config import CpConfig
 from atoll.cp.instances import InstanceRegistry
 from atoll.cp.leader import LeaderElector
+from atoll.errors import AtollError
 from atoll.kds.flows import InsightData
 from atoll.kds.server import GlobalInventory
 from atoll.kds.zones import ZoneRegistry
 from atoll.proxies.inventory import Inventory
 from atoll.proxies.reconciler import ProxyReconciler
 from atoll.resources.proxy_id import NodeId
+from atoll.security.mesh_ca import CaManager
 from atoll.store.coordination import Coordination, MemoryCoordination
+
+log = logging.getLogger(__name__)
 
 
 def coordinations_for(config: CpConfig) -> tuple[Coordination, Coordination]:
@@ -104,10 +109,13 @@ class HaComponent:
 
 
 class PublishWhenElected:
-    """Leader-only: a new leader publishes ``availableServices`` once, then the reconciler's passes do."""
+    """Leader-only: a new leader publishes ``availableServices`` once (then the reconciler's passes do)
+    and, when it is the CA authority, creates the CA of every mesh that lacks one (a previous leader may
+    have died first); the Secrets it writes bring the meshes back to every instance's reconciler."""
 
-    def __init__(self, reconciler: ProxyReconciler) -> None:
+    def __init__(self, reconciler: ProxyReconciler, cas: CaManager | None = None) -> None:
         self._reconciler = reconciler
+        self._cas = cas
         self._stop = asyncio.Event()
         self._running = False
 
@@ -121,20 +129,31 @@ class PublishWhenElected:
 
     async def start(self) -> None:
         self._running = True
+        stop = asyncio.ensure_future(self._stop.wait())
         try:
             ready = asyncio.ensure_future(self._reconciler.ready.wait())
-            stop = asyncio.ensure_future(self._stop.wait())
             await asyncio.wait({ready, stop}, return_when=asyncio.FIRST_COMPLETED)
             ready.cancel()
             if not self._stop.is_set():
                 self._reconciler.mirror.marks.zone_proxies = True
                 await self._reconciler.publish_available_services()
+                await self._ensure_cas()
             await stop
         finally:
+            stop.cancel()
             self._running = False
 
     async def stop(self) -> None:
         self._stop.set()
+
+    async def _ensure_cas(self) -> None:
+        if self._cas is None:
+            return
+        for mesh in list(self._reconciler.mirror.meshes.values()):
+            try:
+                await self._cas.ensure_ca(mesh)
+            except AtollError as e:
+                log.error("mesh %s: cannot create its CA: %s", mesh.name, e)
 
 
 # -- reports and the readers built on them --------------------------------------------------------------

@@ -61,6 +61,7 @@ from atoll.security import (
     proxy_authenticator,
 )
 from atoll.security.authority import CaAuthority
+from atoll.security.mesh_ca import CaManager
 from atoll.store import open_store
 from atoll.store.coordination import Coordination, InstanceRecord
 from atoll.store.protocol import Store
@@ -164,7 +165,8 @@ def build_supervisor(
             credentials=xds_credentials(config),
             gate=PeerGate(first_message_timeout=config.xds_first_message_timeout),
             instance_id=instance_id,
-            leads=lambda: elector.is_leader,
+            # alone on its store (SQLite, memory) a CP always creates CAs itself, from its first pass on
+            leads=(lambda: elector.is_leader) if config.store == "postgres" else (lambda: True),
         )
         supervisor.add(xds)
     global_kds = build_global_kds(config, store) if config.mode == "global" else None
@@ -177,7 +179,8 @@ def build_supervisor(
         supervisor.add(LeaderOnly("ca-authority", elector, lambda: CaAuthority(store)))
     if xds is not None:
         xds.reconciler.publisher.enabled = lambda: elector.is_leader
-        supervisor.add(LeaderOnly("available-services", elector, lambda: ha.PublishWhenElected(xds.reconciler)))
+        cas = CaManager(store) if not federated else None
+        supervisor.add(LeaderOnly("available-services", elector, lambda: ha.PublishWhenElected(xds.reconciler, cas)))
     if federated and xds is not None:
         insights = ha.zone_insights(xds.inventory, registry)
         supervisor.add(LeaderOnly("kds", elector, lambda: build_zone_kds(config, store, insights, instance_id)))
