@@ -366,6 +366,30 @@ def collect_items(
     )
 
 
+# Memo of ``match_policies`` per policy set (the ordered tuple of a mesh view, by identity; the entry
+# holds it, so the id is not reused while the entry lives) and per proxy *shape*: what selection reads
+# of a proxy. Proxies with the same inbounds and outbounds get the same result, so a mesh-wide policy
+# change selects and folds once per shape, not once per proxy. The name and labels are part of the shape
+# only when a policy of the set selects by them (a ``Dataplane`` top-level targetRef). Bounded: at most
+# ``_MATCH_SETS_MAX`` sets (oldest dropped first), each cleared past ``_MATCH_ENTRIES_MAX`` shapes.
+_MatchSet = tuple[tuple[PolicyEntry, ...], bool, dict[tuple[Any, ...], MatchedPolicies]]
+_MATCH_MEMO: dict[int, _MatchSet] = {}
+_MATCH_SETS_MAX = 16
+_MATCH_ENTRIES_MAX = 20_000
+
+
+def _match_set(policies: tuple[PolicyEntry, ...]) -> _MatchSet:
+    found = _MATCH_MEMO.get(id(policies))
+    if found is not None and found[0] is policies:
+        return found
+    while len(_MATCH_MEMO) >= _MATCH_SETS_MAX:
+        del _MATCH_MEMO[next(iter(_MATCH_MEMO))]
+    by_identity = any(_top_ref(p.spec).get("kind") == "Dataplane" for p in policies)
+    entry: _MatchSet = (policies, by_identity, {})
+    _MATCH_MEMO[id(policies)] = entry
+    return entry
+
+
 def match_policies(
     policies: Sequence[PolicyEntry],
     *,
@@ -375,7 +399,32 @@ def match_policies(
     outbounds: Sequence[tuple[str, Mapping[str, str]]],
 ) -> MatchedPolicies:
     """Apply ``policies`` (already ordered by ``sort_policies``) to one proxy: its ``inbounds`` and its
-    ``outbounds`` as (service, tags)."""
+    ``outbounds`` as (service, tags). Memoized per policy tuple and proxy shape (``_MATCH_MEMO``)."""
+    if not isinstance(policies, tuple):
+        return _match(policies, dataplane=dataplane, labels=labels, inbounds=inbounds, outbounds=outbounds)
+    _, by_identity, results = _match_set(policies)
+    key = (
+        tuple(inbounds),
+        tuple((service, tuple(tags.items())) for service, tags in outbounds),
+        (dataplane, tuple(sorted(labels.items()))) if by_identity else None,
+    )
+    hit = results.get(key)
+    if hit is None:
+        hit = _match(policies, dataplane=dataplane, labels=labels, inbounds=inbounds, outbounds=outbounds)
+        if len(results) >= _MATCH_ENTRIES_MAX:
+            results.clear()
+        results[key] = hit
+    return hit
+
+
+def _match(
+    policies: Sequence[PolicyEntry],
+    *,
+    dataplane: str,
+    labels: Mapping[str, str],
+    inbounds: Sequence[InboundRef],
+    outbounds: Sequence[tuple[str, Mapping[str, str]]],
+) -> MatchedPolicies:
     found = collect_items(policies, dataplane=dataplane, labels=labels, inbounds=inbounds, outbounds=outbounds)
     return MatchedPolicies(
         names=found.names,

@@ -209,8 +209,9 @@ class MeshView:
     """The mesh's ``<service>.mesh`` and VirtualOutbound names with their VIPs (``service_names``);
     served to the Dataplanes with ``networking.transparentProxying``."""
     previous: InitVar[MeshView | None] = None
-    """The view this one replaces, if any: endpoint tuples equal to its are reused (not kept), so that
-    caches keyed on them hit by identity and a change compares cheaply with what came before."""
+    """The view this one replaces, if any: endpoint tuples equal to its are reused (not kept), and so
+    are its ordered policies when the policy resources are the same objects, so that caches keyed on
+    them (``matching``'s memos) hit by identity and a change compares cheaply with what came before."""
     index: MeshIndex = field(init=False, repr=False, compare=False)
     route_backends: Mapping[str, frozenset[str]] = field(init=False, repr=False, compare=False)
     """Per service, the services MeshHTTPRoutes/MeshTCPRoutes of the mesh send its traffic to."""
@@ -246,8 +247,10 @@ class MeshView:
                     {s: before[s] if before.get(s) == eps else eps for s, eps in index.endpoints.items()}
                 ),
             )
-        policies = tuple(p for p in self.policies if p.type != "ExternalService")
-        ordered_policies = sort_policies(policies)
+        if previous is not None and _same_objects(previous.policies, self.policies):
+            ordered_policies = previous.index.policies  # one tuple while unchanged: matching memos hit
+        else:
+            ordered_policies = sort_policies(p for p in self.policies if p.type != "ExternalService")
         object.__setattr__(
             self, "index", replace(index, policies=ordered_policies, tag_callers=_tags_callers(ordered_policies))
         )
@@ -417,6 +420,10 @@ def sni(service: str, mesh: str, tags: Mapping[str, str] | None = None) -> str:
 def spiffe_id(mesh: str, service: str) -> str:
     """The SPIFFE identity of ``service`` in ``mesh``: ``spiffe://<mesh>/<service>``."""
     return f"spiffe://{mesh}/{service}"
+
+
+def _same_objects(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
 
 
 def _mtls(spec: MeshSpec) -> MtlsView | None:
