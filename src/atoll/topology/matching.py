@@ -43,7 +43,10 @@ policy order), ``match_policies`` then folds; inspection (``atoll.topology.expla
 
 Results are frozen values (``PolicySettings``, tuples, ``Tags``) so views stay hashable and
 comparable. Folding is memoized (``_FOLD_MEMO``): proxies reaching a service under the same
-policies share one ``PolicySettings``, folded once per mesh view.
+policies share one ``PolicySettings``, folded once per mesh view. ``match_policies`` is memoized too
+(``_MATCH_MEMO``), per policy tuple and proxy shape (inbounds and outbounds; name and labels only when
+a policy selects a ``Dataplane``): a mesh-wide policy change selects and folds once per shape.
+``ProxyRefs`` (what selection reads of a Dataplane) lives in ``atoll.topology.proxy_refs``.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from atoll.resources.meta import Resource
-from atoll.resources.models.dataplane import DataplaneSpec, Inbound
+from atoll.topology.proxy_refs import InboundRef, ProxyRefs
 from atoll.topology.settings import BY_SOURCE_KINDS, NO_SETTINGS, PolicySettings, fold_settings
 from atoll.topology.settings.conf import Conf, freeze
 from atoll.topology.settings.routes import ROUTE_ORIGIN
@@ -64,7 +67,7 @@ from atoll.topology.settings.traffic_permission import (
     identity_rules,
     permission,
 )
-from atoll.topology.tags import SERVICE_TAG, Tags
+from atoll.topology.tags import SERVICE_TAG
 
 __all__ = [
     "DISPLAY_NAME_LABEL",
@@ -105,35 +108,6 @@ _ROUTE_TARGETED_RANK = 100
 """Items of policies targeting a MeshHTTPRoute fold after every ``to[]`` item of the outbound."""
 _MESH_REF: Mapping[str, Any] = Conf({"kind": "Mesh"})
 _MESH_RANK = KIND_ORDER["Mesh"]
-
-
-@dataclass(frozen=True, slots=True)
-class InboundRef:
-    """What selection needs of one inbound: its tags, name and port."""
-
-    tags: Tags
-    name: str | None
-    port: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class ProxyRefs:
-    """What selection reads of one Dataplane: its inbounds that have a port (the ones served, in
-    spec order) and their ``InboundRef``, and its outbounds as (service, tags)."""
-
-    served: tuple[Inbound, ...]
-    inbounds: tuple[InboundRef, ...]
-    outbounds: tuple[tuple[str, Mapping[str, str]], ...]
-
-    @classmethod
-    def of(cls, dataplane: Resource[DataplaneSpec]) -> ProxyRefs:
-        net = dataplane.spec.networking
-        served = tuple(ib for ib in net.inbound if ib.port is not None)
-        return cls(
-            served=served,
-            inbounds=tuple(InboundRef(tags=Tags(ib.tags), name=ib.name, port=ib.port) for ib in served),
-            outbounds=tuple((ob.service, ob.tags or {}) for ob in net.outbound),
-        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -217,6 +217,9 @@ class MeshView:
     """Per service, the services MeshHTTPRoutes/MeshTCPRoutes of the mesh send its traffic to."""
     route_subsets: Mapping[str, frozenset[Tags]] = field(init=False, repr=False, compare=False)
     """Per service, the tag subsets routes of the mesh send to (the zone ingress offers each)."""
+    outbound_views: dict[tuple[Any, ...], OutboundView] = field(init=False, repr=False, compare=False)
+    """``proxy_view``'s memo: the outbound views of this mesh view, shared by the proxies reaching a
+    service the same way (lives and dies with the view)."""
 
     def __post_init__(self, previous: MeshView | None) -> None:
         ordered = tuple(sorted(self.dataplanes, key=lambda r: r.name))
@@ -256,6 +259,7 @@ class MeshView:
         )
         object.__setattr__(self, "route_backends", route_backends(ordered_policies))
         object.__setattr__(self, "route_subsets", route_subsets(ordered_policies))
+        object.__setattr__(self, "outbound_views", {})
 
     @property
     def name(self) -> str:
@@ -305,30 +309,32 @@ def proxy_view(mesh_view: MeshView, dataplane_name: str) -> ProxyView:
     ]
     outbounds = []
     caller = serialize_tags(source_tags(ib.tags for ib in net.inbound)) if index.tag_callers else None
+    shared = mesh_view.outbound_views
     for i, ob in enumerate(net.outbound):
-        external = index.externals.get(ob.service)
-        protocol = index.protocols.get(ob.service, "tcp")
-        outbounds.append(
-            OutboundView(
-                service=ob.service,
-                address=ob.address or DEFAULT_OUTBOUND_ADDRESS,
+        # Proxies reaching a service the same way share one OutboundView per mesh view (a value: equal
+        # inputs, equal view), so a mesh-wide change builds each once and generator memos hit by identity.
+        service, address = ob.service, ob.address or DEFAULT_OUTBOUND_ADDRESS
+        settings, routes = matched.outbounds[i], matched.routes[i]
+        key = (service, address, ob.port, tuple((ob.tags or {}).items()), settings, routes, caller)
+        view = shared.get(key)
+        if view is None:
+            external = index.externals.get(service)
+            protocol = index.protocols.get(service, "tcp")
+            view = shared[key] = OutboundView(
+                service=service,
+                address=address,
                 port=ob.port,
                 protocol=protocol,
-                endpoints=index.endpoints.get(ob.service, ()),
+                endpoints=index.endpoints.get(service, ()),
                 tags=Tags(ob.tags or {}),
-                policies=matched.outbounds[i],
+                policies=settings,
                 external=external,
                 via_egress=external is not None and _external_via_egress(index, external, mesh_view.zone),
-                splits=_splits(
-                    index,
-                    mesh_view.zone,
-                    ob.service,
-                    routed_backends(matched.outbounds[i], protocol in HTTP_PROTOCOLS),
-                ),
-                route_policies=matched.routes[i],
+                splits=_splits(index, mesh_view.zone, service, routed_backends(settings, protocol in HTTP_PROTOCOLS)),
+                route_policies=routes,
                 caller_tags=caller if protocol in HTTP_PROTOCOLS else None,
             )
-        )
+        outbounds.append(view)
     return ProxyView(
         mesh=mesh_view.name,
         name=dp.name,
