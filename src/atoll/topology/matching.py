@@ -364,6 +364,23 @@ def _match_set(policies: tuple[PolicyEntry, ...]) -> _MatchSet:
     return entry
 
 
+_SHAPES: dict[tuple[int, int], tuple[Sequence[InboundRef], Sequence[Any], tuple[Any, ...]]] = {}
+
+
+def _shape(inbounds: Sequence[InboundRef], outbounds: Sequence[tuple[str, Mapping[str, str]]]) -> tuple[Any, ...]:
+    """The hashable shape of a proxy's refs; remembered for tuples (``ProxyRefs`` keeps its tuples from
+    one mesh view to the next, so the usual call builds nothing)."""
+    hit = _SHAPES.get((id(inbounds), id(outbounds)))
+    if hit is not None and hit[0] is inbounds and hit[1] is outbounds:
+        return hit[2]
+    shape = (tuple(inbounds), tuple((service, tuple(tags.items())) for service, tags in outbounds))
+    if isinstance(inbounds, tuple) and isinstance(outbounds, tuple):
+        if len(_SHAPES) >= _MATCH_ENTRIES_MAX:
+            _SHAPES.clear()
+        _SHAPES[(id(inbounds), id(outbounds))] = (inbounds, outbounds, shape)  # held: ids stay unique
+    return shape
+
+
 def match_policies(
     policies: Sequence[PolicyEntry],
     *,
@@ -377,11 +394,7 @@ def match_policies(
     if not isinstance(policies, tuple):
         return _match(policies, dataplane=dataplane, labels=labels, inbounds=inbounds, outbounds=outbounds)
     _, by_identity, results = _match_set(policies)
-    key = (
-        tuple(inbounds),
-        tuple((service, tuple(tags.items())) for service, tags in outbounds),
-        (dataplane, tuple(sorted(labels.items()))) if by_identity else None,
-    )
+    key = (_shape(inbounds, outbounds), (dataplane, tuple(sorted(labels.items()))) if by_identity else None)
     hit = results.get(key)
     if hit is None:
         hit = _match(policies, dataplane=dataplane, labels=labels, inbounds=inbounds, outbounds=outbounds)
