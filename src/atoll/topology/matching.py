@@ -345,7 +345,8 @@ def collect_items(
 # of a proxy. Proxies with the same inbounds and outbounds get the same result, so a mesh-wide policy
 # change selects and folds once per shape, not once per proxy. The name and labels are part of the shape
 # only when a policy of the set selects by them (a ``Dataplane`` top-level targetRef). Bounded: at most
-# ``_MATCH_SETS_MAX`` sets (oldest dropped first), each cleared past ``_MATCH_ENTRIES_MAX`` shapes.
+# ``_MATCH_SETS_MAX`` sets, the oldest dropped when a new one would pass that or the older ones hold
+# ``_MATCH_ENTRIES_MAX`` shapes in all; a set is cleared past ``_MATCH_ENTRIES_MAX`` shapes itself.
 _MatchSet = tuple[tuple[PolicyEntry, ...], bool, dict[tuple[Any, ...], MatchedPolicies]]
 _MATCH_MEMO: dict[int, _MatchSet] = {}
 _MATCH_SETS_MAX = 16
@@ -356,7 +357,9 @@ def _match_set(policies: tuple[PolicyEntry, ...]) -> _MatchSet:
     found = _MATCH_MEMO.get(id(policies))
     if found is not None and found[0] is policies:
         return found
-    while len(_MATCH_MEMO) >= _MATCH_SETS_MAX:
+    while _MATCH_MEMO and (
+        len(_MATCH_MEMO) >= _MATCH_SETS_MAX or sum(len(r) for _, _, r in _MATCH_MEMO.values()) >= _MATCH_ENTRIES_MAX
+    ):
         del _MATCH_MEMO[next(iter(_MATCH_MEMO))]
     by_identity = any(_top_ref(p.spec).get("kind") == "Dataplane" for p in policies)
     entry: _MatchSet = (policies, by_identity, {})
