@@ -5,7 +5,8 @@ each given only the dependencies it uses; it holds no global state. Their routes
 app's router in this order, which is the order Starlette tries them in (a route shadows later ones
 that match the same path):
 
-0. ``overviews``: Kuma's ``_overview`` and insight routes (``/zones/_overview`` before ``/zones/{name}``).
+0. ``overviews``: Kuma's ``_overview`` and insight routes (``/zones/_overview`` before ``/zones/{name}``),
+   then ``control_planes`` (``/control-planes``).
 1. ``resources``: ``/``, ``/_resources``, then list/get/put/delete of every resource type (and the
    same at the types' older plurals).
 2. ``insights``: the ``+insights`` lists and a proxy's xDS config, config dump and stats.
@@ -28,6 +29,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from atoll.api import paths
+from atoll.api.control_planes import add_control_plane_routes
 from atoll.api.deps import ApiDependencies, ApiInfo, is_loopback_admin
 from atoll.api.errors import install_error_handlers
 from atoll.api.insights import InsightRoutes, add_insight_routes
@@ -89,6 +91,7 @@ def create_app(deps: ApiDependencies) -> FastAPI:
         zone_insights=deps.zone_insights,
     )
     add_overview_routes(app.router, overviews)
+    add_control_plane_routes(app.router, deps.control_planes)
     add_resource_routes(app.router, resources)
     add_insight_routes(app.router, insights)
     add_policy_routes(app.router, PolicyRoutes(store=deps.store))

@@ -52,6 +52,7 @@ TOKENS_REVOCATIONS = "/tokens/revocations"
 DATAPLANES_INSIGHTS = MESH + "/dataplanes+insights"
 ZONES_INSIGHTS = "/zones+insights"
 ZONE_EGRESSES_INSIGHTS = "/zoneegresses+insights"
+CONTROL_PLANES = "/control-planes"
 DATAPLANE = MESH + "/dataplanes/{name}"
 DATAPLANE_XDS = DATAPLANE + "/xds"  # Kuma's: Envoy's config dump (``/config-dump`` is Atoll's older spelling)
 DATAPLANE_CONFIG_DUMP = DATAPLANE + "/config-dump"
