@@ -101,9 +101,12 @@ class Inventory:
         self._cp = cp_instance
         self._clock = clock
         self._entries: dict[str, _Entry] = {}
+        self.revision = 0
+        """Bumped on every change (stream opened, closed, status, forgotten): the GUI polls it."""
         self.config_errors: Callable[[str], str | None] = lambda node_id: None
 
     def opened(self, node_id: str, *, envoy_version: str, kind: str) -> None:
+        self.revision += 1
         e = self._entries.get(node_id)
         now = self._clock()
         if e is not None:
@@ -116,6 +119,7 @@ class Inventory:
         e.insight = replace(e.insight, streams=e.streams, envoy_version=envoy_version or e.insight.envoy_version)
 
     def closed(self, node_id: str) -> None:
+        self.revision += 1
         e = self._entries.get(node_id)
         if e is None or e.streams == 0:
             return
@@ -127,11 +131,13 @@ class Inventory:
             e.insight = replace(e.insight, streams=e.streams)
 
     def status(self, node_id: str, status: StreamStatus) -> None:
+        self.revision += 1
         e = self._entries.get(node_id)
         if e is not None:
             e.pending = status
 
     def forget(self, node_id: str) -> None:
+        self.revision += 1
         self._entries.pop(node_id, None)
 
     def get(self, node_id: str) -> ProxyInsight | None:

@@ -1,0 +1,546 @@
+// Atoll's GUI: plain JavaScript, no build step. Every number comes from the control plane's API:
+// the REST API itself, or the GUI's views under /gui/api (computed by the same functions).
+// The admin token (if this browser is not on the CP's host) lives in sessionStorage and goes in the
+// Authorization header of fetch calls; never in a URL. Pages follow /gui/api/events (server-sent
+// events, read through fetch so the header can be sent) and reload their data when something changes.
+"use strict";
+
+const TOKEN_KEY = "atoll.adminToken";
+const PAGES = ["zones", "meshes", "proxies", "policies", "rollout"];
+let session = null;
+let current = null; // {page, params, load}
+let refreshTimer = null;
+let lastRefresh = 0;
+let eventsAbort = null;
+
+// --- small helpers -------------------------------------------------------------------------------
+
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "dataset") Object.assign(el.dataset, v);
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+function cell(field, value, extra) {
+  return h("td", Object.assign({ "data-field": field }, extra || {}), value);
+}
+
+function table(caption, headers, rows, attrs) {
+  return h(
+    "table",
+    attrs || {},
+    h("caption", {}, caption),
+    h("thead", {}, h("tr", {}, headers.map((t) => h("th", { scope: "col" }, t)))),
+    h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: headers.length }, "none")))
+  );
+}
+
+function badge(text, kind) {
+  return h("span", { class: "badge " + kind }, text);
+}
+
+function when(iso) {
+  if (!iso) return "—";
+  return h("time", { datetime: iso }, iso.replace("T", " ").replace(/\.\d+Z$/, "Z"));
+}
+
+function params() {
+  const [, page, query] = location.hash.match(/^#\/([a-z]*)\??(.*)$/) || [null, "", ""];
+  return { page: PAGES.includes(page) ? page : "zones", params: new URLSearchParams(query) };
+}
+
+function go(page, values) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(values)) if (v) q.set(k, v);
+  const hash = "#/" + page + (q.toString() ? "?" + q : "");
+  if (location.hash === hash) render();
+  else location.hash = hash;
+}
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super((body && (body.details || body.title)) || "HTTP " + status);
+    this.status = status;
+  }
+}
+
+async function api(path, options) {
+  const opts = Object.assign({ headers: {} }, options || {});
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) opts.headers["Authorization"] = "Bearer " + token;
+  if (!opts.headers["Accept"]) opts.headers["Accept"] = "application/json";
+  const resp = await fetch(path, opts);
+  const text = await resp.text();
+  let body = text;
+  if ((resp.headers.get("content-type") || "").includes("json")) body = text ? JSON.parse(text) : null;
+  if (resp.status === 401 || resp.status === 403) {
+    if (path.startsWith("/gui/api")) showLogin(body && body.details);
+    throw new ApiError(resp.status, body);
+  }
+  if (!resp.ok) throw new ApiError(resp.status, typeof body === "object" ? body : { details: text });
+  return body;
+}
+
+const enc = encodeURIComponent;
+
+// --- login and session ---------------------------------------------------------------------------
+
+function showLogin(message) {
+  stopEvents();
+  session = null;
+  document.getElementById("nav").hidden = true;
+  document.getElementById("page").hidden = true;
+  document.getElementById("page").replaceChildren();
+  document.getElementById("logout").hidden = !sessionStorage.getItem(TOKEN_KEY);
+  document.getElementById("login").hidden = false;
+  document.getElementById("login-error").textContent = message || "";
+  document.getElementById("cp-info").textContent = "";
+  document.getElementById("token").focus();
+}
+
+async function start() {
+  try {
+    session = await api("/gui/api/session");
+  } catch (e) {
+    if (!(e instanceof ApiError && (e.status === 401 || e.status === 403))) showError(e);
+    return;
+  }
+  document.getElementById("login").hidden = true;
+  document.getElementById("nav").hidden = false;
+  document.getElementById("page").hidden = false;
+  document.getElementById("logout").hidden = !sessionStorage.getItem(TOKEN_KEY);
+  const where = session.zone ? ` zone ${session.zone}` : "";
+  document.getElementById("cp-info").textContent = `${session.mode} control plane${where}, version ${session.version}`;
+  startEvents();
+  render();
+}
+
+function showError(e) {
+  const page = document.getElementById("page");
+  page.hidden = false;
+  page.replaceChildren(h("p", { role: "alert", class: "error" }, String(e.message || e)));
+}
+
+// --- live updates ----------------------------------------------------------------------------------
+
+function setLive(state) {
+  const el = document.getElementById("live");
+  el.dataset.state = state;
+  el.textContent = "live updates: " + state;
+}
+
+function stopEvents() {
+  if (eventsAbort) eventsAbort.abort();
+  eventsAbort = null;
+  setLive("off");
+}
+
+async function startEvents() {
+  stopEvents();
+  const abort = new AbortController();
+  eventsAbort = abort;
+  while (!abort.signal.aborted && session) {
+    try {
+      const headers = { Accept: "text/event-stream" };
+      const token = sessionStorage.getItem(TOKEN_KEY);
+      if (token) headers["Authorization"] = "Bearer " + token;
+      const resp = await fetch("/gui/api/events", { headers, signal: abort.signal });
+      if (!resp.ok) throw new Error("events: HTTP " + resp.status);
+      setLive("on");
+      const reader = resp.body.getReader();
+      const decoder = new TextDecoder();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += decoder.decode(value, { stream: true });
+        let i;
+        while ((i = buffer.indexOf("\n\n")) >= 0) {
+          const message = buffer.slice(0, i);
+          buffer = buffer.slice(i + 2);
+          if (message.startsWith("data:")) scheduleRefresh();
+        }
+      }
+    } catch (e) {
+      if (abort.signal.aborted) return;
+    }
+    setLive("reconnecting");
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+function scheduleRefresh() {
+  if (refreshTimer) return;
+  const wait = Math.max(0, 500 - (Date.now() - lastRefresh));
+  refreshTimer = setTimeout(async () => {
+    refreshTimer = null;
+    await refresh();
+  }, wait);
+}
+
+async function refresh() {
+  if (!current || !session) return;
+  lastRefresh = Date.now();
+  const target = current;
+  try {
+    const data = await target.load();
+    if (current === target) document.getElementById("data").replaceChildren(data);
+  } catch (e) {
+    if (current === target) document.getElementById("data").replaceChildren(h("p", { role: "alert", class: "error" }, e.message));
+  }
+  document.getElementById("page").dataset.loadedAt = String(Date.now());
+}
+
+// --- pages ----------------------------------------------------------------------------------------
+
+async function meshNames() {
+  const meshes = await api("/meshes?size=1000");
+  return meshes.items.map((m) => m.name);
+}
+
+function select(id, label, options, value, onchange) {
+  return h(
+    "label",
+    { for: id },
+    label + " ",
+    h(
+      "select",
+      { id, name: id, onchange },
+      options.map(([v, text]) => h("option", { value: v, selected: v === value }, text))
+    )
+  );
+}
+
+const pages = {
+  zones: {
+    title: "Zones",
+    async setup() {
+      return null;
+    },
+    async load() {
+      const zones = await api("/gui/api/zones");
+      const rows = zones.items.map((z) => {
+        const i = z.zoneInsight || {};
+        const sync = i.lastSync || {};
+        return h(
+          "tr",
+          { "data-zone": z.name },
+          h("th", { scope: "row" }, z.name),
+          cell("state", badge(i.online ? "online" : "offline", i.online ? "ok" : "bad")),
+          cell("version", i.cpVersion || "—"),
+          cell("connected-since", when(i.connectedSince)),
+          cell("sync-global-to-zone", when(sync.globalToZone)),
+          cell("sync-zone-to-global", when(sync.zoneToGlobal)),
+          cell("proxies", `${z.proxies.online}/${z.proxies.total}`),
+          cell("ingresses", `${z.ingresses.online} (${z.ingresses.names.join(", ") || "none"})`),
+          cell("egresses", `${z.egresses.online} (${z.egresses.names.join(", ") || "none"})`),
+          cell("warnings", z.warnings.length ? h("ul", {}, z.warnings.map((w) => h("li", { class: "warn" }, w))) : "—")
+        );
+      });
+      const headers = ["Zone", "State", "CP version", "Connected since", "Last sync global→zone", "Last sync zone→global",
+        "Proxies online/total", "Ingresses online", "Egresses online", "Warnings"];
+      const note = zones.mode === "global" ? null : h("p", { class: "note" },
+        "This is a zone's own view: other zones are visible at the global control plane.");
+      return h("div", {}, note, table(`${zones.total} zone(s)`, headers, rows, { id: "zones-table" }));
+    },
+  },
+
+  meshes: {
+    title: "Meshes and services",
+    async setup(p) {
+      const names = await meshNames();
+      const mesh = p.get("mesh") || names[0] || "";
+      p.set("mesh", mesh);
+      return h("form", { class: "filters", onsubmit: (e) => e.preventDefault() },
+        select("mesh", "Mesh", names.map((n) => [n, n]), mesh, (e) => go("meshes", { mesh: e.target.value })));
+    },
+    async load(p) {
+      const [meshes, svc] = await Promise.all([
+        api("/gui/api/meshes"),
+        p.get("mesh") ? api(`/gui/api/meshes/${enc(p.get("mesh"))}/services`) : null,
+      ]);
+      const meshRows = meshes.items.map((m) =>
+        h("tr", { "data-mesh": m.name }, h("th", { scope: "row" }, m.name),
+          cell("mtls", m.mtls ? "on" : "off"), cell("dataplanes", m.dataplanes)));
+      const out = [table(`${meshes.total} mesh(es)`, ["Mesh", "mTLS", "Dataplanes"], meshRows, { id: "meshes-table" })];
+      if (svc) {
+        const rows = svc.items.map((s) => h(
+          "tr", { "data-service": s.service },
+          h("th", { scope: "row" }, s.service + (s.external ? " (external)" : "")),
+          cell("protocol", s.protocol),
+          cell("instances", h("ul", {}, Object.entries(s.instances).map(([z, c]) =>
+            h("li", { "data-zone": z }, `${z}: ${c.ready}/${c.total}`)))),
+          cell("reachable-from", s.reachableFrom.join(", ") || "nowhere"),
+          cell("vip", s.vip || "—"),
+          cell("traffic-share", shares(s.trafficShare))
+        ));
+        out.push(table(`Services of mesh ${svc.mesh} (${svc.total})`,
+          ["Service", "Protocol", "Instances ready/total per zone", "Reachable from", "VIP / DNS name",
+            "Where requests from each zone go (EDS weights)"], rows, { id: "services-table" }));
+      }
+      return h("div", {}, out);
+    },
+  },
+
+  proxies: {
+    title: "Data plane proxies",
+    async setup(p) {
+      const names = await meshNames();
+      const mesh = p.get("mesh") || names[0] || "";
+      p.set("mesh", mesh);
+      const submit = (e) => {
+        e.preventDefault();
+        const f = new FormData(e.target);
+        go("proxies", Object.fromEntries(["mesh", "zone", "service", "state", "name"].map((k) => [k, f.get(k)])));
+      };
+      const input = (id, label) => h("label", { for: id }, label + " ",
+        h("input", { id, name: id, type: "search", value: p.get(id) || "", maxlength: 253 }));
+      return h("form", { class: "filters", onsubmit: submit },
+        select("mesh", "Mesh", names.map((n) => [n, n]), mesh),
+        input("zone", "Zone"), input("service", "Service"), input("name", "Name contains"),
+        select("state", "State", [["", "any"], ["online", "online"], ["offline", "offline"], ["nack", "NACKing"]], p.get("state") || ""),
+        h("button", { type: "submit" }, "Filter"));
+    },
+    async load(p) {
+      const mesh = p.get("mesh");
+      if (!mesh) return h("p", {}, "No mesh.");
+      const q = new URLSearchParams();
+      for (const k of ["zone", "service", "state"]) if (p.get(k)) q.set(k, p.get(k));
+      if (p.get("name")) q.set("name", p.get("name"));
+      const offset = Number(p.get("offset") || 0);
+      q.set("offset", offset);
+      q.set("size", 50);
+      const page = await api(`/gui/api/meshes/${enc(mesh)}/proxies?${q}`);
+      const rows = page.items.map((d) => proxyRow(mesh, d));
+      const nav = h("p", { class: "pager" },
+        h("button", { type: "button", disabled: offset === 0, onclick: () => go("proxies", pageTo(p, Math.max(0, offset - 50))) }, "Previous"),
+        ` ${page.total ? offset + 1 : 0}–${offset + page.items.length} of ${page.total} `,
+        h("button", { type: "button", disabled: offset + page.items.length >= page.total, onclick: () => go("proxies", pageTo(p, offset + 50)) }, "Next"));
+      const headers = ["Proxy", "Zone", "State", "Inbounds", "Outbounds", "xDS (ACKed/sent per type)", "NACKs", "Last NACK error", "Envoy", ""];
+      return h("div", {}, h("p", { id: "proxies-total", "data-total": page.total }, `${page.total} proxies match`),
+        table(`Proxies of mesh ${mesh}`, headers, rows, { id: "proxies-table" }), nav, h("div", { id: "detail" }));
+    },
+  },
+
+  policies: {
+    title: "Policies",
+    async setup(p) {
+      const names = await meshNames();
+      const mesh = p.get("mesh") || names[0] || "";
+      const kind = p.get("kind") || session.policyKinds[0].name;
+      p.set("mesh", mesh);
+      p.set("kind", kind);
+      return h("form", { class: "filters", onsubmit: (e) => e.preventDefault() },
+        select("mesh", "Mesh", names.map((n) => [n, n]), mesh, (e) => go("policies", { mesh: e.target.value, kind })),
+        select("kind", "Kind", session.policyKinds.map((k) => [k.name, k.name]), kind, (e) => go("policies", { mesh, kind: e.target.value })));
+    },
+    async load(p) {
+      const mesh = p.get("mesh");
+      const kind = session.policyKinds.find((k) => k.name === p.get("kind"));
+      if (!mesh || !kind) return h("p", {}, "No mesh.");
+      const base = `/meshes/${enc(mesh)}/${kind.plural}`;
+      const list = await api(`${base}?size=1000`);
+      const chosen = p.get("name");
+      const rows = list.items.map((r) => h("tr", { "data-policy": r.name },
+        h("th", { scope: "row" }, h("a", { href: "#/policies?" + new URLSearchParams({ mesh, kind: kind.name, name: r.name }) }, r.name)),
+        cell("modified", when(r.modificationTime)),
+        cell("rollout", h("a", { href: "#/rollout?" + new URLSearchParams({ mesh, kind: kind.name, name: r.name }) }, "rollout"))));
+      const out = [table(`${list.total} ${kind.name} polic${list.total === 1 ? "y" : "ies"} in mesh ${mesh}`, ["Name", "Modified", ""], rows, { id: "policies-table" })];
+      const readOnly = session.readOnlyKinds[kind.name];
+      if (readOnly) out.push(h("p", { class: "note", id: "read-only" }, `${kind.name} is read-only here: ${readOnly}.`));
+      if (chosen) out.push(await policyDetail(base, mesh, kind, chosen, readOnly));
+      return h("div", {}, out);
+    },
+  },
+
+  rollout: {
+    title: "Rollout",
+    async setup(p) {
+      const names = await meshNames();
+      const mesh = p.get("mesh") || names[0] || "";
+      p.set("mesh", mesh);
+      return h("form", { class: "filters", onsubmit: (e) => e.preventDefault() },
+        select("mesh", "Mesh", names.map((n) => [n, n]), mesh, (e) => go("rollout", { mesh: e.target.value })),
+        h("p", {}, "Shows the policy given in the address (from the Policies page), else the one changed last."));
+    },
+    async load(p) {
+      const mesh = p.get("mesh");
+      if (!mesh) return h("p", {}, "No mesh.");
+      const q = new URLSearchParams();
+      if (p.get("kind") && p.get("name")) { q.set("kind", p.get("kind")); q.set("name", p.get("name")); }
+      const r = await api(`/gui/api/meshes/${enc(mesh)}/rollout?${q}`);
+      if (!r.kind) return h("p", {}, "No policy in this mesh yet.");
+      const zoneRows = r.zones.map((z) => h("tr", { "data-zone": z.zone },
+        h("th", { scope: "row" }, z.zone), cell("state", badge(z.state, stateClass(z.state))),
+        cell("acked", z.ACKed), cell("pending", z.pending), cell("nacked", z.NACKed), cell("total", z.total)));
+      const proxyRows = r.items.map((d) => h("tr", { "data-proxy": d.name },
+        h("th", { scope: "row" }, d.displayName), cell("zone", d.zone),
+        cell("state", badge(d.state, stateClass(d.state))), cell("detail", d.detail)));
+      return h("div", {},
+        h("p", { id: "rollout-policy" }, `${r.kind} ${r.name} in mesh ${r.mesh}, changed at `, when(r.changedAt)),
+        table("Per zone", ["Zone", "State", "ACKed", "Pending", "NACKed", "Selected proxies"], zoneRows, { id: "rollout-zones" }),
+        table("Per proxy the policy selects", ["Proxy", "Zone", "State", "Why"], proxyRows, { id: "rollout-proxies" }));
+    },
+  },
+};
+
+function stateClass(state) {
+  return state === "ACKed" ? "ok" : state === "NACKed" ? "bad" : "wait";
+}
+
+function pageTo(p, offset) {
+  const out = Object.fromEntries(p.entries());
+  out.offset = offset ? String(offset) : "";
+  return out;
+}
+
+function shares(byZone) {
+  const entries = Object.entries(byZone);
+  if (!entries.length) return "—";
+  return h("ul", { class: "shares" }, entries.map(([from, weights]) => {
+    const total = Object.values(weights).reduce((a, b) => a + b, 0);
+    const parts = Object.entries(weights).map(([to, w]) => [to, Math.round((100 * w) / total)]);
+    const text = parts.map(([to, pct]) => `${to} ${pct}%`).join(", ");
+    return h("li", { "data-from": from },
+      h("span", { class: "from" }, `from ${from}: `),
+      h("span", { class: "bar", role: "img", "aria-label": `requests from ${from}: ${text}` },
+        parts.map(([to, pct], i) => h("span", { class: "seg seg" + (i % 4), style: `width:${pct}%`, title: `${to} ${pct}%` }))),
+      h("span", { class: "legend", "data-weights": JSON.stringify(weights) }, text));
+  }));
+}
+
+function proxyRow(mesh, d) {
+  const i = d.dataplaneInsight || {};
+  const xds = Object.entries(i.xds || {}).map(([t, s]) =>
+    h("li", { class: s.inSync ? "" : "warn" }, `${t}: ${s.lastAckedVersion ? s.lastAckedVersion.slice(0, 8) : "—"}/${s.lastSentVersion ? s.lastSentVersion.slice(0, 8) : "—"}${s.inSync ? "" : " (not in sync)"}`));
+  const show = () => proxyDetail(mesh, d);
+  return h("tr", { "data-proxy": d.name },
+    h("th", { scope: "row" }, h("button", { type: "button", class: "link", onclick: show }, d.displayName)),
+    cell("zone", d.zone),
+    cell("state", badge(i.online ? "online" : "offline", i.online ? "ok" : "bad")),
+    cell("inbounds", d.inbounds.map((x) => `${x.service}:${x.port}${x.ready ? "" : " (not ready)"}`).join(", ") || "—"),
+    cell("outbounds", d.outbounds.map((x) => `${x.service}:${x.port}`).join(", ") || "—"),
+    cell("xds", xds.length ? h("ul", {}, xds) : "—"),
+    cell("nacks", i.nackCount || 0),
+    cell("last-nack", i.lastNackError || "—"),
+    cell("envoy", i.envoyVersion || "—"),
+    cell("links", h("button", { type: "button", onclick: show }, "details")));
+}
+
+async function proxyDetail(mesh, d) {
+  const box = document.getElementById("detail");
+  const path = `/meshes/${enc(mesh)}/dataplanes/${enc(d.name)}`;
+  const out = h("section", { "aria-labelledby": "detail-title", class: "detail" },
+    h("h3", { id: "detail-title", tabindex: "-1" }, `Proxy ${d.displayName} (zone ${d.zone})`));
+  const i = d.dataplaneInsight || {};
+  out.append(table("xDS state per type", ["Type", "Sent", "ACKed", "ACKs", "NACKs", "Last NACK error", "In sync"],
+    Object.entries(i.xds || {}).map(([t, s]) => h("tr", {}, h("th", { scope: "row" }, t), cell("sent", s.lastSentVersion || "—"),
+      cell("acked", s.lastAckedVersion || "—"), cell("acks", s.acks), cell("nacks", s.nacks), cell("error", s.lastNackError || "—"),
+      cell("in-sync", s.inSync ? "yes" : "no")))));
+  const cert = i.mTLS || i.certificate;
+  out.append(h("p", {}, "Certificate: ", cert ? `serial ${cert.serial || "?"}, expires ${cert.expiry || cert.certificateExpirationTime || "?"}` : "none reported"));
+  const pre = h("pre", { class: "dump", tabindex: "0" });
+  const fetchInto = (what, url) => async () => {
+    pre.textContent = `loading ${what}...`;
+    try {
+      const body = await api(url);
+      pre.textContent = typeof body === "string" ? body : JSON.stringify(body, null, 2);
+    } catch (e) {
+      pre.textContent = `${what}: ${e.message}`;
+    }
+  };
+  out.append(h("p", {},
+    h("button", { type: "button", onclick: fetchInto("policies", path + "/policies") }, "Policies applied"), " ",
+    h("button", { type: "button", onclick: fetchInto("xDS config", path + "/xds") }, "xDS config"), " ",
+    h("button", { type: "button", onclick: fetchInto("config dump", path + "/config-dump") }, "Envoy config dump")), pre);
+  box.replaceChildren(out);
+  out.querySelector("h3").focus();
+}
+
+async function policyDetail(base, mesh, kind, name, readOnly) {
+  const path = `${base}/${enc(name)}`;
+  const [yaml, reach] = await Promise.all([
+    api(path, { headers: { Accept: "application/yaml" } }),
+    api(`${path}/_resources/dataplanes`),
+  ]);
+  const out = h("section", { "aria-labelledby": "policy-title", class: "detail", id: "policy-detail" },
+    h("h3", { id: "policy-title" }, `${kind.name} ${name}`));
+  const rows = reach.items.map((r) => h("tr", { "data-proxy": r.dataplane },
+    h("th", { scope: "row" }, r.dataplane), cell("zone", r.zone || "—"),
+    cell("inbounds", (r.inbounds || []).join(", ") || "—"), cell("outbounds", (r.outbounds || []).join(", ") || "—")));
+  out.append(table(`Selects ${reach.total} proxies (as atoll inspect policy)`, ["Dataplane", "Zone", "Inbounds", "Outbounds"], rows, { id: "reach-table" }));
+  const area = h("textarea", { id: "policy-yaml", rows: 16, cols: 80, readonly: !!readOnly, spellcheck: "false" }, yaml);
+  out.append(h("label", { for: "policy-yaml" }, "YAML"), area);
+  if (!readOnly) {
+    const status = h("p", { role: "status" });
+    const apply = async () => {
+      try {
+        await api(path, { method: "PUT", headers: { "Content-Type": "application/yaml" }, body: area.value });
+        status.textContent = "applied";
+      } catch (e) {
+        status.textContent = "not applied: " + e.message;
+      }
+    };
+    const remove = async () => {
+      if (!confirm(`Delete ${kind.name} ${name}?`)) return;
+      try {
+        await api(path, { method: "DELETE" });
+        go("policies", { mesh, kind: kind.name });
+      } catch (e) {
+        status.textContent = "not deleted: " + e.message;
+      }
+    };
+    out.append(h("p", {}, h("button", { type: "button", onclick: apply }, "Apply"), " ",
+      h("button", { type: "button", onclick: remove }, "Delete")), status);
+  }
+  return out;
+}
+
+// --- routing --------------------------------------------------------------------------------------
+
+async function render() {
+  if (!session) return;
+  const { page, params: p } = params();
+  for (const a of document.querySelectorAll("#nav a")) {
+    if (a.dataset.page === page) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  const def = pages[page];
+  const root = document.getElementById("page");
+  const target = { page, load: () => def.load(p) };
+  current = target;
+  let controls = null;
+  try {
+    controls = await def.setup(p);
+  } catch (e) {
+    if (current === target) showError(e);
+    return;
+  }
+  if (current !== target) return;
+  document.title = `${def.title} · Atoll`;
+  root.dataset.page = page;
+  root.replaceChildren(h("h2", { id: "page-title" }, def.title), controls || "", h("div", { id: "data" }));
+  await refresh();
+}
+
+window.addEventListener("hashchange", render);
+document.getElementById("login-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  sessionStorage.setItem(TOKEN_KEY, document.getElementById("token").value.trim());
+  document.getElementById("token").value = "";
+  start();
+});
+document.getElementById("logout").addEventListener("click", () => {
+  sessionStorage.removeItem(TOKEN_KEY);
+  location.reload();
+});
+start();
