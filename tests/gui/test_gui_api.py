@@ -59,7 +59,8 @@ def ingress(zone: str, instances: dict[str, int]) -> dict[str, Any]:
         "zone": zone,
         "networking": {"address": "10.1.0.1", "port": 10001, "advertisedAddress": "10.1.0.1", "advertisedPort": 10001},
         "availableServices": [
-            {"tags": {"kuma.io/service": s, "kuma.io/protocol": "http"}, "instances": n, "mesh": MESH} for s, n in instances.items()
+            {"tags": {"kuma.io/service": s, "kuma.io/protocol": "http"}, "instances": n, "mesh": MESH}
+            for s, n in instances.items()
         ],
     }
 

@@ -80,10 +80,11 @@ async def zones(src: Sources) -> dict[str, Any]:
     ingresses and egresses, and warnings (offline, NACKs, another CP version than this one)."""
     store = src.store
     by_zone: dict[str, dict[str, int]] = defaultdict(lambda: {"online": 0, "total": 0})
-    for dp in await _all(store, "Dataplane"):
-        counts = by_zone[src.zone_of(dp)]
-        counts["total"] += 1
-        counts["online"] += bool(src.insight(dp.mesh or "", dp.name).get("online"))
+    for m in await _all(store, "Mesh"):  # mesh by mesh: the stores list within one mesh fastest
+        for dp in await _all(store, "Dataplane", m.name):
+            counts = by_zone[src.zone_of(dp)]
+            counts["total"] += 1
+            counts["online"] += bool(src.insight(m.name, dp.name).get("online"))
     ingresses: dict[str, list[str]] = defaultdict(list)
     for zi in await _all(store, "ZoneIngress"):
         ingresses[src.zone_of(zi)].append(zi.meta.labels.get("kuma.io/display-name", zi.name))

@@ -12,6 +12,7 @@ let current = null; // {page, params, load}
 let refreshTimer = null;
 let lastRefresh = 0;
 let eventsAbort = null;
+let selected = null; // the proxy whose detail is open: {mesh, name}
 
 // --- small helpers -------------------------------------------------------------------------------
 
@@ -50,7 +51,7 @@ function badge(text, kind) {
 
 function when(iso) {
   if (!iso) return "—";
-  return h("time", { datetime: iso }, iso.replace("T", " ").replace(/\.\d+Z$/, "Z"));
+  return h("time", { datetime: iso }, iso.replace("T", " ").replace(/\.\d+/, "").replace("+00:00", "Z"));
 }
 
 function params() {
@@ -118,7 +119,7 @@ async function start() {
   document.getElementById("nav").hidden = false;
   document.getElementById("page").hidden = false;
   document.getElementById("logout").hidden = !sessionStorage.getItem(TOKEN_KEY);
-  const where = session.zone ? ` zone ${session.zone}` : "";
+  const where = session.zone ? ` of zone ${session.zone}` : "";
   document.getElementById("cp-info").textContent = `${session.mode} control plane${where}, version ${session.version}`;
   startEvents();
   render();
@@ -325,9 +326,12 @@ const pages = {
         h("button", { type: "button", disabled: offset === 0, onclick: () => go("proxies", pageTo(p, Math.max(0, offset - 50))) }, "Previous"),
         ` ${page.total ? offset + 1 : 0}–${offset + page.items.length} of ${page.total} `,
         h("button", { type: "button", disabled: offset + page.items.length >= page.total, onclick: () => go("proxies", pageTo(p, offset + 50)) }, "Next"));
-      const headers = ["Proxy", "Zone", "State", "Inbounds", "Outbounds", "xDS (ACKed/sent per type)", "NACKs", "Last NACK error", "Envoy", ""];
+      const headers = ["Proxy", "Zone", "State", "Inbounds", "Outbounds", "xDS (ACKed/sent per type)", "NACKs", "Last NACK error",
+        "Certificate", "Envoy", ""];
+      const open = selected && selected.mesh === mesh && page.items.find((d) => d.name === selected.name);
+      if (open) setTimeout(() => proxyDetail(mesh, open, false), 0); // the open detail follows the refresh
       return h("div", {}, h("p", { id: "proxies-total", "data-total": page.total }, `${page.total} proxies match`),
-        table(`Proxies of mesh ${mesh}`, headers, rows, { id: "proxies-table" }), nav, h("div", { id: "detail" }));
+        table(`Proxies of mesh ${mesh}`, headers, rows, { id: "proxies-table" }), nav);
     },
   },
 
@@ -418,6 +422,11 @@ function shares(byZone) {
   }));
 }
 
+function certificate(mtls) {
+  if (!mtls) return "none (no mTLS, or not issued yet)";
+  return `serial ${mtls.certificateSerial}, expires ${mtls.certificateExpirationTime}`;
+}
+
 function proxyRow(mesh, d) {
   const i = d.dataplaneInsight || {};
   const xds = Object.entries(i.xds || {}).map(([t, s]) =>
@@ -432,12 +441,15 @@ function proxyRow(mesh, d) {
     cell("xds", xds.length ? h("ul", {}, xds) : "—"),
     cell("nacks", i.nackCount || 0),
     cell("last-nack", i.lastNackError || "—"),
+    cell("certificate", certificate(i.mTLS)),
     cell("envoy", i.envoyVersion || "—"),
     cell("links", h("button", { type: "button", onclick: show }, "details")));
 }
 
-async function proxyDetail(mesh, d) {
+async function proxyDetail(mesh, d, focus = true) {
   const box = document.getElementById("detail");
+  if (!box) return;
+  selected = { mesh, name: d.name };
   const path = `/meshes/${enc(mesh)}/dataplanes/${enc(d.name)}`;
   const out = h("section", { "aria-labelledby": "detail-title", class: "detail" },
     h("h3", { id: "detail-title", tabindex: "-1" }, `Proxy ${d.displayName} (zone ${d.zone})`));
@@ -446,8 +458,8 @@ async function proxyDetail(mesh, d) {
     Object.entries(i.xds || {}).map(([t, s]) => h("tr", {}, h("th", { scope: "row" }, t), cell("sent", s.lastSentVersion || "—"),
       cell("acked", s.lastAckedVersion || "—"), cell("acks", s.acks), cell("nacks", s.nacks), cell("error", s.lastNackError || "—"),
       cell("in-sync", s.inSync ? "yes" : "no")))));
-  const cert = i.mTLS || i.certificate;
-  out.append(h("p", {}, "Certificate: ", cert ? `serial ${cert.serial || "?"}, expires ${cert.expiry || cert.certificateExpirationTime || "?"}` : "none reported"));
+  out.append(h("p", { id: "detail-certificate" }, "Certificate: ", certificate(i.mTLS),
+    i.mTLS ? ` (issued ${i.mTLS.lastCertificateRegeneration}, ${i.mTLS.certificateRegenerations} issued so far)` : ""));
   const pre = h("pre", { class: "dump", tabindex: "0" });
   const fetchInto = (what, url) => async () => {
     pre.textContent = `loading ${what}...`;
@@ -458,12 +470,17 @@ async function proxyDetail(mesh, d) {
       pre.textContent = `${what}: ${e.message}`;
     }
   };
+  const served = session.mode !== "global"; // a global CP serves no proxy: its zone CP has the config
   out.append(h("p", {},
     h("button", { type: "button", onclick: fetchInto("policies", path + "/policies") }, "Policies applied"), " ",
-    h("button", { type: "button", onclick: fetchInto("xDS config", path + "/xds") }, "xDS config"), " ",
-    h("button", { type: "button", onclick: fetchInto("config dump", path + "/config-dump") }, "Envoy config dump")), pre);
+    served ? h("button", { type: "button", onclick: fetchInto("xDS config", path + "/xds") }, "xDS config") : "", " ",
+    served ? h("button", { type: "button", onclick: fetchInto("config dump", path + "/config-dump") }, "Envoy config dump")
+      : `The xDS config and Envoy's config dump are at the control plane of zone ${d.zone} (this page there, or atoll inspect dataplane --config-dump).`),
+    pre);
+  const previous = box.querySelector("pre.dump");
+  if (!focus && previous) pre.textContent = previous.textContent; // keep a dump the user fetched
   box.replaceChildren(out);
-  out.querySelector("h3").focus();
+  if (focus) out.querySelector("h3").focus();
 }
 
 async function policyDetail(base, mesh, kind, name, readOnly) {
@@ -528,7 +545,8 @@ async function render() {
   if (current !== target) return;
   document.title = `${def.title} · Atoll`;
   root.dataset.page = page;
-  root.replaceChildren(h("h2", { id: "page-title" }, def.title), controls || "", h("div", { id: "data" }));
+  selected = null;
+  root.replaceChildren(h("h2", { id: "page-title" }, def.title), controls || "", h("div", { id: "data" }), h("div", { id: "detail" }));
   await refresh();
 }
 
