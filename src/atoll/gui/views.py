@@ -17,6 +17,7 @@ the server, so a mesh of thousands of proxies sends the browser one page.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -28,7 +29,11 @@ from atoll.resources.types import all_types, types_where
 from atoll.store.protocol import ListFilter, Store, list_all
 from atoll.topology.explain import policy_reach, zone_name
 from atoll.topology.index import is_ready
+from atoll.topology.service_names import NO_NAMES, ServiceNames
 from atoll.topology.view import MeshView
+
+NamesSource = Callable[[str, str], Awaitable[ServiceNames]]
+"""``(mesh, zone) -> ServiceNames``: the names table the CP hands that mesh's views."""
 
 ZONE_LABEL = "kuma.io/zone"
 MAX_PAGE = 200
@@ -43,6 +48,9 @@ class Sources:
     proxies: ProxyEndpoints | None = None
     dataplane_insights: DataplaneInsights | None = None
     zone_insights: ZoneInsights | None = None
+    service_names: NamesSource | None = None
+    """The ``<service>.mesh`` / VirtualOutbound names and VIPs of a mesh in a zone, where this CP
+    allocates them (the services page shows them); ``None``: none shown."""
 
     @property
     def local_zone(self) -> str:
@@ -175,6 +183,7 @@ async def services(src: Sources, mesh: str) -> dict[str, Any]:
             policies=tuple(inputs),
             external_services=tuple(externals),
             zone_egresses=tuple(eg for eg in egresses if src.zone_of(eg) == zone),
+            names=await src.service_names(mesh, zone) if src.service_names is not None else NO_NAMES,
         )
         for zone in zone_list
     }
@@ -205,6 +214,9 @@ async def services(src: Sources, mesh: str) -> dict[str, Any]:
                 "instances": {z: dict(c) for z, c in sorted(instances[service].items())},
                 "reachableFrom": sorted(shares),
                 "protocol": protocol or "tcp",
+                "names": sorted(
+                    {f"{n.hostname} {n.vip}" for v in views.values() for n in v.names if n.service == service}
+                ),
                 "trafficShare": shares,
                 "external": service in next(iter(views.values())).index.externals if views else False,
             }

@@ -281,7 +281,7 @@ const pages = {
           cell("instances", h("ul", {}, Object.entries(s.instances).map(([z, c]) =>
             h("li", { "data-zone": z }, `${z}: ${c.ready}/${c.total}`)))),
           cell("reachable-from", s.reachableFrom.join(", ") || "nowhere"),
-          cell("vip", s.vip || "—"),
+          cell("names", s.names.length ? h("ul", {}, s.names.map((n) => h("li", {}, n))) : "—"),
           cell("traffic-share", shares(s.trafficShare))
         ));
         out.push(table(`Services of mesh ${svc.mesh} (${svc.total})`,
