@@ -215,6 +215,26 @@ def test_policies_page_shows_yaml_and_the_selected_proxies(page: Page, mz: Multi
     shot(page, "policies")
 
 
+def test_policies_are_created_and_deleted_from_the_gui(page: Page, mz: MultiZone) -> None:
+    open_page(page, mz, "policies?mesh=default&kind=MeshRetry")
+    yaml_text = (
+        "type: MeshRetry\nmesh: default\nname: gui-made\nspec:\n  targetRef:\n    kind: Mesh\n  to:\n"
+        "    - targetRef:\n        kind: Mesh\n      default:\n        http:\n          numRetries: 2\n"
+    )
+    page.fill("#new-name", "gui-made")
+    page.fill("#new-yaml", yaml_text)
+    page.get_by_role("button", name="Create").click()
+    expect(page.locator("#policy-title")).to_have_text("MeshRetry gui-made")
+    stored = mz.glob.get("/meshes/default/meshretries/gui-made")
+    assert stored["spec"]["to"][0]["default"]["http"]["numRetries"] == 2
+    mz.wait_synced("zone-1", "/meshes/default/meshretries/gui-made", "the GUI-made policy")
+    page.on("dialog", lambda d: d.accept())
+    page.get_by_role("button", name="Delete").click()
+    expect(page.locator("#policies-table tr[data-policy='gui-made']")).to_have_count(0)
+    names = [i["name"] for i in mz.glob.get("/meshes/default/meshretries")["items"]]
+    assert "gui-made" not in names
+
+
 def test_zone_down_and_back_shows_within_two_seconds(page: Page, mz: MultiZone) -> None:
     open_page(page, mz, "zones")
     state = cell(page, "zones-table", "data-zone='zone-2'", "state")

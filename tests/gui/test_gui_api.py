@@ -77,12 +77,13 @@ class Fixture:
         self.store = store
         self.insights: dict[tuple[str, str], dict[str, Any]] = {}
         self.zone_state = {"zone-1": True, "zone-2": True}
+        self.zone_version = {"zone-1": "test", "zone-2": "test"}
 
     def dataplane_insight(self, mesh: str, name: str) -> dict[str, Any] | None:
         return self.insights.get((mesh, name))
 
     async def zone_insight(self, zone: str) -> dict[str, Any]:
-        return {"online": self.zone_state[zone], "cpVersion": "test", "lastSync": {}}
+        return {"online": self.zone_state[zone], "cpVersion": self.zone_version[zone], "lastSync": {}}
 
     async def put(self, doc: dict[str, Any]) -> None:
         await self.store.create(decode(doc))
@@ -180,6 +181,14 @@ async def test_zones_and_proxies_match_the_rest_api(world: Fixture) -> None:
             assert zones[zone]["proxies"] == {"online": online, "total": len(mine)}
         assert zones["zone-2"]["proxies"] == {"online": 1, "total": 3}
         assert zones["zone-1"]["ingresses"]["names"] == ["ingress-zone-1"]
+        assert zones["zone-1"]["warnings"] == []
+        world.zone_version["zone-1"] = "older"
+        world.zone_state["zone-2"] = False
+        zones = {z["name"]: z for z in (await api.get("/gui/api/zones")).json()["items"]}
+        assert zones["zone-1"]["warnings"] == ["out of date: runs older, global runs test"]
+        assert zones["zone-2"]["warnings"][0].startswith("offline")
+        assert zones["zone-2"]["ingresses"]["online"] == 0
+        world.zone_version["zone-1"], world.zone_state["zone-2"] = "test", True
 
         everything = (await api.get(f"/gui/api/meshes/{MESH}/proxies")).json()
         by_name = {d["name"]: d["dataplaneInsight"] for d in everything["items"]}

@@ -188,8 +188,15 @@ function scheduleRefresh() {
   }, wait);
 }
 
+function editing(region) {
+  // Someone is typing in this region (focus, or text changed and not applied): do not replace it.
+  const fields = region ? region.querySelectorAll("input:not([type=hidden]), textarea") : [];
+  return [...fields].some((f) => f === document.activeElement || (!f.readOnly && f.value !== f.defaultValue));
+}
+
 async function refresh() {
   if (!current || !session) return;
+  if (editing(document.getElementById("data"))) return;
   lastRefresh = Date.now();
   const target = current;
   try {
@@ -362,6 +369,7 @@ const pages = {
       const readOnly = session.readOnlyKinds[kind.name];
       if (readOnly) out.push(h("p", { class: "note", id: "read-only" }, `${kind.name} is read-only here: ${readOnly}.`));
       if (chosen) out.push(await policyDetail(base, mesh, kind, chosen, readOnly));
+      else if (!readOnly) out.push(newPolicy(base, mesh, kind));
       return h("div", {}, out);
     },
   },
@@ -483,6 +491,28 @@ async function proxyDetail(mesh, d, focus = true) {
   if (focus) out.querySelector("h3").focus();
 }
 
+function newPolicy(base, mesh, kind) {
+  const status = h("p", { role: "status" });
+  const template = `type: ${kind.name}\nmesh: ${mesh}\nname: \nspec:\n  targetRef:\n    kind: Mesh\n`;
+  const submit = async (e) => {
+    e.preventDefault();
+    const f = new FormData(e.target);
+    const name = String(f.get("new-name") || "").trim();
+    try {
+      await api(`${base}/${enc(name)}`, { method: "PUT", headers: { "Content-Type": "application/yaml" }, body: f.get("new-yaml") });
+      go("policies", { mesh, kind: kind.name, name });
+    } catch (err) {
+      status.textContent = "not created: " + err.message;
+    }
+  };
+  return h("form", { class: "detail", id: "new-policy", onsubmit: submit },
+    h("h3", {}, `New ${kind.name}`),
+    h("label", { for: "new-name" }, "Name "), h("input", { id: "new-name", name: "new-name", required: true, maxlength: 253 }),
+    h("label", { for: "new-yaml" }, "YAML (the name in it must match)"),
+    h("textarea", { id: "new-yaml", name: "new-yaml", rows: 10, cols: 80, spellcheck: "false" }, template),
+    h("p", {}, h("button", { type: "submit" }, "Create")), status);
+}
+
 async function policyDetail(base, mesh, kind, name, readOnly) {
   const path = `${base}/${enc(name)}`;
   const [yaml, reach] = await Promise.all([
@@ -502,6 +532,7 @@ async function policyDetail(base, mesh, kind, name, readOnly) {
     const apply = async () => {
       try {
         await api(path, { method: "PUT", headers: { "Content-Type": "application/yaml" }, body: area.value });
+        area.defaultValue = area.value; // applied: live refreshes may replace it again
         status.textContent = "applied";
       } catch (e) {
         status.textContent = "not applied: " + e.message;
