@@ -329,10 +329,13 @@ async def test_a_thousand_proxies_page_fast(store: Store) -> None:
             ("services", f"/gui/api/meshes/{MESH}/services", {}),
         ):
             await api.get(path, params=params)  # warm
-            start = time.perf_counter()
-            r = await api.get(path, params=params)
-            timings[name] = time.perf_counter() - start
-            assert r.status_code == 200, r.text
+            best = float("inf")
+            for _ in range(3):  # the best of three: the machine is shared with other work
+                start = time.perf_counter()
+                r = await api.get(path, params=params)
+                best = min(best, time.perf_counter() - start)
+                assert r.status_code == 200, r.text
+            timings[name] = best
         page = (await api.get(f"/gui/api/meshes/{MESH}/proxies", params={"size": "50"})).json()
         assert page["total"] == 1000 and len(page["items"]) == 50
     print("GUI page times with 1,000 proxies:", {k: f"{v * 1000:.0f} ms" for k, v in timings.items()})
