@@ -1,6 +1,6 @@
 """The GUI every control plane serves at ``/gui`` on its API port (docs/gui.md).
 
-A plain HTML page with one script and one style sheet from this package (``static/``), no build step
+A plain HTML page with two scripts and one style sheet from this package (``static/``), no build step
 and no CDN. The browser fetches everything it shows: from the REST API itself (policies, YAML, a
 policy's proxies, config dumps) and from the GUI's views (``atoll.gui.views``: zones, services with
 their EDS traffic shares, proxies paged and filtered on the server, rollout), which compute nothing

@@ -4,7 +4,7 @@
   by the browser with the admin token in the ``Authorization`` header (the login form keeps the token
   in the tab's ``sessionStorage``; it is never put in a URL). Without a token a remote browser gets
   the page, its login form, and nothing else.
-- ``GET /gui/static/{file}``: the page's script and style sheet, from this package (no CDN, no build).
+- ``GET /gui/static/{file}``: the page's scripts and style sheet, from this package (no CDN, no build).
 - ``GET /gui/api/...``: the views of ``atoll.gui.views`` (zones, meshes, services, proxies, rollout)
   and ``session`` (what this CP is and which kinds it may not write). Admin only, like the
   inspection the CLI does: a loopback client is an admin, any other sends the admin token.
@@ -38,7 +38,7 @@ from atoll.resources.types import types_where
 GUI = "/gui"
 GUI_API = GUI + "/api"
 STATIC = GUI + "/static/{file}"
-STATIC_FILES = {"gui.js": "text/javascript", "gui.css": "text/css"}
+STATIC_FILES = {"gui.js": "text/javascript", "pages.js": "text/javascript", "gui.css": "text/css"}
 HEARTBEAT_SECONDS = 15.0
 SETTLE_SECONDS = 0.2
 MAX_FILTER_LENGTH = 253
