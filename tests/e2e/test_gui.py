@@ -90,10 +90,14 @@ def page(browser: Browser, mz: MultiZone) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     p = context.new_page()
     p.set_default_timeout(20_000)
+    errors: list[str] = []  # script errors and refused content (the page's CSP) show as console errors
+    p.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    p.on("pageerror", lambda e: errors.append(str(e)))
     try:
         yield p
     finally:
         context.close()
+    assert not errors, errors
 
 
 def _online_proxies(m: MultiZone) -> int:
@@ -162,6 +166,8 @@ def test_services_page_shows_instances_and_the_eds_weights(page: Page, mz: Multi
     shown = legend.get_attribute("data-weights")
     assert shown is not None and json.loads(shown) == _eds_weights(mz)
     expect(legend).to_have_text("zone-1 33%, zone-2 67%")
+    widths = page.locator("#services-table tr[data-service='backend'] li[data-from='zone-1'] .seg")
+    assert [w.evaluate("e => e.style.width") for w in widths.all()] == ["33%", "67%"]
     shot(page, "services")
 
 

@@ -138,6 +138,7 @@ async def test_page_and_browser_redirect(world: Fixture) -> None:
         page = await api.get("/gui/")
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         assert '<form id="login-form">' in page.text and "/gui/static/gui.js" in page.text
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
         for name, media in (("gui.js", "text/javascript"), ("pages.js", "text/javascript"), ("gui.css", "text/css")):
             r = await api.get(f"/gui/static/{name}")
             assert r.status_code == 200 and r.headers["content-type"].startswith(media)

@@ -38,12 +38,24 @@ from atoll.resources.types import types_where
 GUI = "/gui"
 GUI_API = GUI + "/api"
 STATIC = GUI + "/static/{file}"
-STATIC_FILES = {"gui.js": "text/javascript", "pages.js": "text/javascript", "gui.css": "text/css"}
+STATIC_FILES = {
+    "gui.js": "text/javascript",
+    "pages.js": "text/javascript",
+    "gui.css": "text/css",
+    "favicon.svg": "image/svg+xml",
+}
 HEARTBEAT_SECONDS = 15.0
 SETTLE_SECONDS = 0.2
 MAX_FILTER_LENGTH = 253
 PROXY_STATES = ("", "online", "offline", "nack")
 NO_STORE = {"Cache-Control": "no-store"}
+PAGE_HEADERS = {
+    **NO_STORE,
+    # Only this CP's own script and style; no framing (clickjacking), no <base>, forms post nowhere else.
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 def _asset(name: str) -> bytes:
@@ -60,14 +72,16 @@ class GuiRoutes:
         self._page = _asset("index.html")
 
     async def page(self, request: Request) -> Response:
-        return Response(self._page, media_type="text/html; charset=utf-8", headers=NO_STORE)
+        return Response(self._page, media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
 
     async def static(self, request: Request) -> Response:
         name = request.path_params["file"]
         media = STATIC_FILES.get(name)
         if media is None:
             raise HttpError(404, "not found", f"no such file: {GUI}/static/{name}")
-        return Response(_asset(name), media_type=media, headers={"Cache-Control": "no-cache"})
+        return Response(
+            _asset(name), media_type=media, headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+        )
 
     def _admin(self, request: Request) -> None:
         self.access.require_admin(request, "the GUI shows the whole mesh: it needs an admin client (admin token)")
