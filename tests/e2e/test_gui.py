@@ -180,6 +180,10 @@ def test_proxies_page_filters_on_the_server(page: Page, mz: MultiZone) -> None:
     expect(cell(page, "proxies-table", row, "state")).to_have_text("online")
     expect(cell(page, "proxies-table", row, "envoy")).to_have_text(frontend["dataplaneInsight"]["envoyVersion"])
     expect(cell(page, "proxies-table", row, "outbounds")).to_have_text(f"backend:{OUT_BACKEND}")
+    cert = frontend["dataplaneInsight"]["mTLS"]  # issued by zone-1, synced up with the insight
+    expect(cell(page, "proxies-table", row, "certificate")).to_have_text(
+        f"serial {cert['certificateSerial']}, expires {cert['certificateExpirationTime']}"
+    )
     page.fill("#zone", "zone-2")
     page.select_option("#state", "online")
     page.click("form.filters button[type=submit]")
