@@ -295,6 +295,8 @@ async def test_event_stream_route(world: Fixture) -> None:
                 assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/event-stream")
                 lines = resp.aiter_lines()
                 assert await asyncio.wait_for(anext(lines), 10) == ": connected"
+                await asyncio.sleep(1.5)  # not waiting for state: nothing may arrive while nothing changes
+                assert events.clients == 1 and events.pending == 0
                 world.zone_state["zone-2"] = False  # the zones' pulse notices, without any store write
                 seen: list[str] = []
                 while not any(line.startswith("data:") for line in seen):

@@ -3,8 +3,8 @@
 ``LiveEvents`` is a control-plane component. While it runs it follows the store's ``watch()`` (every
 committed change: resources, and at global the DataplaneInsights zones sync up) and polls ``pulse``
 every ``interval`` seconds: a cheap fingerprint of what is not in the store (the proxy inventory's
-revision on a zone CP, the zones' connection state at global). Either one marks every subscribed
-client with what changed (store type names, or ``live``).
+revision on a zone CP, the zones' connection state at global), only while some client follows.
+Either one marks every subscribed client with what changed (store type names, or ``live``).
 
 Bounded: a client holds a *set* of changed names (at most one entry per resource type, whatever the
 rate of changes) and one wake-up event, so a slow browser costs a few bytes, never a growing queue;
@@ -88,6 +88,11 @@ class LiveEvents:
     def clients(self) -> int:
         return len(self._clients)
 
+    @property
+    def pending(self) -> int:
+        """Changed names waiting to be sent, over every client."""
+        return sum(len(c.changed) for c in self._clients)
+
     def subscribe(self) -> Client | None:
         """A new client, or ``None`` when ``max_clients`` are subscribed (or the component stopped)."""
         if self._stop.is_set() or len(self._clients) >= self.max_clients:
@@ -136,13 +141,18 @@ class LiveEvents:
         if self._pulse is None:
             return
         last: Hashable = None
+        fresh = True  # no baseline yet: the first read after nobody followed only sets it
         while True:
+            if not self._clients:  # nobody follows: read nothing (a new client loads its page anyway)
+                fresh = True
+                await asyncio.sleep(self._interval)
+                continue
             try:
                 now = await self._pulse()
             except Exception:  # a failing read must not end the stream of store changes
                 log.exception("gui: reading live state failed")
                 now = last
-            if now != last:
-                last = now
+            if now != last and not fresh:
                 self.notify(LIVE)
+            last, fresh = now, False
             await asyncio.sleep(self._interval)
