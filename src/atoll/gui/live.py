@@ -3,8 +3,10 @@
 ``LiveEvents`` is a control-plane component. While it runs it follows the store's ``watch()`` (every
 committed change: resources, and at global the DataplaneInsights zones sync up) and polls ``pulse``
 every ``interval`` seconds: a cheap fingerprint of what is not in the store (the proxy inventory's
-revision on a zone CP, the zones' connection state at global), only while some client follows.
-Either one marks every subscribed client with what changed (store type names, or ``live``).
+revision on a zone CP, the zones' connection state at global), only while some client follows (the
+first read after a pause counts as a change, so nothing that changed meanwhile is missed). Either one
+marks every subscribed client with what changed (store type names, or ``live``). A browser reloads its
+page's data when its stream connects and on every message, so it misses no change made after it loaded.
 
 Bounded: a client holds a *set* of changed names (at most one entry per resource type, whatever the
 rate of changes) and one wake-up event, so a slow browser costs a few bytes, never a growing queue;
@@ -88,11 +90,6 @@ class LiveEvents:
     def clients(self) -> int:
         return len(self._clients)
 
-    @property
-    def pending(self) -> int:
-        """Changed names waiting to be sent, over every client."""
-        return sum(len(c.changed) for c in self._clients)
-
     def subscribe(self) -> Client | None:
         """A new client, or ``None`` when ``max_clients`` are subscribed (or the component stopped)."""
         if self._stop.is_set() or len(self._clients) >= self.max_clients:
@@ -140,11 +137,11 @@ class LiveEvents:
     async def _poll(self) -> None:
         if self._pulse is None:
             return
-        last: Hashable = None
-        fresh = True  # no baseline yet: the first read after nobody followed only sets it
+        unread = object()
+        last: Hashable = unread
         while True:
-            if not self._clients:  # nobody follows: read nothing (a new client loads its page anyway)
-                fresh = True
+            if not self._clients:  # nobody follows: read nothing
+                last = unread
                 await asyncio.sleep(self._interval)
                 continue
             try:
@@ -152,7 +149,7 @@ class LiveEvents:
             except Exception:  # a failing read must not end the stream of store changes
                 log.exception("gui: reading live state failed")
                 now = last
-            if now != last and not fresh:
-                self.notify(LIVE)
-            last, fresh = now, False
+            if now != last:  # the first read after nobody followed counts as a change: whatever
+                self.notify(LIVE)  # changed between a page's load and this read is not lost
+            last = now
             await asyncio.sleep(self._interval)

@@ -168,7 +168,8 @@ async function startEvents() {
         while ((i = buffer.indexOf("\n\n")) >= 0) {
           const message = buffer.slice(0, i);
           buffer = buffer.slice(i + 2);
-          if (message.startsWith("data:")) scheduleRefresh();
+          // on connecting too: a change made after the page loaded and before the stream followed
+          if (message.startsWith("data:") || message.startsWith(": connected")) scheduleRefresh();
         }
       }
     } catch (e) {
