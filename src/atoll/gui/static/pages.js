@@ -266,7 +266,8 @@ async function proxyDetail(mesh, d, focus = true) {
       cell("in-sync", s.inSync ? "yes" : "no")))));
   out.append(h("p", { id: "detail-certificate" }, "Certificate: ", certificate(i.mTLS),
     i.mTLS ? ` (issued ${i.mTLS.lastCertificateRegeneration}, ${i.mTLS.certificateRegenerations} issued so far)` : ""));
-  const pre = h("pre", { class: "dump", tabindex: "0" });
+  // A live refresh redraws the panel around the same dump element: a fetch in flight still lands in it.
+  const pre = (!focus && box.querySelector("pre.dump")) || h("pre", { class: "dump", tabindex: "0" });
   const fetchInto = (what, url) => async () => {
     pre.textContent = `loading ${what}...`;
     try {
@@ -283,8 +284,6 @@ async function proxyDetail(mesh, d, focus = true) {
     served ? h("button", { type: "button", onclick: fetchInto("config dump", path + "/config-dump") }, "Envoy config dump")
       : `The xDS config and Envoy's config dump are at the control plane of zone ${d.zone} (this page there, or atoll inspect dataplane --config-dump).`),
     pre);
-  const previous = box.querySelector("pre.dump");
-  if (!focus && previous) pre.textContent = previous.textContent; // keep a dump the user fetched
   box.replaceChildren(out);
   if (focus) out.querySelector("h3").focus();
 }
