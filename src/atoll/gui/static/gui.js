@@ -196,16 +196,18 @@ function editing(region) {
 }
 
 async function refresh() {
-  if (!current || !session) return;
+  if (!current || !current.ready || !session) return; // not drawn yet: render() refreshes when it is
   if (editing(document.getElementById("data"))) return;
   lastRefresh = Date.now();
   const target = current;
+  let content;
   try {
-    const data = await target.load();
-    if (current === target) document.getElementById("data").replaceChildren(data);
+    content = await target.load();
   } catch (e) {
-    if (current === target) document.getElementById("data").replaceChildren(h("p", { role: "alert", class: "error" }, e.message));
+    content = h("p", { role: "alert", class: "error" }, e.message);
   }
+  const region = document.getElementById("data");
+  if (current === target && region) region.replaceChildren(content);
   document.getElementById("page").dataset.loadedAt = String(Date.now());
 }
 
@@ -220,7 +222,7 @@ async function render() {
   }
   const def = pages[page];
   const root = document.getElementById("page");
-  const target = { page, load: () => def.load(p) };
+  const target = { page, ready: false, load: () => def.load(p) };
   current = target;
   let controls = null;
   try {
@@ -234,6 +236,7 @@ async function render() {
   root.dataset.page = page;
   selected = null;
   root.replaceChildren(h("h2", { id: "page-title" }, def.title), controls || "", h("div", { id: "data" }), h("div", { id: "detail" }));
+  target.ready = true;
   await refresh();
 }
 
