@@ -337,6 +337,7 @@ async function policyDetail(base, mesh, kind, name, readOnly) {
     };
     const remove = async () => {
       if (!confirm(`Delete ${kind.name} ${name}?`)) return;
+      current = null; // no live refresh of this policy's page from now on: it is going away
       try {
         await api(path, { method: "DELETE" });
         go("policies", { mesh, kind: kind.name });
