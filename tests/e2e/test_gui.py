@@ -144,7 +144,7 @@ def test_zones_page_shows_the_rest_numbers(page: Page, mz: MultiZone) -> None:
 
 def _eds_weights(mz: MultiZone) -> dict[str, int]:
     """What zone-1's CP serves frontend for backend: the weight of each locality (zone)."""
-    config = mz.zones["zone-1"].get("/meshes/default/dataplanes/frontend/xds")
+    config = mz.zones["zone-1"].get("/meshes/default/dataplanes/frontend/served-xds")
     out: dict[str, int] = {}
     for cla in config["endpoints"]:
         if not cla["cluster_name"].startswith("backend"):
