@@ -7,6 +7,7 @@ python3.11 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3.11-venv)
 command -v curl >/dev/null || need+=(curl)
 command -v ip >/dev/null || need+=(iproute2)
 command -v go >/dev/null || need+=(golang-go)  # builds the benchmarks' load generator (stdlib only)
+command -v chromium >/dev/null || need+=(chromium)  # the GUI's browser tests: Playwright drives Debian's Chromium
 [ -x /usr/lib/postgresql/15/bin/initdb ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing system packages: ${need[*]}"
