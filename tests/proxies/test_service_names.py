@@ -90,3 +90,52 @@ async def test_an_endpoint_only_change_keeps_the_table_and_writes_nothing() -> N
         assert (await store.get("VipAllocation", "vips", "default")).meta.version == alloc.meta.version
     finally:
         await _stop(store, task)
+
+
+async def test_a_virtual_outbound_adds_its_names_without_moving_the_others() -> None:
+    plain = decode(
+        {
+            "type": "Dataplane",
+            "mesh": "default",
+            "name": "plain-1",
+            "networking": {"address": "10.0.0.9", "inbound": [{"port": 7000, "tags": {"kuma.io/service": "plain"}}]},
+        }
+    )
+    store, rec, task = await _setup(plain)
+    try:
+        before = table(rec)
+        vo = {
+            "type": "VirtualOutbound",
+            "mesh": "default",
+            "name": "per-service",
+            "selectors": [{"match": {"kuma.io/service": "backend"}}],
+            "conf": {
+                "host": "{{.svc}}.internal",
+                "port": "8443",
+                "parameters": [{"name": "svc", "tagKey": "kuma.io/service"}],
+            },
+        }
+        await store.create(decode(vo))
+        await await_until(lambda: len(table(rec)) == len(before) + 1, timeout=10)
+        added = [n for n in table(rec) if n.origin == "VirtualOutbound/per-service"]
+        assert [(n.hostname, n.vip, n.ports, n.service) for n in added] == [
+            ("backend.internal", "240.0.0.4", (8443,), "backend")
+        ]
+        assert [n for n in table(rec) if n.origin == "service"] == list(before)
+    finally:
+        await _stop(store, task)
+
+
+async def test_a_cidr_too_small_serves_no_new_name_and_says_why() -> None:
+    store, rec, task = await _setup(dp("api-1", "api", 9000), cidr="10.9.0.0/30")
+    try:
+        assert len(table(rec)) == 0  # three names, two addresses: none allocated
+        assert rec.vip_problem("default") == (
+            "mesh default: 3 new hostname(s) need a VIP but only 2 address(es) of 10.9.0.0/30 are free;"
+            " none was allocated (widen --vip-cidr)"
+        )
+        await store.delete("Dataplane", "api-1", "default")
+        await await_until(lambda: len(table(rec)) == 2, timeout=10)
+        assert rec.vip_problem("default") is None
+    finally:
+        await _stop(store, task)

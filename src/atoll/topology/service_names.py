@@ -59,6 +59,15 @@ class ServiceNames:
     def __len__(self) -> int:
         return len(self.entries)
 
+    def subsets(self) -> dict[str, frozenset[Tags]]:
+        """Per service, the tag subsets its names narrow to (VirtualOutbound names): what a zone
+        ingress or egress must offer by SNI, as it does for routes' subsets."""
+        out: dict[str, set[Tags]] = {}
+        for n in self.entries:
+            if n.tags:
+                out.setdefault(n.service, set()).add(n.tags)
+        return {s: frozenset(t) for s, t in out.items()}
+
 
 NO_NAMES = ServiceNames()
 """A mesh without names (no transparent proxying anywhere, or names not allocated yet)."""
