@@ -49,7 +49,8 @@ async def test_a_new_name_does_not_move_the_others_and_a_gone_one_keeps_its_vip(
     allocator = VipAllocator(store)
     first = await allocator.ensure("default", ["b.mesh", "d.mesh"], None)
     second = await allocator.ensure("default", ["a.mesh", "b.mesh", "c.mesh", "d.mesh"], first.resource)
-    assert entries(second) == {"a.mesh": "240.0.0.3", "b.mesh": "240.0.0.1", "c.mesh": "240.0.0.4", "d.mesh": "240.0.0.2"}
+    want = {"a.mesh": "240.0.0.3", "b.mesh": "240.0.0.1", "c.mesh": "240.0.0.4", "d.mesh": "240.0.0.2"}
+    assert entries(second) == want
     gone = await allocator.ensure("default", ["a.mesh", "c.mesh", "d.mesh"], second.resource, now=T0)
     assert gone.written and gone.resource is not None
     retired = {e.hostname: e.retired for e in gone.resource.spec.entries}
@@ -105,7 +106,8 @@ def test_retired_vips_are_reused_only_when_the_range_runs_out_oldest_first() -> 
     out = assign("default", "10.9.0.0/29", old, ["new.mesh"], T0)  # .3 .. .6 are still free
     assert out is not None and {e.hostname: e.vip for e in out}["new.mesh"] == "10.9.0.3"
     out = assign("default", "10.9.0.0/30", old, ["new.mesh"], T0)  # nothing free: the oldest retired
-    assert out is not None and {e.hostname: e.vip for e in out} == {"gone-late.mesh": "10.9.0.1", "new.mesh": "10.9.0.2"}
+    assert out is not None
+    assert {e.hostname: e.vip for e in out} == {"gone-late.mesh": "10.9.0.1", "new.mesh": "10.9.0.2"}
 
 
 def test_a_vip_outside_a_changed_cidr_is_allocated_again() -> None:
