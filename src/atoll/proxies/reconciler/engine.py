@@ -42,12 +42,14 @@ from atoll.proxies.reconciler.zone_proxies import AvailableServicesPublisher, Zo
 from atoll.proxies.vips import DEFAULT_VIP_CIDR, Exhausted, VipAllocator
 from atoll.resources import Resource
 from atoll.resources.models.dataplane import DataplaneSpec
+from atoll.resources.models.vip_allocation import VipAllocationSpec
 from atoll.resources.models.zone_egress import ZoneEgressSpec
 from atoll.resources.models.zone_ingress import ZoneIngressSpec
 from atoll.resources.proxy_id import NodeId, dataplane_node_id
 from atoll.store import ChangeEvent, Store
 from atoll.topology import dependents
 from atoll.topology.egress import EgressView
+from atoll.topology.service_names import ServiceNames
 from atoll.xds.server import SnapshotCache
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,18 @@ class PassStats:
     seconds: float
     patched: int = 0
     """Of ``generated``, how many took the endpoint-only fast path."""
+
+
+@dataclass(frozen=True, slots=True)
+class NamesReport:
+    """A mesh's names as served here, for inspection (``ReconcileEngine.names_report``)."""
+
+    names: ServiceNames
+    allocation: Resource[VipAllocationSpec] | None
+    cidr: str
+    problems: tuple[str, ...]
+    unallocated: tuple[str, ...]
+    """Hostnames wanted that have no VIP (yet, or because the CIDR is too small)."""
 
 
 class ReconcileEngine:
@@ -184,6 +198,22 @@ class ReconcileEngine:
     def vip_problem(self, mesh: str) -> str | None:
         """Why some names of ``mesh`` have no VIP (the CIDR is too small), if so."""
         return self._vip_problems.get(mesh)
+
+    def names_report(self, mesh: str) -> NamesReport | None:
+        """What ``mesh``'s names are here (for inspection); None if the mesh does not exist."""
+        view = self.views.view(mesh)
+        demand = self.views.demand(mesh)
+        if view is None or demand is None:
+            return None
+        problem = self.vip_problem(mesh)
+        waiting = sorted(demand.hostnames() - {n.hostname for n in view.names})
+        return NamesReport(
+            names=view.names,
+            allocation=self.mirror.vips.get(mesh),
+            cidr=self.vips.cidr,
+            problems=demand.problems + ((problem,) if problem else ()),
+            unallocated=tuple(waiting),
+        )
 
     async def publish_available_services(self) -> int:
         """See ``AvailableServicesPublisher.publish``."""
