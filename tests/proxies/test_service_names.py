@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from atoll.proxies.reconciler import ProxyReconciler
+from atoll.proxies.reconciler import PassStats, ProxyReconciler
 from atoll.resources import Resource, decode
 from atoll.store import MemoryStore
 from atoll.topology.service_names import ServiceNames
@@ -137,5 +137,46 @@ async def test_a_cidr_too_small_serves_no_new_name_and_says_why() -> None:
         await store.delete("Dataplane", "api-1", "default")
         await await_until(lambda: len(table(rec)) == 2, timeout=10)
         assert rec.vip_problem("default") is None
+    finally:
+        await _stop(store, task)
+
+
+async def test_a_new_name_regenerates_the_transparent_proxied_proxies_and_no_other() -> None:
+    plain = decode(
+        {
+            "type": "Dataplane",
+            "mesh": "default",
+            "name": "plain-1",
+            "networking": {"address": "10.0.0.9", "inbound": [{"port": 7000, "tags": {"kuma.io/service": "plain"}}]},
+        }
+    )
+    store = MemoryStore()
+    await store.create(decode({"type": "Mesh", "name": "default"}))
+    for r in (dp("backend-1", "backend", 8080), dp("web-1", "web", 8000), plain):
+        await store.create(r)
+    cache = SnapshotCache()
+    for node in ("default.backend-1", "default.web-1", "default.plain-1", "default.api-1"):
+        cache.watch(node, lambda s: None)
+    rec = ProxyReconciler(store, cache, zone="zone-1", window=0.0)
+    task = asyncio.create_task(rec.run())
+    try:
+        await asyncio.wait_for(rec.ready.wait(), 10)
+        plain_snapshot = cache.get("default.plain-1")
+        assert plain_snapshot is not None
+        passes: list[PassStats] = []
+        flush = rec.flush
+
+        def recorded(events: int = 0, started: float | None = None) -> PassStats:
+            stats = flush(events, started)
+            passes.append(stats)
+            return stats
+
+        rec.flush = recorded  # type: ignore[method-assign]
+        await store.create(dp("api-1", "api", 9000))
+        await await_until(lambda: cache.get("default.api-1") is not None and passes, timeout=10)
+        assert any(n.service == "api" for n in table(rec))
+        # The pass that served api.mesh visited api-1 (new) and the two transparent-proxied proxies.
+        assert passes[0].events == 1 and passes[0].generated + passes[0].unchanged == 3, passes
+        assert cache.get("default.plain-1") is plain_snapshot  # never visited: it does not read names
     finally:
         await _stop(store, task)
