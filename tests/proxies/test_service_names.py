@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 from atoll.proxies.reconciler import PassStats, ProxyReconciler
+from atoll.proxies.reconciler.mesh_views import LocalDestinations
 from atoll.resources import Resource, decode
 from atoll.store import MemoryStore
 from atoll.topology.service_names import ServiceNames
@@ -180,3 +181,16 @@ async def test_a_new_name_regenerates_the_transparent_proxied_proxies_and_no_oth
         assert cache.get("default.plain-1") is plain_snapshot  # never visited: it does not read names
     finally:
         await _stop(store, task)
+
+
+def test_local_destinations_keep_their_set_until_its_members_change() -> None:
+    local = LocalDestinations({})
+    dps = {"b1": dp("backend-1", "backend", 8080), "b2": dp("backend-2", "backend", 8080, address="10.0.0.2")}
+    first = local.update(dps)
+    assert {(d.service, d.port) for d in first} == {("backend", 8080)}
+    moved = {**dps, "b2": dp("backend-2", "backend", 8080, address="10.0.0.3")}  # an address only
+    assert local.update(moved) is first
+    assert local.update({"b1": dps["b1"]}) is first  # one of two equal instances gone
+    grown = local.update({"b1": dps["b1"], "a1": dp("api-1", "api", 9000)})
+    assert grown is not first and {d.service for d in grown} == {"backend", "api"}
+    assert {d.service for d in local.update({"a1": dp("api-1", "api", 9000)})} == {"api"}

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from atoll.resources.meta import Resource
 from atoll.resources.models.dataplane import DataplaneSpec
@@ -72,6 +72,14 @@ class Destination:
     """An ExternalService's host, when it wants a name of its own."""
     source: str = ""
     """An ExternalService's name (for ``origin``)."""
+    _hash: int = field(init=False, repr=False, compare=False, default=0)
+
+    def __post_init__(self) -> None:
+        fields = (self.service, self.tags, self.port, self.kind, self.host, self.source)
+        object.__setattr__(self, "_hash", hash(fields))
+
+    def __hash__(self) -> int:  # computed once: a mesh's destinations are a set rebuilt per change
+        return self._hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,13 +124,18 @@ class NameDemand:
 _NO_TAGS = Tags()
 
 
-def dataplane_destinations(dp: Resource[DataplaneSpec]) -> tuple[Destination, ...]:
-    """The destinations of one Dataplane: its inbounds that are not ``Ignored`` and have a port."""
-    return tuple(
+def dataplane_destinations(
+    dp: Resource[DataplaneSpec], intern: dict[Destination, Destination] | None = None
+) -> tuple[Destination, ...]:
+    """The destinations of one Dataplane: its inbounds that are not ``Ignored`` and have a port.
+    With ``intern``, equal destinations of different Dataplanes are one object (a set of them then
+    compares by identity, which makes rebuilding a mesh's set cheap)."""
+    out = tuple(
         Destination(ib.service, Tags(ib.tags), ib.port, _INBOUND)
         for ib in dp.spec.networking.inbound
         if ib.port is not None and ib.state != "Ignored" and ib.tags.get(SERVICE_TAG)
     )
+    return out if intern is None else tuple(intern.setdefault(d, d) for d in out)
 
 
 def destinations(
