@@ -85,7 +85,7 @@ class LocalDestinations:
                 del counts[d]
                 moved = True
             else:
-                moved = moved or n == 1
+                moved = moved or (step > 0 and n == 1)
                 counts[d] = n
         return moved
 
