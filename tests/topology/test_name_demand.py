@@ -8,8 +8,11 @@ import pytest
 
 from atoll.errors import InvalidInput
 from atoll.resources import Resource, decode
+from atoll.topology.ingress import ingress_view
 from atoll.topology.name_demand import NameDemand, dataplane_destinations, destinations, name_demand
+from atoll.topology.service_names import ServiceNames, VirtualName
 from atoll.topology.tags import Tags
+from atoll.topology.view import MeshView
 
 
 def dp(name: str, inbound_port: int, state: str | None = None, **tags: str) -> Resource[Any]:
@@ -246,3 +249,45 @@ def test_rendering_for_one_destination() -> None:
         decode(vo("x", "{{.s}}.mesh", "80", ("s", "kuma.io/service"), match={"version": "v2"})).spec.selects(tags)
         is None
     )
+
+
+def test_the_zone_ingress_offers_the_subsets_names_narrow_to() -> None:
+    mesh = decode(
+        {
+            "type": "Mesh",
+            "name": "default",
+            "mtls": {"enabledBackend": "ca", "backends": [{"name": "ca", "type": "builtin"}]},
+        }
+    )
+    dps = (
+        dp("b1", 9000, **{"kuma.io/service": "backend", "kuma.io/instance": "b1"}),
+        dp("b2", 9000, **{"kuma.io/service": "backend", "kuma.io/instance": "b2"}),
+    )
+    names = ServiceNames(
+        (
+            VirtualName(
+                "backend.b1.mesh",
+                "240.0.0.2",
+                (8080,),
+                "backend",
+                Tags({"kuma.io/instance": "b1"}),
+                "VirtualOutbound/i",
+            ),
+            VirtualName(
+                "backend.b9.mesh",
+                "240.0.0.3",
+                (8080,),
+                "backend",
+                Tags({"kuma.io/instance": "b9"}),
+                "VirtualOutbound/i",
+            ),
+            VirtualName("backend.mesh", "240.0.0.1", (80,), "backend"),
+        )
+    )
+    zi = ingress("zone-1")
+    view = MeshView(mesh=mesh, dataplanes=dps, zone="zone-1", names=names)
+    snis = [r.sni for r in ingress_view("ingress-zone-1", zi, [view]).routes]
+    # b9 runs nowhere here: not offered.
+    assert snis == ["backend{mesh=default}", "backend{kuma.io/instance=b1,mesh=default}"]
+    plain = MeshView(mesh=mesh, dataplanes=dps, zone="zone-1")
+    assert [r.sni for r in ingress_view("ingress-zone-1", zi, [plain]).routes] == ["backend{mesh=default}"]

@@ -13,6 +13,13 @@ to and, for a VirtualOutbound, the tag values that narrow the endpoints (``tags`
 
 The table is a plain frozen value: equal inputs give an equal table, so a view that holds it still
 compares (and hashes) by value and an unchanged table costs no regeneration.
+
+What the control plane puts in it (``atoll.topology.name_demand``, ``atoll.proxies.vips``): the table
+is the same for every transparent-proxied proxy of the mesh (VirtualOutbound selectors pick
+destinations, not callers); a hostname may appear in several entries, always with the same VIP (an
+alias such as ``backend.default.svc.80.mesh`` of ``backend_default_svc_80.mesh``, or one
+VirtualOutbound name per port whose tag values differ), and a (VIP, port) pair always leads to one
+service and tag set; ``tags`` never holds ``kuma.io/service`` (that is ``service``).
 """
 
 from __future__ import annotations
