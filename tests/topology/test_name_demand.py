@@ -291,3 +291,15 @@ def test_the_zone_ingress_offers_the_subsets_names_narrow_to() -> None:
     assert snis == ["backend{mesh=default}", "backend{kuma.io/instance=b1,mesh=default}"]
     plain = MeshView(mesh=mesh, dataplanes=dps, zone="zone-1")
     assert [r.sni for r in ingress_view("ingress-zone-1", zi, [plain]).routes] == ["backend{mesh=default}"]
+
+
+def test_an_alias_never_shadows_another_services_name() -> None:
+    d = demand(
+        [
+            dp("dotted", 80, **{"kuma.io/service": "a.b"}),
+            dp("underscored", 8080, **{"kuma.io/service": "a_b"}),
+        ]
+    )
+    by_host = {(n.hostname, n.ports): n.key for n in d.names}
+    assert by_host == {("a.b.mesh", (80,)): "a.b.mesh", ("a_b.mesh", (80, 8080)): "a_b.mesh"}
+    assert d.problems == ("service: a.b.mesh is already the name of a.b.mesh's VIP",)

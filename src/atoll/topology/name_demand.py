@@ -188,9 +188,14 @@ class _Names:
     def __init__(self) -> None:
         self.ports: dict[tuple[str, str, Tags, str, str | None], set[int]] = {}
         self.claims: dict[tuple[str, int], tuple[str, Tags, str]] = {}
+        self.vip_of: dict[str, str] = {}  # hostname -> the hostname whose VIP it uses
         self.problems: list[str] = []
 
     def add(self, hostname: str, port: int, service: str, tags: Tags, origin: str, alias_of: str | None = None) -> None:
+        vip_of = self.vip_of.setdefault(hostname, alias_of or hostname)
+        if vip_of != (alias_of or hostname):  # one hostname, one VIP: an alias never shadows a name
+            self.problems.append(f"{origin}: {hostname} is already the name of {vip_of}'s VIP")
+            return
         claim = (service, tags, origin)
         held = self.claims.setdefault((hostname, port), claim)
         if held[:2] != claim[:2]:
