@@ -8,7 +8,7 @@ does no I/O but the CA refresh and the ``availableServices`` publication (both `
         ──► ZoneProxyConfigs (ingresses, egresses) ──► AvailableServicesPublisher (store writer)
 
 Before a pass, ``allocate_vips`` has the ``VipAllocator`` (``atoll.proxies.vips``) give every new
-name of a touched mesh its VIP (a store write only when the mesh's wanted names changed); the
+name of every mesh its VIP (a store write only when the mesh's wanted names changed); the
 allocation is mirrored at once, so the pass serves the names with their VIPs. A CIDR too small is
 logged once per new situation and kept for inspection (``vip_problem``).
 
@@ -167,9 +167,13 @@ class ReconcileEngine:
         self.flush()
 
     async def allocate_vips(self) -> int:
-        """Give the new names of every touched mesh their VIPs; how many allocations were written."""
+        """Give the new names of every mesh their VIPs; how many allocations were written.
+
+        Every mesh is looked at, not only the touched ones: a proxy connecting registers its Dataplane
+        through the lifecycle, whose own pass consumes the marks before the store's event comes back
+        here (its demand is cached, so an unchanged mesh costs one comparison)."""
         written = 0
-        for mesh in sorted(self.mirror.marks.touched()):
+        for mesh in sorted(self.mirror.marks.touched() | set(self.mirror.meshes)):
             demand = self.views.demand(mesh)
             if demand is None:
                 self._vip_problems.pop(mesh, None)
