@@ -184,7 +184,7 @@ async def test_a_new_name_regenerates_the_transparent_proxied_proxies_and_no_oth
 
 
 def test_local_destinations_keep_their_set_until_its_members_change() -> None:
-    local = LocalDestinations({})
+    local = LocalDestinations()
     dps = {"b1": dp("backend-1", "backend", 8080), "b2": dp("backend-2", "backend", 8080, address="10.0.0.2")}
     first = local.update(dps)
     assert {(d.service, d.port) for d in first} == {("backend", 8080)}

@@ -47,10 +47,11 @@ EndpointDelta = dict[str, tuple[Endpoint, ...]]
 class LocalDestinations:
     """The destinations of one mesh's local Dataplanes, kept up to date incrementally: a Dataplane's
     are computed once per version of it (``update`` only compares each Dataplane with the one seen
-    last, by identity), and the set is the same object for as long as it has the same members."""
+    last, by identity), and the set is the same object for as long as it has the same members. Equal
+    destinations of several Dataplanes are one object (interned while any Dataplane has it)."""
 
-    def __init__(self, intern: dict[Destination, Destination]) -> None:
-        self._intern = intern
+    def __init__(self) -> None:
+        self._intern: dict[Destination, Destination] = {}
         self._by_dataplane: dict[str, tuple[Resource[DataplaneSpec], tuple[Destination, ...]]] = {}
         self._counts: Counter[Destination] = Counter()
         self._set: frozenset[Destination] = frozenset()
@@ -64,10 +65,10 @@ class LocalDestinations:
             if hit is not None and hit[0] is dp:
                 continue
             dests = dataplane_destinations(dp, self._intern)
+            seen[name] = (dp, dests)
+            changed = self._count(dests, 1) or changed  # in before out: a kept destination stays interned
             if hit is not None:
                 changed = self._count(hit[1], -1) or changed
-            seen[name] = (dp, dests)
-            changed = self._count(dests, 1) or changed
         if len(seen) != len(dataplanes):
             for name in [n for n in seen if n not in dataplanes]:
                 changed = self._count(seen.pop(name)[1], -1) or changed
@@ -83,6 +84,7 @@ class LocalDestinations:
             n = counts[d] + step
             if n <= 0:
                 del counts[d]
+                self._intern.pop(d, None)
                 moved = True
             else:
                 moved = moved or (step > 0 and n == 1)
@@ -106,7 +108,6 @@ class MeshViews:
         self._last_demand: dict[str, NameDemand] = {}
         self._tables: dict[str, tuple[NameDemand, Resource[VipAllocationSpec] | None, ServiceNames]] = {}
         self._names_changed: set[str] = set()
-        self._intern: dict[Destination, Destination] = {}  # grows with distinct destinations only
 
     def reset(self) -> None:
         """Forget every view, and the previous ones too."""
@@ -160,7 +161,7 @@ class MeshViews:
         if mesh not in mirror.meshes:
             self._forget_names(mesh)
             return None
-        local = self._local.setdefault(mesh, LocalDestinations(self._intern)).update(mirror.dataplanes.get(mesh, {}))
+        local = self._local.setdefault(mesh, LocalDestinations()).update(mirror.dataplanes.get(mesh, {}))
         policies = mirror.policies.get(mesh, {})
         externals = tuple(r for (t, _), r in sorted(policies.items()) if t == "ExternalService")
         vos = tuple(r for (t, _), r in sorted(policies.items()) if t == "VirtualOutbound")
