@@ -8,6 +8,7 @@ from typing import Any
 
 from atoll.proxies.reconciler import PassStats, ProxyReconciler
 from atoll.proxies.reconciler.mesh_views import LocalDestinations
+from atoll.proxies.vips import VipAllocator
 from atoll.resources import Resource, decode
 from atoll.store import MemoryStore
 from atoll.topology.service_names import ServiceNames
@@ -194,3 +195,21 @@ def test_local_destinations_keep_their_set_until_its_members_change() -> None:
     grown = local.update({"b1": dps["b1"], "a1": dp("api-1", "api", 9000)})
     assert grown is not first and {d.service for d in grown} == {"backend", "api"}
     assert {d.service for d in local.update({"a1": dp("api-1", "api", 9000)})} == {"api"}
+
+
+async def test_an_instance_that_may_not_allocate_writes_nothing_and_serves_what_the_leader_wrote() -> None:
+    store = MemoryStore()
+    await store.create(decode({"type": "Mesh", "name": "default"}))
+    await store.create(dp("backend-1", "backend", 8080))
+    follower = ProxyReconciler(store, SnapshotCache(), zone="zone-1", window=0.0)
+    follower.vips.enabled = lambda: False
+    task = asyncio.create_task(follower.run())
+    try:
+        await asyncio.wait_for(follower.ready.wait(), 10)
+        assert len(table(follower)) == 0
+        assert await follower.vips.read("default") is None
+        leader = VipAllocator(store)
+        await leader.ensure("default", ["backend.mesh"], None)
+        await await_until(lambda: rows(table(follower)) == [("backend.mesh", "240.0.0.1", (80, 8080), "backend")])
+    finally:
+        await _stop(store, task)

@@ -173,6 +173,8 @@ class ReconcileEngine:
         through the lifecycle, whose own pass consumes the marks before the store's event comes back
         here (its demand is cached, so an unchanged mesh costs one comparison)."""
         written = 0
+        if not self.vips.enabled():
+            return 0  # not the leader: the leader's allocation arrives as store events
         for mesh in sorted(self.mirror.marks.touched() | set(self.mirror.meshes)):
             demand = self.views.demand(mesh)
             if demand is None:
