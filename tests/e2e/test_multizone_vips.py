@@ -78,6 +78,14 @@ def test_remote_services_get_vips_that_survive_resyncs_and_restarts(mz: MultiZon
     remote = next(i for i in zone1.get("/meshes/default/_vips")["items"] if i["hostname"] == "db.mesh")
     assert (remote["service"], remote["ports"], remote["origin"]) == ("db", [80], "service")
 
+    def at_global() -> dict[str, dict[str, str]] | None:
+        zones = mz.glob.get("/meshes/default/_vips")["zones"]
+        got = {z["zone"]: {i["hostname"]: i["vip"] for i in z["items"]} for z in zones}
+        return got if got.get("zone-1", {}).keys() >= before.keys() else None
+
+    synced = wait_until(at_global, timeout=30, what="zone-1's VIPs at global")
+    assert {h: synced["zone-1"][h] for h in before} == before  # global shows what the zone allocated
+
     mz.glob.stop()  # both zones lose global, then resync from scratch
     mz.glob.start()
     wait_until(lambda: mz.zone_online("zone-1") and mz.zone_online("zone-2"), timeout=60, what="zones back online")

@@ -393,8 +393,9 @@ Examples:
   atoll inspect vips -m default
   atoll inspect vips -m default -o yaml   # with retired names, unallocated ones and problems
 
-VIPs are allocated by each zone control plane (and a standalone one) for the names of its zone:
-ask the zone's CP (--cp); a global control plane has none to show.""",
+VIPs are allocated by each zone control plane (and a standalone one) for the names of its zone;
+ask the zone's CP (--cp) for ports, services, tags and problems. A global control plane lists
+the VIPs every zone synced to it, by zone (hostname and VIP only).""",
 )
 @click.option("-m", "--mesh", default="default", show_default=True, help="Mesh whose names to list.")
 @click.option("-o", "--output", type=OUTPUT, default="table", show_default=True)
@@ -404,6 +405,14 @@ def vips(mesh: str, output: str) -> None:
         body = client.get_path(paths.expand(paths.MESH_VIPS, mesh=mesh))
     if output != "table":
         _echo_one(body, output)
+        return
+    if "zones" in body:  # a global control plane: the VIPs each zone synced
+        rows = [
+            [str(z.get("zone", "")), str(i.get("hostname", "")), str(i.get("vip", "")), str(i.get("retired") or "")]
+            for z in body["zones"]
+            for i in z.get("items") or []
+        ]
+        print_table(make_console(), ["ZONE", "HOSTNAME", "VIP", "RETIRED"], rows)
         return
     header, rows = vip_rows(body.get("items") or [])
     print_table(make_console(), header, rows)
