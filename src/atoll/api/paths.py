@@ -61,6 +61,8 @@ DATAPLANE_STATS = DATAPLANE + "/stats"
 # Policy inspection: which policies shape a proxy's traffic, and which proxies a policy selects.
 DATAPLANE_POLICIES = DATAPLANE + "/policies"
 POLICY_DATAPLANES = MESH + "/{plural}/{name}/_resources/dataplanes"
+# Service names: a mesh's hostnames and their VIPs in this zone (zone and standalone CPs).
+MESH_VIPS = MESH + "/_vips"
 
 # Kuma's overviews and insights (read-only, Kuma's JSON shapes).
 KUMA_DATAPLANES_OVERVIEW = MESH + "/dataplanes/_overview"

@@ -28,6 +28,7 @@ import click
 from atoll.api import paths
 from atoll.cli.client import Client
 from atoll.cli.common import state
+from atoll.cli.inspect_vips import service_names, vips
 from atoll.cli.render import age, lookup_type, make_console, now_utc, print_table, to_json, to_yaml
 
 Table = tuple[list[str], list[list[str]]]
@@ -43,6 +44,9 @@ Examples:
 )
 def inspect() -> None:
     """Inspect live proxies and zones: online state, xDS ACK/NACK, served and applied config."""
+
+
+inspect.add_command(vips)  # a mesh's service names and VIPs: atoll.cli.inspect_vips
 
 
 def _emit(items: list[dict[str, Any]], output: str, rows: Callable[[list[dict[str, Any]]], Table]) -> None:
@@ -158,6 +162,8 @@ def dataplane(name: str, mesh: str, what: str | None, stat_filter: str, output: 
             body = _named(client, paths.expand(paths.DATAPLANES_INSIGHTS, mesh=mesh), name)
             if body is None:
                 raise click.ClickException(f"Dataplane {name} not found in mesh {mesh}")
+            if (body.get("networking") or {}).get("transparentProxying") is not None:
+                body["serviceNames"] = service_names(client, mesh)
     _echo_one(body, output)
 
 

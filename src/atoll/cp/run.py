@@ -51,6 +51,7 @@ from atoll.cp.logs import setup_logging
 from atoll.cp.xds import XdsComponent
 from atoll.errors import AtollError
 from atoll.gui import mount_gui
+from atoll.gui.views import NamesSource
 from atoll.kds import GlobalKds, ZoneKds, ensure_self_signed, server_credentials
 from atoll.kds.flows import Insights
 from atoll.security import (
@@ -66,6 +67,7 @@ from atoll.security.mesh_ca import CaManager
 from atoll.store import open_store
 from atoll.store.coordination import Coordination, InstanceRecord
 from atoll.store.protocol import Store
+from atoll.topology.service_names import NO_NAMES, ServiceNames
 from atoll.xds.peers import PeerGate
 
 log = logging.getLogger(__name__)
@@ -161,6 +163,7 @@ def build_supervisor(
             xds_advertised_host=config.xds_advertised_host,
             grace=config.dataplane_grace,
             window=config.xds_coalesce,
+            vip_cidr=config.vip_cidr,
             auth=proxy_authenticator(config.auth, store),
             ca_authority=not federated,
             credentials=xds_credentials(config),
@@ -181,6 +184,8 @@ def build_supervisor(
         supervisor.add(LeaderOnly("ca-authority", elector, lambda: CaAuthority(store)))
     if xds is not None:
         xds.reconciler.publisher.enabled = lambda: elector.is_leader
+        # one VIP writer per shared store; alone on its store (SQLite, memory) a CP allocates from its first pass
+        xds.reconciler.vips.enabled = (lambda: elector.is_leader) if config.store == "postgres" else (lambda: True)
         cas = CaManager(store) if not federated else None
         supervisor.add(LeaderOnly("available-services", elector, lambda: ha.PublishWhenElected(xds.reconciler, cas)))
     if federated and xds is not None:
@@ -199,10 +204,16 @@ def build_supervisor(
         ),
         zone_insights=shared_insights.zone_insight if shared_insights is not None else None,
         control_planes=registry.listing,
+        vips=xds.api.vips if xds is not None else None,
     )
     api_app = create_app(api_deps)
     inventory = xds.inventory if xds is not None else None
-    gui_events = mount_gui(api_app, api_deps, revision=(lambda: inventory.revision) if inventory is not None else None)
+    gui_events = mount_gui(
+        api_app,
+        api_deps,
+        revision=(lambda: inventory.revision) if inventory is not None else None,
+        service_names=_names_source(xds) if xds is not None else None,
+    )
     graceful = max(1.0, config.shutdown_timeout / 2)
     supervisor.add(
         HttpServer(
@@ -380,3 +391,14 @@ async def serve_cp(config: CpConfig) -> int:
             log.exception("error while closing the store")
     log.info("control plane stopped: %s", outcome.reason, extra={"exit_code": outcome.exit_code})
     return outcome.exit_code
+
+
+def _names_source(xds: XdsComponent) -> NamesSource:
+    """The GUI's view of the names this CP allocates: its reconciler's table of a mesh (only this
+    zone's proxies are served by it, so every zone the page asks about gets the local table)."""
+
+    async def names(mesh: str, zone: str) -> ServiceNames:
+        report = xds.reconciler.names_report(mesh)
+        return report.names if report is not None else NO_NAMES
+
+    return names

@@ -22,7 +22,7 @@ from atoll.api.deps import ApiDependencies, ZoneInsights
 from atoll.api.wire import Access
 from atoll.gui.live import LiveEvents, Pulse
 from atoll.gui.routes import GUI, BrowserRedirect, GuiRoutes, add_gui_routes
-from atoll.gui.views import Sources
+from atoll.gui.views import NamesSource, Sources
 from atoll.store.protocol import ListFilter, Store, list_all
 
 __all__ = ["GUI", "LiveEvents", "Sources", "mount_gui", "zones_pulse"]
@@ -50,9 +50,15 @@ def revision_pulse(revision: Callable[[], int]) -> Pulse:
     return pulse
 
 
-def mount_gui(app: FastAPI, deps: ApiDependencies, revision: Callable[[], int] | None = None) -> LiveEvents:
+def mount_gui(
+    app: FastAPI,
+    deps: ApiDependencies,
+    revision: Callable[[], int] | None = None,
+    service_names: NamesSource | None = None,
+) -> LiveEvents:
     """Serve the GUI on ``app`` (built from ``deps``); ``revision``: the proxy inventory's, if this CP
-    serves proxies. Returns the event component to run beside the API server."""
+    serves proxies; ``service_names``: the names tables this CP allocates, if it does. Returns the
+    event component to run beside the API server."""
     if deps.zone_insights is not None:
         pulse: Pulse | None = zones_pulse(deps.store, deps.zone_insights)
     elif revision is not None:
@@ -66,6 +72,7 @@ def mount_gui(app: FastAPI, deps: ApiDependencies, revision: Callable[[], int] |
         proxies=deps.proxies,
         dataplane_insights=deps.dataplane_insights,
         zone_insights=deps.zone_insights,
+        service_names=service_names,
     )
     add_gui_routes(app.router, GuiRoutes(sources, Access(deps.is_admin), events))
     app.add_middleware(BrowserRedirect)
