@@ -4,7 +4,8 @@
 a gRPC peer's host) is a loopback address. IPv4 clients of a dual-stack listener (``--api-host ::``)
 appear as IPv4-mapped IPv6 addresses (``::ffff:127.0.0.1``); those count by the IPv4 address they
 map. Anything that is not an IP address (a Unix socket path, a test client's name, ``None``) is not
-loopback. Pure: no I/O, imports only the standard library.
+loopback. ``parse_cidr`` reads a range such as ``240.0.0.0/4`` (the VIP range option and the
+allocator read it alike). Pure: no I/O, imports only the standard library.
 
 The transparent proxy's fixed addresses are here too, because the iptables rules (``atoll.dp``) and
 the Envoy config (``atoll.xds.generate``) must agree on them: ``TPROXY_DNS_PORT`` (where Envoy's DNS
@@ -31,3 +32,14 @@ def is_loopback_host(host: str | None) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped.is_loopback
     return address.is_loopback
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_cidr(cidr: str) -> Network:
+    """The network of ``cidr`` (host bits allowed); ``ValueError`` naming it if it is not one."""
+    try:
+        return ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        raise ValueError(f'"{cidr}" is not a CIDR such as 240.0.0.0/4') from None

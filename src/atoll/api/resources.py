@@ -11,7 +11,8 @@ meshes (mesh-scoped types), get, put, delete — the order ``Allow`` lists metho
   answer is the stored resource, plus ``warnings`` when part of it is stored and not enforced
   (``atoll.topology.enforcement``: ``<kind or field path>: <why>``).
 - Secret types answer only admin clients, and every write (PUT, DELETE) needs an admin. A global CP
-  refuses writes of zone-owned types, a federated zone CP those of global-owned types (405).
+  refuses writes of zone-owned types, a federated zone CP those of global-owned types, and every CP
+  those of the types the control plane writes itself (owner ``cp``: VipAllocation) (405).
 
 ``add_fallback_routes`` adds the routes that answer for type names no route serves under ``/meshes/{mesh}/``: 404 naming
 the known types, 405 for a known type and a method it does not serve. They must be added last.
@@ -115,6 +116,10 @@ class ResourceRoutes:
         self.access.check_read(rt, request)
         self.access.require_admin(request, f"writing {rt.name} resources needs an admin client")
         info = self.info
+        if rt.owner == "cp":
+            raise HttpError(
+                405, "read-only", f"{rt.name} resources are written by the control plane itself, never by clients"
+            )
         if info.mode == "global" and rt.owner == "zone":
             raise HttpError(
                 405,

@@ -79,6 +79,7 @@ class CpConfig:
     xds_tls_key: Path | None = None
     xds_first_message_timeout: float = 10.0
     xds_coalesce: float = 0.02
+    vip_cidr: str = "240.0.0.0/4"
     dataplane_grace: float = 10.0
     store: str = "sqlite"
     store_dsn: str | None = None
@@ -195,6 +196,12 @@ OPTIONS: list[Option] = [
         "Seconds to gather store changes into one config push (0 to push each change alone).",
         minimum=0.0,
         maximum=1.0,
+    ),
+    Option(
+        "vip_cidr",
+        str,
+        "240.0.0.0/4",
+        "Range the virtual IPs of <service>.mesh and VirtualOutbound names are taken from (zone and standalone).",
     ),
     Option(
         "dataplane_grace",

@@ -5,15 +5,16 @@ the layers (each value already converted and range-checked on its own). It check
 can: options that need each other (``zone`` with ``mode=zone``, ``store_dsn`` with ``store=postgres``,
 a certificate with its key, ``zone_token_file`` with ``global_address``), options that exclude each other
 (``tls_generate`` and ``tls_cert``, an ADS certificate with ``xds_tls: off``), that every file option names
-an existing file, and that no two servers of this CP are given one port. It only reads: the first rule
-broken raises ``ConfigError`` whose message starts with the option to fix (``tls_key: tls_cert and
-tls_key go together``); a configuration that passes is left as it is.
+an existing file, that ``vip_cidr`` is a CIDR, and that no two servers of this CP are given one port.
+It only reads: the first rule broken raises ``ConfigError`` whose message starts with the option to
+fix (``tls_key: tls_cert and tls_key go together``); a configuration that passes is left as it is.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from atoll.addresses import parse_cidr
 from atoll.errors import ConfigError
 from atoll.resources.base import check_name
 
@@ -47,6 +48,10 @@ def check_config(c: CpConfig) -> None:
     for name, path in (("tls_cert", c.tls_cert), ("tls_key", c.tls_key)):
         if path is not None and not path.is_file():
             raise ConfigError(f"{name}: no such file {path}")
+    try:
+        parse_cidr(c.vip_cidr)
+    except ValueError as e:
+        raise ConfigError(f"vip_cidr: {e}") from None
     _check_kds(c)
     _check_xds_tls(c)
     ports = {"api_port": c.api_port, "diagnostics_port": c.diagnostics_port, "xds_port": c.xds_port}

@@ -149,6 +149,7 @@ def build_supervisor(
             xds_advertised_host=config.xds_advertised_host,
             grace=config.dataplane_grace,
             window=config.xds_coalesce,
+            vip_cidr=config.vip_cidr,
             auth=proxy_authenticator(config.auth, store),
             ca_authority=not federated,
             credentials=xds_credentials(config),

@@ -34,6 +34,7 @@ from atoll.proxies.inventory import Inventory
 from atoll.proxies.lifecycle import DataplaneLifecycle
 from atoll.proxies.reconciler import ProxyReconciler
 from atoll.proxies.removal import RemovalTimers
+from atoll.proxies.vips import DEFAULT_VIP_CIDR
 from atoll.resources import Resource
 from atoll.resources.models.mesh import MeshSpec
 from atoll.security import CaManager, ProxyAuthenticator
@@ -75,6 +76,7 @@ class XdsComponent:
         grace: float,
         window: float,
         auth: ProxyAuthenticator,
+        vip_cidr: str = DEFAULT_VIP_CIDR,
         ca_authority: bool,
         credentials: grpc.ServerCredentials | None = None,
         gate: PeerGate | None = None,
@@ -82,7 +84,9 @@ class XdsComponent:
         self.cache = SnapshotCache()
         self.inventory = Inventory(cp_instance=f"{zone}-{uuid.uuid4().hex[:8]}")
         ca_source = mesh_ca_source(CaManager(store), authority=ca_authority)
-        self.reconciler = ProxyReconciler(store, self.cache, zone=zone, window=window, ca_source=ca_source)
+        self.reconciler = ProxyReconciler(
+            store, self.cache, zone=zone, window=window, ca_source=ca_source, vip_cidr=vip_cidr
+        )
         self.removal = RemovalTimers(store, self.inventory, grace=grace, zone=zone)
         self.lifecycle = DataplaneLifecycle(
             store,

@@ -36,7 +36,8 @@ class ResourceType:
     plural: str
     policy: bool = False
     # Where writes belong in a multi-zone deployment: "global" (Meshes, policies, ...) or "zone"
-    # (Dataplanes, ZoneIngress, ...). Standalone CPs accept both.
+    # (Dataplanes, ZoneIngress, ...). Standalone CPs accept both. "cp": written by the control plane
+    # itself (VipAllocation), read-only to clients everywhere.
     owner: str = "global"
     # Secrets are never listed to non-admin clients.
     secret: bool = False

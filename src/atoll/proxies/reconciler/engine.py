@@ -7,10 +7,16 @@ does no I/O but the CA refresh and the ``availableServices`` publication (both `
         ──► SidecarConfigs (per-proxy snapshots, fast path, rebasing)
         ──► ZoneProxyConfigs (ingresses, egresses) ──► AvailableServicesPublisher (store writer)
 
+Before a pass, ``allocate_vips`` has the ``VipAllocator`` (``atoll.proxies.vips``) give every new
+name of a touched mesh its VIP (a store write only when the mesh's wanted names changed); the
+allocation is mirrored at once, so the pass serves the names with their VIPs. A CIDR too small is
+logged once per new situation and kept for inspection (``vip_problem``).
+
 ``flush`` runs a pass: for each touched mesh, the proxies named by the marks that have an open stream
 (or a cached snapshot) are brought up to the mesh's view — a proxy whose own Dataplane changed in full,
 any other by the endpoint-only fast path when it applies; a proxy whose Dataplane is gone loses its
-snapshot. Zone proxies are regenerated when any mesh was touched. Every ``REBASE_EVERY`` views built
+snapshot; when the mesh's names table changed (``MeshViews.names_changed``), its transparent-proxied
+proxies are regenerated too. Zone proxies are regenerated when any mesh was touched. Every ``REBASE_EVERY`` views built
 for a mesh, its untouched proxies are rebased. ``PassStats`` of the last pass and running counters are
 kept for metrics and tests.
 
@@ -27,11 +33,13 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from atoll.errors import NotFound
 from atoll.proxies.identities import CaSource, IdentityBook
 from atoll.proxies.reconciler.mesh_views import MeshViews
 from atoll.proxies.reconciler.mirror import StoreMirror
 from atoll.proxies.reconciler.sidecars import REBASE_EVERY, ProxyKind, SidecarConfigs, SnapshotWriter
 from atoll.proxies.reconciler.zone_proxies import AvailableServicesPublisher, ZoneProxyConfigs
+from atoll.proxies.vips import DEFAULT_VIP_CIDR, Exhausted, VipAllocator
 from atoll.resources import Resource
 from atoll.resources.models.dataplane import DataplaneSpec
 from atoll.resources.models.zone_egress import ZoneEgressSpec
@@ -71,6 +79,7 @@ class ReconcileEngine:
         ca_source: CaSource | None = None,
         identities: IdentityBook | None = None,
         endpoint_fast_path: bool = True,
+        vip_cidr: str = DEFAULT_VIP_CIDR,
     ) -> None:
         self._store = store
         self._window = window
@@ -82,6 +91,9 @@ class ReconcileEngine:
         self.sidecars = SidecarConfigs(self._writer, self.views, self.identities, fast_path=endpoint_fast_path)
         self.zone_proxies = ZoneProxyConfigs(self._writer, self.mirror, self.views, self.identities)
         self.publisher = AvailableServicesPublisher(store, self.mirror, self.views)
+        self.vips = VipAllocator(store, vip_cidr)
+        self._vip_problems: dict[str, str] = {}
+        self._vips_ensured: dict[str, tuple[object, object]] = {}
         self.ready = asyncio.Event()
         self.loaded = False  # the store has been read whole: views and generation may start
         self.last_pass: PassStats | None = None
@@ -117,6 +129,7 @@ class ReconcileEngine:
         await self.mirror.load(self._store)
         self.mirror.marks.meshes.update(self.mirror.meshes)
         await self.refresh_cas()
+        await self.allocate_vips()
         # Streams that opened while loading may have had views built from part of the store: drop
         # them. Those streams are watching by now, so this first pass generates their config.
         self.views.reset()
@@ -138,6 +151,39 @@ class ReconcileEngine:
             else:
                 self.mirror.marks.mark_node(node.mesh, node.name)
         self.flush()
+
+    async def allocate_vips(self) -> int:
+        """Give the new names of every touched mesh their VIPs; how many allocations were written."""
+        written = 0
+        for mesh in sorted(self.mirror.marks.touched()):
+            demand = self.views.demand(mesh)
+            if demand is None:
+                self._vip_problems.pop(mesh, None)
+                self._vips_ensured.pop(mesh, None)
+                continue
+            current = self.mirror.vips.get(mesh)
+            if self._vips_ensured.get(mesh) == (demand, current):
+                continue  # the same demand against the same allocation: nothing new to allocate
+            try:
+                done = await self.vips.ensure(mesh, demand.hostnames(), current)
+            except Exhausted as e:
+                if self._vip_problems.get(mesh) != str(e):
+                    log.error("%s", e)
+                self._vip_problems[mesh] = str(e)
+                self._vips_ensured[mesh] = (demand, current)
+                continue
+            except NotFound:  # the mesh was deleted meanwhile: its event follows
+                continue
+            self._vip_problems.pop(mesh, None)
+            if done.written and done.resource is not None:
+                self.mirror.upsert_vips(done.resource)
+                written += 1
+            self._vips_ensured[mesh] = (demand, done.resource)
+        return written
+
+    def vip_problem(self, mesh: str) -> str | None:
+        """Why some names of ``mesh`` have no VIP (the CIDR is too small), if so."""
+        return self._vip_problems.get(mesh)
 
     async def publish_available_services(self) -> int:
         """See ``AvailableServicesPublisher.publish``."""
@@ -207,6 +253,11 @@ class ReconcileEngine:
             names.update(self.mirror.dataplanes.get(mesh, {}))
         if mesh in marks.services and view is not None:
             names.update(dependents(view, marks.services[mesh]))
+        if view is not None and self.views.names_changed(mesh):
+            for dp in view.dataplanes:
+                if dp.spec.networking.transparent_proxying is not None:
+                    marks.mark_node(mesh, dp.name)  # in full: the fast path keeps the old names
+                    names.add(dp.name)
         names.update(marks.nodes.get(mesh, ()))
         generated = unchanged = patched = 0
         for name in sorted(names):

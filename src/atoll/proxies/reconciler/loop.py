@@ -2,9 +2,10 @@
 
 ``ProxyReconciler.run()`` opens the store's watch, loads the store (``ReconcileEngine.load``: the first
 pass), publishes ``availableServices`` and sets ``ready``. Then, until cancelled: events arriving within
-``window`` seconds of the first one are mirrored together, the touched meshes' CAs are refreshed, one
-pass runs and ``availableServices`` is published again. When no event comes before the next
-certificate's rotation point, the due proxies are regenerated instead. The watch is closed on exit.
+``window`` seconds of the first one are mirrored together, the touched meshes' CAs are refreshed and
+their new names given VIPs, one pass runs and ``availableServices`` is published again. When no event
+comes before the next certificate's rotation point, the due proxies are regenerated instead.
+The watch is closed on exit.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class ProxyReconciler(ReconcileEngine):
                 started = time.perf_counter()
                 events = self.apply(first) + await self._coalesce(sub)
                 await self.refresh_cas()
+                await self.allocate_vips()
                 self.flush(events, started)
                 await self.publish_available_services()
         finally:

@@ -6,8 +6,19 @@ takes the mirror's ``stale_views`` marks, so a view is never served after a chan
 mirrored. ``reset()`` forgets every view and every previous one (used once the store is loaded: views
 built from part of the store must not seed later ones).
 
+Each view carries the mesh's names table (``MeshView.names``): ``demand(mesh)`` is what names the
+mesh wants (``atoll.topology.name_demand``, from its Dataplanes' inbounds, other zones' ingresses,
+ExternalServices and VirtualOutbounds), and the table is that demand with the VIPs of the mirrored
+``VipAllocation``. Both are kept while equal: a Dataplane's destinations are computed once per version
+of it, a demand equal to the last one is the last one (so is a table), so a change that only moves
+endpoints neither renders nor allocates anything. ``names_changed(mesh)`` says (once) that a view was
+built whose table differs from the previous view's: the transparent-proxied proxies need regenerating.
+
 ``endpoint_delta(base, view)`` says whether two views of a mesh differ in endpoints only — same Mesh,
-policies, protocols, ExternalServices and egress routing — and if so which services' endpoints changed.
+policies, protocols, ExternalServices and egress routing — and if so which services' endpoints
+changed. Names are left out on purpose: only transparent-proxied proxies read them, and the engine
+regenerates those in full when the table changed (``names_changed``), so an instance on a new port
+does not take every other proxy of the mesh off the fast path.
 It is memoized for one pass (``end_pass`` clears the memo), as every proxy of a mesh asks it for the
 same pair. ``builds(mesh)`` counts views built since the last rebase of that mesh, so the sidecar
 configs know when to move their untouched proxies onto the newest view.
@@ -18,11 +29,18 @@ from __future__ import annotations
 import logging
 
 from atoll.proxies.reconciler.mirror import StoreMirror
+from atoll.proxies.vips import vip_map
+from atoll.resources import Resource
+from atoll.resources.models.dataplane import DataplaneSpec
+from atoll.resources.models.vip_allocation import VipAllocationSpec
 from atoll.topology import Endpoint, MeshView
+from atoll.topology.name_demand import Destination, NameDemand, dataplane_destinations, destinations, name_demand
+from atoll.topology.service_names import NO_NAMES, ServiceNames
 
 log = logging.getLogger(__name__)
 
 EndpointDelta = dict[str, tuple[Endpoint, ...]]
+_DpDestinations = dict[str, tuple[Resource[DataplaneSpec], tuple[Destination, ...]]]
 
 
 class MeshViews:
@@ -35,6 +53,12 @@ class MeshViews:
         self._builds: dict[str, int] = {}
         self._logged_conflicts: dict[str, tuple[str, ...]] = {}
         self._deltas: dict[int, tuple[MeshView, MeshView, EndpointDelta | None]] = {}
+        self._dp_destinations: dict[str, _DpDestinations] = {}
+        self._demand_inputs: dict[str, tuple[object, ...]] = {}
+        self._demands: dict[str, NameDemand] = {}  # the current demand per mesh (dropped when stale)
+        self._last_demand: dict[str, NameDemand] = {}
+        self._tables: dict[str, tuple[NameDemand, Resource[VipAllocationSpec] | None, ServiceNames]] = {}
+        self._names_changed: set[str] = set()
 
     def reset(self) -> None:
         """Forget every view, and the previous ones too."""
@@ -54,6 +78,10 @@ class MeshViews:
             self._previous.pop(mesh, None)
             return None
         inputs = mirror.policies.get(mesh, {})
+        names = self._table(mesh)
+        previous = self._previous.get(mesh)
+        if previous is not None and previous.names is not names and previous.names != names:
+            self._names_changed.add(mesh)
         view = MeshView(
             mesh=m,
             dataplanes=tuple(mirror.dataplanes.get(mesh, {}).values()),
@@ -62,7 +90,8 @@ class MeshViews:
             policies=tuple(r for (t, _), r in inputs.items() if t != "ExternalService"),
             external_services=tuple(r for (t, _), r in inputs.items() if t == "ExternalService"),
             zone_egresses=tuple(mirror.local_egresses()),
-            previous=self._previous.get(mesh),
+            names=names,
+            previous=previous,
         )
         self._views[mesh] = view
         self._previous[mesh] = view
@@ -72,6 +101,67 @@ class MeshViews:
                 log.warning("mesh %s: %s", mesh, c)
         self._logged_conflicts[mesh] = view.index.conflicts
         return view
+
+    def demand(self, mesh: str) -> NameDemand | None:
+        """The names ``mesh`` wants now (before VIPs); None if the mesh does not exist."""
+        self._take_stale()
+        demand = self._demands.get(mesh)
+        if demand is not None:
+            return demand
+        mirror = self._mirror
+        if mesh not in mirror.meshes:
+            self._forget_names(mesh)
+            return None
+        cached = self._dp_destinations.get(mesh, {})
+        fresh: _DpDestinations = {}
+        for name, dp in mirror.dataplanes.get(mesh, {}).items():
+            hit = cached.get(name)
+            fresh[name] = hit if hit is not None and hit[0] is dp else (dp, dataplane_destinations(dp))
+        self._dp_destinations[mesh] = fresh
+        policies = mirror.policies.get(mesh, {})
+        externals = tuple(r for (t, _), r in sorted(policies.items()) if t == "ExternalService")
+        vos = tuple(r for (t, _), r in sorted(policies.items()) if t == "VirtualOutbound")
+        dests = destinations(mesh, mirror.zone, (d for _, d in fresh.values()), mirror.ingresses.values(), externals)
+        key = (dests, tuple(r.spec for r in vos), tuple(r.name for r in vos))
+        last = self._last_demand.get(mesh)
+        if last is not None and self._demand_inputs.get(mesh) == key:
+            demand = last
+        else:
+            demand = name_demand(dests, vos)
+            if last is not None and demand == last:
+                demand = last
+        self._demand_inputs[mesh] = key
+        self._demands[mesh] = self._last_demand[mesh] = demand
+        return demand
+
+    def _table(self, mesh: str) -> ServiceNames:
+        """The names table of ``mesh``: its demand with the mirrored VIPs (kept while equal)."""
+        demand = self.demand(mesh)
+        if demand is None:
+            return NO_NAMES
+        allocation = self._mirror.vips.get(mesh)
+        last = self._tables.get(mesh)
+        if last is not None and last[0] is demand and last[1] is allocation:
+            return last[2]
+        table = demand.table(vip_map(allocation))
+        if last is not None and table == last[2]:
+            table = last[2]
+        self._tables[mesh] = (demand, allocation, table)
+        return table
+
+    def names_changed(self, mesh: str) -> bool:
+        """Whether a view of ``mesh`` with a different names table was built since the last call."""
+        if mesh in self._names_changed:
+            self._names_changed.discard(mesh)
+            return True
+        return False
+
+    def _forget_names(self, mesh: str) -> None:
+        self._dp_destinations.pop(mesh, None)
+        self._demand_inputs.pop(mesh, None)
+        self._demands.pop(mesh, None)
+        self._last_demand.pop(mesh, None)
+        self._tables.pop(mesh, None)
 
     def all(self) -> list[MeshView]:
         """The views of every mesh, by mesh name."""
@@ -88,10 +178,12 @@ class MeshViews:
         marks = self._mirror.marks
         if marks.all_views_stale:
             self._views.clear()
+            self._demands.clear()
             marks.all_views_stale = False
         if marks.stale_views:
             for mesh in marks.stale_views:
                 self._views.pop(mesh, None)
+                self._demands.pop(mesh, None)
             marks.stale_views.clear()
 
     def endpoint_delta(self, base: MeshView, view: MeshView) -> EndpointDelta | None:

@@ -12,6 +12,8 @@ Every change leaves marks in ``Marks`` for the next pass:
 - a Mesh, policy, ExternalService, VirtualOutbound or Secret: every proxy of that mesh;
 - a ZoneIngress: the services it advertises, per mesh, before and after;
 - a ZoneEgress: every proxy of every mesh (their remote and external endpoints may point at it);
+- a VipAllocation (the mesh's VIPs, ``atoll.proxies.vips``): its mesh's names (``names``: the pass
+  regenerates the transparent-proxied proxies of the mesh if its names table changed);
 - and, for all but a plain mesh-wide input, the zone proxies (``zone_proxies``).
 
 A Dataplane whose text cannot be written out (a lone surrogate in a tag: validation refuses it at
@@ -37,6 +39,7 @@ from pydantic_core import PydanticSerializationError
 from atoll.resources import Resource, all_types, get_type
 from atoll.resources.models.dataplane import DataplaneSpec
 from atoll.resources.models.mesh import MeshSpec
+from atoll.resources.models.vip_allocation import VIP_ALLOCATION, VipAllocationSpec
 from atoll.resources.models.zone_egress import ZoneEgressSpec
 from atoll.resources.models.zone_ingress import ZoneIngressSpec
 from atoll.store import ChangeEvent, EventKind, ListFilter, Store
@@ -60,6 +63,8 @@ class Marks:
     """Per mesh, Dataplanes that changed themselves: always regenerated in full."""
     zone_proxies: bool = False
     """Regenerate zone ingresses and egresses, and publish ``availableServices``."""
+    names: set[str] = field(default_factory=set)
+    """Meshes whose names inputs changed: visited by the pass (see ``MeshViews.names_changed``)."""
     stale_views: set[str] = field(default_factory=set)
     all_views_stale: bool = False
     removed: list[tuple[str, str]] = field(default_factory=list)
@@ -67,7 +72,7 @@ class Marks:
 
     def touched(self) -> set[str]:
         """The meshes a pass must visit."""
-        return self.meshes | self.services.keys() | self.nodes.keys()
+        return self.meshes | self.services.keys() | self.nodes.keys() | self.names
 
     def node_changed(self, mesh: str, name: str) -> bool:
         names = self.nodes.get(mesh)
@@ -85,6 +90,7 @@ class Marks:
         self.meshes.clear()
         self.services.clear()
         self.nodes.clear()
+        self.names.clear()
 
 
 class StoreMirror:
@@ -100,6 +106,8 @@ class StoreMirror:
         self.policies: dict[str, dict[tuple[str, str], Resource[Any]]] = {}
         self.refused: dict[tuple[str, str], str] = {}
         """(mesh, name) of Dataplanes kept out of generation, and why."""
+        self.vips: dict[str, Resource[VipAllocationSpec]] = {}
+        """Per mesh, its VipAllocation."""
 
     async def load(self, store: Store) -> None:
         """Read the whole store (the watch must be open first, so nothing falls in between)."""
@@ -113,6 +121,9 @@ class StoreMirror:
             self.ingresses[r.name] = r
         for r in await read_all(store, ListFilter(type="ZoneEgress")):
             self.egresses[r.name] = r
+        for r in await read_all(store, ListFilter(type=VIP_ALLOCATION.name)):
+            assert r.mesh is not None
+            self.vips[r.mesh] = r
         for type_name in [t.name for t in all_types() if t.policy or t.name in MESH_WIDE_TYPES]:
             for r in await read_all(store, ListFilter(type=type_name)):
                 assert r.mesh is not None
@@ -140,6 +151,8 @@ class StoreMirror:
                 for av in advertised or ():
                     if av.mesh:
                         self.marks.mark_services(av.mesh, [av.tags.get("kuma.io/service", "")])
+        elif r.type == VIP_ALLOCATION.name and r.mesh is not None:
+            return 1 if self.upsert_vips(r, deleted=deleted) else 0
         elif (get_type(r.type).policy or r.type in MESH_WIDE_TYPES) and r.mesh is not None:
             _put(self.policies.setdefault(r.mesh, {}), (r.type, r.name), r, deleted)
             self.marks.stale_views.add(r.mesh)
@@ -196,6 +209,18 @@ class StoreMirror:
         if old is None or old.meta.version <= r.meta.version:
             self.ingresses[r.name] = r
         self.marks.zone_proxies = True
+
+    def upsert_vips(self, r: Resource[VipAllocationSpec], *, deleted: bool = False) -> bool:
+        """Mirror a VipAllocation (from its event, or written by the allocator just now); False when it
+        was mirrored already (the allocator's own write coming back as an event)."""
+        assert r.mesh is not None
+        old = self.vips.get(r.mesh)
+        if not deleted and old is not None and old.meta.version >= r.meta.version:
+            return False
+        _put(self.vips, r.mesh, r, deleted)
+        self.marks.stale_views.add(r.mesh)
+        self.marks.names.add(r.mesh)
+        return True
 
     def _every_mesh_changed(self) -> None:
         self.marks.all_views_stale = True
