@@ -144,3 +144,16 @@ def test_install_twice_is_once_and_uninstall_restores_the_namespace(netns: str) 
     assert again.returncode == 0, again.stderr
     assert "was not installed" in again.stdout
     assert _dump(netns) == before
+
+
+@pytest.mark.skipif(WHY_NOT is not None, reason=f"iptables in a network namespace: {WHY_NOT}")
+def test_uninstall_in_a_namespace_without_a_nat_table_leaves_none(netns: str) -> None:
+    assert _dump(netns) == ""
+    for _ in range(2):
+        done = _atoll(netns, "install", "transparent-proxy", "--uid", "0")
+        assert done.returncode == 0, done.stderr
+    assert "atoll-created-the-nat-table" in _dump(netns)
+    removed = _atoll(netns, "uninstall", "transparent-proxy")
+    assert removed.returncode == 0, removed.stderr
+    assert _dump(netns) == ""
+    assert _in(netns, "nft", "list", "tables").stdout.strip() == ""

@@ -20,8 +20,10 @@ What is redirected (IPv4; the ``nat`` table):
   (from ``127.0.0.6``) is let through.
 
 Everything lives in four chains named ``ATOLL_*`` plus one jump each from ``PREROUTING`` and
-``OUTPUT``. Guarantees: ``install`` twice leaves the same rules as once (it removes its chains and
-jumps first); ``uninstall`` removes exactly the chains and jumps ``install`` added and leaves every
+``OUTPUT``; when the namespace had no ``nat`` table, ``install`` creates it and says so in a comment
+on the ``OUTPUT`` jump, and ``uninstall`` deletes it again if nothing else was added to it.
+Guarantees: ``install`` twice leaves the same rules as once (it removes its chains and jumps
+first); ``uninstall`` removes exactly the chains and jumps ``install`` added and leaves every
 other rule as it was; removing what is not there is not an error.
 """
 
@@ -63,6 +65,9 @@ OUTBOUND = "ATOLL_OUTBOUND"
 OUTBOUND_REDIRECT = "ATOLL_OUTBOUND_REDIRECT"
 CHAINS = (INBOUND, INBOUND_REDIRECT, OUTBOUND, OUTBOUND_REDIRECT)
 _JUMPS = (("PREROUTING", ["-p", "tcp", "-j", INBOUND]), ("OUTPUT", ["-j", OUTBOUND]))
+_CREATED = "atoll-created-the-nat-table"
+"""The comment on the OUTPUT jump when ``install`` created the ``nat`` table: uninstall removes it too."""
+_MARKED_JUMP = ("OUTPUT", ["-m", "comment", "--comment", _CREATED, "-j", OUTBOUND])
 _IPTABLES = "iptables-nft"
 
 
@@ -138,8 +143,9 @@ def default_uid(env: dict[str, str] | os._Environ[str] = os.environ) -> int:
     return int(sudo) if sudo.isdigit() else os.getuid()
 
 
-def ruleset(config: TproxyConfig) -> str:
-    """The ``iptables-restore`` document (``nat`` table) that ``install`` applies."""
+def ruleset(config: TproxyConfig, *, creates_table: bool = False) -> str:
+    """The ``iptables-restore`` document (``nat`` table) that ``install`` applies (``creates_table``:
+    the namespace has no ``nat`` table yet, which the OUTPUT jump's comment records)."""
     uid = str(config.uid)
     rules: list[list[str]] = [
         [INBOUND_REDIRECT, "-p", "tcp", "-j", "REDIRECT", "--to-ports", str(config.inbound_port)],
@@ -163,7 +169,8 @@ def ruleset(config: TproxyConfig) -> str:
     rules += [[OUTBOUND, "-p", "tcp", "--dport", str(p), "-j", "RETURN"] for p in config.exclude_outbound_ports]
     rules += [[OUTBOUND, "-d", net, "-j", "RETURN"] for net in config.exclude_outbound_ips]
     rules.append([OUTBOUND, "-p", "tcp", "-j", OUTBOUND_REDIRECT])
-    rules += [[chain, *args] for chain, args in _JUMPS]
+    jumps = (_JUMPS[0], _MARKED_JUMP) if creates_table else _JUMPS
+    rules += [[chain, *args] for chain, args in jumps]
     lines = ["*nat", *(f":{c} - [0:0]" for c in CHAINS), *("-A " + " ".join(r) for r in rules), "COMMIT"]
     return "\n".join(lines) + "\n"
 
@@ -187,25 +194,50 @@ def installed() -> bool:
 
 def uninstall() -> bool:
     """Remove the jumps and the ``ATOLL_*`` chains; True if there was something to remove."""
-    removed = False
-    for chain, args in _JUMPS:
+    if not _has_nat_table():
+        return False
+    removed = created = False
+    for chain, args in (*_JUMPS, _MARKED_JUMP):
         while _iptables(["-t", "nat", "-D", chain, *args]).returncode == 0:
             removed = True
+            created = created or args is _MARKED_JUMP[1]
     present = _present_chains()
     for chain in present:
         _checked(["-t", "nat", "-F", chain])
     for chain in present:
         _checked(["-t", "nat", "-X", chain])
+    if created and _nat_is_empty():
+        _nft(["delete", "table", "ip", "nat"])
     return removed or bool(present)
 
 
 def install(config: TproxyConfig) -> None:
     """Apply ``ruleset(config)`` (replacing an earlier install's rules, so twice is the same as once)."""
     uninstall()
-    done = _iptables(["--noflush"], stdin=ruleset(config), binary=f"{_IPTABLES}-restore")
+    text = ruleset(config, creates_table=not _has_nat_table())
+    done = _iptables(["--noflush"], stdin=text, binary=f"{_IPTABLES}-restore")
     if done.returncode != 0:
         uninstall()
         raise TproxyError(f"iptables-nft-restore refused the rules: {done.stderr.strip()}")
+
+
+def _nft(args: list[str]) -> str:
+    done = _iptables(args, binary="nft")
+    if done.returncode != 0:
+        raise TproxyError(f"nft {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def _has_nat_table() -> bool:
+    """Whether the namespace has an IPv4 ``nat`` table (listing with iptables would not tell: it
+    shows the built-in chains of a table that does not exist)."""
+    return any(line.split() == ["table", "ip", "nat"] for line in _nft(["list", "tables"]).splitlines())
+
+
+def _nat_is_empty() -> bool:
+    """No rule and no chain of its own, and every built-in chain's policy ACCEPT: as if never made."""
+    listing = _iptables(["-t", "nat", "-S"]).stdout.splitlines()
+    return all(line.startswith("-P ") and line.endswith(" ACCEPT") for line in listing)
 
 
 def _present_chains() -> list[str]:

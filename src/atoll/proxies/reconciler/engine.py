@@ -153,9 +153,13 @@ class ReconcileEngine:
         self.flush()
 
     async def allocate_vips(self) -> int:
-        """Give the new names of every touched mesh their VIPs; how many allocations were written."""
+        """Give the new names of every mesh their VIPs; how many allocations were written.
+
+        Every mesh is looked at, not only the touched ones: a proxy connecting registers its Dataplane
+        through the lifecycle, whose own pass consumes the marks before the store's event comes back
+        here (its demand is cached, so an unchanged mesh costs one comparison)."""
         written = 0
-        for mesh in sorted(self.mirror.marks.touched()):
+        for mesh in sorted(self.mirror.marks.touched() | set(self.mirror.meshes)):
             demand = self.views.demand(mesh)
             if demand is None:
                 self._vip_problems.pop(mesh, None)
