@@ -66,6 +66,13 @@ class Workload:
         done = self.as_app("curl", "-s", "-S", "-m", "5", url)
         return done.stdout if done.returncode == 0 else f"error: {done.returncode} {done.stderr.strip()}"
 
+    def curl_many(self, url: str, n: int) -> list[str]:
+        """The bodies of ``n`` requests to ``url`` made by one curl (one kept-alive connection), and
+        ``error: ...`` last when curl failed."""
+        done = self.as_app("curl", "-s", "-S", "-m", "60", "-w", "\\n", *([url] * n), timeout=90)
+        errors = [f"error: {done.returncode} {done.stderr.strip()}"] if done.returncode else []
+        return [line for line in done.stdout.splitlines() if line] + errors
+
     def app(self, port: int, label: str, log: Path) -> None:
         """An HTTP server answering ``backend=<label>`` on the namespace's 127.0.0.1:port."""
         with open(log, "ab") as f:

@@ -169,3 +169,153 @@ def test_names_reach_services_and_instances_through_the_transparent_proxy(lan: L
 
 def _atoll() -> list[str]:
     return [sys.executable, "-m", "atoll.cli.main"]
+
+
+def _zone_cp(tmp_path: Path, glob: CpProcess, kds: int, zone: str) -> CpProcess:
+    token = tmp_path / f"{zone}.zone-token"
+    token.write_text(glob.post("/tokens/zone", {"zone": zone, "scope": ["cp", "ingress"]})["token"])
+    return CpProcess(
+        tmp_path,
+        name=zone,
+        env={
+            "ATOLL_MODE": "zone",
+            "ATOLL_ZONE": zone,
+            "ATOLL_GLOBAL_ADDRESS": f"grpcs://127.0.0.1:{kds}",
+            "ATOLL_ZONE_TOKEN_FILE": str(token),
+            "ATOLL_GLOBAL_CA_FILE": str(glob.data_dir / "kds-tls.crt"),
+            "ATOLL_AUTH": "token",
+            "ATOLL_API_HOST": "0.0.0.0",
+            "ATOLL_DIAGNOSTICS_HOST": "0.0.0.0",
+            "ATOLL_XDS_HOST": "0.0.0.0",
+        },
+    ).start()
+
+
+def _admin(w: Workload, started: list[CpProcess | Agent]) -> str:
+    """The clusters of the agent running in ``w`` (for a failure's message)."""
+    for a in started:
+        if isinstance(a, Agent) and a.prefix == w.prefix:
+            clusters = w.run("curl", "-s", f"http://127.0.0.1:{a.admin_port}/clusters").stdout
+            return "\n".join(line for line in clusters.splitlines() if "::health_flags::" in line)
+    return ""
+
+
+def _start(agent: Agent) -> None:
+    """Start ``agent``, again until the zone lets it in (global's signing keys reach zones over KDS)."""
+
+    def started() -> bool:
+        agent.start(wait=False)
+        try:
+            wait_until(agent.is_ready, timeout=20, what=f"agent {agent.name} ready")
+        except AssertionError:
+            agent.stop()
+            return False
+        return True
+
+    wait_until(started, timeout=60, interval=0.5, what=f"{agent.name} started")
+
+
+@pytest.mark.skipif(WHY_NOT is not None, reason=f"workloads in network namespaces: {WHY_NOT}")
+def test_names_cross_zones_through_the_ingress(lan: Lan, tmp_path: Path) -> None:
+    """zone-1: frontend and b1; zone-2: b2a, b2b and its ingress; mTLS. ``backend.mesh`` from the
+    frontend goes 1:2 to zone-1 and zone-2 (the ingress endpoint weighs 2), and the VirtualOutbound
+    name of each instance reaches exactly it, in zone-2 through the ingress (the subset's SNI)."""
+    from tests.e2e.multizone import allow_all, mtls_mesh
+
+    started: list[CpProcess | Agent] = []
+    try:
+        kds = free_port()
+        glob = CpProcess(
+            tmp_path, name="global", env={"ATOLL_MODE": "global", "ATOLL_KDS_PORT": str(kds), "ATOLL_AUTH": "token"}
+        ).start()
+        started.append(glob)
+        glob.put(mtls_mesh())
+        glob.put(allow_all())
+        glob.put(VIRTUAL_OUTBOUND)
+        zones = {}
+        for zone in ("zone-1", "zone-2"):
+            zones[zone] = _zone_cp(tmp_path, glob, kds, zone)
+            started.append(zones[zone])
+
+        def on_lan(cp: CpProcess) -> CpProcess:
+            out = copy.copy(cp)
+            out.host = lan.gateway
+            return out
+
+        def agent(zone: str, doc: dict, w: Workload, token: str, proxy_type: str = "dataplane") -> Agent:
+            cp = zones[zone]
+            a = Agent(
+                on_lan(cp),
+                tmp_path,
+                doc,
+                token=token,
+                proxy_type=proxy_type,
+                prefix=w.prefix,
+                extra_args=["--ca-file", str(cp.data_dir / "xds-tls.crt")],
+            )
+            started.append(a)
+            _start(a)
+            return a
+
+        ing = lan.workload("ing2")
+        ingress_port = 10001
+        agent(
+            "zone-2",
+            {
+                "type": "ZoneIngress",
+                "name": "ingress-zone-2",
+                "networking": {
+                    "address": ing.ip,
+                    "port": ingress_port,
+                    "advertisedAddress": ing.ip,
+                    "advertisedPort": ingress_port,
+                },
+            },
+            ing,
+            glob.post("/tokens/zone", {"zone": "zone-2", "scope": ["ingress"]})["token"],
+            proxy_type="ingress",
+        )
+        workloads = {}
+        for name, zone, service in (
+            ("b1", "zone-1", "backend"),
+            ("b2a", "zone-2", "backend"),
+            ("b2b", "zone-2", "backend"),
+            ("front", "zone-1", "frontend"),
+        ):
+            w = workloads[name] = lan.workload(name)
+            done = w.run(*_atoll(), "dp", "install", "transparent-proxy", "--uid", "0")
+            assert done.returncode == 0, done.stderr
+            if service == "backend":
+                w.app(APP_PORT, name, tmp_path / f"{name}-app.log")
+            token = glob.post("/tokens/dataplane", {"mesh": "default", "name": name})["token"]
+            agent(zone, dataplane(name, w, service, name), w, token)
+        front = workloads["front"]
+
+        # The ingress passes each mTLS connection through whole (SNI), so which zone-2 instance answers
+        # is per connection: count by zone, as the other multi-zone tests do.
+        seen: set[str] = set()
+
+        def all_seen() -> bool:
+            seen.update(front.curl_many("http://backend.mesh/", 30))
+            return "backend=b1" in seen and bool({"backend=b2a", "backend=b2b"} & seen)
+
+        try:
+            wait_until(all_seen, timeout=90, interval=0.5, what="backend.mesh reaches zone-1 and zone-2")
+        except AssertionError as e:
+            diag = {w: _admin(workloads[w], started) for w in ("front",)} | {"ing2": _admin(ing, started)}
+            raise AssertionError(f"{e}\nseen: {seen}\n{diag}") from None
+        answers = front.curl_many("http://backend.mesh/", 450)
+        local = answers.count("backend=b1")
+        remote = answers.count("backend=b2a") + answers.count("backend=b2b")
+        assert local + remote == len(answers), sorted(set(answers))
+        ratio = remote / local
+        assert 2 * 0.85 <= ratio <= 2 * 1.15, f"zone-2 : zone-1 = {ratio:.2f}, want 2: {local=} {remote=}"
+
+        # a VirtualOutbound name per instance, in this zone and through the other zone's ingress
+        for label in ("b1", "b2a", "b2b"):
+            url = f"http://backend.{label}.mesh/"
+            wait_until(lambda u=url, lbl=label: front.curl(u) == f"backend={lbl}", timeout=60, what=url)
+            assert set(front.curl_many(url, 20)) == {f"backend={label}"}
+    finally:
+        for p in reversed(started):
+            p.stop()

@@ -23,10 +23,11 @@ Installs iptables rules (nft backend, table nat, chains ATOLL_*) so that applica
 configuration:
   - outbound TCP to any address -> Envoy's outbound capture port (--redirect-outbound-port, 15001);
   - inbound TCP -> Envoy's inbound capture port (--redirect-inbound-port, 15006);
-  - DNS over UDP port 53 -> Envoy's DNS listener (--redirect-dns-port, 15053), which answers
-    <service>.mesh with the service's VIP and forwards other names to the namespace's resolvers.
+  - DNS over UDP port 53 -> Envoy's DNS listener on 127.0.0.1:15053, which answers <service>.mesh
+    (and VirtualOutbound names) with the VIP and forwards other names to the namespace's resolvers.
 The proxy's own traffic (the --uid user's) is not redirected; neither is the applications' loopback
-traffic. The Dataplane needs networking.transparentProxying with the same redirect ports.
+traffic. The Dataplane needs networking.transparentProxying with the same redirect ports
+(redirectPortOutbound, redirectPortInbound); the VIPs need a route (a default route will do).
 
 \b
 --uid defaults to the user running this command (SUDO_UID when run through sudo): run
@@ -85,7 +86,6 @@ def uninstall() -> None:
 @click.option("--uid", callback=_uid, metavar="UID|USER", help="The proxy's user, exempt from redirection.")
 @click.option("--redirect-outbound-port", type=_PORT, default=tp.DEFAULT_OUTBOUND_PORT, show_default=True)
 @click.option("--redirect-inbound-port", type=_PORT, default=tp.DEFAULT_INBOUND_PORT, show_default=True)
-@click.option("--redirect-dns-port", type=_PORT, default=tp.DEFAULT_DNS_PORT, show_default=True)
 @click.option("--no-redirect-dns", is_flag=True, help="Leave DNS queries alone (no <service>.mesh names).")
 @click.option("--exclude-inbound-ports", default="", callback=_ports, metavar="P,P", help="Inbound ports not captured.")
 @click.option(
@@ -99,7 +99,6 @@ def install_transparent_proxy(
     uid: int,
     redirect_outbound_port: int,
     redirect_inbound_port: int,
-    redirect_dns_port: int,
     no_redirect_dns: bool,
     exclude_inbound_ports: tuple[int, ...],
     exclude_outbound_ports: tuple[int, ...],
@@ -111,7 +110,6 @@ def install_transparent_proxy(
             uid=uid,
             outbound_port=redirect_outbound_port,
             inbound_port=redirect_inbound_port,
-            dns_port=redirect_dns_port,
             redirect_dns=not no_redirect_dns,
             exclude_inbound_ports=exclude_inbound_ports,
             exclude_outbound_ports=exclude_outbound_ports,
@@ -129,7 +127,7 @@ def install_transparent_proxy(
         sys.exit(1)
     click.echo(
         f"transparent proxy installed (proxy uid {uid}; outbound -> {redirect_outbound_port}, "
-        f"inbound -> {redirect_inbound_port}" + ("" if no_redirect_dns else f", DNS -> {redirect_dns_port}") + ")"
+        f"inbound -> {redirect_inbound_port}" + ("" if no_redirect_dns else f", DNS -> {tp.DEFAULT_DNS_PORT}") + ")"
     )
 
 
