@@ -73,6 +73,13 @@ class Workload:
         errors = [f"error: {done.returncode} {done.stderr.strip()}"] if done.returncode else []
         return [line for line in done.stdout.splitlines() if line] + errors
 
+    def dns(self, name: str, qtype: int) -> tuple[int, list[tuple[int, str]]]:
+        """Ask the namespace's resolver (as the application) for ``name``: (rcode, [(ttl, address)])."""
+        done = self.as_app("/usr/bin/python3", "-c", _DNS_CLIENT, self.lan.gateway, name, str(qtype))
+        assert done.returncode == 0, done.stderr
+        rcode, *answers = done.stdout.split()
+        return int(rcode), [(int(a.split("/")[0]), a.split("/")[1]) for a in answers]
+
     def app(self, port: int, label: str, log: Path) -> None:
         """An HTTP server answering ``backend=<label>`` on the namespace's 127.0.0.1:port."""
         with open(log, "ab") as f:
@@ -89,6 +96,26 @@ class Workload:
         done = self.run("iptables-nft-save")
         assert done.returncode == 0, done.stderr
         return "\n".join(line for line in done.stdout.splitlines() if not line.startswith("#"))
+
+
+_DNS_CLIENT = """
+import socket, struct, sys
+server, name, qtype = sys.argv[1], sys.argv[2], int(sys.argv[3])
+q = struct.pack("!HHHHHH", 7, 0x0100, 1, 0, 0, 0)
+q += b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\\0" + struct.pack("!HH", qtype, 1)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5); s.sendto(q, (server, 53))
+r = s.recv(4096)
+rcode, an = r[3] & 15, struct.unpack("!H", r[6:8])[0]
+i = len(q)
+out = [str(rcode)]
+for _ in range(an):
+    i += 2 if r[i] & 0xC0 == 0xC0 else r.index(b"\\0", i) + 1 - i
+    t, _c, ttl, n = struct.unpack("!HHIH", r[i:i + 10]); i += 10
+    data = r[i:i + n]; i += n
+    family = {1: socket.AF_INET, 28: socket.AF_INET6}.get(t)
+    out.append(f"{ttl}/" + (socket.inet_ntop(family, data) if family else "?"))
+print(" ".join(out))
+"""
 
 
 class Lan:

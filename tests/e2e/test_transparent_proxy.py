@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import http.server
+import ipaddress
 import shutil
 import sys
 import threading
@@ -149,6 +150,13 @@ def test_names_reach_services_and_instances_through_the_transparent_proxy(lan: L
             wait_until(lambda u=url, lbl=label: front.curl(u) == f"backend={lbl}", timeout=30, what=url)
             assert {front.curl(url) for _ in range(8)} == {f"backend={label}"}
 
+        # DNS: A with the VIP and a low TTL
+        rcode, answers = front.dns("backend.mesh", 1)
+        assert rcode == 0 and len(answers) == 1 and answers[0][0] <= 30, answers
+        assert ipaddress.ip_address(answers[0][1]) in ipaddress.ip_network("240.0.0.0/4")
+        # AAAA: no address, answered by the proxy itself (Envoy's DNS filter says NXDOMAIN: see the docs)
+        assert front.dns("backend.mesh", 28)[1] == []
+        assert "backend.mesh" not in dns.asked
         # a name outside the mesh resolves through the upstream resolver and is passed through
         assert front.curl(f"http://outside.test:{outside.port}/") == "outside"
         assert "outside.test" in dns.asked
