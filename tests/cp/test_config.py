@@ -101,3 +101,10 @@ def test_file_errors(tmp_path: Path) -> None:
         load_config({}, {}, f)
     with pytest.raises(ConfigError, match=r"cannot read it"):
         load_config({}, {}, tmp_path / "missing.yaml")
+
+
+def test_vip_cidr(tmp_path: Path) -> None:
+    assert load_config({}, {"HOME": str(tmp_path)}, None).vip_cidr == "240.0.0.0/4"
+    assert load_config({"vip_cidr": "10.200.0.0/16"}, {"HOME": str(tmp_path)}, None).vip_cidr == "10.200.0.0/16"
+    with pytest.raises(ConfigError, match=r'^vip_cidr: "240.0.0.0/40" is not a CIDR such as 240.0.0.0/4$'):
+        load_config({"vip_cidr": "240.0.0.0/40"}, {"HOME": str(tmp_path)}, None)

@@ -10,7 +10,8 @@ that match the same path):
 3. ``policy_routes``: policy inspection (a proxy's policies, a policy's proxies).
 4. ``proxy_routes``: ``/bootstrap`` and the agents' ``/dp/*`` endpoints.
 5. ``tokens``: ``/tokens/*`` (admin only).
-6. ``resources.add_fallback_routes``: the catch-all naming known types under ``/meshes/{mesh}/``.
+6. ``vip_routes``: ``/meshes/{mesh}/_vips`` (a mesh's service names and their VIPs).
+7. ``resources.add_fallback_routes``: the catch-all naming known types under ``/meshes/{mesh}/``.
 
 The routes go straight into the app's own ``APIRouter`` rather than into included routers, so the
 route list stays one flat, ordered list: Starlette's matching and ``errors.allowed_methods`` (the
@@ -35,6 +36,7 @@ from atoll.api.policy_routes import PolicyRoutes, add_policy_routes
 from atoll.api.proxy_routes import ProxyRoutes, add_proxy_routes
 from atoll.api.resources import PRODUCT, ResourceRoutes, add_fallback_routes, add_resource_routes
 from atoll.api.tokens import add_token_routes
+from atoll.api.vip_routes import VipRoutes, add_vip_routes
 from atoll.api.wire import Access
 from atoll.api.writes import ResourceWriter
 from atoll.resources.types import all_types
@@ -84,5 +86,6 @@ def create_app(deps: ApiDependencies) -> FastAPI:
     add_policy_routes(app.router, PolicyRoutes(store=deps.store))
     add_proxy_routes(app.router, proxies)
     add_token_routes(app.router, deps.tokens, access, deps.max_body_bytes)
+    add_vip_routes(app.router, VipRoutes(store=deps.store, vips=deps.vips, info=deps.info))
     add_fallback_routes(app.router, types)
     return app

@@ -9,6 +9,7 @@ optional and typed by a small protocol its implementer satisfies structurally:
 - ``TokenEndpoints`` (``atoll.security.TokenEndpoints``): issuing and revoking tokens.
 - ``DataplaneInsights`` / ``ZoneInsights`` (``atoll.kds.GlobalInventory``): what a global CP knows
   of proxies and zones it does not serve itself.
+- ``VipsInspector`` (``atoll.proxies.endpoints.ProxyApi.vips``): a mesh's service names and VIPs.
 
 ``is_admin`` decides who is an admin (``atoll.security.AdminAuth`` in a CP; ``is_loopback_admin``
 by default); it may raise ``Unauthenticated`` (401) itself.
@@ -41,6 +42,9 @@ DataplaneInsights = Callable[[str, str], dict[str, Any] | None]
 ZoneInsights = Callable[[str], Awaitable[dict[str, Any]]]
 """``zone name -> zoneInsight`` for ``GET /zones+insights`` (global: ``atoll.kds.GlobalInventory``)."""
 InitialPolicies = Callable[[Resource[Any]], Iterable[Resource[Any]]]
+VipsInspector = Callable[[str], dict[str, Any]]
+"""``mesh -> its names and VIPs in this zone`` for ``GET /meshes/{mesh}/_vips`` (``atoll.proxies.endpoints.
+ProxyApi.vips``, zone and standalone CPs); raises ``NotFound`` for an unknown mesh."""
 
 
 class ProxyEndpoints(Protocol):
@@ -115,6 +119,7 @@ class ApiDependencies:
     tokens: TokenEndpoints | None = None
     dataplane_insights: DataplaneInsights | None = None
     zone_insights: ZoneInsights | None = None
+    vips: VipsInspector | None = None
     metrics: Metrics | None = None
     is_admin: AdminCheck = is_loopback_admin
     initial_policies: InitialPolicies = default_initial_policies

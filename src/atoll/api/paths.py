@@ -51,6 +51,8 @@ DATAPLANE_STATS = DATAPLANE + "/stats"
 # Policy inspection: which policies shape a proxy's traffic, and which proxies a policy selects.
 DATAPLANE_POLICIES = DATAPLANE + "/policies"
 POLICY_DATAPLANES = MESH + "/{plural}/{name}/_resources/dataplanes"
+# Service names: a mesh's hostnames and their VIPs in this zone (zone and standalone CPs).
+MESH_VIPS = MESH + "/_vips"
 
 # Any type name under a mesh: the app's catch-all that names the known types when one is unknown.
 MESH_ANY_COLLECTION = MESH + "/{plural}"

@@ -173,6 +173,7 @@ def build_supervisor(
             tokens=TokenEndpoints(TokenIssuer(store)),
             dataplane_insights=global_kds.inventory.insight if global_kds is not None else None,
             zone_insights=global_kds.inventory.zone_insight if global_kds is not None else None,
+            vips=xds.api.vips if xds is not None else None,
         )
     )
     graceful = max(1.0, config.shutdown_timeout / 2)

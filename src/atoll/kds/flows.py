@@ -5,8 +5,9 @@ GlobalSecret (when registered), Zone, and the ZoneIngresses of the *other* zones
 (never ``Z``'s own, never from a zone whose ``Zone.enabled`` is false). Copies are labelled
 ``kuma.io/origin: global`` (a zone's ingress keeps its ``kuma.io/zone``).
 
-Zone -> global: Dataplane, ZoneIngress, ZoneEgress written in the zone (not the copies that came
-from global) and ``DataplaneInsight``s built from an inventory callable.
+Zone -> global: Dataplane, ZoneIngress, ZoneEgress and VipAllocation written in the zone (not the
+copies that came from global) and ``DataplaneInsight``s built from an inventory callable (global keeps
+the zones' VIP allocations only to show them: ``GET /meshes/{mesh}/_vips`` there).
 
 A ``Source`` gives the sender the full desired set of one type (``load``); it is event driven:
 ``affected`` turns the types of store change events into the set of types to reload (a Zone change
@@ -25,6 +26,7 @@ from atoll.errors import NotFound
 from atoll.kds.names import ORIGIN_GLOBAL, ORIGIN_ZONE, from_global, origin, zone_of
 from atoll.resources.meta import Resource, ResourceMeta
 from atoll.resources.models.dataplane_insight import DATAPLANE_INSIGHT, DataplaneInsightSpec
+from atoll.resources.models.vip_allocation import VIP_ALLOCATION
 from atoll.resources.types import all_types, types_where
 from atoll.store.protocol import ListFilter, Store
 
@@ -48,7 +50,7 @@ def global_to_zone_types() -> list[str]:
 
 
 def zone_to_global_types() -> list[str]:
-    return ["Dataplane", ZONE_INGRESS, "ZoneEgress", DATAPLANE_INSIGHT.name]
+    return ["Dataplane", ZONE_INGRESS, "ZoneEgress", VIP_ALLOCATION.name, DATAPLANE_INSIGHT.name]
 
 
 async def list_all(store: Store, type: str) -> list[Resource[Any]]:

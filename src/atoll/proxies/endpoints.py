@@ -71,6 +71,39 @@ class ProxyApi:
             out.update(_egress_routes(view))
         return out
 
+    def vips(self, mesh: str) -> dict[str, Any]:
+        """``mesh``'s names and VIPs in this zone (``GET /meshes/{mesh}/_vips``); ``NotFound`` if the
+        store is still loading or the mesh is unknown."""
+        if not self.reconciler.loaded:
+            raise NotFound("this control plane is still loading its store: ask again in a moment")
+        report = self.reconciler.names_report(mesh)
+        if report is None:
+            raise NotFound(f'mesh "{mesh}" does not exist')
+        retired = [
+            {"hostname": e.hostname, "vip": e.vip, "retired": e.retired}
+            for e in (report.allocation.spec.entries if report.allocation is not None else ())
+            if e.retired
+        ]
+        return {
+            "mesh": mesh,
+            "zone": self.reconciler.mirror.zone,
+            "cidr": report.cidr,
+            "items": [
+                {
+                    "hostname": n.hostname,
+                    "vip": n.vip,
+                    "ports": list(n.ports),
+                    "service": n.service,
+                    "tags": dict(n.tags),
+                    "origin": n.origin,
+                }
+                for n in report.names
+            ],
+            "retired": retired,
+            "unallocated": list(report.unallocated),
+            "problems": list(report.problems),
+        }
+
     def xds_config(self, mesh: str, name: str) -> dict[str, Any] | None:
         snapshot = self.cache.get(str(NodeId.dataplane(mesh, name)))
         if snapshot is None:

@@ -16,15 +16,15 @@ when something changes: a new hostname, one that disappeared (marked ``retired``
 
 Writes use the store's optimistic concurrency: a write that lost a race (``Conflict``, or
 ``AlreadyExists`` for the first one) re-reads the stored allocation and assigns again from it, so two
-control planes sharing a store never give one VIP to two hostnames. One job, callable by whichever
-instance is allowed to write (later: the leader only).
+control planes sharing a store never give one VIP to two hostnames. One job; with several instances
+on one store, ``enabled`` says whether this one may write (the leader).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -132,6 +132,9 @@ class VipAllocator:
         parse_cidr(cidr)
         self._store = store
         self.cidr = cidr
+        self.enabled: Callable[[], bool] = lambda: True
+        """False on a CP instance that is not the leader (HA): only the leader allocates; the others
+        serve the allocation it writes (its events reach them like any store change)."""
 
     async def ensure(
         self, mesh: str, wanted: Iterable[str], current: Resource[VipAllocationSpec] | None, now: datetime | None = None

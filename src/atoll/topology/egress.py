@@ -5,7 +5,8 @@
 - **pass-through routes**: every service (and zone-pinned ExternalService) that other zones' ingresses
   offer: SNI ``<service>{mesh=<mesh>}`` -> the remote ingresses (``MeshIndex.remote``: weight = that
   zone's instances, locality = that zone), and the same for each tag subset a route of the mesh sends
-  to (SNI ``<service>{mesh=<mesh>,version=v2}`` -> the ingresses offering it).
+  to or a VirtualOutbound name narrows to (``ServiceNames.subsets``; SNI
+  ``<service>{mesh=<mesh>,version=v2}`` -> the ingresses offering it).
   The egress never decrypts these: the sidecars at both ends
   do mTLS end to end, as through an ingress.
 - **external routes**: every ExternalService usable from this zone (no ``kuma.io/zone`` tag, or this
@@ -104,9 +105,11 @@ def egress_view(name: str, zone_egress: Resource[ZoneEgressSpec], mesh_views: It
         if not mesh_has_mtls(view):
             continue  # cross-zone and egress traffic is mTLS: without it nobody sends any here
         index = view.index
+        named = view.names.subsets()
         for service, eps in sorted(index.remote.items()):
             passthrough.append(PassThroughRoute.of(view.name, service, eps))
-            for tags in sorted(view.route_subsets.get(service, ()), key=lambda t: sorted(t.items())):
+            subsets = view.route_subsets.get(service, frozenset()) | named.get(service, frozenset())
+            for tags in sorted(subsets, key=lambda t: sorted(t.items())):
                 if subset := subset_endpoints(eps, tags):  # a route's tag subset: its SNI carries the tags
                     passthrough.append(PassThroughRoute.of(view.name, service, subset, tags))
         local = [ev for s, ev in sorted(index.externals.items()) if ev.zone in (None, zone) and s not in index.remote]

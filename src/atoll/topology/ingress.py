@@ -5,7 +5,8 @@ the ``availableServices`` a zone CP keeps on its ZoneIngress (remote zones weigh
 for this zone by these counts). ``ingress_view(name, zone_ingress, mesh_views)`` lists, per mesh
 and service, the SNI other zones' sidecars use (``<service>{mesh=<mesh>}``) and the local endpoints
 that traffic goes to; plus, for every tag subset of a local service that a MeshHTTPRoute/MeshTCPRoute
-of the mesh sends to (``MeshView.route_subsets``) and that has local instances, the subset's SNI
+of the mesh sends to (``MeshView.route_subsets``) or that a VirtualOutbound name narrows to
+(``VirtualName.tags`` in ``MeshView.names``) and that has local instances, the subset's SNI
 (``<service>{mesh=<mesh>,version=v2}``) to those instances only (remote sidecars weight it by the
 instance count of the matching ``availableServices`` entries).
 An ExternalService pinned to this zone (``kuma.io/zone``) is offered too when the
@@ -114,10 +115,14 @@ def ingress_cluster_name(mesh: str, service: str) -> str:
     return f"{mesh}:{service}"
 
 
-def _subset_routes(view: MeshView, service: str, eps: tuple[Endpoint, ...]) -> list[IngressRoute]:
-    """Routes for the tag subsets of ``service`` that routes of the mesh send to and that run here."""
+def _subset_routes(
+    view: MeshView, service: str, eps: tuple[Endpoint, ...], named: frozenset[Tags] = frozenset()
+) -> list[IngressRoute]:
+    """Routes for the tag subsets of ``service`` that routes of the mesh send to, or that names of the
+    mesh narrow to (``named``), and that run here."""
+    subsets = set(view.route_subsets.get(service, ())) | named
     out = []
-    for tags in sorted(view.route_subsets.get(service, ()), key=lambda t: sorted(t.items())):
+    for tags in sorted(subsets, key=lambda t: sorted(t.items())):
         subset = subset_endpoints(eps, tags)
         if subset:
             out.append(IngressRoute.of(view.name, service, subset, tags))
@@ -130,9 +135,10 @@ def ingress_view(name: str, zone_ingress: Resource[ZoneIngressSpec], mesh_views:
     spec = zone_ingress.spec
     routes: list[IngressRoute] = []
     for view in sorted(mesh_views, key=lambda v: v.name):
+        named = view.names.subsets()
         for service, eps in sorted(local_endpoints(view).items()):
             routes.append(IngressRoute.of(view.name, service, eps))
-            routes.extend(_subset_routes(view, service, eps))
+            routes.extend(_subset_routes(view, service, eps, named.get(service, frozenset())))
         routes.extend(IngressRoute.of(view.name, ev.service, eps) for ev, eps in pinned_externals(view))
     return IngressView(
         name=name,

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from atoll.resources.meta import Resource
 from atoll.resources.models.dataplane import DataplaneSpec
@@ -72,6 +72,14 @@ class Destination:
     """An ExternalService's host, when it wants a name of its own."""
     source: str = ""
     """An ExternalService's name (for ``origin``)."""
+    _hash: int = field(init=False, repr=False, compare=False, default=0)
+
+    def __post_init__(self) -> None:
+        fields = (self.service, self.tags, self.port, self.kind, self.host, self.source)
+        object.__setattr__(self, "_hash", hash(fields))
+
+    def __hash__(self) -> int:  # computed once: a mesh's destinations are a set rebuilt per change
+        return self._hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,13 +124,18 @@ class NameDemand:
 _NO_TAGS = Tags()
 
 
-def dataplane_destinations(dp: Resource[DataplaneSpec]) -> tuple[Destination, ...]:
-    """The destinations of one Dataplane: its inbounds that are not ``Ignored`` and have a port."""
-    return tuple(
+def dataplane_destinations(
+    dp: Resource[DataplaneSpec], intern: dict[Destination, Destination] | None = None
+) -> tuple[Destination, ...]:
+    """The destinations of one Dataplane: its inbounds that are not ``Ignored`` and have a port.
+    With ``intern``, equal destinations of different Dataplanes are one object (a set of them then
+    compares by identity, which makes rebuilding a mesh's set cheap)."""
+    out = tuple(
         Destination(ib.service, Tags(ib.tags), ib.port, _INBOUND)
         for ib in dp.spec.networking.inbound
         if ib.port is not None and ib.state != "Ignored" and ib.tags.get(SERVICE_TAG)
     )
+    return out if intern is None else tuple(intern.setdefault(d, d) for d in out)
 
 
 def destinations(
@@ -175,9 +188,14 @@ class _Names:
     def __init__(self) -> None:
         self.ports: dict[tuple[str, str, Tags, str, str | None], set[int]] = {}
         self.claims: dict[tuple[str, int], tuple[str, Tags, str]] = {}
+        self.vip_of: dict[str, str] = {}  # hostname -> the hostname whose VIP it uses
         self.problems: list[str] = []
 
     def add(self, hostname: str, port: int, service: str, tags: Tags, origin: str, alias_of: str | None = None) -> None:
+        vip_of = self.vip_of.setdefault(hostname, alias_of or hostname)
+        if vip_of != (alias_of or hostname):  # one hostname, one VIP: an alias never shadows a name
+            self.problems.append(f"{origin}: {hostname} is already the name of {vip_of}'s VIP")
+            return
         claim = (service, tags, origin)
         held = self.claims.setdefault((hostname, port), claim)
         if held[:2] != claim[:2]:

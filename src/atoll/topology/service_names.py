@@ -13,6 +13,13 @@ to and, for a VirtualOutbound, the tag values that narrow the endpoints (``tags`
 
 The table is a plain frozen value: equal inputs give an equal table, so a view that holds it still
 compares (and hashes) by value and an unchanged table costs no regeneration.
+
+What the control plane puts in it (``atoll.topology.name_demand``, ``atoll.proxies.vips``): the table
+is the same for every transparent-proxied proxy of the mesh (VirtualOutbound selectors pick
+destinations, not callers); a hostname may appear in several entries, always with the same VIP (an
+alias such as ``backend.default.svc.80.mesh`` of ``backend_default_svc_80.mesh``, or one
+VirtualOutbound name per port whose tag values differ), and a (VIP, port) pair always leads to one
+service and tag set; ``tags`` never holds ``kuma.io/service`` (that is ``service``).
 """
 
 from __future__ import annotations
@@ -58,6 +65,15 @@ class ServiceNames:
 
     def __len__(self) -> int:
         return len(self.entries)
+
+    def subsets(self) -> dict[str, frozenset[Tags]]:
+        """Per service, the tag subsets its names narrow to (VirtualOutbound names): what a zone
+        ingress or egress must offer by SNI, as it does for routes' subsets."""
+        out: dict[str, set[Tags]] = {}
+        for n in self.entries:
+            if n.tags:
+                out.setdefault(n.service, set()).add(n.tags)
+        return {s: frozenset(t) for s, t in out.items()}
 
 
 NO_NAMES = ServiceNames()

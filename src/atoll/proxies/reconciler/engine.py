@@ -8,7 +8,7 @@ does no I/O but the CA refresh and the ``availableServices`` publication (both `
         ──► ZoneProxyConfigs (ingresses, egresses) ──► AvailableServicesPublisher (store writer)
 
 Before a pass, ``allocate_vips`` has the ``VipAllocator`` (``atoll.proxies.vips``) give every new
-name of a touched mesh its VIP (a store write only when the mesh's wanted names changed); the
+name of every mesh its VIP (a store write only when the mesh's wanted names changed); the
 allocation is mirrored at once, so the pass serves the names with their VIPs. A CIDR too small is
 logged once per new situation and kept for inspection (``vip_problem``).
 
@@ -42,12 +42,14 @@ from atoll.proxies.reconciler.zone_proxies import AvailableServicesPublisher, Zo
 from atoll.proxies.vips import DEFAULT_VIP_CIDR, Exhausted, VipAllocator
 from atoll.resources import Resource
 from atoll.resources.models.dataplane import DataplaneSpec
+from atoll.resources.models.vip_allocation import VipAllocationSpec
 from atoll.resources.models.zone_egress import ZoneEgressSpec
 from atoll.resources.models.zone_ingress import ZoneIngressSpec
 from atoll.resources.proxy_id import NodeId, dataplane_node_id
 from atoll.store import ChangeEvent, Store
 from atoll.topology import dependents
 from atoll.topology.egress import EgressView
+from atoll.topology.service_names import ServiceNames
 from atoll.xds.server import SnapshotCache
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,18 @@ class PassStats:
     seconds: float
     patched: int = 0
     """Of ``generated``, how many took the endpoint-only fast path."""
+
+
+@dataclass(frozen=True, slots=True)
+class NamesReport:
+    """A mesh's names as served here, for inspection (``ReconcileEngine.names_report``)."""
+
+    names: ServiceNames
+    allocation: Resource[VipAllocationSpec] | None
+    cidr: str
+    problems: tuple[str, ...]
+    unallocated: tuple[str, ...]
+    """Hostnames wanted that have no VIP (yet, or because the CIDR is too small)."""
 
 
 class ReconcileEngine:
@@ -159,6 +173,8 @@ class ReconcileEngine:
         through the lifecycle, whose own pass consumes the marks before the store's event comes back
         here (its demand is cached, so an unchanged mesh costs one comparison)."""
         written = 0
+        if not self.vips.enabled():
+            return 0  # not the leader: the leader's allocation arrives as store events
         for mesh in sorted(self.mirror.marks.touched() | set(self.mirror.meshes)):
             demand = self.views.demand(mesh)
             if demand is None:
@@ -188,6 +204,22 @@ class ReconcileEngine:
     def vip_problem(self, mesh: str) -> str | None:
         """Why some names of ``mesh`` have no VIP (the CIDR is too small), if so."""
         return self._vip_problems.get(mesh)
+
+    def names_report(self, mesh: str) -> NamesReport | None:
+        """What ``mesh``'s names are here (for inspection); None if the mesh does not exist."""
+        view = self.views.view(mesh)
+        demand = self.views.demand(mesh)
+        if view is None or demand is None:
+            return None
+        problem = self.vip_problem(mesh)
+        waiting = sorted(demand.hostnames() - {n.hostname for n in view.names})
+        return NamesReport(
+            names=view.names,
+            allocation=self.mirror.vips.get(mesh),
+            cidr=self.vips.cidr,
+            problems=demand.problems + ((problem,) if problem else ()),
+            unallocated=tuple(waiting),
+        )
 
     async def publish_available_services(self) -> int:
         """See ``AvailableServicesPublisher.publish``."""

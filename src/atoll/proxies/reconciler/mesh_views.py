@@ -27,6 +27,8 @@ configs know when to move their untouched proxies onto the newest view.
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from collections.abc import Mapping
 
 from atoll.proxies.reconciler.mirror import StoreMirror
 from atoll.proxies.vips import vip_map
@@ -40,7 +42,54 @@ from atoll.topology.service_names import NO_NAMES, ServiceNames
 log = logging.getLogger(__name__)
 
 EndpointDelta = dict[str, tuple[Endpoint, ...]]
-_DpDestinations = dict[str, tuple[Resource[DataplaneSpec], tuple[Destination, ...]]]
+
+
+class LocalDestinations:
+    """The destinations of one mesh's local Dataplanes, kept up to date incrementally: a Dataplane's
+    are computed once per version of it (``update`` only compares each Dataplane with the one seen
+    last, by identity), and the set is the same object for as long as it has the same members. Equal
+    destinations of several Dataplanes are one object (interned while any Dataplane has it)."""
+
+    def __init__(self) -> None:
+        self._intern: dict[Destination, Destination] = {}
+        self._by_dataplane: dict[str, tuple[Resource[DataplaneSpec], tuple[Destination, ...]]] = {}
+        self._counts: Counter[Destination] = Counter()
+        self._set: frozenset[Destination] = frozenset()
+
+    def update(self, dataplanes: Mapping[str, Resource[DataplaneSpec]]) -> frozenset[Destination]:
+        """The destinations of ``dataplanes`` (every Dataplane of the mesh, by name)."""
+        seen = self._by_dataplane
+        changed = False
+        for name, dp in dataplanes.items():
+            hit = seen.get(name)
+            if hit is not None and hit[0] is dp:
+                continue
+            dests = dataplane_destinations(dp, self._intern)
+            seen[name] = (dp, dests)
+            changed = self._count(dests, 1) or changed  # in before out: a kept destination stays interned
+            if hit is not None:
+                changed = self._count(hit[1], -1) or changed
+        if len(seen) != len(dataplanes):
+            for name in [n for n in seen if n not in dataplanes]:
+                changed = self._count(seen.pop(name)[1], -1) or changed
+        if changed:
+            self._set = frozenset(self._counts)
+        return self._set
+
+    def _count(self, dests: tuple[Destination, ...], step: int) -> bool:
+        """Count ``dests`` in (1) or out (-1); True if one became present or absent."""
+        counts = self._counts
+        moved = False
+        for d in dests:
+            n = counts[d] + step
+            if n <= 0:
+                del counts[d]
+                self._intern.pop(d, None)
+                moved = True
+            else:
+                moved = moved or (step > 0 and n == 1)
+                counts[d] = n
+        return moved
 
 
 class MeshViews:
@@ -53,7 +102,7 @@ class MeshViews:
         self._builds: dict[str, int] = {}
         self._logged_conflicts: dict[str, tuple[str, ...]] = {}
         self._deltas: dict[int, tuple[MeshView, MeshView, EndpointDelta | None]] = {}
-        self._dp_destinations: dict[str, _DpDestinations] = {}
+        self._local: dict[str, LocalDestinations] = {}
         self._demand_inputs: dict[str, tuple[object, ...]] = {}
         self._demands: dict[str, NameDemand] = {}  # the current demand per mesh (dropped when stale)
         self._last_demand: dict[str, NameDemand] = {}
@@ -112,22 +161,17 @@ class MeshViews:
         if mesh not in mirror.meshes:
             self._forget_names(mesh)
             return None
-        cached = self._dp_destinations.get(mesh, {})
-        fresh: _DpDestinations = {}
-        for name, dp in mirror.dataplanes.get(mesh, {}).items():
-            hit = cached.get(name)
-            fresh[name] = hit if hit is not None and hit[0] is dp else (dp, dataplane_destinations(dp))
-        self._dp_destinations[mesh] = fresh
+        local = self._local.setdefault(mesh, LocalDestinations()).update(mirror.dataplanes.get(mesh, {}))
         policies = mirror.policies.get(mesh, {})
         externals = tuple(r for (t, _), r in sorted(policies.items()) if t == "ExternalService")
         vos = tuple(r for (t, _), r in sorted(policies.items()) if t == "VirtualOutbound")
-        dests = destinations(mesh, mirror.zone, (d for _, d in fresh.values()), mirror.ingresses.values(), externals)
-        key = (dests, tuple(r.spec for r in vos), tuple(r.name for r in vos))
+        others = destinations(mesh, mirror.zone, (), mirror.ingresses.values(), externals)
+        key = (local, others, tuple(r.spec for r in vos), tuple(r.name for r in vos))
         last = self._last_demand.get(mesh)
         if last is not None and self._demand_inputs.get(mesh) == key:
             demand = last
         else:
-            demand = name_demand(dests, vos)
+            demand = name_demand(local | others, vos)
             if last is not None and demand == last:
                 demand = last
         self._demand_inputs[mesh] = key
@@ -157,7 +201,7 @@ class MeshViews:
         return False
 
     def _forget_names(self, mesh: str) -> None:
-        self._dp_destinations.pop(mesh, None)
+        self._local.pop(mesh, None)
         self._demand_inputs.pop(mesh, None)
         self._demands.pop(mesh, None)
         self._last_demand.pop(mesh, None)

@@ -39,7 +39,7 @@ from pydantic_core import PydanticSerializationError
 from atoll.resources import Resource, all_types, get_type
 from atoll.resources.models.dataplane import DataplaneSpec
 from atoll.resources.models.mesh import MeshSpec
-from atoll.resources.models.vip_allocation import VIP_ALLOCATION, VipAllocationSpec
+from atoll.resources.models.vip_allocation import VIP_ALLOCATION, VIP_ALLOCATION_NAME, VipAllocationSpec
 from atoll.resources.models.zone_egress import ZoneEgressSpec
 from atoll.resources.models.zone_ingress import ZoneIngressSpec
 from atoll.store import ChangeEvent, EventKind, ListFilter, Store
@@ -121,9 +121,9 @@ class StoreMirror:
             self.ingresses[r.name] = r
         for r in await read_all(store, ListFilter(type="ZoneEgress")):
             self.egresses[r.name] = r
-        for r in await read_all(store, ListFilter(type=VIP_ALLOCATION.name)):
-            assert r.mesh is not None
-            self.vips[r.mesh] = r
+        for r in await read_all(store, ListFilter(type=VIP_ALLOCATION.name, name_prefix=VIP_ALLOCATION_NAME)):
+            if r.mesh is not None and r.name == VIP_ALLOCATION_NAME:
+                self.vips[r.mesh] = r
         for type_name in [t.name for t in all_types() if t.policy or t.name in MESH_WIDE_TYPES]:
             for r in await read_all(store, ListFilter(type=type_name)):
                 assert r.mesh is not None
@@ -151,7 +151,7 @@ class StoreMirror:
                 for av in advertised or ():
                     if av.mesh:
                         self.marks.mark_services(av.mesh, [av.tags.get("kuma.io/service", "")])
-        elif r.type == VIP_ALLOCATION.name and r.mesh is not None:
+        elif r.type == VIP_ALLOCATION.name and r.mesh is not None and r.name == VIP_ALLOCATION_NAME:
             return 1 if self.upsert_vips(r, deleted=deleted) else 0
         elif (get_type(r.type).policy or r.type in MESH_WIDE_TYPES) and r.mesh is not None:
             _put(self.policies.setdefault(r.mesh, {}), (r.type, r.name), r, deleted)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from atoll.resources.base import Base64, Check, HostPort, Spec, Tags, spec_check, split_host_port
 from atoll.resources.models.dataplane import SERVICE_TAG, service_tags
@@ -78,7 +78,7 @@ class Tls(Spec):
 class EsNetworking(Spec):
     address: HostPort
     tls: Tls | None = None
-    disable_host_dns_entry: bool | None = None
+    disable_host_dns_entry: bool | None = Field(default=None, alias="disableHostDNSEntry")
 
     @property
     def host_port(self) -> tuple[str, int]:

@@ -5,8 +5,9 @@ Written by the control plane only (``atoll.proxies.vips.VipAllocator``), one per
 ``hostname`` keeps ``vip`` for as long as the resource exists; ``retired`` (RFC 3339) is set while no
 destination of the mesh renders that hostname any more (the VIP may then be given to a new name,
 oldest retired first, but only once the CIDR has no never-used address left). ``cidr`` is the range
-the addresses were taken from. Deleting the mesh deletes it (mesh-scoped). Never synced by KDS:
-each zone allocates its own.
+the addresses were taken from. Deleting the mesh deletes it (mesh-scoped). Each zone allocates its
+own; KDS syncs it up to global (renamed and labelled like a Dataplane, for ``atoll inspect vips``
+there), never to other zones.
 """
 
 from __future__ import annotations
