@@ -208,6 +208,19 @@ def _admin(w: Workload, started: list[CpProcess | Agent]) -> str:
     return ""
 
 
+def _egress_bytes(w: Workload, started: list[CpProcess | Agent]) -> int:
+    """Bytes the egress running in ``w`` sent to backend's clusters (whole service and subsets)."""
+    for a in started:
+        if isinstance(a, Agent) and a.prefix == w.prefix:
+            stats = w.run("curl", "-s", f"http://127.0.0.1:{a.admin_port}/stats").stdout.splitlines()
+            return sum(
+                int(line.rsplit(" ", 1)[1])
+                for line in stats
+                if line.startswith("cluster.default_backend") and ".upstream_cx_tx_bytes_total:" in line
+            )
+    raise AssertionError(f"no agent runs in {w.ns}")
+
+
 def _start(agent: Agent) -> None:
     """Start ``agent``, again until the zone lets it in (global's signing keys reach zones over KDS)."""
 
@@ -224,10 +237,12 @@ def _start(agent: Agent) -> None:
 
 
 @pytest.mark.skipif(WHY_NOT is not None, reason=f"workloads in network namespaces: {WHY_NOT}")
-def test_names_cross_zones_through_the_ingress(lan: Lan, tmp_path: Path) -> None:
+@pytest.mark.parametrize("egress", [False, True], ids=["direct", "zone-egress"])
+def test_names_cross_zones_through_the_ingress(lan: Lan, tmp_path: Path, egress: bool) -> None:
     """zone-1: frontend and b1; zone-2: b2a, b2b and its ingress; mTLS. ``backend.mesh`` from the
     frontend goes 1:2 to zone-1 and zone-2 (the ingress endpoint weighs 2), and the VirtualOutbound
-    name of each instance reaches exactly it, in zone-2 through the ingress (the subset's SNI)."""
+    name of each instance reaches exactly it, in zone-2 through the ingress (the subset's SNI). With
+    ``routing.zoneEgress`` (and an egress in zone-1, its own namespace) the same holds, through it."""
     from tests.e2e.multizone import allow_all, mtls_mesh
 
     started: list[CpProcess | Agent] = []
@@ -237,7 +252,10 @@ def test_names_cross_zones_through_the_ingress(lan: Lan, tmp_path: Path) -> None
             tmp_path, name="global", env={"ATOLL_MODE": "global", "ATOLL_KDS_PORT": str(kds), "ATOLL_AUTH": "token"}
         ).start()
         started.append(glob)
-        glob.put(mtls_mesh())
+        mesh = mtls_mesh()
+        if egress:
+            mesh["routing"] = {"zoneEgress": True}
+        glob.put(mesh)
         glob.put(allow_all())
         glob.put(VIRTUAL_OUTBOUND)
         zones = {}
@@ -283,6 +301,15 @@ def test_names_cross_zones_through_the_ingress(lan: Lan, tmp_path: Path) -> None
             glob.post("/tokens/zone", {"zone": "zone-2", "scope": ["ingress"]})["token"],
             proxy_type="ingress",
         )
+        if egress:
+            eg = lan.workload("eg1")
+            agent(
+                "zone-1",
+                {"type": "ZoneEgress", "name": "egress-zone-1", "networking": {"address": eg.ip, "port": 10002}},
+                eg,
+                glob.post("/tokens/zone", {"zone": "zone-1", "scope": ["egress"]})["token"],
+                proxy_type="egress",
+            )
         workloads = {}
         for name, zone, service in (
             ("b1", "zone-1", "backend"),
@@ -324,6 +351,8 @@ def test_names_cross_zones_through_the_ingress(lan: Lan, tmp_path: Path) -> None
             url = f"http://backend.{label}.mesh/"
             wait_until(lambda u=url, lbl=label: front.curl(u) == f"backend={lbl}", timeout=60, what=url)
             assert set(front.curl_many(url, 20)) == {f"backend={label}"}
+        if egress:  # the cross-zone bytes went through the egress
+            assert _egress_bytes(eg, started) > 0
     finally:
         for p in reversed(started):
             p.stop()
