@@ -136,13 +136,17 @@ class MeshView:
     """The mesh's ``<service>.mesh`` and VirtualOutbound names with their VIPs (``service_names``);
     served to the Dataplanes with ``networking.transparentProxying``."""
     previous: InitVar[MeshView | None] = None
-    """The view this one replaces, if any: endpoint tuples equal to its are reused (not kept), so that
-    caches keyed on them hit by identity and a change compares cheaply with what came before."""
+    """The view this one replaces, if any: endpoint tuples equal to its are reused (not kept), and so
+    are its ordered policies when the policy resources are the same objects, so that caches keyed on
+    them (``matching``'s memos) hit by identity and a change compares cheaply with what came before."""
     index: MeshIndex = field(init=False, repr=False, compare=False)
     route_backends: Mapping[str, frozenset[str]] = field(init=False, repr=False, compare=False)
     """Per service, the services MeshHTTPRoutes/MeshTCPRoutes of the mesh send its traffic to."""
     route_subsets: Mapping[str, frozenset[Tags]] = field(init=False, repr=False, compare=False)
     """Per service, the tag subsets routes of the mesh send to (the zone ingress offers each)."""
+    outbound_views: dict[tuple[Any, ...], OutboundView] = field(init=False, repr=False, compare=False)
+    """``proxy_view``'s memo: the outbound views of this mesh view, shared by the proxies reaching a
+    service the same way (lives and dies with the view)."""
 
     def __post_init__(self, previous: MeshView | None) -> None:
         ordered = tuple(sorted(self.dataplanes, key=lambda r: r.name))
@@ -173,8 +177,10 @@ class MeshView:
                     {s: before[s] if before.get(s) == eps else eps for s, eps in index.endpoints.items()}
                 ),
             )
-        policies = tuple(p for p in self.policies if p.type != "ExternalService")
-        ordered_policies = sort_policies(policies)
+        if previous is not None and _same_objects(previous.policies, self.policies):
+            ordered_policies = previous.index.policies  # one tuple while unchanged: matching memos hit
+        else:
+            ordered_policies = sort_policies(p for p in self.policies if p.type != "ExternalService")
         object.__setattr__(
             self, "index", replace(index, policies=ordered_policies, tag_callers=_tags_callers(ordered_policies))
         )
@@ -184,6 +190,7 @@ class MeshView:
             if n.tags:
                 subsets[n.service] = subsets.get(n.service, frozenset()) | {n.tags}
         object.__setattr__(self, "route_subsets", subsets)
+        object.__setattr__(self, "outbound_views", {})
 
     @property
     def name(self) -> str:
@@ -239,34 +246,28 @@ def proxy_view(mesh_view: MeshView, dataplane_name: str) -> ProxyView:
         if ib.port is not None
     ]
     caller = serialize_tags(source_tags(ib.tags for ib in net.inbound)) if index.tag_callers else None
-    outbounds = [
-        _outbound(
-            mesh_view,
-            ob.service,
-            ob.address or DEFAULT_OUTBOUND_ADDRESS,
-            ob.port,
-            Tags(ob.tags or {}),
-            matched.outbounds[i],
-            matched.routes[i],
-            caller,
-        )
-        for i, ob in enumerate(net.outbound)
-    ]
+    shared = mesh_view.outbound_views
+    outbounds: list[OutboundView] = []
+    for i, ob in enumerate(net.outbound):
+        # Proxies reaching a service the same way share one OutboundView per mesh view (a value: equal
+        # inputs, equal view), so a mesh-wide change builds each once and generator memos hit by identity.
+        address, settings, routes = ob.address or DEFAULT_OUTBOUND_ADDRESS, matched.outbounds[i], matched.routes[i]
+        key: tuple[Any, ...] = (ob.service, address, ob.port, tuple((ob.tags or {}).items()), settings, routes, caller)
+        view = shared.get(key)
+        if view is None:
+            tags = Tags(ob.tags or {})
+            view = shared[key] = _outbound(mesh_view, ob.service, address, ob.port, tags, settings, routes, caller)
+        outbounds.append(view)
     first = len(net.outbound)
-    outbounds += [
-        _outbound(
-            mesh_view,
-            t.service,
-            t.vip,
-            t.port,
-            t.subset,
-            matched.outbounds[first + j],
-            matched.routes[first + j],
-            caller,
-            target=t,
-        )
-        for j, t in enumerate(captured)
-    ]
+    for j, t in enumerate(captured):  # the names table's VIP:ports, shared the same way
+        settings, routes = matched.outbounds[first + j], matched.routes[first + j]
+        key = (t, settings, routes, caller)
+        view = shared.get(key)
+        if view is None:
+            view = shared[key] = _outbound(
+                mesh_view, t.service, t.vip, t.port, t.subset, settings, routes, caller, target=t
+            )
+        outbounds.append(view)
     return ProxyView(
         mesh=mesh_view.name,
         name=dp.name,
@@ -401,6 +402,10 @@ def dependents(mesh_view: MeshView, changed_services: Iterable[str]) -> frozense
         for dp in mesh_view.dataplanes
         if dependencies(dp) & reach or (named and dp.spec.networking.transparent_proxying is not None)
     )
+
+
+def _same_objects(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
 
 
 def _mtls(spec: MeshSpec) -> MtlsView | None:
