@@ -12,10 +12,7 @@ every external service it terminates and originates for, with the permissions ch
 ``inspect dataplane NAME --policies`` shows, per inbound and outbound, the policy items that apply in
 merge order and the settings they give (as text, or the API's answer as YAML/JSON); ``inspect
 policy KIND NAME`` the Dataplanes a policy selects. Both are answered by any CP from its store
-(``atoll.api.policy_routes``). ``inspect vips -m MESH`` lists a mesh's service names (``<service>.mesh``,
-ExternalService hosts, VirtualOutbound names) with their VIPs, ports, service, tags and origin, as the
-CP asked serves them in its zone; ``inspect dataplane NAME`` adds them (``serviceNames``) for a
-Dataplane with ``transparentProxying``.
+(``atoll.api.policy_routes``).
 """
 
 from __future__ import annotations
@@ -28,8 +25,9 @@ from urllib.parse import quote
 import click
 
 from atoll.api import paths
-from atoll.cli.client import Client, ErrorReply
+from atoll.cli.client import Client
 from atoll.cli.common import state
+from atoll.cli.inspect_vips import service_names, vips
 from atoll.cli.render import age, lookup_type, make_console, now_utc, print_table, to_json, to_yaml
 
 Table = tuple[list[str], list[list[str]]]
@@ -45,6 +43,9 @@ Examples:
 )
 def inspect() -> None:
     """Inspect live proxies and zones: online state, xDS ACK/NACK, served and applied config."""
+
+
+inspect.add_command(vips)  # a mesh's service names and VIPs: atoll.cli.inspect_vips
 
 
 def _emit(items: list[dict[str, Any]], output: str, rows: Callable[[list[dict[str, Any]]], Table]) -> None:
@@ -161,17 +162,8 @@ def dataplane(name: str, mesh: str, what: str | None, stat_filter: str, output: 
             if body is None:
                 raise click.ClickException(f"Dataplane {name} not found in mesh {mesh}")
             if (body.get("networking") or {}).get("transparentProxying") is not None:
-                body["serviceNames"] = _service_names(client, mesh)
+                body["serviceNames"] = service_names(client, mesh)
     _echo_one(body, output)
-
-
-def _service_names(client: Client, mesh: str) -> list[str] | str:
-    """The names a transparent-proxied proxy of ``mesh`` can call (``hostname vip:ports``)."""
-    try:
-        answer = client.get_path(paths.expand(paths.MESH_VIPS, mesh=mesh))
-    except ErrorReply as e:
-        return f"unknown here: {e}"
-    return [f"{i['hostname']} {i['vip']}:{','.join(str(p) for p in i['ports'])}" for i in answer.get("items") or []]
 
 
 @inspect.command(
@@ -369,56 +361,3 @@ def policy(kind: str, name: str, mesh: str, output: str) -> None:
     with state().client() as client:
         body = client.get_path(paths.expand(paths.POLICY_DATAPLANES, mesh=mesh, plural=rt.plural, name=name))
     _emit(body.get("items") or [], output, reach_rows)
-
-
-def vip_rows(items: list[dict[str, Any]]) -> Table:
-    header = ["HOSTNAME", "VIP", "PORTS", "SERVICE", "TAGS", "ORIGIN"]
-    rows = [
-        [
-            str(i.get("hostname", "")),
-            str(i.get("vip", "")),
-            ",".join(str(p) for p in i.get("ports") or []),
-            str(i.get("service", "")),
-            ",".join(f"{k}={v}" for k, v in sorted((i.get("tags") or {}).items())),
-            str(i.get("origin", "")),
-        ]
-        for i in items
-    ]
-    return header, rows
-
-
-@inspect.command(
-    epilog="""\b
-Examples:
-  atoll inspect vips -m default
-  atoll inspect vips -m default -o yaml   # with retired names, unallocated ones and problems
-
-VIPs are allocated by each zone control plane (and a standalone one) for the names of its zone;
-ask the zone's CP (--cp) for ports, services, tags and problems. A global control plane lists
-the VIPs every zone synced to it, by zone (hostname and VIP only).""",
-)
-@click.option("-m", "--mesh", default="default", show_default=True, help="Mesh whose names to list.")
-@click.option("-o", "--output", type=OUTPUT, default="table", show_default=True)
-def vips(mesh: str, output: str) -> None:
-    """A mesh's service names (<service>.mesh, ExternalService hosts, VirtualOutbound names) and their VIPs."""
-    with state().client() as client:
-        body = client.get_path(paths.expand(paths.MESH_VIPS, mesh=mesh))
-    if output != "table":
-        _echo_one(body, output)
-        return
-    if "zones" in body:  # a global control plane: the VIPs each zone synced
-        rows = [
-            [str(z.get("zone", "")), str(i.get("hostname", "")), str(i.get("vip", "")), str(i.get("retired") or "")]
-            for z in body["zones"]
-            for i in z.get("items") or []
-        ]
-        print_table(make_console(), ["ZONE", "HOSTNAME", "VIP", "RETIRED"], rows)
-        return
-    header, rows = vip_rows(body.get("items") or [])
-    print_table(make_console(), header, rows)
-    for e in body.get("retired") or []:
-        click.echo(f"retired: {e['hostname']} keeps {e['vip']} (unused since {e['retired']})")
-    for h in body.get("unallocated") or []:
-        click.echo(f"no VIP: {h}")
-    for p in body.get("problems") or []:
-        click.echo(f"problem: {p}")
