@@ -27,6 +27,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from atoll.api import paths
+from atoll.api.control_planes import add_control_plane_routes
 from atoll.api.deps import ApiDependencies, ApiInfo, is_loopback_admin
 from atoll.api.errors import install_error_handlers
 from atoll.api.insights import InsightRoutes, add_insight_routes
@@ -81,6 +82,7 @@ def create_app(deps: ApiDependencies) -> FastAPI:
         no_proxies=deps.info.no_proxies,
         max_body_bytes=deps.max_body_bytes,
     )
+    add_control_plane_routes(app.router, deps.control_planes)
     add_resource_routes(app.router, resources)
     add_insight_routes(app.router, insights)
     add_policy_routes(app.router, PolicyRoutes(store=deps.store))

@@ -124,6 +124,8 @@ class ApiDependencies:
     is_admin: AdminCheck = is_loopback_admin
     initial_policies: InitialPolicies = default_initial_policies
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # GET /control-planes: this CP's instance registry (``atoll.cp.instances``); 404 without.
+    control_planes: Callable[[], dict[str, Any]] | None = None
     # The resource types served; ``None``: every registered type (read when the app is built).
     types: tuple[ResourceType, ...] | None = None
 

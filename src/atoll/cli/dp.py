@@ -30,6 +30,7 @@ from atoll.dp import (
     parse_vars,
     run_agent,
 )
+from atoll.dp.failover import cp_urls
 from atoll.errors import AtollError, InvalidInput
 from atoll.resources.base import parse_duration
 
@@ -60,7 +61,14 @@ def dp() -> None:
 
 
 @dp.command(name="run")
-@click.option("--cp", "cp_url", required=True, envvar="ATOLL_DP_CP", help="Zone CP URL, e.g. http://127.0.0.1:5678")
+@click.option(
+    "--cp",
+    "cp_url",
+    required=True,
+    multiple=True,
+    envvar="ATOLL_DP_CP",
+    help="Zone CP URL, e.g. http://127.0.0.1:5681; several instances (HA): repeat it or a comma-separated list.",
+)
 @click.option(
     "--dataplane-file",
     required=True,
@@ -93,7 +101,7 @@ def dp() -> None:
 @click.option("--probe-all", is_flag=True, help="TCP-probe every inbound, not only those with serviceProbe.")
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def run(
-    cp_url: str,
+    cp_url: tuple[str, ...],
     dataplane_file: TextIO,
     dataplane_vars: tuple[str, ...],
     token_file: Path | None,
@@ -126,8 +134,13 @@ def run(
         _fail(_invalid_lines(e), EXIT_INVALID)
         return
     token = token_file.read_text().strip() if token_file is not None else None
+    try:
+        urls = cp_urls(cp_url)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--cp") from None
     config = AgentConfig(
-        cp_url=cp_url,
+        cp_url=urls[0],
+        cp_urls=tuple(urls),
         resource=resource,
         proxy_type=proxy_type,  # type: ignore[arg-type]
         token=token or None,
