@@ -109,9 +109,10 @@ class HaComponent:
 
 
 class PublishWhenElected:
-    """Leader-only: a new leader publishes ``availableServices`` once (then the reconciler's passes do)
-    and, when it is the CA authority, creates the CA of every mesh that lacks one (a previous leader may
-    have died first); the Secrets it writes bring the meshes back to every instance's reconciler."""
+    """Leader-only: a new leader publishes ``availableServices`` once (then the reconciler's passes do),
+    gives VIPs to the names that have none yet, and, when it is the CA authority, creates the CA of every
+    mesh that lacks one (a previous leader may have died first); the Secrets it writes bring the meshes
+    back to every instance's reconciler."""
 
     def __init__(self, reconciler: ProxyReconciler, cas: CaManager | None = None) -> None:
         self._reconciler = reconciler
@@ -137,6 +138,7 @@ class PublishWhenElected:
             if not self._stop.is_set():
                 self._reconciler.mirror.marks.zone_proxies = True
                 await self._reconciler.publish_available_services()
+                await self._reconciler.allocate_vips()  # names a dead leader left without a VIP
                 await self._ensure_cas()
             await stop
         finally:

@@ -181,7 +181,7 @@ def build_supervisor(
         supervisor.add(LeaderOnly("ca-authority", elector, lambda: CaAuthority(store)))
     if xds is not None:
         xds.reconciler.publisher.enabled = lambda: elector.is_leader
-        # VIPs: one allocating instance per store (the leader on PostgreSQL), from the first pass on
+        # one VIP writer per shared store; alone on its store (SQLite, memory) a CP allocates from its first pass
         xds.reconciler.vips.enabled = (lambda: elector.is_leader) if config.store == "postgres" else (lambda: True)
         cas = CaManager(store) if not federated else None
         supervisor.add(LeaderOnly("available-services", elector, lambda: ha.PublishWhenElected(xds.reconciler, cas)))
