@@ -68,6 +68,8 @@ class ProxyEndpoints(Protocol):
 
     def egress_insight(self, name: str) -> dict[str, Any]: ...
 
+    def ingress_insight(self, name: str) -> dict[str, Any] | None: ...
+
 
 class TokenEndpoints(Protocol):
     """What a CP that issues tokens adds to the API (``atoll.security`` implements it)."""

@@ -33,7 +33,7 @@ from atoll.cli.render import age, lookup_type, make_console, now_utc, print_tabl
 
 Table = tuple[list[str], list[list[str]]]
 OUTPUT = click.Choice(["table", "yaml", "json"])
-PROXY_VIEWS = {"xds": paths.DATAPLANE_XDS, "config-dump": paths.DATAPLANE_CONFIG_DUMP, "stats": paths.DATAPLANE_STATS}
+PROXY_VIEWS = {"xds": paths.DATAPLANE_SERVED_XDS, "config-dump": paths.DATAPLANE_XDS, "stats": paths.DATAPLANE_STATS}
 
 
 @click.group(

@@ -185,4 +185,6 @@ class VirtualOutboundSpec(Spec):
         return best
 
 
-VIRTUAL_OUTBOUND = register_type("VirtualOutbound", VirtualOutboundSpec, Scope.MESH, plural="virtualoutbounds")
+VIRTUAL_OUTBOUND = register_type(
+    "VirtualOutbound", VirtualOutboundSpec, Scope.MESH, plural="virtual-outbounds", plural_aliases=("virtualoutbounds",)
+)
