@@ -6,11 +6,19 @@ appear as IPv4-mapped IPv6 addresses (``::ffff:127.0.0.1``); those count by the 
 map. Anything that is not an IP address (a Unix socket path, a test client's name, ``None``) is not
 loopback. ``parse_cidr`` reads a range such as ``240.0.0.0/4`` (the VIP range option and the
 allocator read it alike). Pure: no I/O, imports only the standard library.
+
+The transparent proxy's fixed addresses are here too, because the iptables rules (``atoll.dp``) and
+the Envoy config (``atoll.xds.generate``) must agree on them: ``TPROXY_DNS_PORT`` (where Envoy's DNS
+listener answers the queries redirected from port 53) and ``INBOUND_PASSTHROUGH_SOURCE`` (the source
+address of Envoy's inbound passthrough, which the rules do not capture again).
 """
 
 from __future__ import annotations
 
 import ipaddress
+
+TPROXY_DNS_PORT = 15053
+INBOUND_PASSTHROUGH_SOURCE = "127.0.0.6"
 
 
 def is_loopback_host(host: str | None) -> bool:

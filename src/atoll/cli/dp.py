@@ -4,7 +4,8 @@
 before it contacts the CP, then hands an ``AgentConfig`` to ``atoll.dp.run_agent``. Exit codes:
 0 after a clean stop (SIGTERM/SIGINT), 2 when the input is wrong (invalid file, unreplaced template
 variable, the CP rejected the request), 1 for anything else (CP unreachable, Envoy missing, ...).
-``atoll dp grpc-bootstrap`` writes the xDS bootstrap for a proxyless gRPC client.
+``atoll dp grpc-bootstrap`` writes the xDS bootstrap for a proxyless gRPC client;
+``atoll dp install|uninstall transparent-proxy`` are in ``atoll.cli.transparent_proxy``.
 Runnable on its own as ``python -m atoll.cli.dp``.
 """
 
@@ -19,6 +20,7 @@ from typing import TextIO
 
 import click
 
+from atoll.cli import transparent_proxy
 from atoll.dp import (
     PROXY_TYPES,
     AgentConfig,
@@ -186,6 +188,9 @@ def grpc_bootstrap_cmd(cp_xds: str, mesh: str, name: str, cluster: str | None, o
     else:
         output.write_text(text)
 
+
+dp.add_command(transparent_proxy.install)
+dp.add_command(transparent_proxy.uninstall)
 
 if __name__ == "__main__":
     dp(prog_name="atoll dp")

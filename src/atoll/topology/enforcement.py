@@ -123,11 +123,17 @@ _OTHER: tuple[NotEnforced, ...] = (
     NotEnforced("Mesh", "tracing", "Mesh-level tracing backends are read by no policy (no MeshTrace)"),
     NotEnforced("Mesh", "logging", "Mesh-level logging backends are read by no policy (use MeshAccessLog)"),
     NotEnforced("Mesh", "constraints", "Dataplane constraints are not checked when a proxy connects"),
-    NotEnforced("Mesh", "networking.outbound.passthrough", "needs the transparent proxy, not supported yet"),
     NotEnforced("Mesh", "routing.defaultForbidMeshExternalServiceAccess", "MeshExternalService is not supported yet"),
     NotEnforced("Mesh", "mtls.skipValidation", "only the builtin CA backend is supported: there is nothing to skip"),
     NotEnforced("Mesh", "meshServices", "the MeshService family of resources is not supported yet"),
-    NotEnforced("Dataplane", "networking.transparentProxying", "only explicit inbounds and outbounds are configured"),
+    NotEnforced(
+        "Dataplane",
+        "networking.transparentProxying.redirectPortInboundV6",
+        "the transparent proxy redirects IPv4 only",
+    ),
+    NotEnforced(
+        "Dataplane", "networking.transparentProxying.ipFamilyMode", "the transparent proxy redirects IPv4 only"
+    ),
     NotEnforced("Dataplane", "networking.gateway", _GATEWAY),
     NotEnforced("Dataplane", "metrics", "no Prometheus endpoint is exposed"),
 )

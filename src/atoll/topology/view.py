@@ -35,6 +35,14 @@ Routes (``atoll.topology.routes``): an outbound whose MeshHTTPRoute/MeshTCPRoute
 subset or to another service carries one ``Split`` per such backend (its endpoints filtered from the
 index); ``dependents`` counts the services routes send to, so their endpoint changes reach the proxies.
 
+Transparent proxying (``atoll.topology.transparent``): a Dataplane with
+``networking.transparentProxying`` also gets one ``captured`` outbound per (name, port) of
+``MeshView.names`` (explicit outbounds win on the same address:port), its inbounds ``captured`` too,
+and ``ProxyView.transparent`` (capture ports, passthrough, DNS table).
+
+The value types (``ProxyView``, ``InboundView``, ``OutboundView``, ``MtlsView``, ``sni``,
+``spiffe_id``) live in ``atoll.topology.proxy_types`` and are re-exported here.
+
 ``Endpoint.weight``/``Endpoint.ingress`` carry remote zone-ingress endpoints (weight = instances,
 locality = remote zone); ``ProxyView.mtls`` plus ``sni``/``spiffe_id`` carry mTLS.
 """
@@ -47,7 +55,7 @@ from types import MappingProxyType
 from typing import Any
 
 from atoll.resources.meta import Resource
-from atoll.resources.models.dataplane import DataplaneSpec
+from atoll.resources.models.dataplane import DataplaneSpec, Outbound, TransparentProxying
 from atoll.resources.models.external_service import ExternalServiceSpec
 from atoll.resources.models.mesh import MeshSpec
 from atoll.resources.models.zone_egress import ZoneEgressSpec
@@ -55,6 +63,17 @@ from atoll.resources.models.zone_ingress import ZoneIngressSpec
 from atoll.topology.external import ExternalView
 from atoll.topology.index import Endpoint, MeshIndex, build_index, is_ready
 from atoll.topology.matching import PolicyEntry, ProxyRefs, match_policies, sort_policies
+from atoll.topology.proxy_types import (
+    DEFAULT_OUTBOUND_ADDRESS,
+    DEFAULT_SERVICE_ADDRESS,
+    EGRESS_SERVICE,
+    InboundView,
+    MtlsView,
+    OutboundView,
+    ProxyView,
+    sni,
+    spiffe_id,
+)
 from atoll.topology.routes import (
     ANY_SERVICE,
     Split,
@@ -67,15 +86,14 @@ from atoll.topology.routes import (
 from atoll.topology.service_names import NO_NAMES, ServiceNames
 from atoll.topology.settings import (
     BY_SOURCE_KINDS,
-    NO_IDENTITY_RULES,
-    NO_SETTINGS,
-    IdentityRules,
-    Permission,
     PolicySettings,
 )
 from atoll.topology.settings.fault_injection import serialize_tags, source_tags
 from atoll.topology.settings.routes import Backend
 from atoll.topology.tags import HTTP_PROTOCOLS, Protocol, Tags, protocol_of
+from atoll.topology.transparent import Target, targets, transparent_view
+
+_NO_TAGS = Tags()
 
 __all__ = [
     "DEFAULT_OUTBOUND_ADDRESS",
@@ -97,97 +115,6 @@ __all__ = [
     "spiffe_id",
     "with_endpoints",
 ]
-
-DEFAULT_SERVICE_ADDRESS = "127.0.0.1"
-EGRESS_SERVICE = "zone-egress"
-"""The service name in a zone egress's certificate: ``spiffe://<mesh>/zone-egress``."""
-DEFAULT_OUTBOUND_ADDRESS = "127.0.0.1"
-
-
-@dataclass(frozen=True, slots=True)
-class InboundView:
-    """One service this proxy serves: Envoy listens on ``address:port`` and forwards to the local
-    application at ``service_address:service_port``."""
-
-    service: str
-    protocol: Protocol
-    address: str
-    port: int
-    service_address: str
-    service_port: int
-    ready: bool
-    tags: Tags
-    policies: PolicySettings = NO_SETTINGS
-    """Settings of the ``from[]`` (Mesh source) and ``rules[]`` items of the policies selecting it."""
-    permissions: tuple[Permission, ...] = ()
-    """MeshTrafficPermission ``from[]`` items, least to most specific: a caller gets the last match."""
-    identity_rules: IdentityRules = NO_IDENTITY_RULES
-    """MeshTrafficPermission ``rules[]``: callers by SPIFFE ID (checked before ``permissions``)."""
-    strip_caller_tags: bool = False
-    """An HTTP inbound of a mesh whose callers send ``x-kuma-tags`` (``OutboundView.caller_tags``):
-    the header is removed before the application, whether or not this inbound reads it."""
-
-
-@dataclass(frozen=True, slots=True)
-class OutboundView:
-    """One service this proxy reaches: Envoy listens on ``address:port`` and balances over
-    ``endpoints``."""
-
-    service: str
-    address: str
-    port: int
-    protocol: Protocol
-    endpoints: tuple[Endpoint, ...]
-    tags: Tags
-    policies: PolicySettings = NO_SETTINGS
-    """Settings of the ``to[]`` items of the policies selecting the proxy that match the service."""
-    external: ExternalView | None = None
-    """Set when ``service`` is an ExternalService of the mesh (and no Dataplane serves it)."""
-    via_egress: bool = False
-    """External traffic goes over mesh mTLS to a zone egress (the local one, or the pinned zone's
-    through its ingress) instead of straight to ``external``'s address."""
-    splits: tuple[Split, ...] = ()
-    """The clusters its MeshHTTPRoute/MeshTCPRoute backends need besides its own (``topology.routes``)."""
-    route_policies: tuple[tuple[str, PolicySettings], ...] = ()
-    """(MeshHTTPRoute name, settings) where MeshTimeout/MeshRetry target a route: they configure the
-    rules of that route only (``matching``: the outbound's settings with theirs folded last)."""
-    caller_tags: str | None = None
-    """This proxy's tags as the ``x-kuma-tags`` header of its HTTP requests, set only when some
-    MeshFaultInjection of the mesh tells callers apart (so that, without one, every proxy reaching a
-    service shares one outbound listener)."""
-
-
-@dataclass(frozen=True, slots=True)
-class MtlsView:
-    """The mesh's enabled mTLS backend (``mode`` STRICT or PERMISSIVE)."""
-
-    backend: str
-    mode: str
-
-
-@dataclass(frozen=True, slots=True)
-class ProxyView:
-    """Everything the generators need to configure one sidecar (or proxyless client)."""
-
-    mesh: str
-    name: str
-    zone: str
-    address: str
-    advertised_address: str | None
-    inbounds: tuple[InboundView, ...]
-    outbounds: tuple[OutboundView, ...]
-    mtls: MtlsView | None = None
-    admin_port: int | None = None
-    locality_aware: bool = False
-    """The Mesh's ``routing.localityAwareLoadBalancing``: local zone first, then the others."""
-    policies: tuple[tuple[str, str], ...] = ()
-    """(type, name) of every policy that selects this proxy or one of its inbounds, in merge order."""
-
-    def sni(self, service: str, tags: Mapping[str, str] | None = None) -> str:
-        return sni(service, self.mesh, tags)
-
-    def spiffe_id(self, service: str) -> str:
-        return spiffe_id(self.mesh, service)
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +185,11 @@ class MeshView:
             self, "index", replace(index, policies=ordered_policies, tag_callers=_tags_callers(ordered_policies))
         )
         object.__setattr__(self, "route_backends", route_backends(ordered_policies))
-        object.__setattr__(self, "route_subsets", route_subsets(ordered_policies))
+        subsets = dict(route_subsets(ordered_policies))
+        for n in self.names:  # VirtualOutbound names reach tag subsets: ingresses offer them too
+            if n.tags:
+                subsets[n.service] = subsets.get(n.service, frozenset()) | {n.tags}
+        object.__setattr__(self, "route_subsets", subsets)
         object.__setattr__(self, "outbound_views", {})
 
     @property
@@ -284,10 +215,16 @@ def proxy_view(mesh_view: MeshView, dataplane_name: str) -> ProxyView:
     except KeyError:
         raise KeyError(f'no Dataplane "{dataplane_name}" in mesh "{mesh_view.name}"') from None
     net = dp.spec.networking
+    tp = net.transparent_proxying
     refs = ProxyRefs.of(dp)
     served = refs.served
+    captured = _captured(tp, mesh_view, net.outbound) if tp is not None else ()
     matched = match_policies(
-        index.policies, dataplane=dp.name, labels=dp.meta.labels, inbounds=refs.inbounds, outbounds=refs.outbounds
+        index.policies,
+        dataplane=dp.name,
+        labels=dp.meta.labels,
+        inbounds=refs.inbounds,
+        outbounds=refs.outbounds + tuple((t.service, t.match_tags) for t in captured) if captured else refs.outbounds,
     )
     inbounds = [
         InboundView(
@@ -303,36 +240,32 @@ def proxy_view(mesh_view: MeshView, dataplane_name: str) -> ProxyView:
             permissions=matched.permissions[i],
             identity_rules=matched.identity_rules[i],
             strip_caller_tags=index.tag_callers and protocol_of(ib.tags) in HTTP_PROTOCOLS,
+            captured=tp is not None,
         )
         for i, ib in enumerate(served)
         if ib.port is not None
     ]
-    outbounds = []
     caller = serialize_tags(source_tags(ib.tags for ib in net.inbound)) if index.tag_callers else None
     shared = mesh_view.outbound_views
+    outbounds: list[OutboundView] = []
     for i, ob in enumerate(net.outbound):
         # Proxies reaching a service the same way share one OutboundView per mesh view (a value: equal
         # inputs, equal view), so a mesh-wide change builds each once and generator memos hit by identity.
-        service, address = ob.service, ob.address or DEFAULT_OUTBOUND_ADDRESS
-        settings, routes = matched.outbounds[i], matched.routes[i]
-        key = (service, address, ob.port, tuple((ob.tags or {}).items()), settings, routes, caller)
+        address, settings, routes = ob.address or DEFAULT_OUTBOUND_ADDRESS, matched.outbounds[i], matched.routes[i]
+        key: tuple[Any, ...] = (ob.service, address, ob.port, tuple((ob.tags or {}).items()), settings, routes, caller)
         view = shared.get(key)
         if view is None:
-            external = index.externals.get(service)
-            protocol = index.protocols.get(service, "tcp")
-            view = shared[key] = OutboundView(
-                service=service,
-                address=address,
-                port=ob.port,
-                protocol=protocol,
-                endpoints=index.endpoints.get(service, ()),
-                tags=Tags(ob.tags or {}),
-                policies=settings,
-                external=external,
-                via_egress=external is not None and _external_via_egress(index, external, mesh_view.zone),
-                splits=_splits(index, mesh_view.zone, service, routed_backends(settings, protocol in HTTP_PROTOCOLS)),
-                route_policies=routes,
-                caller_tags=caller if protocol in HTTP_PROTOCOLS else None,
+            tags = Tags(ob.tags or {})
+            view = shared[key] = _outbound(mesh_view, ob.service, address, ob.port, tags, settings, routes, caller)
+        outbounds.append(view)
+    first = len(net.outbound)
+    for j, t in enumerate(captured):  # the names table's VIP:ports, shared the same way
+        settings, routes = matched.outbounds[first + j], matched.routes[first + j]
+        key = (t, settings, routes, caller)
+        view = shared.get(key)
+        if view is None:
+            view = shared[key] = _outbound(
+                mesh_view, t.service, t.vip, t.port, t.subset, settings, routes, caller, target=t
             )
         outbounds.append(view)
     return ProxyView(
@@ -347,6 +280,52 @@ def proxy_view(mesh_view: MeshView, dataplane_name: str) -> ProxyView:
         admin_port=net.admin.port if net.admin else None,
         locality_aware=bool(mesh_view.mesh.spec.routing and mesh_view.mesh.spec.routing.locality_aware_load_balancing),
         policies=matched.names,
+        transparent=None if tp is None else transparent_view(tp, mesh_view.mesh.spec, mesh_view.names),
+    )
+
+
+def _captured(tp: TransparentProxying, mesh_view: MeshView, explicit: Iterable[Outbound]) -> tuple[Target, ...]:
+    """The names table's targets for this proxy: its explicit outbounds win on the same address:port."""
+    shared = targets(tp, mesh_view.names)
+    taken = {(ob.address or DEFAULT_OUTBOUND_ADDRESS, ob.port) for ob in explicit}
+    return tuple(t for t in shared if (t.vip, t.port) not in taken) if taken else shared
+
+
+def _outbound(
+    mesh_view: MeshView,
+    service: str,
+    address: str,
+    port: int,
+    tags: Tags,
+    settings: PolicySettings,
+    routes: tuple[tuple[str, PolicySettings], ...],
+    caller: str | None,
+    target: Target | None = None,
+) -> OutboundView:
+    """One outbound: explicit (``tags`` from the Dataplane) or captured (``target``: a VIP:port)."""
+    index = mesh_view.index
+    external = index.externals.get(service)
+    protocol = index.protocols.get(service, "tcp")
+    endpoints = index.endpoints.get(service, ())
+    subset = target.subset if target is not None else _NO_TAGS
+    if subset:  # a VirtualOutbound name: exactly its instances, routes do not send it elsewhere
+        endpoints = subset_endpoints(endpoints, subset)
+        settings, routes = replace(settings, http_route=None, tcp_route=None), ()
+    return OutboundView(
+        service=service,
+        address=address,
+        port=port,
+        protocol=protocol,
+        endpoints=endpoints,
+        tags=tags if target is None else Tags(target.match_tags),
+        policies=settings,
+        external=external,
+        via_egress=external is not None and _external_via_egress(index, external, mesh_view.zone),
+        splits=_splits(index, mesh_view.zone, service, routed_backends(settings, protocol in HTTP_PROTOCOLS)),
+        route_policies=routes,
+        caller_tags=caller if protocol in HTTP_PROTOCOLS else None,
+        captured=target is not None,
+        subset=subset,
     )
 
 
@@ -365,7 +344,8 @@ def _with_endpoints(ob: OutboundView, endpoints: Mapping[str, tuple[Endpoint, ..
         replace(s, endpoints=subset_endpoints(endpoints[s.service], s.tags)) if s.service in endpoints else s
         for s in ob.splits
     )
-    return replace(ob, endpoints=endpoints.get(ob.service, ob.endpoints), splits=splits)
+    own = endpoints.get(ob.service, ob.endpoints)
+    return replace(ob, endpoints=subset_endpoints(own, ob.subset) if ob.subset else own, splits=splits)
 
 
 def reaches(ob: OutboundView, services: Container[str]) -> bool:
@@ -410,22 +390,18 @@ def dependents(mesh_view: MeshView, changed_services: Iterable[str]) -> frozense
     changed = frozenset(changed_services)
     routed = frozenset(to for to, backends in mesh_view.route_backends.items() if backends & changed)
     if ANY_SERVICE in routed:  # a route of every outbound sends to a changed service
-        return frozenset(dp.name for dp in mesh_view.dataplanes if dp.spec.networking.outbound)
+        return frozenset(
+            dp.name
+            for dp in mesh_view.dataplanes
+            if dp.spec.networking.outbound or dp.spec.networking.transparent_proxying is not None
+        )
     reach = changed | routed
-    return frozenset(dp.name for dp in mesh_view.dataplanes if dependencies(dp) & reach)
-
-
-def sni(service: str, mesh: str, tags: Mapping[str, str] | None = None) -> str:
-    """The TLS SNI of ``service`` in ``mesh``: ``backend{mesh=default}``, with any other ``tags``
-    (except ``kuma.io/service``) added in key order: ``backend{mesh=default,version=v1}``."""
-    extra = {k: v for k, v in (tags or {}).items() if k not in ("kuma.io/service", "mesh")}
-    parts = [f"{k}={v}" for k, v in sorted({"mesh": mesh, **extra}.items())]
-    return f"{service}{{{','.join(parts)}}}"
-
-
-def spiffe_id(mesh: str, service: str) -> str:
-    """The SPIFFE identity of ``service`` in ``mesh``: ``spiffe://<mesh>/<service>``."""
-    return f"spiffe://{mesh}/{service}"
+    named = any(n.service in reach for n in mesh_view.names)  # transparent proxies reach every name
+    return frozenset(
+        dp.name
+        for dp in mesh_view.dataplanes
+        if dependencies(dp) & reach or (named and dp.spec.networking.transparent_proxying is not None)
+    )
 
 
 def _same_objects(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:

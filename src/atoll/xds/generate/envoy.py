@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.cluster.v3 import cluster_pb2
@@ -203,11 +204,8 @@ def cluster_load_assignment(
     dense = {p: i for i, p in enumerate(sorted({prio[z] for z in zones}))} if prio is not None else {}
     cla = endpoint_pb2.ClusterLoadAssignment(cluster_name=cluster_name)
     for zone in zones:
-        group = endpoint_components_pb2.LocalityLbEndpoints(
-            lb_endpoints=[
-                lb_endpoint(ep) for ep in sorted(by_zone[zone], key=lambda e: (e.address, e.port, e.dataplane or ""))
-            ]
-        )
+        ordered = sorted(by_zone[zone], key=lambda e: (e.address, e.port, e.dataplane or ""))
+        group = endpoint_components_pb2.LocalityLbEndpoints(lb_endpoints=[lb_endpoint(ep) for ep in _merged(ordered)])
         if zone:
             group.locality.CopyFrom(base_pb2.Locality(zone=zone))
         if prio is not None:
@@ -216,6 +214,21 @@ def cluster_load_assignment(
     if overprovisioning_factor is not None:
         cla.policy.overprovisioning_factor.CopyFrom(wrappers_pb2.UInt32Value(value=overprovisioning_factor))
     return cla
+
+
+def _merged(endpoints: list[Endpoint]) -> list[Endpoint]:
+    """One endpoint per address:port, weights added up. Envoy keeps one host per address, so the tag
+    sets a zone ingress offers for one service (e.g. one per ``kuma.io/instance``) must be one
+    endpoint weighing all their instances, or the zone would count as one instance. The first (in
+    order) keeps its tags. ``endpoints`` is sorted by address and port."""
+    out: list[Endpoint] = []
+    for ep in endpoints:
+        last = out[-1] if out else None
+        if last is not None and (last.address, last.port) == (ep.address, ep.port):
+            out[-1] = replace(last, weight=(last.weight or 1) + (ep.weight or 1))
+        else:
+            out.append(ep)
+    return out
 
 
 def shared_cluster_load_assignment(

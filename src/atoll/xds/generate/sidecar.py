@@ -47,6 +47,11 @@ goes to the external address with the service's own TLS (``atoll.xds.generate.ex
 through a zone egress (``via_egress``) it is an EDS cluster like any other, mTLS with SNI
 ``<service>{mesh=<mesh>}`` to a server that must be ``spiffe://<mesh>/zone-egress``.
 
+Transparent proxy (``view.transparent``, ``atoll.xds.generate.capture``): the proxy's inbound
+listeners and its captured outbounds (``VIP:port`` of the names table; a VirtualOutbound name's in a
+cluster of its own, ``<service>{<tags>}``, with its subset's SNI) bind no port; the outbound and
+inbound capture listeners, the passthrough clusters and the DNS listener are added after the rest.
+
 Endpoint-only changes (``sidecar_endpoint_update(old, new)``): when two views differ only in outbound
 endpoints, the new resources are the old ones with some ClusterLoadAssignments swapped; it returns
 those (or None when a cluster changes too), so a control plane can skip regenerating the rest.
@@ -75,11 +80,11 @@ from atoll.topology import (
     PolicySettings,
     ProxyView,
 )
-from atoll.topology.routes import Split
+from atoll.topology.routes import Split, split_cluster_name
 from atoll.topology.settings import AccessLogSettings
+from atoll.xds.generate import capture, rbac, tls
 from atoll.xds.generate import envoy as e
 from atoll.xds.generate import policies as p
-from atoll.xds.generate import rbac, tls
 from atoll.xds.generate.external import external_cluster
 from atoll.xds.generate.resources import EnvoyResources
 from atoll.xds.generate.routes import apply_route_policies, apply_routes
@@ -127,9 +132,9 @@ def sidecar_resources(view: ProxyView, identity: Identity | None = None) -> Envo
                 view.mesh, mtls is not None, ob, p.LogContext.of(view, base_pb2.OUTBOUND, ob.service)
             )
         listeners.append(listener)
-        if ob.service in remote:
+        if cluster.name in remote:
             continue  # two outbounds of one service: the first one's cluster
-        remote[ob.service] = cluster
+        remote[cluster.name] = cluster
         if ob.external is None or ob.via_egress:
             clas.append(_load_assignment(view, ob))
     for ob, split in _splits(view):  # route backends: after every outbound's own cluster
@@ -138,6 +143,9 @@ def sidecar_resources(view: ProxyView, identity: Identity | None = None) -> Envo
             if split.has_assignment:
                 clas.append(_split_load_assignment(view, ob, split))
     clusters.extend(remote.values())
+    if view.transparent is not None:
+        listeners.extend(capture.capture_listeners(view.transparent))
+        clusters.extend(capture.passthrough_clusters(view.transparent))
 
     return EnvoyResources.of(listeners=listeners, clusters=clusters, cluster_load_assignments=clas, secrets=secrets)
 
@@ -199,11 +207,13 @@ def _outbound(mesh: str, mtls: bool, ob: OutboundView) -> _OutboundMessages:
                 ob.protocol,
                 stat_prefix=e.stat_name("outbound", ob.service),
                 service=ob.service,
-                cluster=ob.service,
+                cluster=_cluster_name(ob),
                 route_name=name,
             )
         ],
     )
+    if ob.captured:
+        capture.unbound(listener)
     apply_routes(listener, ob)
     p.apply_outbound_listener_policies(listener, ob)
     if ob.caller_tags is not None:
@@ -219,18 +229,23 @@ def _outbound_cluster(mesh: str, mtls: bool, ob: OutboundView) -> cluster_pb2.Cl
         # An ExternalService reached directly: its own address, its own TLS (no mesh mTLS).
         cluster = external_cluster(ob.service, ob.external)
     else:
-        cluster = e.eds_cluster(ob.service, protocol=ob.protocol)
+        cluster = e.eds_cluster(_cluster_name(ob), protocol=ob.protocol)
         if mtls:
             server = EGRESS_SERVICE if ob.external is not None else None
-            ctx = tls.upstream_tls_context(mesh, ob.service, ob.protocol, server_service=server)
+            ctx = tls.upstream_tls_context(mesh, ob.service, ob.protocol, server_service=server, tags=ob.subset)
             cluster.transport_socket.CopyFrom(tls.transport_socket(ctx))
     p.apply_outbound_policies(cluster, ob)
     return cluster
 
 
+def _cluster_name(ob: OutboundView) -> str:
+    """``backend``, or ``backend{kuma.io/instance=i1}`` for a VirtualOutbound name's subset."""
+    return split_cluster_name(ob.service, ob.subset) if ob.subset else ob.service
+
+
 def _splits(view: ProxyView) -> list[tuple[OutboundView, Split]]:
     """The split clusters of the outbounds' routes, each with the first outbound needing it."""
-    seen: set[str] = {ob.service for ob in view.outbounds}
+    seen: set[str] = {_cluster_name(ob) for ob in view.outbounds}
     out = []
     for ob in view.outbounds:
         for split in ob.splits:
@@ -311,7 +326,7 @@ def sidecar_endpoint_update(old: ProxyView, new: ProxyView) -> list[endpoint_pb2
             continue
         if not _same_except(a, b, _OUTBOUND_FIELDS) or len(a.splits) != len(b.splits):
             return None
-        pairs = [(a.service, a.endpoints, b.endpoints)]
+        pairs = [(_cluster_name(a), a.endpoints, b.endpoints)]
         for x, y in zip(a.splits, b.splits, strict=True):
             if x.name != y.name or x.service != y.service or x.tags != y.tags:
                 return None
@@ -325,10 +340,11 @@ def sidecar_endpoint_update(old: ProxyView, new: ProxyView) -> list[endpoint_pb2
     out: list[endpoint_pb2.ClusterLoadAssignment] = []
     seen: set[str] = set()
     for ob in new.outbounds:  # the first outbound of a service configures its cluster, as above
-        if ob.service in seen:
+        name = _cluster_name(ob)
+        if name in seen:
             continue
-        seen.add(ob.service)
-        if ob.service not in changed or (ob.external is not None and not ob.via_egress):
+        seen.add(name)
+        if name not in changed or (ob.external is not None and not ob.via_egress):
             continue  # unchanged, or an ExternalService reached directly (no assignment)
         out.append(_load_assignment(new, ob))
     out.extend(
@@ -357,7 +373,7 @@ def _same_except(a: object, b: object, names: tuple[str, ...]) -> bool:
 
 def _load_assignment(view: ProxyView, ob: OutboundView) -> endpoint_pb2.ClusterLoadAssignment:
     """The (shared) ClusterLoadAssignment of outbound ``ob``'s EDS cluster, zone priorities applied."""
-    return _assignment(view, ob.policies, ob.service, ob.endpoints)
+    return _assignment(view, ob.policies, _cluster_name(ob), ob.endpoints)
 
 
 def _assignment(
@@ -396,6 +412,13 @@ def _inbound_filters(mesh: str, ib: InboundView, *, permissions: bool) -> list[l
 
 
 def _inbound_listener(mesh: str, ib: InboundView, mtls: MtlsView | None) -> listener_pb2.Listener:
+    listener = _inbound_listener_of(mesh, ib, mtls)
+    if ib.captured:
+        capture.unbound(listener)
+    return listener
+
+
+def _inbound_listener_of(mesh: str, ib: InboundView, mtls: MtlsView | None) -> listener_pb2.Listener:
     name = e.inbound_listener_name(ib.address, ib.port)
     if mtls is None:
         return e.listener(
