@@ -118,7 +118,6 @@ _ENFORCED_GAPS: tuple[NotEnforced, ...] = (
 # -- Other stored kinds and fields ----------------------------------------------------------------
 
 _OTHER: tuple[NotEnforced, ...] = (
-    NotEnforced("VirtualOutbound", "", "needs the transparent proxy and <service>.mesh names, not supported yet"),
     NotEnforced("Mesh", "metrics", "Mesh-level metrics backends are not exposed (no Prometheus endpoint)"),
     NotEnforced("Mesh", "tracing", "Mesh-level tracing backends are read by no policy (no MeshTrace)"),
     NotEnforced("Mesh", "logging", "Mesh-level logging backends are read by no policy (use MeshAccessLog)"),
