@@ -31,7 +31,7 @@ def start_cp(tmp_path: Path) -> Iterator[StartCp]:
 
     def start(name: str, env: dict[str, str]) -> Cp:
         data, log = tmp_path / name, tmp_path / f"{name}.log"
-        p = cps.start(data, log, {"ATOLL_SHUTDOWN_TIMEOUT": "3", **env})
+        p = cps.start(data, log, {"ATOLL_SHUTDOWN_TIMEOUT": "3", "ATOLL_SKIP_DEFAULT_MESH": "true", **env})
         return Cp(p.proc, p.api, p.diag, p.log, data)
 
     try:
