@@ -188,7 +188,7 @@ def build_supervisor(
             ssl_keyfile=str(security.tls_key) if security.tls_key else None,
         )
     )
-    diag_app = create_diagnostics_app(lambda: supervisor.ready, metrics, store)
+    diag_app = create_diagnostics_app(lambda: supervisor.ready, metrics, store, supervisor.not_ready_reasons)
     supervisor.add(
         HttpServer("diagnostics", diag_app, config.diagnostics_host, config.diagnostics_port, graceful_timeout=graceful)
     )

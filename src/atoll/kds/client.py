@@ -13,7 +13,9 @@ fails (or the component stops), both are cancelled and closed and the client rec
 backoff with full jitter (``backoff_base`` doubling up to ``backoff_max``; reset once a connection
 delivered its first message). A refusal (bad token, zone claimed by another instance) is logged
 with global's reason and retried the same way. The zone CP keeps serving its proxies from its store
-meanwhile; ``ready`` means "running", ``connected`` means "global answered".
+meanwhile; ``ready`` means "running and not refused by global" (a refusal makes the zone CP's
+``/ready`` 503 with ``not_ready_reason``: not federated, and global's reason, until a connection
+succeeds, e.g. with a good token written to the token file), ``connected`` means "global answered".
 
 Addresses: ``grpcs://host:port`` (TLS; ``ca_file`` is the root to trust, else the system's) or
 ``grpc://host:port`` (plaintext, logged as a warning).
@@ -123,6 +125,7 @@ class ZoneKds:
         self.connected = False
         self.connects = 0  # connections that delivered a first message
         self.last_error: str | None = None
+        self.refused: str | None = None  # global's reason for refusing the last connection
 
     @property
     def name(self) -> str:
@@ -130,7 +133,13 @@ class ZoneKds:
 
     @property
     def ready(self) -> bool:
-        return self._running
+        return self._running and self.refused is None
+
+    @property
+    def not_ready_reason(self) -> str | None:
+        if self.refused is None:
+            return None
+        return f"zone {self.zone} is not federated: global at {self.address} refused it: {self.refused}"
 
     async def start(self) -> None:
         if self._stop.is_set():
@@ -207,6 +216,7 @@ class ZoneKds:
                 self.connects += 1
                 self.connected = True
                 self.last_error = None
+                self.refused = None
                 log.info("KDS: connected to global at %s as zone %s", self.address, self.zone)
 
         try:
@@ -269,6 +279,7 @@ class ZoneKds:
                 code, details = r
                 self.last_error = f"{code.name}: {details}"
                 if code in _REFUSALS:
+                    self.refused = details
                     log.error("KDS: global refused zone %s: %s", self.zone, details)
                 else:
                     log.warning("KDS: stream to global ended: %s", self.last_error)
@@ -277,6 +288,7 @@ class ZoneKds:
                 code = r.code()
                 self.last_error = f"{code.name}: {r.details()}"
                 if code in _REFUSALS:
+                    self.refused = str(r.details())
                     log.error("KDS: global refused zone %s: %s", self.zone, r.details())
                 else:
                     log.warning("KDS: stream to global ended: %s", self.last_error)
