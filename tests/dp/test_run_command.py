@@ -7,13 +7,14 @@ import time
 from collections.abc import AsyncIterator
 
 import click
+import httpx
 import pytest
 from click.testing import CliRunner
 from grpc import aio
 
 from atoll.cli.dp import run
 from atoll.dp import load_proxy_resource, proxy_type_of
-from atoll.dp.cp_client import BootstrapRequest, CpUnavailable, fetch_bootstrap
+from atoll.dp.cp_client import BootstrapRequest, CpRejected, CpUnavailable, fetch_bootstrap
 from atoll.errors import InvalidInput
 
 INGRESS = """\
@@ -63,3 +64,41 @@ async def test_a_cp_url_at_an_ads_port_is_refused_at_once_saying_so(grpc_port: i
     assert time.monotonic() - started < 30  # not retried until the deadline
     assert f"--cp http://127.0.0.1:{grpc_port} answers in gRPC (HTTP/2): that is the CP's ADS port" in str(info.value)
     assert "e.g. http://127.0.0.1:5681" in str(info.value)
+
+
+def unknown_key() -> httpx.Response:
+    details = 'Dataplane default/web-1: dataplane token rejected (unknown-key): the token was signed by key "k"'
+    return httpx.Response(401, json={"title": "Unauthorized", "details": details})
+
+
+async def test_a_token_key_still_on_its_way_to_the_zone_is_waited_for_until_the_deadline() -> None:
+    answers = [unknown_key(), unknown_key(), httpx.Response(200, json={"bootstrap": {"node": {}}})]
+    seen: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(1)
+        return answers[len(seen) - 1]
+
+    request = BootstrapRequest("dataplane", {}, "t", "delta", 9901, {})
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        got = await fetch_bootstrap("http://cp", request, give_up_after=30, http=http)
+        assert got.bootstrap == {"node": {}} and len(seen) == 3
+        # past the deadline the refusal is final, with the CP's reason
+        with pytest.raises(CpRejected, match=r"\(unknown-key\)"):
+            await fetch_bootstrap(
+                "http://cp",
+                request,
+                give_up_after=0.3,
+                http=httpx.AsyncClient(transport=httpx.MockTransport(lambda r: unknown_key())),
+            )
+        # any other 401 is final at once
+        other = httpx.Response(401, json={"title": "Unauthorized", "details": "dataplane token rejected (expired)"})
+        started = time.monotonic()
+        with pytest.raises(CpRejected, match="expired"):
+            await fetch_bootstrap(
+                "http://cp",
+                request,
+                give_up_after=30,
+                http=httpx.AsyncClient(transport=httpx.MockTransport(lambda r: other)),
+            )
+        assert time.monotonic() - started < 5

@@ -9,6 +9,9 @@ exponential backoff (0.2 s doubling to 5 s) for ``give_up_after`` seconds; then 
 says what the last attempt saw. ``post_health`` sends one health report (callers retry).
 A URL that answers in HTTP/2 frames to the agent's HTTP/1.1 (a gRPC server: the CP's ADS port, 5678,
 given where the REST API's URL, 5681, belongs) is not retried: ``CpUnavailable`` says so at once.
+One 4xx is retried like a 5xx: a 401 for a token signed by a key the CP does not know (``unknown-key``),
+which at a zone CP that just connected to global means the key is still on its way over KDS; after
+``give_up_after`` it is final like any 4xx.
 
     AtollError
     └── CpError                 talking to the control plane failed
@@ -143,7 +146,9 @@ async def fetch_bootstrap(
                 if 200 <= resp.status_code < 300:
                     return _bootstrap_response(resp)
                 if 400 <= resp.status_code < 500:
-                    raise _rejected(resp)
+                    rejected = _rejected(resp)
+                    if not _key_in_transit(rejected) or time.monotonic() >= deadline:
+                        raise rejected
                 last = f"HTTP {resp.status_code}: {_problem_text(resp)}"
             left = deadline - time.monotonic()
             if left <= 0:
@@ -169,6 +174,12 @@ async def post_health(cp_url: str, report: HealthReport, http: httpx.AsyncClient
         raise _rejected(resp)
     if not 200 <= resp.status_code < 300:
         raise CpUnavailable(f"health report to {url} failed: HTTP {resp.status_code}: {_problem_text(resp)}")
+
+
+def _key_in_transit(rejected: CpRejected) -> bool:
+    """A 401 for a token signed by a key the CP does not have: at a zone CP that may be a key global
+    has and KDS has not delivered yet (a zone that just connected), so it is retried until the deadline."""
+    return rejected.status == 401 and "(unknown-key)" in rejected.details
 
 
 def _speaks_grpc(e: httpx.HTTPError) -> bool:
