@@ -23,6 +23,7 @@ import click
 
 from atoll.cli.client import Client
 from atoll.cli.common import state
+from atoll.cli.completion import complete_name, complete_type
 from atoll.cli.render import (
     cli_name,
     lookup_type,
@@ -245,8 +246,8 @@ Examples:
   atoll get dataplanes --all-meshes
   atoll get meshtrafficpermission allow-all -o yaml""",
 )
-@click.argument("type_name", metavar="TYPE")
-@click.argument("name", required=False)
+@click.argument("type_name", metavar="TYPE", shell_complete=complete_type)
+@click.argument("name", required=False, shell_complete=complete_name)
 @click.option("-m", "--mesh", metavar="MESH", help=f"Mesh of mesh-scoped types (default: {DEFAULT_MESH}).")
 @click.option("-A", "--all-meshes", is_flag=True, help="List a mesh-scoped type in every mesh.")
 @click.option(
@@ -293,8 +294,8 @@ Examples:
   atoll delete mesh demo
   atoll delete mesh demo --force          # even though Dataplanes are still in it""",
 )
-@click.argument("type_name", metavar="TYPE")
-@click.argument("name")
+@click.argument("type_name", metavar="TYPE", shell_complete=complete_type)
+@click.argument("name", shell_complete=complete_name)
 @click.option("-m", "--mesh", metavar="MESH", help=f"Mesh of mesh-scoped types (default: {DEFAULT_MESH}).")
 @click.option(
     "--force", is_flag=True, help="Delete a mesh that still has Dataplanes (refused without it), and all in it."
