@@ -13,7 +13,7 @@ fails (or the component stops), both are cancelled and closed and the client rec
 backoff with full jitter (``backoff_base`` doubling up to ``backoff_max``; reset once a connection
 delivered its first message). A refusal (bad token, zone claimed by another instance) is logged
 with global's reason and retried the same way. The zone CP keeps serving its proxies from its store
-meanwhile; ``ready`` means "running and not refused by global" (a refusal makes the zone CP's
+meanwhile; ``ready`` means "running and its token not refused by global" (a refusal makes the zone CP's
 ``/ready`` 503 with ``not_ready_reason``: not federated, and global's reason, until a connection
 succeeds, e.g. with a good token written to the token file), ``connected`` means "global answered".
 
@@ -279,7 +279,7 @@ class ZoneKds:
                 code, details = r
                 self.last_error = f"{code.name}: {details}"
                 if code in _REFUSALS:
-                    self.refused = details
+                    self.refused = details if code in _TOKEN_REFUSALS else None
                     log.error("KDS: global refused zone %s: %s", self.zone, details)
                 else:
                     log.warning("KDS: stream to global ended: %s", self.last_error)
@@ -288,7 +288,7 @@ class ZoneKds:
                 code = r.code()
                 self.last_error = f"{code.name}: {r.details()}"
                 if code in _REFUSALS:
-                    self.refused = str(r.details())
+                    self.refused = str(r.details()) if code in _TOKEN_REFUSALS else None
                     log.error("KDS: global refused zone %s: %s", self.zone, r.details())
                 else:
                     log.warning("KDS: stream to global ended: %s", self.last_error)
@@ -306,6 +306,9 @@ class ZoneKds:
 
 
 _REFUSALS = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.ALREADY_EXISTS)
+_TOKEN_REFUSALS = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
+"""Refusals of the zone's token: the zone is not federated until it has a good one, so it is not ready.
+(``ALREADY_EXISTS``, the zone held by another instance of it, is not: that one is federated.)"""
 
 
 async def _final_statuses(*calls: Any) -> list[tuple[grpc.StatusCode, str]]:
