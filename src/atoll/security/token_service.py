@@ -305,7 +305,10 @@ class TokenVerifier:
         if claims.zone != zone:
             raise Forbidden(f'{what}: the zone token is for zone "{claims.zone}"')
         if scope not in claims.scope:
-            raise Forbidden(f"{what}: the zone token is for {', '.join(claims.scope)}, not {scope}")
+            raise Forbidden(
+                f"{what}: the zone token is for {', '.join(claims.scope)}, not {scope};"
+                f" make one with: atoll token zone --zone {zone} --scope {scope}"
+            )
         return claims
 
     async def verify_zone(self, token: str | None, zone: str, scope: ZoneScope) -> None:
