@@ -3,17 +3,22 @@
 ``MultiZone`` starts a global CP and zone CPs (each its own process and SQLite store, zones dialing
 global's KDS over TLS with zone tokens issued by global), zone ingresses and sidecars (``atoll dp run``
 with tokens from global), and stops them all. Everything is addressed by name so tests read like the
-deployment they describe.
+deployment they describe. ``ingress``, ``egress`` and ``service`` take ``runner``: what runs the proxy,
+Atoll's agent by default, or anything built like it (``tests.compat.kuma_dp_process.KumaDp``).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tests.e2e.mesh import Agent, CpProcess
 from tests.helpers import HttpBackend, free_port, wait_until
+
+Runner = Callable[..., Any]
+"""Builds a proxy like ``Agent(cp, workdir, document, token=..., proxy_type=...)``; has ``start``/``stop``."""
 
 
 class MultiZone:
@@ -70,7 +75,7 @@ class MultiZone:
 
     # --- proxies --------------------------------------------------------------------------------
 
-    def ingress(self, zone: str) -> Agent:
+    def ingress(self, zone: str, runner: Runner | None = None) -> Agent:
         port = free_port()
         self.ingress_ports[zone] = port
         doc = {
@@ -84,9 +89,9 @@ class MultiZone:
             },
         }
         token = self.glob.post("/tokens/zone", {"zone": zone, "scope": ["ingress"]})["token"]
-        return self._agent(zone, doc, token, proxy_type="ingress")
+        return self._agent(zone, doc, token, proxy_type="ingress", runner=runner)
 
-    def egress(self, zone: str, name: str | None = None) -> Agent:
+    def egress(self, zone: str, name: str | None = None, runner: Runner | None = None) -> Agent:
         """A zone egress in ``zone`` (``atoll dp run --proxy-type egress``, zone token scope egress)."""
         port = free_port()
         self.egress_ports[zone] = port
@@ -96,7 +101,7 @@ class MultiZone:
             "networking": {"address": "127.0.0.1", "port": port},
         }
         token = self.glob.post("/tokens/zone", {"zone": zone, "scope": ["egress"]})["token"]
-        return self._agent(zone, doc, token, proxy_type="egress")
+        return self._agent(zone, doc, token, proxy_type="egress", runner=runner)
 
     def service(
         self,
@@ -110,6 +115,7 @@ class MultiZone:
         label: str | None = None,
         token: str | None = None,
         tags: dict[str, str] | None = None,
+        runner: Runner | None = None,
     ) -> Agent:
         app = HttpBackend(label or name)
         self.apps[name] = app
@@ -131,13 +137,15 @@ class MultiZone:
         }
         if token is None:
             token = self.token(mesh, name)
-        return self._agent(zone, doc, token)
+        return self._agent(zone, doc, token, runner=runner)
 
     def token(self, mesh: str, name: str) -> str:
         """A dataplane token, issued by global (its signing key reaches the zones over KDS)."""
         return str(self.glob.post("/tokens/dataplane", {"mesh": mesh, "name": name})["token"])
 
-    def _agent(self, zone: str, doc: dict[str, Any], token: str, proxy_type: str = "dataplane") -> Agent:
+    def _agent(
+        self, zone: str, doc: dict[str, Any], token: str, proxy_type: str = "dataplane", runner: Runner | None = None
+    ) -> Agent:
         # The token was signed at global; the zone verifies it with the key synced to it over KDS.
         if proxy_type in ("ingress", "egress"):
             self.wait_synced(zone, "/globalsecrets/zone-token-signing-key-0001", "the zone token signing key")
@@ -151,7 +159,7 @@ class MultiZone:
                 timeout=20,
                 what=f"the dataplane token signing key of {mesh} in {zone}",
             )
-        agent = Agent(self.zones[zone], self.workdir, doc, token=token, proxy_type=proxy_type)
+        agent = (runner or Agent)(self.zones[zone], self.workdir, doc, token=token, proxy_type=proxy_type)
         self.agents[str(doc["name"])] = agent
         return agent.start()
 

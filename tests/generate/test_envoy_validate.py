@@ -57,6 +57,19 @@ def test_bootstrap_passes_envoy_validate(ads: str, tmp_path: Path) -> None:
     assert_valid(boot, tmp_path)
 
 
+def test_bootstrap_with_admin_on_a_unix_socket_passes_envoy_validate(tmp_path: Path) -> None:
+    boot = envoy_bootstrap(
+        node_id="default.web-1",
+        node_cluster="web",
+        xds_host="127.0.0.1",
+        xds_port=5678,
+        ads="delta",
+        admin_port=9901,
+        admin_pipe=str(tmp_path / "kuma-envoy-admin.sock"),
+    )
+    assert_valid(boot, tmp_path)
+
+
 def test_bootstrap_with_tls_and_dns_name_passes_envoy_validate(tmp_path: Path) -> None:
     boot = envoy_bootstrap(
         node_id="default.web-1",

@@ -65,5 +65,20 @@ def test_bootstrap_golden_delta_tls_dns() -> None:
     assert_golden("bootstrap/delta-tls.yaml", boot)
 
 
+def test_bootstrap_golden_admin_on_a_unix_socket() -> None:
+    """What kuma-dp gets: Envoy's admin on the socket kuma-dp reads from the bootstrap."""
+    boot = envoy_bootstrap(
+        node_id="default.web-1",
+        node_cluster="web",
+        xds_host="127.0.0.1",
+        xds_port=5678,
+        ads="delta",
+        admin_port=9901,
+        admin_pipe="/tmp/kuma-dp-web-1/kuma-envoy-admin.sock",
+        token="tok.en",
+    )
+    assert_golden("bootstrap/admin-pipe.yaml", boot)
+
+
 def test_grpc_bootstrap_golden() -> None:
     assert_golden("bootstrap/grpc.yaml", grpc_xds_bootstrap(node_id="default.grpc-client", server_uri="127.0.0.1:5678"))

@@ -154,6 +154,7 @@ def build_supervisor(
             auth=proxy_authenticator(config.auth, store),
             ca_authority=not federated,
             credentials=xds_credentials(config),
+            ads_cert_pem=_read_ads_cert(config),
             gate=PeerGate(first_message_timeout=config.xds_first_message_timeout),
         )
         supervisor.add(xds)
@@ -197,16 +198,32 @@ def build_supervisor(
 
 def xds_credentials(config: CpConfig) -> grpc.ServerCredentials | None:
     """ADS TLS (``xds_tls``): the given pair or a self-signed one in the data dir; ``None`` for plaintext."""
+    pair = xds_tls_pair(config)
+    return server_credentials(*pair, option="xds_tls") if pair is not None else None
+
+
+def xds_tls_pair(config: CpConfig) -> tuple[Path, Path] | None:
+    """The (cert, key) files ADS serves TLS with: the given pair, else a self-signed one made in the
+    data dir; ``None`` for plaintext ADS."""
     if not config.xds_tls_enabled:
         return None
     if config.xds_tls_cert is not None and config.xds_tls_key is not None:
-        return server_credentials(config.xds_tls_cert, config.xds_tls_key, option="xds_tls")
+        return config.xds_tls_cert, config.xds_tls_key
     hosts = ["localhost", socket.gethostname(), "127.0.0.1", "::1"]
     for host in (config.xds_host, config.xds_advertised_host):
         if host and host not in ("0.0.0.0", "::") and host not in hosts:
             hosts.append(host)
-    cert, key = ensure_self_signed(config.data_dir, hosts, stem="xds-tls")
-    return server_credentials(cert, key, option="xds_tls")
+    return ensure_self_signed(config.data_dir, hosts, stem="xds-tls")
+
+
+def _read_ads_cert(config: CpConfig) -> str | None:
+    """The PEM ADS serves (kuma-dp's ``caCert`` is checked against it); ``None`` for plaintext ADS or
+    when unreadable (``xds_credentials`` has said why already)."""
+    pair = xds_tls_pair(config)
+    try:
+        return pair[0].read_text() if pair is not None else None
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def build_global_kds(config: CpConfig, store: Store) -> GlobalKds:

@@ -78,6 +78,7 @@ class XdsComponent:
         ca_authority: bool,
         credentials: grpc.ServerCredentials | None = None,
         gate: PeerGate | None = None,
+        ads_cert_pem: str | None = None,
     ) -> None:
         self.cache = SnapshotCache()
         self.inventory = Inventory(cp_instance=f"{zone}-{uuid.uuid4().hex[:8]}")
@@ -103,7 +104,9 @@ class XdsComponent:
             gate=gate,
             withhold_secrets=None if credentials is not None else _remote,
         )
-        self.api = ProxyApi(self.lifecycle, self.inventory, self.reconciler, self.cache, AdminRequestQueue())
+        self.api = ProxyApi(
+            self.lifecycle, self.inventory, self.reconciler, self.cache, AdminRequestQueue(), ads_cert_pem=ads_cert_pem
+        )
         self._host = xds_host
         self._port = xds_port
         self._credentials = credentials

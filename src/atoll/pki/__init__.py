@@ -12,6 +12,7 @@ from atoll.errors import CertificateError, InvalidToken
 from atoll.pki.certificates import (
     CaBundle,
     WorkloadCertificate,
+    bundle_trusts_self_signed,
     certificate_facts,
     certificate_uris,
     check_ca,
@@ -58,6 +59,7 @@ __all__ = [
     "WorkloadCertificate",
     "ZoneClaims",
     "ZoneScope",
+    "bundle_trusts_self_signed",
     "certificate_facts",
     "certificate_uris",
     "check_ca",

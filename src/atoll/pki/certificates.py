@@ -16,7 +16,9 @@ tag value (``kuma://kuma.io/zone/east``). Extended key usage: serverAuth + clien
 
 ``verify_chain`` checks that a leaf was signed by a CA (signature, issuer name, validity window at
 ``now``) and raises ``CertificateError`` naming what failed; ``generate_self_signed`` makes the
-serving pair for the REST API's ``--tls-generate``.
+serving pair for the REST API's ``--tls-generate``. ``bundle_trusts_self_signed`` tells whether a PEM
+bundle a client trusts verifies a self-signed serving certificate (``None`` when it is not self-signed,
+so a chain could exist that this cannot see).
 
 Parsed CA material is cached by PEM text (``functools.lru_cache``), so issuing many identities from
 one CA parses its key once.
@@ -329,6 +331,29 @@ def _public_der(key: object) -> bytes:
 
 
 @functools.lru_cache(maxsize=256)
+def bundle_trusts_self_signed(bundle_pem: str, cert_pem: str) -> bool | None:
+    """Whether a client trusting the certificates of ``bundle_pem`` accepts the serving certificate
+    ``cert_pem``, told only when that is self-signed (``None`` otherwise, or when either is unreadable).
+    Names and validity are not checked: only that the bundle holds the certificate or its key's CA."""
+    try:
+        cert = _load_cert(cert_pem)
+        bundle = x509.load_pem_x509_certificates(bundle_pem.encode("ascii"))
+    except (CertificateError, ValueError, UnicodeEncodeError):
+        return None
+    if cert.issuer != cert.subject:
+        return None
+    for ca in bundle:
+        if ca == cert:
+            return True
+        if ca.subject == cert.issuer:
+            try:
+                cert.verify_directly_issued_by(ca)
+                return True
+            except (InvalidSignature, ValueError, TypeError):
+                continue
+    return False
+
+
 def _load_cert(pem: str) -> x509.Certificate:
     try:
         return x509.load_pem_x509_certificate(pem.encode("ascii"))

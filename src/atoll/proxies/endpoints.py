@@ -1,5 +1,6 @@
-"""The REST side of serving proxies: what ``/bootstrap``, ``/dp/health``, insights, the served xDS config
-and the admin relay answer (``atoll.api.deps.ProxyEndpoints``).
+"""The REST side of serving proxies: what ``/bootstrap`` (Atoll's agent's request or ``kuma-dp``'s),
+``/dp/health``, insights, the served xDS config and the admin relay answer
+(``atoll.api.deps.ProxyEndpoints``).
 
 ``ProxyApi`` holds the parts it reads — the lifecycle (bootstrap, health, token checks), the
 inventory (what each proxy's streams are doing), the reconciler (what an egress routes), the snapshot
@@ -16,6 +17,7 @@ from typing import Any
 from atoll.errors import FieldError, InvalidInput, NotFound
 from atoll.proxies.admin_requests import AdminRequestQueue, RelayTimeout
 from atoll.proxies.inventory import Inventory
+from atoll.proxies.kuma_bootstrap import KumaBootstrap, is_kuma_request
 from atoll.proxies.lifecycle import DataplaneLifecycle
 from atoll.proxies.reconciler import ProxyReconciler
 from atoll.resources.proxy_id import NodeId
@@ -51,8 +53,12 @@ class ProxyApi:
     reconciler: ProxyReconciler
     cache: SnapshotCache
     admin_requests: AdminRequestQueue
+    ads_cert_pem: str | None = None  # the certificate ADS serves (TLS), checked against kuma-dp's caCert
 
     async def bootstrap(self, body: dict[str, Any], cp_host: str) -> dict[str, Any]:
+        """Atoll's agent's request, or Kuma's ``kuma-dp`` request (translated by ``kuma_bootstrap``)."""
+        if is_kuma_request(body):
+            return await KumaBootstrap(self.lifecycle, self.ads_cert_pem).answer(body, cp_host)
         return await self.lifecycle.bootstrap(body, cp_host)
 
     async def report_health(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -81,9 +81,19 @@ class DataplaneLifecycle:
 
     # --- bootstrap ------------------------------------------------------------------------------
 
-    async def bootstrap(self, body: Mapping[str, Any], cp_host: str = "127.0.0.1") -> dict[str, Any]:
+    async def bootstrap(
+        self,
+        body: Mapping[str, Any],
+        cp_host: str = "127.0.0.1",
+        *,
+        admin_socket: str | None = None,
+        registers: bool = True,
+    ) -> dict[str, Any]:
         """The Envoy bootstrap for a proxy; ADS is on ``xds_advertised_host`` or else the host name the
-        proxy used to reach this CP (``cp_host``), at ``xds_port``."""
+        proxy used to reach this CP (``cp_host``), at ``xds_port``. Envoy's admin listens on
+        ``adminPort``, or on the Unix socket ``admin_socket`` when given (``kuma-dp``'s requests).
+        ``registers=False`` (a Dataplane applied beforehand, started by name) leaves the Dataplane out of
+        the node metadata, so the proxy is served the stored one and never registers (or removes) it."""
         errors: list[FieldError] = []
         proxy_type = body.get("proxyType", "dataplane")
         if proxy_type not in PROXY_TYPE_NAMES:
@@ -138,14 +148,18 @@ class DataplaneLifecycle:
             xds_port=self._xds_port,
             ads=mode,
             admin_port=admin_port,
-            metadata={
-                META_DATAPLANE: json.dumps(encode(dp, with_times=False), sort_keys=True),
-                META_PROXY_TYPE: proxy_type,
-            },
+            metadata=_node_metadata(dp, proxy_type, registers=registers or dp.type != "Dataplane"),
             token=token,
             xds_tls_ca_pem=ca_cert if self._xds_tls else None,
+            admin_pipe=admin_socket,
         )
         return {"bootstrap": bootstrap, "xds": {"host": xds_host, "port": self._xds_port, "tls": self._xds_tls}}
+
+    async def stored_document(self, proxy_type: ProxyType, name: str, mesh: str | None) -> dict[str, Any]:
+        """The Universal document of a proxy's resource as stored (applied before the proxy starts);
+        ``NotFound`` if there is none."""
+        stored: Resource[Any] = await self._store.get(proxy_type.resource_type, name, mesh)
+        return encode(stored, with_times=False)
 
     async def verify(self, token: str | None, proxy: Resource[Any]) -> None:
         """The proxy's token must let it in: a dataplane token matching its mesh, name and tags, or a
@@ -350,6 +364,13 @@ class DataplaneLifecycle:
             except Conflict:
                 continue
         raise Conflict(f"Dataplane {mesh}/{name} changed too often to record its health")
+
+
+def _node_metadata(dp: Resource[Any], proxy_type: str, *, registers: bool) -> dict[str, str]:
+    meta = {META_PROXY_TYPE: proxy_type}
+    if registers:
+        meta[META_DATAPLANE] = json.dumps(encode(dp, with_times=False), sort_keys=True)
+    return meta
 
 
 def _node_of(r: Resource[Any]) -> NodeId:

@@ -4,7 +4,9 @@
 stream (SotW ``GRPC`` or ``DELTA_GRPC``) to the control plane at ``xds_host:xds_port``. The static
 cluster ``ads_cluster`` speaks HTTP/2 to the CP (STATIC for an IP address, STRICT_DNS for a host
 name), over TLS checked against ``xds_tls_ca_pem`` when given. The dataplane token, when given, goes
-in every ADS request's gRPC metadata as ``x-atoll-token``. Admin listens on loopback only.
+in every ADS request's gRPC metadata as ``x-atoll-token``. Admin listens on loopback only: on
+``admin_address:admin_port``, or on the Unix socket ``admin_pipe`` when given (what Kuma's ``kuma-dp``
+expects: it reads the socket's path from the bootstrap and talks to Envoy's admin through it).
 
 ``grpc_xds_bootstrap``: the ``GRPC_XDS_BOOTSTRAP`` document of a proxyless gRPC client.
 """
@@ -44,6 +46,7 @@ def envoy_bootstrap(
     metadata: Mapping[str, str] | None = None,
     token: str | None = None,
     xds_tls_ca_pem: str | None = None,
+    admin_pipe: str | None = None,
 ) -> dict[str, Any]:
     """The Envoy bootstrap of one proxy (write it as JSON and start ``envoy -c``)."""
     if ads not in ("sotw", "delta"):
@@ -90,9 +93,14 @@ def envoy_bootstrap(
     node: dict[str, Any] = {"id": node_id, "cluster": node_cluster}
     if metadata:
         node["metadata"] = {k: metadata[k] for k in sorted(metadata)}
+    admin: dict[str, Any] = (
+        {"pipe": {"path": admin_pipe, "mode": 0o600}}
+        if admin_pipe is not None
+        else {"socket_address": {"address": admin_address, "port_value": admin_port}}
+    )
     return {
         "node": node,
-        "admin": {"address": {"socket_address": {"address": admin_address, "port_value": admin_port}}},
+        "admin": {"address": admin},
         "dynamic_resources": {
             "ads_config": {
                 "api_type": "GRPC" if ads == "sotw" else "DELTA_GRPC",
