@@ -59,6 +59,12 @@ test: lint typecheck layers pytest
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
+# The real Kuma 2.14.3 tools (kumactl, kuma-dp, kuma-cp) for the conformance tests, unpacked from
+# ../shared/tools/kuma-2.14.3/ into ~/.cache/atoll/kuma-2.14.3/ (the tests do it themselves when needed).
+.PHONY: kuma-tools
+kuma-tools: install
+	$(BIN)/python -m tests.kuma_tools
+
 # Regenerate the KDS resource wrapper (src/atoll/kds/kds_pb2.py[i]) from kds.proto; the output is committed.
 .PHONY: kds-proto
 kds-proto: install

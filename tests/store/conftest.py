@@ -43,9 +43,27 @@ _db_numbers = itertools.count(1)
 class PgServer:
     host: str
     port: int
+    data: Path | None = None  # the cluster's data directory (for ``restart``)
 
     def dsn(self, dbname: str) -> str:
         return f"host={self.host} port={self.port} user=postgres dbname={dbname} connect_timeout=5"
+
+    def restart(self) -> None:
+        """``pg_ctl restart -m fast``: every connection is dropped; the server is back when it returns."""
+        assert self.data is not None
+        r = _as_postgres(
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.data.parent / "log"),
+            "-m",
+            "fast",
+            "-w",
+            "restart",
+            cwd=self.data.parent,
+        )
+        assert r.returncode == 0, f"pg_ctl restart failed:\n{r.stdout}\n{r.stderr}"
 
 
 def _as_postgres(*cmd: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -79,7 +97,7 @@ def pg_server() -> Iterator[PgServer]:
         if r.returncode != 0:
             log = (base / "log").read_text() if (base / "log").exists() else ""
             raise AssertionError(f"pg_ctl start failed:\n{r.stdout}\n{r.stderr}\n{log}")
-        yield PgServer("127.0.0.1", port)
+        yield PgServer("127.0.0.1", port, data)
     finally:
         if started:
             _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop", cwd=base)

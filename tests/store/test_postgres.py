@@ -82,7 +82,7 @@ async def test_instances_migrate_once_and_data_and_revision_persist(pg_fresh_dsn
         await c.close()
     with psycopg.connect(pg_fresh_dsn) as conn:
         rows = conn.execute("SELECT version, name FROM schema_migrations ORDER BY version").fetchall()
-    assert rows == [(1, "init")]
+    assert rows == [(1, "init"), (2, "coordination")]  # each shipped migration applied exactly once
 
 
 async def test_listener_reconnects_and_catches_up(pg_dsn: str) -> None:

@@ -5,7 +5,10 @@ each given only the dependencies it uses; it holds no global state. Their routes
 app's router in this order, which is the order Starlette tries them in (a route shadows later ones
 that match the same path):
 
-1. ``resources``: ``/``, ``/_resources``, then list/get/put/delete of every resource type.
+0. ``overviews``: Kuma's ``_overview`` and insight routes (``/zones/_overview`` before ``/zones/{name}``),
+   then ``control_planes`` (``/control-planes``).
+1. ``resources``: ``/``, ``/_resources``, then list/get/put/delete of every resource type (and the
+   same at the types' older plurals).
 2. ``insights``: the ``+insights`` lists and a proxy's xDS config, config dump and stats.
 3. ``policy_routes``: policy inspection (a proxy's policies, a policy's proxies).
 4. ``proxy_routes``: ``/bootstrap`` and the agents' ``/dp/*`` endpoints.
@@ -26,11 +29,13 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from atoll.api import paths
+from atoll.api.control_planes import add_control_plane_routes
 from atoll.api.deps import ApiDependencies, ApiInfo, is_loopback_admin
 from atoll.api.errors import install_error_handlers
 from atoll.api.insights import InsightRoutes, add_insight_routes
 from atoll.api.metrics import RequestMetrics
 from atoll.api.openapi import OpenApiApp
+from atoll.api.overviews import OverviewRoutes, add_overview_routes
 from atoll.api.policy_routes import PolicyRoutes, add_policy_routes
 from atoll.api.proxy_routes import ProxyRoutes, add_proxy_routes
 from atoll.api.resources import PRODUCT, ResourceRoutes, add_fallback_routes, add_resource_routes
@@ -79,6 +84,14 @@ def create_app(deps: ApiDependencies) -> FastAPI:
         no_proxies=deps.info.no_proxies,
         max_body_bytes=deps.max_body_bytes,
     )
+    overviews = OverviewRoutes(
+        store=deps.store,
+        proxies=deps.proxies,
+        dataplane_insights=deps.dataplane_insights,
+        zone_insights=deps.zone_insights,
+    )
+    add_overview_routes(app.router, overviews)
+    add_control_plane_routes(app.router, deps.control_planes)
     add_resource_routes(app.router, resources)
     add_insight_routes(app.router, insights)
     add_policy_routes(app.router, PolicyRoutes(store=deps.store))

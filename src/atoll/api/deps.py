@@ -64,6 +64,8 @@ class ProxyEndpoints(Protocol):
 
     def egress_insight(self, name: str) -> dict[str, Any]: ...
 
+    def ingress_insight(self, name: str) -> dict[str, Any] | None: ...
+
 
 class TokenEndpoints(Protocol):
     """What a CP that issues tokens adds to the API (``atoll.security`` implements it)."""
@@ -119,6 +121,8 @@ class ApiDependencies:
     is_admin: AdminCheck = is_loopback_admin
     initial_policies: InitialPolicies = default_initial_policies
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # GET /control-planes: this CP's instance registry (``atoll.cp.instances``); 404 without.
+    control_planes: Callable[[], dict[str, Any]] | None = None
     # The resource types served; ``None``: every registered type (read when the app is built).
     types: tuple[ResourceType, ...] | None = None
 

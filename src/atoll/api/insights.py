@@ -5,9 +5,13 @@
   CP's synced insights), else ``{"online": false}``.
 - ``GET /zones+insights``: Zones with a ``zoneInsight`` (``zone_insights``; offline without one).
 - ``GET /zoneegresses+insights``: ZoneEgresses with a ``zoneEgressInsight``.
-- ``GET /meshes/{mesh}/dataplanes/{name}/xds`` (admin: it holds the proxy's private key): the xDS
-  configuration this CP serves the proxy; ``/config-dump`` (admin) and ``/stats``: Envoy's own, fetched
-  through the proxy's agent. The Dataplane must exist (404), and its proxy be served here (404).
+- ``GET /meshes/{mesh}/dataplanes/{name}/served-xds`` (admin: it holds the proxy's private key): the
+  xDS configuration this CP serves the proxy.
+- ``GET .../xds`` (Kuma's path; ``.../config-dump`` is Atoll's older spelling) (admin), ``.../stats``
+  and ``.../clusters``: Envoy's own config dump (with EDS only if ``include_eds=true``, as Kuma's),
+  stats and clusters (JSON), fetched through the proxy's agent.
+
+The Dataplane must exist (404), and its proxy be served here (404).
 
 Lists take the paging of every list (``atoll.api.wire.PageRequest``) and answer the same page shape.
 """
@@ -25,6 +29,7 @@ from atoll.api import openapi, paths
 from atoll.api.deps import DataplaneInsights, ProxyEndpoints, ZoneInsights
 from atoll.api.errors import HttpError
 from atoll.api.wire import Access, PageRequest, list_page, page_answer, require_mesh, respond
+from atoll.errors import FieldError, InvalidInput
 from atoll.resources.codec import encode
 from atoll.store.protocol import Store
 
@@ -78,7 +83,7 @@ class InsightRoutes:
         ]
         return page_answer(request, paging, page, items)
 
-    async def dataplane_xds(self, request: Request) -> Response:
+    async def dataplane_served_xds(self, request: Request) -> Response:
         mesh, name = await self._dataplane(request, "the served configuration holds the proxy's private key")
         config = self.proxies.xds_config(mesh, name) if self.proxies is not None else None
         if config is None:
@@ -86,8 +91,16 @@ class InsightRoutes:
         return respond(request, config)
 
     async def dataplane_config_dump(self, request: Request) -> Response:
+        raw = request.query_params.get("include_eds", "false").lower()
+        if raw not in ("true", "false"):
+            raise InvalidInput(FieldError("include_eds", "must be true or false"), title="invalid query")
         mesh, name = await self._dataplane(request, "a config dump holds the proxy's secrets")
-        return JSONResponse(await self._served().admin(mesh, name, "/config_dump"))
+        path = "/config_dump?include_eds" if raw == "true" else "/config_dump"
+        return JSONResponse(await self._served().admin(mesh, name, path))
+
+    async def dataplane_clusters(self, request: Request) -> Response:
+        mesh, name = await self._dataplane(request, None)
+        return JSONResponse(await self._served().admin(mesh, name, "/clusters?format=json"))
 
     async def dataplane_stats(self, request: Request) -> Response:
         mesh, name = await self._dataplane(request, None)
@@ -122,16 +135,28 @@ def add_insight_routes(router: APIRouter, routes: InsightRoutes) -> None:
             "Dataplanes of a mesh with their proxies' xDS status",
         ),
         (
-            paths.DATAPLANE_XDS,
-            routes.dataplane_xds,
+            paths.DATAPLANE_SERVED_XDS,
+            routes.dataplane_served_xds,
             openapi.operation(proxy, yaml=True),
             "The xDS configuration the CP serves to one proxy",
         ),
         (
+            paths.DATAPLANE_XDS,
+            routes.dataplane_config_dump,
+            openapi.operation([*proxy, openapi.INCLUDE_EDS]),
+            "Envoy's own config dump of one proxy, through its agent (Kuma's path)",
+        ),
+        (
             paths.DATAPLANE_CONFIG_DUMP,
             routes.dataplane_config_dump,
+            openapi.operation([*proxy, openapi.INCLUDE_EDS]),
+            "Envoy's own config dump of one proxy, through its agent (Atoll's older spelling of .../xds)",
+        ),
+        (
+            paths.DATAPLANE_CLUSTERS,
+            routes.dataplane_clusters,
             openapi.operation(proxy),
-            "Envoy's own config dump of one proxy, through its agent",
+            "Envoy's clusters of one proxy (JSON), through its agent",
         ),
         (
             paths.DATAPLANE_STATS,

@@ -101,6 +101,38 @@ LIST_QUERY = [
     ),
     _param("name", "query", "Only resources whose name starts with this prefix.", required=False),
 ]
+DATAPLANE_FILTERS = [
+    {
+        "name": "tag",
+        "in": "query",
+        "required": False,
+        "description": "Only Dataplanes with this tag (key:value) on an inbound or the gateway; repeatable.",
+        "schema": {"type": "array", "items": {"type": "string", "pattern": "^[^:]+:"}},
+        "style": "form",
+        "explode": True,
+    },
+    _param(
+        "gateway",
+        "query",
+        "true, false, delegated or builtin: only gateways (of that type), or no gateway.",
+        required=False,
+        enum=["true", "false", "delegated", "builtin"],
+    ),
+    _param(
+        "ingress",
+        "query",
+        "true or false (true matches none: zone ingresses are ZoneIngress resources).",
+        required=False,
+        enum=["true", "false"],
+    ),
+]
+INCLUDE_EDS = _param(
+    "include_eds",
+    "query",
+    "true: the dump includes EDS (endpoints); default false.",
+    required=False,
+    enum=["true", "false"],
+)
 IF_MATCH = _param(
     "If-Match",
     "header",

@@ -8,7 +8,15 @@ them; nothing else spells a path. Templates hold ``{mesh}``, ``{name}`` or ``{pl
 Resource paths derive from a ``ResourceType``: mesh-scoped types live under their mesh,
 ``/meshes/{mesh}/{plural}[/{name}]`` (``dataplanes``, ``meshtrafficpermissions``, ``secrets``), and
 are listed across every mesh at ``/{plural}``; global-scoped ones sit at the root,
-``/{plural}[/{name}]`` (``meshes``, ``zones``, ``zoneingresses``).
+``/{plural}[/{name}]`` (``meshes``, ``zones``, ``zoneingresses``). The plural is Kuma's spelling
+(``external-services``); ``alias_templates`` gives the routes of a type's older Atoll spellings
+(``externalservices``), which the API keeps serving.
+
+Kuma's paths are the canonical ones where Kuma has one: its read-only overviews and insights
+(``KUMA_*`` below: ``/meshes/{mesh}/dataplanes/_overview``, ``/mesh-insights``,
+``/meshes/{mesh}/service-insights``, ``/zones/_overview``, ...), answered in Kuma's shapes
+(``atoll.api.overviews``), and the token paths. ``ALIASES`` maps each Atoll spelling that Kuma spells
+differently to Kuma's (docs/kuma-compatibility.md prints the table).
 
 This module imports nothing but the standard library (the type of ``ResourceType`` only when type
 checking), and ``atoll.api`` imports none of its modules eagerly: a client learns a path without
@@ -44,13 +52,40 @@ TOKENS_REVOCATIONS = "/tokens/revocations"
 DATAPLANES_INSIGHTS = MESH + "/dataplanes+insights"
 ZONES_INSIGHTS = "/zones+insights"
 ZONE_EGRESSES_INSIGHTS = "/zoneegresses+insights"
+CONTROL_PLANES = "/control-planes"
 DATAPLANE = MESH + "/dataplanes/{name}"
-DATAPLANE_XDS = DATAPLANE + "/xds"
+DATAPLANE_XDS = DATAPLANE + "/xds"  # Kuma's: Envoy's config dump (``/config-dump`` is Atoll's older spelling)
 DATAPLANE_CONFIG_DUMP = DATAPLANE + "/config-dump"
+DATAPLANE_SERVED_XDS = DATAPLANE + "/served-xds"  # the xDS configuration this CP serves the proxy
 DATAPLANE_STATS = DATAPLANE + "/stats"
 # Policy inspection: which policies shape a proxy's traffic, and which proxies a policy selects.
 DATAPLANE_POLICIES = DATAPLANE + "/policies"
 POLICY_DATAPLANES = MESH + "/{plural}/{name}/_resources/dataplanes"
+
+# Kuma's overviews and insights (read-only, Kuma's JSON shapes).
+KUMA_DATAPLANES_OVERVIEW = MESH + "/dataplanes/_overview"
+KUMA_DATAPLANE_OVERVIEW = DATAPLANE + "/_overview"
+KUMA_DATAPLANE_INSIGHTS = MESH + "/dataplane-insights"  # Kuma's shape; Atoll's stored type is at dataplaneinsights
+KUMA_DATAPLANE_INSIGHT = KUMA_DATAPLANE_INSIGHTS + "/{name}"
+KUMA_MESH_INSIGHTS = "/mesh-insights"
+KUMA_MESH_INSIGHT = KUMA_MESH_INSIGHTS + "/{name}"
+KUMA_SERVICE_INSIGHTS = MESH + "/service-insights"
+KUMA_SERVICE_INSIGHT = KUMA_SERVICE_INSIGHTS + "/{name}"
+KUMA_ZONES_OVERVIEW = "/zones/_overview"
+KUMA_ZONE_OVERVIEW = "/zones/{name}/_overview"
+KUMA_ZONE_INGRESSES_OVERVIEW = "/zoneingresses/_overview"
+KUMA_ZONE_INGRESS_OVERVIEW = "/zoneingresses/{name}/_overview"
+KUMA_ZONE_EGRESSES_OVERVIEW = "/zoneegresses/_overview"
+KUMA_ZONE_EGRESS_OVERVIEW = "/zoneegresses/{name}/_overview"
+DATAPLANE_CLUSTERS = DATAPLANE + "/clusters"
+
+ALIASES: dict[str, str] = {
+    DATAPLANE_CONFIG_DUMP: DATAPLANE_XDS,
+}
+"""Atoll's own spelling -> Kuma's path for the same thing, for paths outside the type registry (the
+resource types' alias plurals are in ``ResourceType.plural_aliases``). ``DATAPLANE_XDS`` answers
+Envoy's config dump as Kuma's does (before Kuma's paths, it answered what ``DATAPLANE_SERVED_XDS``
+answers now: the configuration the CP serves)."""
 
 # Any type name under a mesh: the app's catch-all that names the known types when one is unknown.
 MESH_ANY_COLLECTION = MESH + "/{plural}"
@@ -89,3 +124,15 @@ def item_path(rt: ResourceType, name: str, mesh: str | None = None) -> str:
     if rt.mesh_scoped and mesh is None:
         raise ValueError(f"{rt.name} is mesh-scoped: a mesh is required")
     return collection_path(rt, mesh) + "/" + quote(name, safe="")
+
+
+def alias_templates(rt: ResourceType) -> list[tuple[str, str]]:
+    """``(alias, canonical)`` route pairs of ``rt``'s older plurals: collection, item, and (for
+    mesh-scoped types) the list across meshes."""
+    out: list[tuple[str, str]] = []
+    for alias in rt.plural_aliases:
+        collection = f"{MESH}/{alias}" if rt.mesh_scoped else f"/{alias}"
+        out += [(collection, collection_template(rt)), (collection + "/{name}", item_template(rt))]
+        if rt.mesh_scoped:
+            out.append((f"/{alias}", all_meshes_template(rt)))
+    return out

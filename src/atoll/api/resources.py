@@ -2,7 +2,8 @@
 
 Routes are registered per ``ResourceType`` known when the app is built (paths from
 ``atoll.api.paths``), each type's in this order: list (in a mesh, or at the root), list across
-meshes (mesh-scoped types), get, put, delete — the order ``Allow`` lists methods in.
+meshes (mesh-scoped types), get, put, delete — the order ``Allow`` lists methods in. A type's plural
+is Kuma's (``external-services``); its ``plural_aliases`` (``externalservices``) answer the same.
 
 - ``GET`` of a list answers a ``{total, items, next}`` page (``size``, ``offset``, ``name`` prefix);
   a mesh in the path must exist (404 naming ``mesh``).
@@ -150,22 +151,36 @@ def add_resource_routes(router: APIRouter, routes: ResourceRoutes) -> None:
 
 
 def _describe(rt: ResourceType) -> dict[str, Any]:
+    """One entry of ``/_resources``: name, Kuma's plural (and Atoll's older spellings), scope, path."""
     path = paths.collection_template(rt)
-    return {"name": rt.name, "plural": rt.plural, "scope": rt.scope.value, "policy": rt.policy, "path": path}
+    out: dict[str, Any] = {"name": rt.name, "plural": rt.plural, "scope": rt.scope.value, "policy": rt.policy}
+    out["path"] = path
+    if rt.plural_aliases:
+        out["pluralAliases"] = list(rt.plural_aliases)
+    return out
 
 
 def _add_type_routes(router: APIRouter, routes: ResourceRoutes, rt: ResourceType) -> None:
-    """The list, get, put and delete routes of one type, documented in the OpenAPI schema."""
+    """The list, get, put and delete routes of one type, documented in the OpenAPI schema; the same
+    routes at the type's alias plurals (``paths.alias_templates``), left out of the schema."""
     tags: list[str | enum.Enum] = [rt.name]
     in_mesh = " of a mesh" if rt.mesh_scoped else ""
     lists = [(paths.collection_template(rt), f"List {rt.name} resources{in_mesh}", rt.mesh_scoped)]
     if rt.mesh_scoped:
         lists.append((paths.all_meshes_template(rt), f"List {rt.name} resources of every mesh", False))
+    aliases = paths.alias_templates(rt)
     for path, summary, with_mesh in lists:
         extra = openapi.list_operation(rt, in_mesh=with_mesh)
-        router.add_api_route(
-            path, routes.list_handler(rt), methods=["GET"], summary=summary, tags=tags, openapi_extra=extra
-        )
+        for route in [path, *(alias for alias, canonical in aliases if canonical == path)]:
+            router.add_api_route(
+                route,
+                routes.list_handler(rt),
+                methods=["GET"],
+                summary=summary,
+                tags=tags,
+                openapi_extra=extra,
+                include_in_schema=route == path,
+            )
     item = paths.item_template(rt)
     for method, handler, summary in (
         ("GET", routes.get_handler(rt), f"Get a {rt.name}"),
@@ -173,18 +188,27 @@ def _add_type_routes(router: APIRouter, routes: ResourceRoutes, rt: ResourceType
         ("DELETE", routes.delete_handler(rt), f"Delete a {rt.name}"),
     ):
         extra = openapi.item_operation(rt, method)
-        router.add_api_route(item, handler, methods=[method], summary=summary, tags=tags, openapi_extra=extra)
+        for route in [item, *(alias for alias, canonical in aliases if canonical == item)]:
+            router.add_api_route(
+                route,
+                handler,
+                methods=[method],
+                summary=summary,
+                tags=tags,
+                openapi_extra=extra,
+                include_in_schema=route == item,
+            )
 
 
 def add_fallback_routes(router: APIRouter, types: Sequence[ResourceType]) -> None:
     """Catch-all routes under ``/meshes/{mesh}/`` for type names no route serves (add them last)."""
-    mesh_plurals = sorted(rt.plural for rt in types if rt.mesh_scoped)
+    mesh_plurals = sorted(p for rt in types if rt.mesh_scoped for p in (rt.plural, *rt.plural_aliases))
 
     async def unknown_type(request: Request) -> Response:
         plural = request.path_params["plural"]
         if plural in mesh_plurals:  # a known type, a method its routes do not serve
             raise StarletteHTTPException(405)
-        known = ", ".join(mesh_plurals)
+        known = ", ".join(sorted(rt.plural for rt in types if rt.mesh_scoped))
         raise HttpError(404, "unknown resource type", f'no resource type "{plural}" in a mesh; known: {known}')
 
     for template in (paths.MESH_ANY_COLLECTION, paths.MESH_ANY_ITEM):

@@ -3,6 +3,12 @@
 Each checks the client is an admin (403), then hands the JSON object body to the ``TokenEndpoints``
 of this CP (``atoll.security.TokenEndpoints``), which validates it and answers; a CP built without
 one answers 404.
+
+A token is answered as ``{"token": ...}`` JSON, or as the bare token in ``text/plain`` the way Kuma's
+control plane answers, to Kuma's CLI (``User-Agent: kumactl/...``: ``kumactl generate
+dataplane-token|zone-token`` prints the body as it comes) and to a client whose ``Accept`` names
+``text/plain`` and no JSON. (Kuma's clients send no ``Accept``, nor do Python's ``urllib`` and others
+that expect Atoll's JSON, so the header alone cannot tell them apart.)
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from atoll.api import openapi, paths
 from atoll.api.deps import TokenEndpoints
@@ -37,7 +43,9 @@ def add_token_routes(router: APIRouter, tokens: TokenEndpoints | None, access: A
             methods=["POST"],
             summary=f"{what[0].upper()}{what[1:]} (admin only)",
             tags=["tokens"],
-            openapi_extra=openapi.operation([], body="object"),
+            openapi_extra=_token_operation()
+            if path != paths.TOKENS_REVOCATIONS
+            else openapi.operation([], body="object"),
         )
 
 
@@ -49,6 +57,25 @@ def _handler(
         if tokens is None:
             raise HttpError(404, "not found", "this control plane issues no tokens")
         doc = await json_object(request, what, max_body_bytes)
-        return JSONResponse(await call(tokens, doc))
+        answer = await call(tokens, doc)
+        if "token" in answer and _wants_bare_token(request):
+            return PlainTextResponse(answer["token"])
+        return JSONResponse(answer)
 
     return handler
+
+
+def _wants_bare_token(request: Request) -> bool:
+    if request.headers.get("user-agent", "").startswith("kumactl/"):
+        return True
+    accept = request.headers.get("accept", "").lower()
+    return "text/plain" in accept and "json" not in accept
+
+
+def _token_operation() -> dict[str, Any]:
+    op = openapi.operation([], body="object")
+    op["responses"]["200"]["content"]["text/plain"] = {"schema": {"type": "string"}}
+    op["responses"]["200"]["description"] = (
+        "{token} as JSON, or the bare token as text/plain (see the module docstring)"
+    )
+    return op

@@ -29,6 +29,7 @@ from atoll.dp import (
     proxy_type_of,
     run_agent,
 )
+from atoll.dp.failover import cp_urls
 from atoll.errors import AtollError, InvalidInput
 from atoll.resources.base import parse_duration
 
@@ -81,9 +82,11 @@ Envoy then reaches ADS (5678) at the address the bootstrap names."""
     "--cp",
     "cp_url",
     required=True,
+    multiple=True,
     envvar="ATOLL_DP_CP",
     metavar="URL",
-    help="The zone CP's REST API URL, e.g. http://127.0.0.1:5681 (not the ADS port 5678).",
+    help="The zone CP's REST API URL, e.g. http://127.0.0.1:5681 (not the ADS port 5678); several instances"
+    " (HA): repeat it or give a comma-separated list.",
 )
 @click.option(
     "--dataplane-file",
@@ -193,7 +196,7 @@ Envoy then reaches ADS (5678) at the address the bootstrap names."""
 @click.option("--probe-all", is_flag=True, help="TCP-probe every inbound, not only those with serviceProbe.")
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def run(
-    cp_url: str,
+    cp_url: tuple[str, ...],
     dataplane_file: TextIO,
     dataplane_vars: tuple[str, ...],
     token_file: Path | None,
@@ -227,8 +230,13 @@ def run(
         return
     proxy_type = proxy_type or proxy_type_of(resource)
     token = token_file.read_text().strip() if token_file is not None else None
+    try:
+        urls = cp_urls(cp_url)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--cp") from None
     config = AgentConfig(
-        cp_url=cp_url,
+        cp_url=urls[0],
+        cp_urls=tuple(urls),
         resource=resource,
         proxy_type=proxy_type,  # type: ignore[arg-type]
         token=token or None,

@@ -1,4 +1,4 @@
-"""``atoll inspect``: what the control plane knows about live proxies (and, at global, zones).
+"""``atoll inspect``: what the control plane knows about live proxies (and, at global, zones), and its HA instances.
 
 ``inspect dataplanes`` lists a mesh's Dataplanes with their proxy's state at this CP: online or not,
 xDS mode, when config was last ACKed, how many NACKs and the last NACK error, Envoy version.
@@ -12,7 +12,8 @@ every external service it terminates and originates for, with the permissions ch
 ``inspect dataplane NAME --policies`` shows, per inbound and outbound, the policy items that apply in
 merge order and the settings they give (as text, or the API's answer as YAML/JSON); ``inspect
 policy KIND NAME`` the Dataplanes a policy selects. Both are answered by any CP from its store
-(``atoll.api.policy_routes``).
+(``atoll.api.policy_routes``). ``inspect control-planes`` lists the CP instances sharing this one's store
+(HA): which leads, versions, uptimes, heartbeats, proxies and zones each holds.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from atoll.cli.render import age, lookup_type, make_console, now_utc, print_tabl
 
 Table = tuple[list[str], list[list[str]]]
 OUTPUT = click.Choice(["table", "yaml", "json"])
-PROXY_VIEWS = {"xds": paths.DATAPLANE_XDS, "config-dump": paths.DATAPLANE_CONFIG_DUMP, "stats": paths.DATAPLANE_STATS}
+PROXY_VIEWS = {"xds": paths.DATAPLANE_SERVED_XDS, "config-dump": paths.DATAPLANE_XDS, "stats": paths.DATAPLANE_STATS}
 
 
 @click.group(
@@ -377,3 +378,45 @@ def policy(kind: str, name: str, mesh: str, output: str) -> None:
     with state().client() as client:
         body = client.get_path(paths.expand(paths.POLICY_DATAPLANES, mesh=mesh, plural=rt.plural, name=name))
     _emit(body.get("items") or [], output, reach_rows)
+
+
+@inspect.command(
+    name="control-planes",
+    epilog="""\b
+Examples:
+  atoll inspect control-planes              # the instances sharing this CP's store
+  atoll inspect control-planes -o json""",
+)
+@click.option("-o", "--output", type=OUTPUT, default="table", show_default=True)
+def control_planes(output: str) -> None:
+    """Control plane instances of this CP's role on its store: leader, version, uptime, proxies, zones."""
+    with state().client() as client:
+        body = client.get_path(paths.CONTROL_PLANES)
+    items = body.get("items", []) if isinstance(body, dict) else []
+    _emit(items, output, control_plane_rows)
+
+
+def control_plane_rows(items: list[dict[str, Any]]) -> Table:
+    header = ["INSTANCE", "ADDRESS", "LEADER", "STATUS", "VERSION", "UPTIME", "HEARTBEAT", "PROXIES", "ZONES"]
+    rows = [
+        [
+            str(i.get("id", "")),
+            str(i.get("address") or "-"),
+            f"yes (term {i.get('term')})" if i.get("leader") else "no",
+            "alive" if i.get("alive") else "silent",
+            str(i.get("version") or "-"),
+            _seconds(i.get("uptimeSeconds")),
+            _seconds(i.get("heartbeatAgeSeconds")) + " ago",
+            str(i.get("proxies", 0)),
+            str(i.get("zones", 0)),
+        ]
+        for i in items
+    ]
+    return header, rows
+
+
+def _seconds(value: object) -> str:
+    secs = int(value) if isinstance(value, int | float) else 0
+    if secs < 120:
+        return f"{secs}s"
+    return f"{secs // 60}m" if secs < 7200 else f"{secs // 3600}h"

@@ -260,8 +260,8 @@ OPTIONS: list[Option] = [
         "global_address",
         str,
         None,
-        "KDS address of the global CP a zone CP syncs with: grpcs://host:5685 (grpc:// is plaintext). "
-        "Without it a zone CP runs standalone.",
+        "KDS address of the global CP a zone CP syncs with: grpcs://host:5685 (grpc:// is plaintext); "
+        "several global instances as a comma-separated list (tried in turn). Without it a zone CP runs standalone.",
     ),
     Option(
         "zone_token_file", Path, None, "File with this zone's token for the global CP (required with global_address)."

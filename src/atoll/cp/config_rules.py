@@ -64,10 +64,10 @@ def _check_kds(c: CpConfig) -> None:
     if c.global_address is not None:
         if c.mode != "zone":
             raise ConfigError(f"global_address: only used with mode=zone (mode is {c.mode})")
-        from atoll.kds.client import parse_global_address
+        from atoll.kds.client import parse_global_addresses
 
         try:
-            parse_global_address(c.global_address)
+            parse_global_addresses(c.global_address)
         except ValueError as e:
             raise ConfigError(f"global_address: {e}") from None
         if c.zone_token_file is None:

@@ -18,6 +18,10 @@ stopped. ``build_supervisor`` is the explicit wiring — each part gets exactly 
             ──► REST API (/zones+insights, dataplanes+insights of every zone)
     zone with global_address: store, zone token file, XdsComponent.inventory ──► ZoneKds ("kds", dials
             global); the REST API becomes federated (global-owned types are read-only)
+    every mode: the store's coordination ──► LeaderElector + InstanceRegistry (HaComponent "ha",
+            ``atoll.cp.ha``); leader-only work wrapped in LeaderOnly: ZoneKds, CaAuthority,
+            availableServices publishing; the registry ──► REST API (/control-planes) and the insights
+            of proxies and zones other instances hold
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ import gc
 import logging
 import signal
 import socket
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -36,18 +42,18 @@ import atoll
 from atoll.api.app import ApiDependencies, ApiInfo, create_app
 from atoll.api.diagnostics import create_diagnostics_app
 from atoll.api.metrics import InstrumentedStore, Metrics
-from atoll.cp import store_checks
+from atoll.cp import ha, store_checks
 from atoll.cp.components import HttpServer, Supervisor
 from atoll.cp.config import CpConfig
 from atoll.cp.data_dir_lock import lock_data_dir
 from atoll.cp.default_mesh import ensure_default_mesh
+from atoll.cp.instances import InstanceRegistry
+from atoll.cp.leader import LeaderElector, LeaderOnly
 from atoll.cp.logs import setup_logging
 from atoll.cp.xds import XdsComponent
 from atoll.errors import AtollError
 from atoll.kds import GlobalKds, ZoneKds, ensure_self_signed, server_credentials
-from atoll.kds.flows import InsightData
-from atoll.proxies.inventory import Inventory
-from atoll.resources.proxy_id import NodeId
+from atoll.kds.flows import Insights
 from atoll.security import (
     AdminAuth,
     TokenEndpoints,
@@ -57,7 +63,9 @@ from atoll.security import (
     proxy_authenticator,
 )
 from atoll.security.authority import CaAuthority
+from atoll.security.mesh_ca import CaManager
 from atoll.store import open_store
+from atoll.store.coordination import Coordination, InstanceRecord
 from atoll.store.protocol import Store
 from atoll.xds.peers import PeerGate
 
@@ -141,6 +149,9 @@ def build_supervisor(
     supervisor = Supervisor(stop_timeout=config.shutdown_timeout)
     federated = config.mode == "zone" and config.global_address is not None
     info = ApiInfo(version=atoll.__version__, mode=config.mode, zone=config.zone, federated=federated)
+    instance_id = ha.new_instance_id(config)
+    coordination, registry_coordination = ha.coordinations_for(config)
+    elector = LeaderElector(coordination, lease=ha.lease_name(config), holder=instance_id)
     xds: XdsComponent | None = None
     if config.mode in ("standalone", "zone"):
         xds = XdsComponent(
@@ -156,14 +167,26 @@ def build_supervisor(
             credentials=xds_credentials(config),
             ads_cert_pem=_read_ads_cert(config),
             gate=PeerGate(first_message_timeout=config.xds_first_message_timeout),
+            instance_id=instance_id,
+            # alone on its store (SQLite, memory) a CP always creates CAs itself, from its first pass on
+            leads=(lambda: elector.is_leader) if config.store == "postgres" else (lambda: True),
         )
         supervisor.add(xds)
     global_kds = build_global_kds(config, store) if config.mode == "global" else None
+    registry = build_registry(config, registry_coordination, elector, instance_id, xds, global_kds)
+    supervisor.add(ha.HaComponent((coordination, registry_coordination), elector, registry))
+    shared_insights = ha.SharedGlobalInsights(global_kds.inventory, registry) if global_kds is not None else None
     if global_kds is not None:
         supervisor.add(global_kds)
-        supervisor.add(CaAuthority(store))  # zones use the CAs global creates, synced as Secrets
+        # zones use the CAs global creates, synced as Secrets; one global instance creates them
+        supervisor.add(LeaderOnly("ca-authority", elector, lambda: CaAuthority(store)))
+    if xds is not None:
+        xds.reconciler.publisher.enabled = lambda: elector.is_leader
+        cas = CaManager(store) if not federated else None
+        supervisor.add(LeaderOnly("available-services", elector, lambda: ha.PublishWhenElected(xds.reconciler, cas)))
     if federated and xds is not None:
-        supervisor.add(build_zone_kds(config, store, xds.inventory))
+        insights = ha.zone_insights(xds.inventory, registry)
+        supervisor.add(LeaderOnly("kds", elector, lambda: build_zone_kds(config, store, insights, instance_id)))
     api_app = create_app(
         ApiDependencies(
             store,
@@ -173,8 +196,11 @@ def build_supervisor(
             max_body_bytes=config.max_body_bytes,
             is_admin=security.admin,
             tokens=TokenEndpoints(TokenIssuer(store)),
-            dataplane_insights=global_kds.inventory.insight if global_kds is not None else None,
-            zone_insights=global_kds.inventory.zone_insight if global_kds is not None else None,
+            dataplane_insights=(
+                global_kds.inventory.insight if global_kds is not None else ha.peer_dataplane_insight(registry)
+            ),
+            zone_insights=shared_insights.zone_insight if shared_insights is not None else None,
+            control_planes=registry.listing,
         )
     )
     graceful = max(1.0, config.shutdown_timeout / 2)
@@ -250,20 +276,11 @@ def build_global_kds(config: CpConfig, store: Store) -> GlobalKds:
     )
 
 
-def build_zone_kds(config: CpConfig, store: Store, inventory: Inventory) -> ZoneKds:
+def build_zone_kds(config: CpConfig, store: Store, insights: Insights, instance_id: str | None = None) -> ZoneKds:
     """A federated zone's KDS client; the token file is re-read on every connect. It sends global the
-    insights of this zone's dataplanes (not of its zone ingresses and egresses)."""
+    ``insights`` of this zone's dataplanes (not of its zone ingresses and egresses)."""
     assert config.zone is not None and config.global_address is not None and config.zone_token_file is not None
     token_file = config.zone_token_file
-
-    def insights() -> InsightData:
-        out: InsightData = []
-        for insight in inventory.all():
-            node = NodeId.parse(insight.node_id)
-            if node.mesh is not None:
-                out.append((node.mesh, node.name, insight.to_json()))
-        return out
-
     return ZoneKds(
         store,
         zone=config.zone,
@@ -272,7 +289,45 @@ def build_zone_kds(config: CpConfig, store: Store, inventory: Inventory) -> Zone
         ca_file=config.global_ca_file,
         insights=insights,
         version=atoll.__version__,
+        instance_id=instance_id,
     )
+
+
+def build_registry(
+    config: CpConfig,
+    coordination: Coordination,
+    elector: LeaderElector,
+    instance_id: str,
+    xds: XdsComponent | None,
+    global_kds: GlobalKds | None,
+) -> InstanceRegistry:
+    """This instance in the store's registry: reporting its proxies (zone) or zones (global); a zone
+    leader gives a dead instance's proxies the removal grace."""
+    report: Callable[[], Mapping[str, Any]] = lambda: {}  # noqa: E731
+    on_dead = None
+    if xds is not None:
+        report = ha.zone_report(xds.inventory)
+        removal = xds.removal
+
+        async def on_dead(dead: InstanceRecord) -> None:
+            held = dead.report.get("proxies")
+            for nid in held if isinstance(held, dict) else ():
+                removal.schedule(str(nid))
+
+    elif global_kds is not None:
+        report = ha.global_report(global_kds.registry)
+    registry = InstanceRegistry(
+        coordination,
+        elector,
+        role=ha.lease_name(config),
+        instance_id=instance_id,
+        base=ha.base_report(config, atoll.__version__),
+        report=report,
+        on_dead=on_dead,
+    )
+    if xds is not None:
+        xds.removal.connected_elsewhere = registry.holds_proxy
+    return registry
 
 
 async def serve_cp(config: CpConfig) -> int:

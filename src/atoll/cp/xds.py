@@ -23,6 +23,7 @@ import contextlib
 import gc
 import logging
 import uuid
+from collections.abc import Callable
 
 import grpc
 
@@ -44,11 +45,13 @@ from atoll.xds.server import AdsServicer, SnapshotCache, make_server
 log = logging.getLogger(__name__)
 
 
-def mesh_ca_source(cas: CaManager, *, authority: bool) -> CaSource:
-    """A standalone CP (or global) creates a mesh's CA; a federated zone uses the one synced from global."""
+def mesh_ca_source(cas: CaManager, *, authority: bool, leads: Callable[[], bool] = lambda: True) -> CaSource:
+    """A standalone CP (or global) creates a mesh's CA; a federated zone uses the one synced from global.
+    With several instances on one store only the leader (``leads``) creates; the others read what it
+    created (its Secrets' events bring the mesh back to the reconciler)."""
 
     async def ca_source(mesh: Resource[MeshSpec]) -> CaBundle | None:
-        if authority:
+        if authority and leads():
             return await cas.ensure_ca(mesh)
         backend = mesh.spec.mtls.enabled() if mesh.spec.mtls is not None else None
         return await cas.get_ca(mesh.name, backend.name) if backend is not None else None
@@ -79,10 +82,12 @@ class XdsComponent:
         credentials: grpc.ServerCredentials | None = None,
         gate: PeerGate | None = None,
         ads_cert_pem: str | None = None,
+        instance_id: str | None = None,
+        leads: Callable[[], bool] = lambda: True,
     ) -> None:
         self.cache = SnapshotCache()
-        self.inventory = Inventory(cp_instance=f"{zone}-{uuid.uuid4().hex[:8]}")
-        ca_source = mesh_ca_source(CaManager(store), authority=ca_authority)
+        self.inventory = Inventory(cp_instance=instance_id or f"{zone}-{uuid.uuid4().hex[:8]}")
+        ca_source = mesh_ca_source(CaManager(store), authority=ca_authority, leads=leads)
         self.reconciler = ProxyReconciler(store, self.cache, zone=zone, window=window, ca_source=ca_source)
         self.removal = RemovalTimers(store, self.inventory, grace=grace, zone=zone)
         self.lifecycle = DataplaneLifecycle(

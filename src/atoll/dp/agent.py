@@ -6,7 +6,8 @@
    and a work dir (a temp dir removed at exit unless one was given);
 2. ``POST {cp}/bootstrap`` (``cp_client.fetch_bootstrap``: a 4xx raises ``CpRejected`` at once,
    connection errors / 5xx are retried up to ``cp_timeout``), make sure the bootstrap's admin address
-   is the chosen one, and write ``bootstrap.json``;
+   is the chosen one, and write ``bootstrap.json``; with several CP instances (``cp_urls``), from the
+   first that answers, its ADS cluster listing every instance (``atoll.dp.failover``);
 3. run, in one ``asyncio.TaskGroup``, the Envoy supervisor, the ``/ready`` endpoint (if a ready port
    was given; bound before step 2 so a busy port fails fast, 503 until ready), the service probes and
    the health reporter, the access-log streamer (``atoll.dp.access_log``: the FIFO of the proxy's
@@ -32,13 +33,13 @@ import socket
 import sys
 import tempfile
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
 import httpx
 
-from atoll.dp import readiness
+from atoll.dp import failover, readiness
 from atoll.dp._aio import wait_first
 from atoll.dp.access_log import AccessLogStreamer
 from atoll.dp.admin_responder import answer_admin_requests
@@ -73,6 +74,7 @@ class AgentConfig:
     probe_all: bool = False
     envoy_log_file: Path | None = None
     ca_cert: str | None = None  # PEM of the CA that verifies the CP's ADS certificate (--ca-file)
+    cp_urls: tuple[str, ...] = ()  # every CP instance (HA, ``atoll.dp.failover``); empty: just ``cp_url``
 
 
 class _Stopped(Exception):
@@ -174,10 +176,12 @@ async def _run(
 ) -> None:
     """Steps 2 and 3 of the module docstring: bootstrap, then every part of the agent until ``stop``."""
     admin_port = config.admin_port or admin_port_of(config.resource) or free_loopback_port()
-    response = await _fetch_bootstrap(config, admin_port, stop)
-    if response is None:
+    fetched = await _fetch_bootstrap(config, admin_port, stop)
+    if fetched is None:
         log.info("stopped before the bootstrap arrived")
         return
+    answered, response = fetched
+    config = replace(config, cp_url=answered)  # health reports and the admin relay go to that instance
     bootstrap_path, admin_host, admin_port = _write_bootstrap(response, work_dir, admin_port)
     supervisor = _envoy_supervisor(config, bootstrap_path, admin_host, admin_port, out)
     targets = inbound_targets(config.resource, probe_all=config.probe_all) if config.proxy_type == "dataplane" else []
@@ -217,8 +221,11 @@ def _access_log_streamer(config: AgentConfig) -> AccessLogStreamer | None:
     return streamer
 
 
-async def _fetch_bootstrap(config: AgentConfig, admin_port: int, stop: asyncio.Event) -> BootstrapResponse | None:
-    """The CP's answer to ``POST /bootstrap`` (retried up to ``cp_timeout``), or ``None`` if stopped first."""
+async def _fetch_bootstrap(
+    config: AgentConfig, admin_port: int, stop: asyncio.Event
+) -> tuple[str, BootstrapResponse] | None:
+    """The CP's answer to ``POST /bootstrap`` (retried up to ``cp_timeout``) with the URL of the instance
+    that gave it, or ``None`` if stopped first."""
     request = BootstrapRequest(
         proxy_type=config.proxy_type,
         dataplane=encode(config.resource, with_times=False),
@@ -228,14 +235,26 @@ async def _fetch_bootstrap(config: AgentConfig, admin_port: int, stop: asyncio.E
         version=versions(),
         ca_cert=config.ca_cert,
     )
-    fetched: list[BootstrapResponse] = []
+    fetched: list[tuple[str, BootstrapResponse]] = []
 
     async def fetch() -> None:
-        fetched.append(await fetch_bootstrap(config.cp_url, request, give_up_after=config.cp_timeout))
+        if len(config.cp_urls) > 1:
+            fetched.append(await _fetch_from_instances(config, request))
+            return
+        fetched.append((config.cp_url, await fetch_bootstrap(config.cp_url, request, give_up_after=config.cp_timeout)))
 
     if await wait_first(fetch(), stop.wait()) == 1:
         return None
     return fetched[0]
+
+
+async def _fetch_from_instances(config: AgentConfig, request: BootstrapRequest) -> tuple[str, BootstrapResponse]:
+    """With several CP instances: the first one's bootstrap, its ADS cluster listing every instance."""
+    urls = list(config.cp_urls)
+    url, response = await failover.fetch_from_any(urls, request, give_up_after=config.cp_timeout)
+    bootstrap = json.loads(json.dumps(response.bootstrap))
+    failover.add_ads_endpoints(bootstrap, await failover.ads_endpoints(urls, url, response, request))
+    return url, replace(response, bootstrap=bootstrap)
 
 
 def _write_bootstrap(response: BootstrapResponse, work_dir: Path, admin_port: int) -> tuple[Path, str, int]:

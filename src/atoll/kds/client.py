@@ -18,7 +18,9 @@ meanwhile; ``ready`` means "running and its token not refused by global" (a refu
 succeeds, e.g. with a good token written to the token file), ``connected`` means "global answered".
 
 Addresses: ``grpcs://host:port`` (TLS; ``ca_file`` is the root to trust, else the system's) or
-``grpc://host:port`` (plaintext, logged as a warning).
+``grpc://host:port`` (plaintext, logged as a warning). Several global instances (HA) are given as a
+comma-separated list: a connection that delivers nothing moves the client to the next address (logged),
+and the backoff grows once per round over all of them.
 """
 
 from __future__ import annotations
@@ -85,6 +87,16 @@ def parse_global_address(value: str) -> GlobalAddress:
     return GlobalAddress(scheme == "grpcs", host.strip("[]"), port)
 
 
+def parse_global_addresses(value: str) -> list[GlobalAddress]:
+    """One or several (comma-separated) global addresses; ``ValueError`` naming the bad one."""
+    parts = [p.strip() for p in value.split(",")]
+    if not any(parts):
+        raise ValueError("must name at least one address, e.g. grpcs://global.example:5685")
+    if not all(parts):
+        raise ValueError(f'an empty address in the list "{value}"')
+    return [parse_global_address(p) for p in parts]
+
+
 def backoff_delay(attempt: int, base: float, cap: float, rand: Callable[[], float] = random.random) -> float:
     """Full jitter: uniform in [0, min(cap, base * 2**attempt)], at least ``base / 2``."""
     ceiling = min(cap, base * (2 ** min(attempt, 30)))
@@ -111,7 +123,8 @@ class ZoneKds:
     ) -> None:
         self.store = store
         self.zone = zone
-        self.address = parse_global_address(global_address)
+        self.addresses = parse_global_addresses(global_address)
+        self._current = 0
         self._token = token
         self._ca_file = ca_file
         self._insights = insights
@@ -132,6 +145,11 @@ class ZoneKds:
         return "kds"
 
     @property
+    def address(self) -> GlobalAddress:
+        """The global address this client dials now."""
+        return self.addresses[self._current]
+
+    @property
     def ready(self) -> bool:
         return self._running and self.refused is None
 
@@ -144,7 +162,7 @@ class ZoneKds:
     async def start(self) -> None:
         if self._stop.is_set():
             return
-        if not self.address.tls:
+        if not all(a.tls for a in self.addresses):
             log.warning("KDS to global at %s is plaintext (grpc://): use grpcs:// outside tests", self.address)
         self._running = True
         attempt = 0
@@ -153,7 +171,8 @@ class ZoneKds:
                 delivered = await self._connect_once()
                 if self._stop.is_set():
                     break
-                attempt = 0 if delivered else attempt + 1
+                rounds = self._next_address(delivered)
+                attempt = 0 if delivered else attempt + rounds
                 delay = backoff_delay(attempt, self._backoff_base, self._backoff_max)
                 log.info("KDS: reconnecting to global in %.2fs", delay)
                 with contextlib.suppress(TimeoutError):
@@ -164,6 +183,15 @@ class ZoneKds:
 
     async def stop(self) -> None:
         self._stop.set()
+
+    def _next_address(self, delivered: bool) -> int:
+        """After a connection that delivered nothing, move to the next address; 1 when a round over
+        every address ended (the backoff then grows), else 0."""
+        if delivered or len(self.addresses) == 1:
+            return 0 if delivered else 1
+        self._current = (self._current + 1) % len(self.addresses)
+        log.warning("KDS: moving to global at %s (%s)", self.address, self.last_error or "no answer")
+        return 1 if self._current == 0 else 0
 
     def _credentials(self) -> grpc.ChannelCredentials:
         root = None

@@ -82,6 +82,10 @@ class ZoneRegistry:
     def session(self, zone: str) -> ZoneSession | None:
         return self._sessions.get(zone)
 
+    def sessions(self) -> list[ZoneSession]:
+        """Every zone's session, connected or not."""
+        return list(self._sessions.values())
+
     def online(self, zone: str) -> bool:
         s = self._sessions.get(zone)
         return s is not None and s.online

@@ -22,6 +22,7 @@ from typing import Any
 
 ALLOWED_PATHS = (
     "/config_dump",
+    "/config_dump?include_eds",
     "/clusters?format=json",
     "/stats?format=json",
     "/server_info",

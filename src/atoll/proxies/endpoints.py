@@ -68,6 +68,11 @@ class ProxyApi:
         i = self.inventory.get(str(NodeId.dataplane(mesh, name)))
         return i.to_json() if i is not None else None
 
+    def ingress_insight(self, name: str) -> dict[str, Any] | None:
+        """Zone ingress ``name`` at this CP: its proxy's state, or ``None`` if it never connected here."""
+        i = self.inventory.get(str(NodeId.ingress(name)))
+        return i.to_json() if i is not None else None
+
     def egress_insight(self, name: str) -> dict[str, Any]:
         """Zone egress ``name`` at this CP: its proxy's state, and what it routes (SNI -> where)."""
         i = self.inventory.get(str(NodeId.egress(name)))

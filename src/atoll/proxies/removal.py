@@ -7,12 +7,17 @@ When a timer fires the resource is deleted if it is still there, still registere
 a resource changed meanwhile (version conflict) is left alone. ``start()`` gives every registered
 resource of this zone whose proxy is not connected the same grace (a CP restarted under its proxies);
 ``close()`` stops every timer and pending removal.
+
+With several CP instances on one store (HA), a proxy may be connected to another instance:
+``connected_elsewhere(nid)`` (set by the wiring from the instance registry, ``atoll.cp.instances``)
+says so, and such a proxy's resource is left alone too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from atoll.errors import Conflict, NotFound
 from atoll.proxies.inventory import Inventory
@@ -36,6 +41,8 @@ class RemovalTimers:
         self._zone = zone
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.connected_elsewhere: Callable[[str], bool] = lambda nid: False
+        """True if another CP instance sharing the store serves ``nid`` (HA; see the module docstring)."""
 
     async def start(self) -> None:
         """Give every registered proxy resource whose proxy is not connected ``grace`` seconds to reconnect."""
@@ -74,7 +81,7 @@ class RemovalTimers:
         task.add_done_callback(self._tasks.discard)
 
     async def _remove(self, nid: str) -> None:
-        if self._inventory.connected(nid):
+        if self._inventory.connected(nid) or self.connected_elsewhere(nid):
             return
         node = NodeId.parse(nid)
         type_name, mesh, name = node.type.resource_type, node.mesh, node.name

@@ -1,7 +1,10 @@
 """Universal-format codec: YAML/JSON documents <-> ``Resource`` values.
 
 A Universal document has the envelope ``type``, ``name``, ``mesh`` (mesh-scoped types only),
-``labels``, and the read-only ``creationTime``/``modificationTime`` (accepted and ignored on input).
+``labels``, and the server-managed ``creationTime``, ``modificationTime``, ``kri`` (Kuma's resource
+identifier) and ``status`` (what Kuma's control plane reports of a policy; kumactl sends ``{}``):
+accepted and ignored on input (``kri`` must be a string, ``status`` a mapping), so a document read
+from a control plane, Atoll's or Kuma's, applies again unchanged.
 Flattened types (Mesh, Dataplane, ZoneIngress, ...) put their spec fields beside the envelope;
 ``Mesh*`` policies put them under ``spec:``. ``decode`` validates the whole document and raises
 ``InvalidInput`` with one ``FieldError`` per problem — first any string that is no storable text
@@ -26,7 +29,9 @@ from atoll.resources.meta import Resource, ResourceMeta
 from atoll.resources.parsing import TextLimit, load_yaml_documents
 from atoll.resources.types import ResourceType, get_type
 
-ENVELOPE = ("type", "name", "mesh", "labels", "creationTime", "modificationTime")
+SERVER_MANAGED = ("creationTime", "modificationTime", "kri", "status")
+"""Envelope fields a server sets: read on output, accepted and ignored on input."""
+ENVELOPE = ("type", "name", "mesh", "labels", *SERVER_MANAGED)
 
 
 def decode(doc: object) -> Resource[Any]:
@@ -69,6 +74,14 @@ def decode(doc: object) -> Resource[Any]:
         mesh = None
 
     labels = _labels(doc.get("labels"), errors)
+    kri = doc.get("kri")
+    if kri is not None and not isinstance(kri, str):
+        errors.append(FieldError("kri", f"must be a string (it is set by the server and ignored), got {_kind(kri)}"))
+    status = doc.get("status")
+    if status is not None and not isinstance(status, Mapping):
+        errors.append(
+            FieldError("status", f"must be a mapping (it is set by the server and ignored), got {_kind(status)}")
+        )
 
     raw_spec: Any
     if rt.flattened:

@@ -2,7 +2,9 @@
 
 A ``ResourceType`` says what one kind of resource is: its name as written in YAML (``Dataplane``),
 its spec model, whether it lives in a mesh or globally, whether its spec fields sit at the top level
-of a Universal document (``flattened``) or under ``spec:``, and whether it is a ``Mesh*`` policy.
+of a Universal document (``flattened``) or under ``spec:``, and whether it is a ``Mesh*`` policy. ``plural`` is Kuma's
+spelling of the type in REST paths (``external-services``, ``meshtrafficpermissions``);
+``plural_aliases`` are older Atoll spellings that stay accepted.
 The built-in types are exactly the modules listed in ``atoll.resources.models`` (one place): each
 registers its type when the package imports it, and nothing outside that package registers a type,
 so the registry is complete as soon as ``atoll.resources`` is importable and never depends on which
@@ -40,6 +42,9 @@ class ResourceType:
     owner: str = "global"
     # Secrets are never listed to non-admin clients.
     secret: bool = False
+    # Other spellings of ``plural`` still accepted (Atoll's own before it took Kuma's, e.g.
+    # ``externalservices`` for ``external-services``): the API serves them as aliases, the CLI takes them.
+    plural_aliases: tuple[str, ...] = ()
 
     @property
     def mesh_scoped(self) -> bool:
@@ -65,6 +70,7 @@ def register_type(
     flattened: bool = True,
     owner: str = "global",
     secret: bool = False,
+    plural_aliases: tuple[str, ...] = (),
 ) -> ResourceType:
     """Register a resource type that is not a ``Mesh*`` policy (those use ``register_policy``).
 
@@ -79,6 +85,7 @@ def register_type(
             plural=plural,
             owner=owner,
             secret=secret,
+            plural_aliases=plural_aliases,
         )
     )
 
@@ -99,10 +106,11 @@ def get_type(name: str) -> ResourceType:
 
 
 def find_type(word: str) -> ResourceType | None:
-    """Case-insensitive lookup by name or plural (``dataplanes``, ``Dataplane``, ``dataplane``)."""
+    """Case-insensitive lookup by name, plural or a plural alias (``dataplanes``, ``Dataplane``,
+    ``external-services``, ``externalservices``)."""
     w = word.lower()
     for rt in _TYPES.values():
-        if w in (rt.name.lower(), rt.plural):
+        if w in (rt.name.lower(), rt.plural) or w in rt.plural_aliases:
             return rt
     return None
 

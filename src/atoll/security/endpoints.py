@@ -8,7 +8,9 @@ cp, ingress, egress``); unknown fields are errors too.
 
 Bodies (JSON):
 
-- dataplane: ``{mesh, name?, tags?: {tag: value | [values]}, validFor?: "720h", proxyType?: dataplane|ingress|egress}``
+- dataplane: ``{mesh, name?, tags?: {tag: value | [values]}, validFor?: "720h", proxyType?: dataplane|ingress|egress}``,
+  and Kuma's spellings kumactl sends: ``type`` for ``proxyType`` (``""``: dataplane), ``workload``
+  (must be empty: Atoll binds no token to a workload), ``name: ""`` for no name
 - zone: ``{zone, scope: ["cp"|"ingress"|"egress", ...], validFor?}``
 - revocation: ``{kind: dataplane|zone, mesh? (dataplane; else taken from the token), token | jti}``
 """
@@ -85,6 +87,21 @@ class _Body:
             raise InvalidInput(self.errors, title=f"invalid {what}")
 
 
+def _kuma_type(b: _Body) -> str:
+    """The default of ``proxyType``: Kuma's ``type`` field when given (kumactl sends ``""`` for a
+    dataplane), else ``dataplane``; both given and different is an error."""
+    raw = b.body.get("type")
+    if raw in (None, ""):
+        return "dataplane"
+    if raw not in PROXY_TYPES:
+        b.add("type", f"must be one of {', '.join(PROXY_TYPES)}, got {raw!r}")
+        return "dataplane"
+    given = b.body.get("proxyType")
+    if given is not None and given != raw:
+        b.add("type", f'"{raw}" contradicts proxyType "{given}" (both name the proxy type; give one)')
+    return cast(str, raw)
+
+
 class TokenEndpoints:
     """Validates token requests and hands them to a ``TokenIssuer``."""
 
@@ -92,12 +109,14 @@ class TokenEndpoints:
         self._issuer = issuer
 
     async def issue_dataplane(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        b = _Body(body, {"mesh", "name", "tags", "validFor", "proxyType"})
+        b = _Body(body, {"mesh", "name", "tags", "validFor", "proxyType", "type", "workload"})
         mesh = b.name("mesh", required=True)
-        name = b.name("name", required=False)
+        name = b.name("name", required=False) if body.get("name") != "" else None
         tags = _tags(b, body.get("tags"))
         valid_for = b.valid_for()
-        proxy_type = b.choice("proxyType", PROXY_TYPES, "dataplane")
+        proxy_type = b.choice("proxyType", PROXY_TYPES, _kuma_type(b))
+        if body.get("workload") not in (None, ""):
+            b.add("workload", "Atoll binds tokens to a name and tags, not to a workload: leave it empty")
         b.done("dataplane token request")
         assert mesh is not None
         token = await self._issuer.issue_dataplane(

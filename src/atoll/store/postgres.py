@@ -20,6 +20,9 @@ published by the listener, and a notification lost while the LISTEN connection w
 made up for by the catch-up done on reconnect. Writers prune events older than ``EVENTS_KEPT``
 revisions.
 
+Connections. The pool checks a connection before lending it (one empty round trip), so after a server
+restart or a dropped connection the next operation gets a fresh one instead of failing.
+
 Migrations are ``migrations/postgres/NNNN_*.sql``, applied at ``open`` in one transaction under an
 advisory lock, so instances starting together migrate once.
 """
@@ -102,6 +105,7 @@ class PostgresStore(BaseStore):
             kwargs={"autocommit": True},
             open=False,
             name="atoll-store",
+            check=AsyncConnectionPool.check_connection,  # a connection the server dropped is replaced
         )
         await pool.open(wait=True, timeout=connect_timeout)
         store = cls(dsn, pool, revision)

@@ -8,6 +8,7 @@ change affects. Modules:
 - ``index``: the per-mesh index (``Endpoint``, ``MeshIndex``: endpoints, protocols, externals);
 - ``external``: ExternalServices as views; ``ingress``/``egress``: the zone ingress and egress views;
 - ``matching``: which ``Mesh*`` policies apply to a proxy (selection, order, folding);
+- ``proxy_refs``: what selection reads of a Dataplane (``ProxyRefs``), read once per Dataplane;
 - ``settings``: the typed, frozen settings policies fold into, which the generators read;
 - ``explain``: the same selection and folding, explained per inbound/outbound (``atoll inspect``);
 - ``enforcement``: the one table of what is stored and not enforced, and the warnings of a write;

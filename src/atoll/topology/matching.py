@@ -43,7 +43,10 @@ policy order), ``match_policies`` then folds; inspection (``atoll.topology.expla
 
 Results are frozen values (``PolicySettings``, tuples, ``Tags``) so views stay hashable and
 comparable. Folding is memoized (``_FOLD_MEMO``): proxies reaching a service under the same
-policies share one ``PolicySettings``, folded once per mesh view.
+policies share one ``PolicySettings``, folded once per mesh view. ``match_policies`` is memoized too
+(``_MATCH_MEMO``), per policy tuple and proxy shape (inbounds and outbounds; name and labels only when
+a policy selects a ``Dataplane``): a mesh-wide policy change selects and folds once per shape.
+``ProxyRefs`` (what selection reads of a Dataplane) lives in ``atoll.topology.proxy_refs``.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from atoll.resources.meta import Resource
-from atoll.resources.models.dataplane import DataplaneSpec, Inbound
+from atoll.topology.proxy_refs import InboundRef, ProxyRefs
 from atoll.topology.settings import BY_SOURCE_KINDS, NO_SETTINGS, PolicySettings, fold_settings
 from atoll.topology.settings.conf import Conf, freeze
 from atoll.topology.settings.routes import ROUTE_ORIGIN
@@ -64,7 +67,7 @@ from atoll.topology.settings.traffic_permission import (
     identity_rules,
     permission,
 )
-from atoll.topology.tags import SERVICE_TAG, Tags
+from atoll.topology.tags import SERVICE_TAG
 
 __all__ = [
     "DISPLAY_NAME_LABEL",
@@ -105,35 +108,6 @@ _ROUTE_TARGETED_RANK = 100
 """Items of policies targeting a MeshHTTPRoute fold after every ``to[]`` item of the outbound."""
 _MESH_REF: Mapping[str, Any] = Conf({"kind": "Mesh"})
 _MESH_RANK = KIND_ORDER["Mesh"]
-
-
-@dataclass(frozen=True, slots=True)
-class InboundRef:
-    """What selection needs of one inbound: its tags, name and port."""
-
-    tags: Tags
-    name: str | None
-    port: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class ProxyRefs:
-    """What selection reads of one Dataplane: its inbounds that have a port (the ones served, in
-    spec order) and their ``InboundRef``, and its outbounds as (service, tags)."""
-
-    served: tuple[Inbound, ...]
-    inbounds: tuple[InboundRef, ...]
-    outbounds: tuple[tuple[str, Mapping[str, str]], ...]
-
-    @classmethod
-    def of(cls, dataplane: Resource[DataplaneSpec]) -> ProxyRefs:
-        net = dataplane.spec.networking
-        served = tuple(ib for ib in net.inbound if ib.port is not None)
-        return cls(
-            served=served,
-            inbounds=tuple(InboundRef(tags=Tags(ib.tags), name=ib.name, port=ib.port) for ib in served),
-            outbounds=tuple((ob.service, ob.tags or {}) for ob in net.outbound),
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,6 +340,50 @@ def collect_items(
     )
 
 
+# Memo of ``match_policies`` per policy set (the ordered tuple of a mesh view, by identity; the entry
+# holds it, so the id is not reused while the entry lives) and per proxy *shape*: what selection reads
+# of a proxy. Proxies with the same inbounds and outbounds get the same result, so a mesh-wide policy
+# change selects and folds once per shape, not once per proxy. The name and labels are part of the shape
+# only when a policy of the set selects by them (a ``Dataplane`` top-level targetRef). Bounded: at most
+# ``_MATCH_SETS_MAX`` sets, the oldest dropped when a new one would pass that or the older ones hold
+# ``_MATCH_ENTRIES_MAX`` shapes in all; a set is cleared past ``_MATCH_ENTRIES_MAX`` shapes itself.
+_MatchSet = tuple[tuple[PolicyEntry, ...], bool, dict[tuple[Any, ...], MatchedPolicies]]
+_MATCH_MEMO: dict[int, _MatchSet] = {}
+_MATCH_SETS_MAX = 16
+_MATCH_ENTRIES_MAX = 20_000
+
+
+def _match_set(policies: tuple[PolicyEntry, ...]) -> _MatchSet:
+    found = _MATCH_MEMO.get(id(policies))
+    if found is not None and found[0] is policies:
+        return found
+    while _MATCH_MEMO and (
+        len(_MATCH_MEMO) >= _MATCH_SETS_MAX or sum(len(r) for _, _, r in _MATCH_MEMO.values()) >= _MATCH_ENTRIES_MAX
+    ):
+        del _MATCH_MEMO[next(iter(_MATCH_MEMO))]
+    by_identity = any(_top_ref(p.spec).get("kind") == "Dataplane" for p in policies)
+    entry: _MatchSet = (policies, by_identity, {})
+    _MATCH_MEMO[id(policies)] = entry
+    return entry
+
+
+_SHAPES: dict[tuple[int, int], tuple[Sequence[InboundRef], Sequence[Any], tuple[Any, ...]]] = {}
+
+
+def _shape(inbounds: Sequence[InboundRef], outbounds: Sequence[tuple[str, Mapping[str, str]]]) -> tuple[Any, ...]:
+    """The hashable shape of a proxy's refs; remembered for tuples (``ProxyRefs`` keeps its tuples from
+    one mesh view to the next, so the usual call builds nothing)."""
+    hit = _SHAPES.get((id(inbounds), id(outbounds)))
+    if hit is not None and hit[0] is inbounds and hit[1] is outbounds:
+        return hit[2]
+    shape = (tuple(inbounds), tuple((service, tuple(tags.items())) for service, tags in outbounds))
+    if isinstance(inbounds, tuple) and isinstance(outbounds, tuple):
+        if len(_SHAPES) >= _MATCH_ENTRIES_MAX:
+            _SHAPES.clear()
+        _SHAPES[(id(inbounds), id(outbounds))] = (inbounds, outbounds, shape)  # held: ids stay unique
+    return shape
+
+
 def match_policies(
     policies: Sequence[PolicyEntry],
     *,
@@ -375,7 +393,28 @@ def match_policies(
     outbounds: Sequence[tuple[str, Mapping[str, str]]],
 ) -> MatchedPolicies:
     """Apply ``policies`` (already ordered by ``sort_policies``) to one proxy: its ``inbounds`` and its
-    ``outbounds`` as (service, tags)."""
+    ``outbounds`` as (service, tags). Memoized per policy tuple and proxy shape (``_MATCH_MEMO``)."""
+    if not isinstance(policies, tuple):
+        return _match(policies, dataplane=dataplane, labels=labels, inbounds=inbounds, outbounds=outbounds)
+    _, by_identity, results = _match_set(policies)
+    key = (_shape(inbounds, outbounds), (dataplane, tuple(sorted(labels.items()))) if by_identity else None)
+    hit = results.get(key)
+    if hit is None:
+        hit = _match(policies, dataplane=dataplane, labels=labels, inbounds=inbounds, outbounds=outbounds)
+        if len(results) >= _MATCH_ENTRIES_MAX:
+            results.clear()
+        results[key] = hit
+    return hit
+
+
+def _match(
+    policies: Sequence[PolicyEntry],
+    *,
+    dataplane: str,
+    labels: Mapping[str, str],
+    inbounds: Sequence[InboundRef],
+    outbounds: Sequence[tuple[str, Mapping[str, str]]],
+) -> MatchedPolicies:
     found = collect_items(policies, dataplane=dataplane, labels=labels, inbounds=inbounds, outbounds=outbounds)
     return MatchedPolicies(
         names=found.names,

@@ -209,13 +209,17 @@ class MeshView:
     """The mesh's ``<service>.mesh`` and VirtualOutbound names with their VIPs (``service_names``);
     served to the Dataplanes with ``networking.transparentProxying``."""
     previous: InitVar[MeshView | None] = None
-    """The view this one replaces, if any: endpoint tuples equal to its are reused (not kept), so that
-    caches keyed on them hit by identity and a change compares cheaply with what came before."""
+    """The view this one replaces, if any: endpoint tuples equal to its are reused (not kept), and so
+    are its ordered policies when the policy resources are the same objects, so that caches keyed on
+    them (``matching``'s memos) hit by identity and a change compares cheaply with what came before."""
     index: MeshIndex = field(init=False, repr=False, compare=False)
     route_backends: Mapping[str, frozenset[str]] = field(init=False, repr=False, compare=False)
     """Per service, the services MeshHTTPRoutes/MeshTCPRoutes of the mesh send its traffic to."""
     route_subsets: Mapping[str, frozenset[Tags]] = field(init=False, repr=False, compare=False)
     """Per service, the tag subsets routes of the mesh send to (the zone ingress offers each)."""
+    outbound_views: dict[tuple[Any, ...], OutboundView] = field(init=False, repr=False, compare=False)
+    """``proxy_view``'s memo: the outbound views of this mesh view, shared by the proxies reaching a
+    service the same way (lives and dies with the view)."""
 
     def __post_init__(self, previous: MeshView | None) -> None:
         ordered = tuple(sorted(self.dataplanes, key=lambda r: r.name))
@@ -246,13 +250,16 @@ class MeshView:
                     {s: before[s] if before.get(s) == eps else eps for s, eps in index.endpoints.items()}
                 ),
             )
-        policies = tuple(p for p in self.policies if p.type != "ExternalService")
-        ordered_policies = sort_policies(policies)
+        if previous is not None and _same_objects(previous.policies, self.policies):
+            ordered_policies = previous.index.policies  # one tuple while unchanged: matching memos hit
+        else:
+            ordered_policies = sort_policies(p for p in self.policies if p.type != "ExternalService")
         object.__setattr__(
             self, "index", replace(index, policies=ordered_policies, tag_callers=_tags_callers(ordered_policies))
         )
         object.__setattr__(self, "route_backends", route_backends(ordered_policies))
         object.__setattr__(self, "route_subsets", route_subsets(ordered_policies))
+        object.__setattr__(self, "outbound_views", {})
 
     @property
     def name(self) -> str:
@@ -302,30 +309,32 @@ def proxy_view(mesh_view: MeshView, dataplane_name: str) -> ProxyView:
     ]
     outbounds = []
     caller = serialize_tags(source_tags(ib.tags for ib in net.inbound)) if index.tag_callers else None
+    shared = mesh_view.outbound_views
     for i, ob in enumerate(net.outbound):
-        external = index.externals.get(ob.service)
-        protocol = index.protocols.get(ob.service, "tcp")
-        outbounds.append(
-            OutboundView(
-                service=ob.service,
-                address=ob.address or DEFAULT_OUTBOUND_ADDRESS,
+        # Proxies reaching a service the same way share one OutboundView per mesh view (a value: equal
+        # inputs, equal view), so a mesh-wide change builds each once and generator memos hit by identity.
+        service, address = ob.service, ob.address or DEFAULT_OUTBOUND_ADDRESS
+        settings, routes = matched.outbounds[i], matched.routes[i]
+        key = (service, address, ob.port, tuple((ob.tags or {}).items()), settings, routes, caller)
+        view = shared.get(key)
+        if view is None:
+            external = index.externals.get(service)
+            protocol = index.protocols.get(service, "tcp")
+            view = shared[key] = OutboundView(
+                service=service,
+                address=address,
                 port=ob.port,
                 protocol=protocol,
-                endpoints=index.endpoints.get(ob.service, ()),
+                endpoints=index.endpoints.get(service, ()),
                 tags=Tags(ob.tags or {}),
-                policies=matched.outbounds[i],
+                policies=settings,
                 external=external,
                 via_egress=external is not None and _external_via_egress(index, external, mesh_view.zone),
-                splits=_splits(
-                    index,
-                    mesh_view.zone,
-                    ob.service,
-                    routed_backends(matched.outbounds[i], protocol in HTTP_PROTOCOLS),
-                ),
-                route_policies=matched.routes[i],
+                splits=_splits(index, mesh_view.zone, service, routed_backends(settings, protocol in HTTP_PROTOCOLS)),
+                route_policies=routes,
                 caller_tags=caller if protocol in HTTP_PROTOCOLS else None,
             )
-        )
+        outbounds.append(view)
     return ProxyView(
         mesh=mesh_view.name,
         name=dp.name,
@@ -417,6 +426,10 @@ def sni(service: str, mesh: str, tags: Mapping[str, str] | None = None) -> str:
 def spiffe_id(mesh: str, service: str) -> str:
     """The SPIFFE identity of ``service`` in ``mesh``: ``spiffe://<mesh>/<service>``."""
     return f"spiffe://{mesh}/{service}"
+
+
+def _same_objects(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
 
 
 def _mtls(spec: MeshSpec) -> MtlsView | None:

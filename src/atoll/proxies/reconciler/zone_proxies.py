@@ -135,6 +135,9 @@ class AvailableServicesPublisher:
         self._store = store
         self._mirror = mirror
         self._views = views
+        self.enabled: Callable[[], bool] = lambda: True
+        """False on a CP instance that is not the leader (HA): only the leader writes ``availableServices``;
+        the others drop the mark (the leader's writes reach them as store events)."""
 
     async def publish(self) -> int:
         """Write the current ``availableServices`` into every local ZoneIngress whose list differs, if a
@@ -143,6 +146,8 @@ class AvailableServicesPublisher:
         if not marks.zone_proxies:
             return 0
         marks.zone_proxies = False
+        if not self.enabled():
+            return 0
         wanted = available_services(self._views.all())
         updated = 0
         for zi in self._mirror.local_ingresses():

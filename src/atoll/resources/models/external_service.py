@@ -102,4 +102,6 @@ class ExternalServiceSpec(Spec):
         return self.tags[SERVICE_TAG]
 
 
-EXTERNAL_SERVICE = register_type("ExternalService", ExternalServiceSpec, Scope.MESH, plural="externalservices")
+EXTERNAL_SERVICE = register_type(
+    "ExternalService", ExternalServiceSpec, Scope.MESH, plural="external-services", plural_aliases=("externalservices",)
+)

@@ -73,4 +73,6 @@ class VirtualOutboundSpec(Spec):
     conf: Conf
 
 
-VIRTUAL_OUTBOUND = register_type("VirtualOutbound", VirtualOutboundSpec, Scope.MESH, plural="virtualoutbounds")
+VIRTUAL_OUTBOUND = register_type(
+    "VirtualOutbound", VirtualOutboundSpec, Scope.MESH, plural="virtual-outbounds", plural_aliases=("virtualoutbounds",)
+)

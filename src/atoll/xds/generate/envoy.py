@@ -1,7 +1,8 @@
 """Small builders of Envoy v3 messages shared by the generators, and the names Atoll gives them.
 
-``shared_cluster_load_assignment`` is the one memoized builder (bounded LRU keyed by the
-hashable endpoint tuple): pure, but its messages are shared between proxies and must not be mutated.
+``shared_cluster_load_assignment`` is the one memoized builder (bounded memos keyed by the identity,
+then the value, of the endpoint tuple): pure, but its messages are shared between proxies and must
+not be mutated.
 
 Every typed config is packed with ``pack`` into an ``Any`` of its own message type (pitfall 5:
 the wrong type under a typed key is NACKed); every module whose type is packed is imported here
@@ -217,7 +218,6 @@ def cluster_load_assignment(
     return cla
 
 
-@functools.lru_cache(maxsize=8192)
 def shared_cluster_load_assignment(
     cluster_name: str,
     endpoints: tuple[Endpoint, ...],
@@ -225,7 +225,32 @@ def shared_cluster_load_assignment(
     overprovisioning_factor: int | None = None,
 ) -> endpoint_pb2.ClusterLoadAssignment:
     """``cluster_load_assignment`` memoized: every proxy reaching a service gets the same message
-    object (building endpoints dominates generation time). The result is shared: never mutate it."""
+    object (building endpoints dominates generation time). The result is shared: never mutate it.
+
+    Looked up by the identity of ``endpoints`` first (mesh views share one tuple per service, so this
+    is the usual hit and hashes no endpoint), then by value (a bounded LRU)."""
+    key = (cluster_name, id(endpoints), priorities, overprovisioning_factor)
+    hit = _CLA_BY_IDENTITY.get(key)
+    if hit is not None and hit[0] is endpoints:
+        return hit[1]
+    cla = _cluster_load_assignment_by_value(cluster_name, endpoints, priorities, overprovisioning_factor)
+    if len(_CLA_BY_IDENTITY) >= _CLA_BY_IDENTITY_MAX:
+        _CLA_BY_IDENTITY.clear()
+    _CLA_BY_IDENTITY[key] = (endpoints, cla)  # holds the tuple: its id is not reused while the entry lives
+    return cla
+
+
+_CLA_BY_IDENTITY: dict[tuple[object, ...], tuple[tuple[Endpoint, ...], endpoint_pb2.ClusterLoadAssignment]] = {}
+_CLA_BY_IDENTITY_MAX = 8192
+
+
+@functools.lru_cache(maxsize=8192)
+def _cluster_load_assignment_by_value(
+    cluster_name: str,
+    endpoints: tuple[Endpoint, ...],
+    priorities: tuple[tuple[str, int], ...] | None,
+    overprovisioning_factor: int | None,
+) -> endpoint_pb2.ClusterLoadAssignment:
     return cluster_load_assignment(cluster_name, endpoints, priorities, overprovisioning_factor)
 
 

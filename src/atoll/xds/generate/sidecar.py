@@ -121,7 +121,7 @@ def sidecar_resources(view: ProxyView, identity: Identity | None = None) -> Envo
 
     remote: dict[str, cluster_pb2.Cluster] = {}
     for ob in view.outbounds:
-        listener, cluster = _outbound(view.mesh, mtls is not None, ob)
+        listener, cluster = _shared_outbound(view.mesh, mtls is not None, ob)
         if ob.policies.access_log is not None:
             listener = _logged_outbound(
                 view.mesh, mtls is not None, ob, p.LogContext.of(view, base_pb2.OUTBOUND, ob.service)
@@ -164,8 +164,27 @@ def _inbound(mesh: str, ib: InboundView, mtls: MtlsView | None) -> tuple[listene
     return listener, cluster
 
 
+_OutboundMessages = tuple[listener_pb2.Listener, cluster_pb2.Cluster]
+_BY_IDENTITY: dict[tuple[int, str, bool], tuple[OutboundView, _OutboundMessages]] = {}
+_BY_IDENTITY_MAX = 4096
+
+
+def _shared_outbound(mesh: str, mtls: bool, ob: OutboundView) -> _OutboundMessages:
+    """``_outbound``, looked up by the identity of ``ob`` first: proxies of one mesh view share their
+    outbound views (``topology.proxy_view``), so the usual hit hashes no view (and no endpoint)."""
+    key = (id(ob), mesh, mtls)
+    hit = _BY_IDENTITY.get(key)
+    if hit is not None and hit[0] is ob:
+        return hit[1]
+    out = _outbound(mesh, mtls, ob)
+    if len(_BY_IDENTITY) >= _BY_IDENTITY_MAX:
+        _BY_IDENTITY.clear()
+    _BY_IDENTITY[key] = (ob, out)  # holds ``ob``: its id is not reused while the entry lives
+    return out
+
+
 @functools.lru_cache(maxsize=4096)
-def _outbound(mesh: str, mtls: bool, ob: OutboundView) -> tuple[listener_pb2.Listener, cluster_pb2.Cluster]:
+def _outbound(mesh: str, mtls: bool, ob: OutboundView) -> _OutboundMessages:
     """The listener and cluster of outbound ``ob``. Memoized: every proxy reaching a service the same
     way (same port, protocol, policies, endpoints) gets the same two messages, so a control plane
     serializes them once for all of them. The results are shared: never mutate them."""
