@@ -2,7 +2,8 @@
 # Install the Debian packages Atoll needs, only those missing. Needs root (or sudo).
 #   scripts/system-deps.sh demo     what `make demo` needs: Python 3.11 and venv
 #   scripts/system-deps.sh test     what `make test` needs on top: curl, iproute2 (network namespaces),
-#                                   golang-go (the benchmarks' load generator), postgresql (store tests)
+#                                   golang-go (the benchmarks' load generator), chromium (the GUI's
+#                                   browser tests), postgresql (store tests)
 #   scripts/system-deps.sh --list demo|test   print the packages of that set (installed or not)
 set -euo pipefail
 list=0
@@ -20,6 +21,7 @@ if [ "$role" = test ]; then
   want curl command -v curl
   want iproute2 command -v ip
   want golang-go command -v go
+  want chromium command -v chromium  # the GUI's browser tests: Playwright drives Debian's Chromium
   want postgresql bash -c 'ls /usr/lib/postgresql/*/bin/initdb'
 fi
 [ "$list" -eq 1 ] && exit 0

@@ -42,5 +42,13 @@ def test_make_test_installs_everything_the_tests_need(tmp_path: Path) -> None:
     out = dry_run("test", tmp_path)
     assert "scripts/system-deps.sh test" in out
     assert "pip install -q -e '.[test]'" in out
-    assert set(packages("test")) == {"python3.11", "python3.11-venv", "curl", "iproute2", "golang-go", "postgresql"}
+    assert set(packages("test")) == {
+        "python3.11",
+        "python3.11-venv",
+        "curl",
+        "iproute2",
+        "golang-go",
+        "chromium",
+        "postgresql",
+    }
     assert (REPO / ".ci/run").read_text().strip().endswith("make test")

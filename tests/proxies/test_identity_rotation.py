@@ -62,3 +62,27 @@ def test_a_certificate_rotates_at_half_its_lifetime() -> None:
     assert not_before == now[0]
     assert book.due() == []
     assert book.seconds_until_due() == timedelta(hours=5).total_seconds()
+
+
+def test_the_insight_names_the_certificate_held() -> None:
+    """What the proxies page shows: the serial and expiry of the certificate the proxy holds now."""
+    now = [T0]
+    book = IdentityBook(zone="z1", clock=lambda: now[0])
+    book.set_ca("default", generate_ca("default", valid_for=timedelta(days=365), now=T0 - timedelta(days=1)))
+    assert book.certificate(NODE) is None
+    first = book.identity_for(NODE, MESH, _dataplane())
+    assert first is not None
+    serial, _, not_after = certificate_facts(first.cert_pem)
+    assert book.certificate(NODE) == {
+        "certificateSerial": f"{serial:x}",
+        "certificateExpirationTime": not_after.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "lastCertificateRegeneration": "2026-01-01T00:00:00Z",
+        "certificateRegenerations": 1,
+    }
+    now[0] = T0 + timedelta(hours=5)
+    book.identity_for(NODE, MESH, _dataplane())
+    held = book.certificate(NODE)
+    assert held is not None and held["certificateRegenerations"] == 2
+    assert held["lastCertificateRegeneration"] == "2026-01-01T05:00:00Z"
+    book.forget(NODE)
+    assert book.certificate(NODE) is None

@@ -136,8 +136,8 @@ def test_types_registry() -> None:
         ("ZoneIngress", "zoneingresses", "global", True, False, "zone"),
         ("ZoneEgress", "zoneegresses", "global", True, False, "zone"),
         ("Zone", "zones", "global", True, False, "global"),
-        ("ExternalService", "externalservices", "mesh", True, False, "global"),
-        ("VirtualOutbound", "virtualoutbounds", "mesh", True, False, "global"),
+        ("ExternalService", "external-services", "mesh", True, False, "global"),
+        ("VirtualOutbound", "virtual-outbounds", "mesh", True, False, "global"),
         ("Secret", "secrets", "mesh", True, False, "global"),
         ("MeshRetry", "meshretries", "mesh", False, True, "global"),
         ("MeshLoadBalancingStrategy", "meshloadbalancingstrategies", "mesh", False, True, "global"),
@@ -152,6 +152,9 @@ def test_types_registry() -> None:
         ), name
         assert find_type(plural) is rt and find_type(name.lower()) is rt
     assert get_type("Secret").secret
+    # Kuma's plurals are canonical; Atoll's older spellings still find the type.
+    for old, name in (("externalservices", "ExternalService"), ("virtualoutbounds", "VirtualOutbound")):
+        assert old in get_type(name).plural_aliases and find_type(old) is get_type(name)
 
 
 def test_rest_list_shape_is_read_as_its_items() -> None:

@@ -39,6 +39,17 @@ def offline() -> dict[str, Any]:
     return {"online": False}
 
 
+def dataplane_insight(
+    proxies: ProxyEndpoints | None, synced: DataplaneInsights | None, mesh: str, name: str
+) -> dict[str, Any]:
+    """The ``dataplaneInsight`` of ``mesh/name``: from the proxies this CP serves, else from a global
+    CP's synced insights, else offline (what ``dataplanes+insights`` and the GUI show)."""
+    insight = proxies.insight(mesh, name) if proxies is not None else None
+    if insight is None and synced is not None:
+        insight = synced(mesh, name)
+    return insight if insight is not None else offline()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InsightRoutes:
     """The handlers of the inspection routes."""
@@ -59,10 +70,7 @@ class InsightRoutes:
         return page_answer(request, paging, page, items)
 
     def _dataplane_insight(self, mesh: str, name: str) -> dict[str, Any]:
-        insight = self.proxies.insight(mesh, name) if self.proxies is not None else None
-        if insight is None and self.dataplane_insights is not None:
-            insight = self.dataplane_insights(mesh, name)
-        return insight if insight is not None else offline()
+        return dataplane_insight(self.proxies, self.dataplane_insights, mesh, name)
 
     async def zones_insights(self, request: Request) -> Response:
         paging = PageRequest.of(request)

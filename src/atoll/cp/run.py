@@ -52,6 +52,7 @@ from atoll.cp.leader import LeaderElector, LeaderOnly
 from atoll.cp.logs import setup_logging
 from atoll.cp.xds import XdsComponent
 from atoll.errors import AtollError
+from atoll.gui import mount_gui
 from atoll.kds import GlobalKds, ZoneKds, ensure_self_signed, server_credentials
 from atoll.kds.flows import Insights
 from atoll.security import (
@@ -187,22 +188,23 @@ def build_supervisor(
     if federated and xds is not None:
         insights = ha.zone_insights(xds.inventory, registry)
         supervisor.add(LeaderOnly("kds", elector, lambda: build_zone_kds(config, store, insights, instance_id)))
-    api_app = create_app(
-        ApiDependencies(
-            store,
-            info,
-            proxies=xds.api if xds is not None else None,
-            metrics=metrics,
-            max_body_bytes=config.max_body_bytes,
-            is_admin=security.admin,
-            tokens=TokenEndpoints(TokenIssuer(store)),
-            dataplane_insights=(
-                global_kds.inventory.insight if global_kds is not None else ha.peer_dataplane_insight(registry)
-            ),
-            zone_insights=shared_insights.zone_insight if shared_insights is not None else None,
-            control_planes=registry.listing,
-        )
+    api_deps = ApiDependencies(
+        store,
+        info,
+        proxies=xds.api if xds is not None else None,
+        metrics=metrics,
+        max_body_bytes=config.max_body_bytes,
+        is_admin=security.admin,
+        tokens=TokenEndpoints(TokenIssuer(store)),
+        dataplane_insights=(
+            global_kds.inventory.insight if global_kds is not None else ha.peer_dataplane_insight(registry)
+        ),
+        zone_insights=shared_insights.zone_insight if shared_insights is not None else None,
+        control_planes=registry.listing,
     )
+    api_app = create_app(api_deps)
+    inventory = xds.inventory if xds is not None else None
+    gui_events = mount_gui(api_app, api_deps, revision=(lambda: inventory.revision) if inventory is not None else None)
     graceful = max(1.0, config.shutdown_timeout / 2)
     supervisor.add(
         HttpServer(
@@ -215,6 +217,7 @@ def build_supervisor(
             ssl_keyfile=str(security.tls_key) if security.tls_key else None,
         )
     )
+    supervisor.add(gui_events)  # after the API server: stopped first, so open event streams end at once
     diag_app = create_diagnostics_app(lambda: supervisor.ready, metrics, store, supervisor.not_ready_reasons)
     supervisor.add(
         HttpServer("diagnostics", diag_app, config.diagnostics_host, config.diagnostics_port, graceful_timeout=graceful)

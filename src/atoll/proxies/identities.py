@@ -18,6 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from atoll.pki import CaBundle, issue_identity
 from atoll.resources import Resource
@@ -44,6 +45,11 @@ class _Issued:
     serial: int
     rotate_at: datetime
     not_after: datetime
+    issued_at: datetime
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def lifetime(mesh: Resource[MeshSpec]) -> timedelta:
@@ -60,6 +66,7 @@ class IdentityBook:
         self._clock = clock
         self._cas: dict[str, CaBundle] = {}
         self._issued: dict[str, _Issued] = {}
+        self._regenerations: dict[str, int] = {}  # certificates issued per proxy, for its insight
         self.issued_total = 0
 
     def set_ca(self, mesh: str, ca: CaBundle | None) -> bool:
@@ -120,9 +127,25 @@ class IdentityBook:
         )
         identity = Identity(cert_pem=issued.cert_pem, key_pem=issued.key_pem, ca_pem=ca.cert_pem)
         rotate_at = issued.not_before + (issued.not_after - issued.not_before) * ROTATE_AT
-        self._issued[node] = _Issued(identity, ca.cert_pem, subject, issued.serial, rotate_at, issued.not_after)
+        self._issued[node] = _Issued(
+            identity, ca.cert_pem, subject, issued.serial, rotate_at, issued.not_after, issued.not_before
+        )
+        self._regenerations[node] = self._regenerations.get(node, 0) + 1
         self.issued_total += 1
         return identity
+
+    def certificate(self, node: str) -> dict[str, Any] | None:
+        """The insight's ``mTLS`` part for ``node``: its certificate's serial (hex) and expiry, when
+        it was issued, and how many certificates this CP issued it; ``None`` before the first."""
+        held = self._issued.get(node)
+        if held is None:
+            return None
+        return {
+            "certificateSerial": f"{held.serial:x}",
+            "certificateExpirationTime": _iso(held.not_after),
+            "lastCertificateRegeneration": _iso(held.issued_at),
+            "certificateRegenerations": self._regenerations.get(node, 0),
+        }
 
     def serial(self, node: str) -> int | None:
         held = self._issued.get(node)
@@ -130,8 +153,10 @@ class IdentityBook:
 
     def forget(self, node: str) -> None:
         self._issued.pop(node, None)
+        self._regenerations.pop(node, None)
         for key in [k for k in self._issued if k.startswith(node + "#")]:
             del self._issued[key]
+            self._regenerations.pop(key, None)
 
     def due(self) -> list[str]:
         """Proxies whose certificate (one of them, for an egress) reached its rotation point."""

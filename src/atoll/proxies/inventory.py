@@ -2,9 +2,11 @@
 
 Fed by the ADS servicer's hooks (stream open/close, status after every send or ACK/NACK); read by the
 REST API (``dataplanes+insights``) and the CLI's ``atoll inspect``. ``config_errors`` (set by the
-lifecycle to the reconciler's) tells why a proxy gets no configuration; it is asked when an insight
-is read, never on the hot path. Kept in memory: it describes live
-streams of this CP instance, and a restarted CP rebuilds it as proxies reconnect.
+lifecycle to the reconciler's) tells why a proxy gets no configuration, ``certificates`` (the
+identity book's) its workload certificate; both are asked when an insight is read, never on the hot
+path. ``revision`` counts changes, so a reader (the GUI) can poll it instead of reading every
+insight. Kept in memory: it describes live streams of this CP instance, and a restarted CP rebuilds
+it as proxies reconnect.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ class ProxyInsight:
     last_nack_error: str | None = None
     config_error: str | None = None
     """Why the control plane cannot build this proxy's configuration now, if it cannot."""
+    mtls: dict[str, Any] | None = None
+    """Its workload certificate: serial, expiry, last issued, how many issued (``IdentityBook.certificate``)."""
 
     def to_json(self) -> dict[str, Any]:
         types: dict[str, Any] = {}
@@ -67,6 +71,7 @@ class ProxyInsight:
             "nackCount": self.nack_count,
             "lastNackError": self.last_nack_error,
             "configError": self.config_error,
+            "mTLS": self.mtls,
             "xds": types,
         }
 
@@ -101,9 +106,13 @@ class Inventory:
         self._cp = cp_instance
         self._clock = clock
         self._entries: dict[str, _Entry] = {}
+        self.revision = 0
+        """Bumped on every change (stream opened, closed, status, forgotten): the GUI polls it."""
         self.config_errors: Callable[[str], str | None] = lambda node_id: None
+        self.certificates: Callable[[str], dict[str, Any] | None] = lambda node_id: None
 
     def opened(self, node_id: str, *, envoy_version: str, kind: str) -> None:
+        self.revision += 1
         e = self._entries.get(node_id)
         now = self._clock()
         if e is not None:
@@ -116,6 +125,7 @@ class Inventory:
         e.insight = replace(e.insight, streams=e.streams, envoy_version=envoy_version or e.insight.envoy_version)
 
     def closed(self, node_id: str) -> None:
+        self.revision += 1
         e = self._entries.get(node_id)
         if e is None or e.streams == 0:
             return
@@ -127,11 +137,13 @@ class Inventory:
             e.insight = replace(e.insight, streams=e.streams)
 
     def status(self, node_id: str, status: StreamStatus) -> None:
+        self.revision += 1
         e = self._entries.get(node_id)
         if e is not None:
             e.pending = status
 
     def forget(self, node_id: str) -> None:
+        self.revision += 1
         self._entries.pop(node_id, None)
 
     def get(self, node_id: str) -> ProxyInsight | None:
@@ -147,4 +159,7 @@ class Inventory:
 
     def _with_error(self, insight: ProxyInsight) -> ProxyInsight:
         error = self.config_errors(insight.node_id)
-        return insight if error == insight.config_error else replace(insight, config_error=error)
+        mtls = self.certificates(insight.node_id)
+        if error == insight.config_error and mtls == insight.mtls:
+            return insight
+        return replace(insight, config_error=error, mtls=mtls)

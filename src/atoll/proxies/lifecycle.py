@@ -73,6 +73,7 @@ class DataplaneLifecycle:
         self._reconciler = reconciler
         self._inventory = inventory
         inventory.config_errors = reconciler.config_error  # insights say why a proxy gets no config
+        inventory.certificates = reconciler.identities.certificate  # and which certificate it holds
         self._removal = removal
         self._zone = zone
         self._auth: ProxyAuthenticator = auth or NoAuth()
