@@ -9,7 +9,7 @@ DEMO_STAMP := $(VENV)/.installed-demo
 .PHONY: demo test install install-demo lint typecheck layers pytest clean system-deps system-deps-demo
 
 # Debian packages (installs only what is missing): the demo needs Python 3.11 only; the tests also
-# need curl, iproute2, golang-go and postgresql (scripts/system-deps.sh says which needs what).
+# need curl, iproute2, golang-go, chromium and postgresql (scripts/system-deps.sh says which needs what).
 system-deps-demo:
 	@bash scripts/system-deps.sh demo
 
