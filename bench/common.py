@@ -248,6 +248,7 @@ class ControlPlane:
             "ATOLL_XDS_PORT": str(self.xds_port),
             "ATOLL_XDS_COALESCE": str(coalesce),
             "ATOLL_LOG_LEVEL": "warning",
+            "ATOLL_SKIP_DEFAULT_MESH": "true",  # each benchmark creates the meshes it measures
             **(env or {}),
         }
         self.proc: subprocess.Popen[bytes] | None = None

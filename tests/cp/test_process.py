@@ -42,7 +42,12 @@ def start_cp(tmp_path: Path) -> Iterator[StartCp]:
 
     def start(data_dir: Path, *, api_port: int | None = None, extra: dict[str, str] | None = None) -> Cp:
         log = tmp_path / f"cp-{len(cps.procs)}.log"
-        env = {"ATOLL_LOG_FORMAT": "json", "ATOLL_SHUTDOWN_TIMEOUT": "5", **(extra or {})}
+        env = {
+            "ATOLL_LOG_FORMAT": "json",
+            "ATOLL_SHUTDOWN_TIMEOUT": "5",
+            "ATOLL_SKIP_DEFAULT_MESH": "true",
+            **(extra or {}),
+        }
         p = cps.start(data_dir, log, env, api_port=api_port)
         return Cp(p.proc, p.api, p.diag, p.log)
 

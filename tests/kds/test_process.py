@@ -31,7 +31,7 @@ def start_cp(tmp_path: Path) -> Iterator[StartCp]:
 
     def start(name: str, env: dict[str, str]) -> Cp:
         data, log = tmp_path / name, tmp_path / f"{name}.log"
-        p = cps.start(data, log, {"ATOLL_SHUTDOWN_TIMEOUT": "3", **env})
+        p = cps.start(data, log, {"ATOLL_SHUTDOWN_TIMEOUT": "3", "ATOLL_SKIP_DEFAULT_MESH": "true", **env})
         return Cp(p.proc, p.api, p.diag, p.log, data)
 
     try:
@@ -115,8 +115,23 @@ def test_global_and_two_zone_processes_sync_and_refuse_a_bad_token(start_cp: Sta
             "ATOLL_GLOBAL_CA_FILE": str(ca),
         },
     )
-    wait_ready(bad)
+    # Refused, it keeps running (healthy) but is not ready: /ready says it is not federated, and why.
     wait_until(lambda: "zone token refused" in glob.log.read_text(), timeout=20, what="global refusing zone-3")
     wait_until(lambda: "global refused zone zone-3" in bad.log.read_text(), timeout=20, what="zone-3 told why")
     assert "zone-3" not in [i["name"] for i in glob.get("/zones+insights")["items"]]
     assert bad.proc.poll() is None
+    assert httpx.get(bad.diag + "/healthy", timeout=5).status_code == 200
+
+    def not_federated() -> str:
+        r = httpx.get(bad.diag + "/ready", timeout=5)
+        assert r.status_code == 503, r.text
+        return r.text
+
+    reason = wait_until(not_federated, timeout=20, what="zone-3 /ready not federated")
+    assert f"kds: zone zone-3 is not federated: global at grpcs://127.0.0.1:{kds_port} refused it:" in reason
+    assert "zone token rejected (malformed)" in reason
+    # A good token in the token file (re-read on every connect) makes it federated, hence ready.
+    r = httpx.post(glob.api + "/tokens/zone", json={"zone": "zone-3", "scope": ["cp"]})
+    bad_token.write_text(r.json()["token"])
+    wait_cp_ready(bad.proc, bad.diag, bad.log, timeout=40)
+    wait_until(lambda: "zone-3" in [i["name"] for i in glob.get("/zones+insights")["items"]], timeout=20)

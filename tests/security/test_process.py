@@ -34,6 +34,7 @@ def cp(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, int, Path
         "ATOLL_TLS_GENERATE": "true",
         "ATOLL_LOOPBACK_ADMIN": "false",
         "ATOLL_SHUTDOWN_TIMEOUT": "5",
+        "ATOLL_SKIP_DEFAULT_MESH": "true",  # the test creates mesh default itself
     }
     with log.open("wb") as out:
         proc = subprocess.Popen(

@@ -166,7 +166,7 @@ async def test_zone_tokens(issuer: TokenIssuer, verifier: TokenVerifier, store: 
     with pytest.raises(Unauthenticated, match="no zone token"):
         await verifier.verify_zone(None, "east", "cp")
     dp_token = await issuer.issue_dataplane(mesh="default", name="web-1", valid_for=DAY)
-    with pytest.raises(Unauthenticated, match=r"\(unknown-key\)"):
+    with pytest.raises(Unauthenticated, match=r"wrong kind of token: this is a dataplane token.*atoll token zone"):
         await verifier.verify_zone(dp_token, "east", "ingress")
     await issuer.revoke(None, token_id(token))
     with pytest.raises(Unauthenticated, match="revoked"):
@@ -185,3 +185,23 @@ async def test_auth_none_lets_everyone_in(store: Store) -> None:
     assert isinstance(proxy_authenticator("token", store), TokenVerifier)
     with pytest.raises(ValueError, match="token or none"):
         proxy_authenticator("maybe", store)
+
+
+async def test_a_token_of_the_wrong_kind_says_so_and_names_the_command_that_makes_the_right_one(
+    issuer: TokenIssuer, verifier: TokenVerifier
+) -> None:
+    zone_token = await issuer.issue_zone(zone="east", scope=["ingress", "cp"], valid_for=DAY)
+    err = await rejected(verifier, zone_token)
+    assert isinstance(err, Unauthenticated)
+    assert str(err) == (
+        "Dataplane default/web-1: wrong kind of token: this is a zone token, Dataplane default/web-1 needs a"
+        " dataplane token; make one with: atoll token dataplane --mesh default --name web-1"
+    )
+    dp_token = await issuer.issue_dataplane(mesh="default", name="web-1", valid_for=DAY)
+    for scope in ("ingress", "egress", "cp"):
+        with pytest.raises(Unauthenticated) as info:
+            await verifier.verify_zone(dp_token, "east", scope)  # type: ignore[arg-type]
+        assert str(info.value) == (
+            f"zone east ({scope}): wrong kind of token: this is a dataplane token, zone east ({scope}) needs a"
+            f" zone token; make one with: atoll token zone --zone east --scope {scope}"
+        )

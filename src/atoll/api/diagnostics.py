@@ -1,7 +1,9 @@
 """The diagnostics server: ``/ready``, ``/healthy`` and ``/metrics`` on a port of their own.
 
 ``/ready`` answers 200 only while ``is_ready()`` is true (the supervisor's view: every component
-started and listening, and no shutdown begun), 503 otherwise. ``/healthy`` answers 200 while the
+started and listening, and no shutdown begun), 503 otherwise, its body ``not ready`` followed by one
+line per reason ``why_not()`` gives (e.g. a zone CP that global refuses says it is not federated and
+why). ``/healthy`` answers 200 while the
 process serves at all (liveness). ``/metrics`` refreshes the resource gauge from the store, then
 returns the Prometheus text of the control plane's own registry.
 """
@@ -23,13 +25,18 @@ HEALTHY = "/healthy"
 METRICS = "/metrics"
 
 
-def create_diagnostics_app(is_ready: Callable[[], bool], metrics: Metrics, store: Store | None = None) -> Starlette:
+def create_diagnostics_app(
+    is_ready: Callable[[], bool],
+    metrics: Metrics,
+    store: Store | None = None,
+    why_not: Callable[[], list[str]] = list,
+) -> Starlette:
     """The diagnostics app. ``store`` (if given) feeds the ``atoll_resources`` gauge on each scrape."""
 
     async def ready(request: Request) -> Response:
         if is_ready():
             return PlainTextResponse("ready\n")
-        return PlainTextResponse("not ready\n", status_code=503)
+        return PlainTextResponse("".join(f"{line}\n" for line in ["not ready", *why_not()]), status_code=503)
 
     async def healthy(request: Request) -> Response:
         return PlainTextResponse("ok\n")

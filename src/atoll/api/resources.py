@@ -89,7 +89,8 @@ class ResourceRoutes:
     def delete_handler(self, rt: ResourceType) -> Handler:
         async def delete_resource(request: Request) -> Response:
             name, mesh, version = self._write_target(rt, request)
-            await self.store.delete(rt.name, name, mesh, version=version)
+            force = request.query_params.get("force", "false").lower() in ("true", "1", "yes")
+            await self.writer.delete(rt, name, mesh, version, force=force)
             return JSONResponse({})
 
         return delete_resource

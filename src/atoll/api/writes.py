@@ -1,4 +1,5 @@
-"""Writing a resource from a ``PUT``: the body checked against the path, then create or update.
+"""Writing a resource from a ``PUT`` or ``DELETE``: the body checked against the path, then create,
+update or delete.
 
 ``decode_for_path`` validates the body as the resource the path names: envelope fields the body
 leaves out (``type``, ``name``, ``mesh``) come from the path, ones that differ from it are errors
@@ -20,6 +21,11 @@ the mesh was never updated since its creation (version 1), some but not all of i
 and those are untouched (version 1). A user who deleted all defaults, or edited the mesh or a
 default since, never gets them back. (A user who deleted some of a never-updated mesh's defaults
 and then PUTs it unchanged does: that state cannot be told apart from the half-created one.)
+
+``ResourceWriter.delete`` refuses to delete a Mesh that still has Dataplanes, with Kuma's reason
+(``mesh: unable to delete mesh, there are still some dataplanes attached``, a 400), unless forced
+(``DELETE /meshes/{name}?force=true``, ``atoll delete mesh NAME --force``): a forced delete removes
+the mesh with everything in it, and the proxies of those Dataplanes lose their configuration.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from atoll.errors import AlreadyExists, Conflict, FieldError, InvalidInput, NotF
 from atoll.resources.codec import decode
 from atoll.resources.meta import Resource
 from atoll.resources.types import ResourceType, all_types, find_type
-from atoll.store.protocol import Create, EventKind, Put, Store
+from atoll.store.protocol import Create, EventKind, ListFilter, Put, Store
 
 WRITE_ATTEMPTS = 16  # unconditional PUT of a Mesh: read-then-write rounds before giving up with 409
 
@@ -62,6 +68,20 @@ class ResourceWriter:
             pass
         (event,) = await self.store.apply([Put(resource.with_meta(version=0))])
         return event.resource, event.kind is EventKind.CREATED
+
+    async def delete(self, rt: ResourceType, name: str, mesh: str | None, version: int | None, *, force: bool) -> None:
+        """Delete one resource; a Mesh with Dataplanes only when ``force`` (see the module docstring)."""
+        if rt.name == "Mesh" and not force:
+            page = await self.store.list(ListFilter("Dataplane", mesh=name), limit=3)
+            if page.total:
+                some = ", ".join(r.name for r in page.items) + (", ..." if page.total > len(page.items) else "")
+                reason = (
+                    "unable to delete mesh, there are still some dataplanes attached"
+                    f" ({page.total}: {some}); delete them first, or force it with ?force=true"
+                    f" (atoll delete mesh {name} --force)"
+                )
+                raise InvalidInput(FieldError("mesh", reason), title="the mesh still has dataplanes")
+        await self.store.delete(rt.name, name, mesh, version=version)
 
     async def _write_mesh(self, mesh: Resource[Any]) -> tuple[Resource[Any], bool]:
         """Create the mesh with its defaults in one transaction, or update it (completing the defaults

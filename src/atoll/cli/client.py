@@ -139,8 +139,8 @@ class Client:
             url = nxt if isinstance(nxt, str) and nxt else None
         return items
 
-    def delete(self, rt: ResourceType, name: str, mesh: str | None) -> None:
-        self._request("DELETE", item_path(rt, name, mesh))
+    def delete(self, rt: ResourceType, name: str, mesh: str | None, *, force: bool = False) -> None:
+        self._request("DELETE", item_path(rt, name, mesh), params={"force": "true"} if force else None)
 
     def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """``POST`` a JSON object (e.g. to ``/tokens/dataplane``); the JSON object answered."""

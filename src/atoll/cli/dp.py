@@ -28,6 +28,7 @@ from atoll.dp import (
     grpc_bootstrap,
     load_proxy_resource,
     parse_vars,
+    proxy_type_of,
     run_agent,
 )
 from atoll.dp.failover import cp_urls
@@ -60,25 +61,55 @@ def dp() -> None:
     """Run a data plane proxy (Envoy sidecar, zone ingress or zone egress) managed by a zone CP."""
 
 
-@dp.command(name="run")
+RUN_EPILOG = """\b
+Examples:
+  # a sidecar: the Dataplane's file, the token from `atoll token dataplane`
+  atoll dp run --cp http://127.0.0.1:5681 --dataplane-file web-1.yaml --token-file web-1.token
+  # a template filled from the command line
+  atoll dp run --cp http://127.0.0.1:5681 --dataplane-file dp.yaml --dataplane-var name=web-2 \\
+               --dataplane-var port=8081 --token-file web.token
+  # a zone ingress (the file's type, ZoneIngress, says so; the token from `atoll token zone --scope ingress`)
+  atoll dp run --cp http://127.0.0.1:5681 --dataplane-file ingress.yaml --token-file ingress.token
+  # the CP serves ADS over TLS (bound to 0.0.0.0): trust its certificate
+  atoll dp run --cp http://zone-1:5681 --dataplane-file web-1.yaml --token-file web-1.token \\
+               --ca-file xds-tls.crt
+
+\b
+--cp is the zone CP's REST API (port 5681 by default), where the agent fetches its Envoy bootstrap;
+Envoy then reaches ADS (5678) at the address the bootstrap names."""
+
+
+@dp.command(name="run", epilog=RUN_EPILOG)
 @click.option(
     "--cp",
     "cp_url",
     required=True,
     multiple=True,
     envvar="ATOLL_DP_CP",
-    help="Zone CP URL, e.g. http://127.0.0.1:5681; several instances (HA): repeat it or a comma-separated list.",
+    metavar="URL",
+    help="The zone CP's REST API URL, e.g. http://127.0.0.1:5681 (not the ADS port 5678); several instances"
+    " (HA): repeat it or give a comma-separated list.",
 )
 @click.option(
     "--dataplane-file",
     required=True,
     envvar="ATOLL_DP_DATAPLANE_FILE",
     type=click.File("r"),
-    help="The proxy's resource (Universal YAML/JSON); - reads stdin.",
+    help="The proxy's resource (Universal YAML/JSON): a Dataplane, ZoneIngress or ZoneEgress; - reads stdin.",
 )
-@click.option("--dataplane-var", "dataplane_vars", multiple=True, metavar="NAME=VALUE", help="Fill {{ NAME }}.")
 @click.option(
-    "--token-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), envvar="ATOLL_DP_TOKEN_FILE"
+    "--dataplane-var",
+    "dataplane_vars",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Replace {{ NAME }} in the dataplane file with VALUE (repeatable).",
+)
+@click.option(
+    "--token-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    envvar="ATOLL_DP_TOKEN_FILE",
+    help="The proxy's token: `atoll token dataplane` for a Dataplane, `atoll token zone --scope ingress|egress`"
+    " for a zone ingress or egress (not needed with the CP's --auth none).",
 )
 @click.option(
     "--ca-file",
@@ -86,18 +117,84 @@ def dp() -> None:
     envvar="ATOLL_DP_CA_FILE",
     help="PEM CA that verifies the CP's ADS certificate (ADS over TLS; e.g. the CP's <data_dir>/xds-tls.crt).",
 )
-@click.option("--proxy-type", type=click.Choice(PROXY_TYPES), default="dataplane", show_default=True)
-@click.option("--xds", "xds_mode", type=click.Choice(("delta", "sotw")), default="delta", show_default=True)
-@click.option("--admin-port", type=click.IntRange(1, 65535), envvar="ATOLL_DP_ADMIN_PORT")
-@click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), envvar="ATOLL_DP_WORK_DIR")
-@click.option("--ready-port", type=click.IntRange(1, 65535), envvar="ATOLL_DP_READY_PORT", help="Serve GET /ready.")
-@click.option("--ready-address", default="127.0.0.1", show_default=True, envvar="ATOLL_DP_READY_ADDRESS")
-@click.option("--drain-time", default="5s", show_default=True, callback=_duration)
-@click.option("--stop-timeout", default="5s", show_default=True, callback=_duration, help="SIGTERM -> SIGKILL.")
-@click.option("--envoy-log-level", default="warning", show_default=True)
-@click.option("--envoy-log-file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--concurrency", type=click.IntRange(1, 256), default=1, show_default=True)
-@click.option("--cp-timeout", default="60s", show_default=True, callback=_duration)
+@click.option(
+    "--proxy-type",
+    type=click.Choice(PROXY_TYPES),
+    default=None,
+    help="dataplane, ingress or egress (default: from the file's type: Dataplane, ZoneIngress or ZoneEgress).",
+)
+@click.option(
+    "--xds",
+    "xds_mode",
+    type=click.Choice(("delta", "sotw")),
+    default="delta",
+    show_default=True,
+    help="The xDS protocol variant Envoy speaks to the CP: incremental (delta) or state of the world.",
+)
+@click.option(
+    "--admin-port",
+    type=click.IntRange(1, 65535),
+    envvar="ATOLL_DP_ADMIN_PORT",
+    help="Envoy's admin port on loopback (default: networking.admin.port of the file, else a free port).",
+)
+@click.option(
+    "--work-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="ATOLL_DP_WORK_DIR",
+    help="Directory for the Envoy bootstrap and other files (default: a temporary one, removed at exit).",
+)
+@click.option(
+    "--ready-port",
+    type=click.IntRange(1, 65535),
+    envvar="ATOLL_DP_READY_PORT",
+    help="Serve GET /ready on this port (200 once Envoy has its config and the inbounds are healthy).",
+)
+@click.option(
+    "--ready-address",
+    default="127.0.0.1",
+    show_default=True,
+    envvar="ATOLL_DP_READY_ADDRESS",
+    help="Address the /ready endpoint listens on.",
+)
+@click.option(
+    "--drain-time",
+    default="5s",
+    show_default=True,
+    callback=_duration,
+    help="How long Envoy drains connections on SIGTERM before it is stopped.",
+)
+@click.option(
+    "--stop-timeout",
+    default="5s",
+    show_default=True,
+    callback=_duration,
+    help="How long Envoy may take to exit after SIGTERM before it is killed.",
+)
+@click.option(
+    "--envoy-log-level",
+    default="warning",
+    show_default=True,
+    help="Envoy's log level (trace, debug, info, warning, error, critical, off).",
+)
+@click.option(
+    "--envoy-log-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write Envoy's log to this file (default: the agent's stderr).",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 256),
+    default=1,
+    show_default=True,
+    help="Envoy worker threads.",
+)
+@click.option(
+    "--cp-timeout",
+    default="60s",
+    show_default=True,
+    callback=_duration,
+    help="How long to keep retrying an unreachable CP for the bootstrap before giving up.",
+)
 @click.option("--probe-all", is_flag=True, help="TCP-probe every inbound, not only those with serviceProbe.")
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def run(
@@ -106,7 +203,7 @@ def run(
     dataplane_vars: tuple[str, ...],
     token_file: Path | None,
     ca_file: Path | None,
-    proxy_type: str,
+    proxy_type: str | None,
     xds_mode: str,
     admin_port: int | None,
     work_dir: Path | None,
@@ -133,6 +230,7 @@ def run(
     except InvalidInput as e:
         _fail(_invalid_lines(e), EXIT_INVALID)
         return
+    proxy_type = proxy_type or proxy_type_of(resource)
     token = token_file.read_text().strip() if token_file is not None else None
     try:
         urls = cp_urls(cp_url)

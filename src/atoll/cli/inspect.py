@@ -66,6 +66,28 @@ def _named(client: Client, path: str, name: str) -> dict[str, Any] | None:
     return next((i for i in items if i.get("name") == name), None)
 
 
+def resolve_dataplane(client: Client, mesh: str, name: str) -> dict[str, Any]:
+    """The Dataplane (with its insight) that ``name`` means: the one stored under that name, else the
+    one whose ``kuma.io/display-name`` it is (a global CP stores a zone's ``web-1`` as
+    ``web-1-<hash>``, ``atoll.kds.names``). ``ClickException`` when none, or several, listing those."""
+    items = client.get_all(paths.expand(paths.DATAPLANES_INSIGHTS, mesh=mesh) + "?name=" + quote(name, safe=""))
+    exact = next((i for i in items if i.get("name") == name), None)
+    if exact is not None:
+        return exact
+    matches = [i for i in items if (i.get("labels") or {}).get("kuma.io/display-name") == name]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise click.ClickException(f"Dataplane {name} not found in mesh {mesh}")
+    listed = ", ".join(
+        f"{i.get('name')} (zone {(i.get('labels') or {}).get('kuma.io/zone', '?')})"
+        for i in sorted(matches, key=lambda i: str(i.get("name")))
+    )
+    raise click.ClickException(
+        f"{len(matches)} Dataplanes in mesh {mesh} are named {name}: {listed}; give one of those"
+    )
+
+
 def _echo_one(body: Any, output: str) -> None:
     click.echo(to_json(body) if output == "json" else to_yaml([body]), nl=output == "json")
 
@@ -143,9 +165,11 @@ Examples:
 )
 def dataplane(name: str, mesh: str, what: str | None, stat_filter: str, output: str | None) -> None:
     """One Dataplane and its proxy's state; its served xDS config, Envoy's config dump or stats; or
-    the policies shaping its traffic."""
+    the policies shaping its traffic. At a global CP, NAME may be the name the zone knows (its display
+    name) when only one zone has a Dataplane of that name."""
     if what == "policies":
         with state().client() as client:
+            name = str(resolve_dataplane(client, mesh, name).get("name"))
             body = client.get_path(paths.expand(paths.DATAPLANE_POLICIES, mesh=mesh, name=name))
         if output in (None, "text"):
             click.echo("\n".join(policy_lines(body)))
@@ -154,16 +178,14 @@ def dataplane(name: str, mesh: str, what: str | None, stat_filter: str, output: 
         return
     output = "yaml" if output in (None, "text") else output
     with state().client() as client:
+        found = resolve_dataplane(client, mesh, name)
+        body = found
         if what is not None:
-            body = client.get_path(paths.expand(PROXY_VIEWS[what], mesh=mesh, name=name))
+            body = client.get_path(paths.expand(PROXY_VIEWS[what], mesh=mesh, name=str(found.get("name"))))
             if what == "stats":
                 body = _nonzero_stats(body, stat_filter)
-        else:
-            body = _named(client, paths.expand(paths.DATAPLANES_INSIGHTS, mesh=mesh), name)
-            if body is None:
-                raise click.ClickException(f"Dataplane {name} not found in mesh {mesh}")
-            if (body.get("networking") or {}).get("transparentProxying") is not None:
-                body["serviceNames"] = service_names(client, mesh)
+        elif (body.get("networking") or {}).get("transparentProxying") is not None:
+            body["serviceNames"] = service_names(client, mesh)
     _echo_one(body, output)
 
 

@@ -21,6 +21,7 @@ import click
 from atoll import __version__
 from atoll.cli.client import ErrorReply, Unreachable
 from atoll.cli.common import State, err, report_error, state
+from atoll.cli.completion import complete_names, completion
 from atoll.cli.config_cmd import config_group
 from atoll.cli.dp import dp
 from atoll.cli.resources import apply, delete, get
@@ -132,6 +133,8 @@ cli.add_command(delete)
 cli.add_command(config_group)
 cli.add_command(dp)
 cli.add_command(token)
+cli.add_command(completion)
+cli.add_command(complete_names)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -23,6 +23,7 @@ import click
 
 from atoll.cli.client import Client
 from atoll.cli.common import state
+from atoll.cli.completion import complete_name, complete_type
 from atoll.cli.render import (
     cli_name,
     lookup_type,
@@ -245,8 +246,8 @@ Examples:
   atoll get dataplanes --all-meshes
   atoll get meshtrafficpermission allow-all -o yaml""",
 )
-@click.argument("type_name", metavar="TYPE")
-@click.argument("name", required=False)
+@click.argument("type_name", metavar="TYPE", shell_complete=complete_type)
+@click.argument("name", required=False, shell_complete=complete_name)
 @click.option("-m", "--mesh", metavar="MESH", help=f"Mesh of mesh-scoped types (default: {DEFAULT_MESH}).")
 @click.option("-A", "--all-meshes", is_flag=True, help="List a mesh-scoped type in every mesh.")
 @click.option(
@@ -290,15 +291,19 @@ def get(type_name: str, name: str | None, mesh: str | None, all_meshes: bool, ou
     epilog="""\b
 Examples:
   atoll delete dataplane web-1 -m default
-  atoll delete mesh demo""",
+  atoll delete mesh demo
+  atoll delete mesh demo --force          # even though Dataplanes are still in it""",
 )
-@click.argument("type_name", metavar="TYPE")
-@click.argument("name")
+@click.argument("type_name", metavar="TYPE", shell_complete=complete_type)
+@click.argument("name", shell_complete=complete_name)
 @click.option("-m", "--mesh", metavar="MESH", help=f"Mesh of mesh-scoped types (default: {DEFAULT_MESH}).")
-def delete(type_name: str, name: str, mesh: str | None) -> None:
+@click.option(
+    "--force", is_flag=True, help="Delete a mesh that still has Dataplanes (refused without it), and all in it."
+)
+def delete(type_name: str, name: str, mesh: str | None, force: bool) -> None:
     """Delete one resource by type and name."""
     rt = lookup_type(type_name)
     m = _mesh_for(rt, mesh)
     with state().client() as client:
-        client.delete(rt, name, m)
+        client.delete(rt, name, m, force=force)
     click.echo(outcome(rt, name, m, "deleted"))

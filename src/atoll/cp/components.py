@@ -8,7 +8,8 @@ until it is stopped (it returns after ``stop()``, or raises when the component f
 (``request_stop``, e.g. from a signal handler), a component raising, or a component returning on its
 own. Then it stops every component (in reverse order of adding), gives them ``stop_timeout`` seconds
 to return, cancels the ones that hang, and reports why it stopped in an ``Outcome``. It is ready
-only while every component is ready and no shutdown has begun.
+only while every component is ready and no shutdown has begun; ``not_ready_reasons`` collects the
+``not_ready_reason`` of the components that have one (an optional attribute) to say why not.
 
 ``HttpServer`` is the component for an ASGI app served by uvicorn on a socket it binds itself, so a
 busy port is a clear startup error, and readiness means "listening"; given a certificate and key
@@ -94,6 +95,11 @@ class Supervisor:
         if not self._running or self._stopping or self._stop_reason is not None:
             return False
         return all(c.ready for c in self._components)
+
+    def not_ready_reasons(self) -> list[str]:
+        """``name: reason`` of each component that says why it is not ready (``not_ready_reason``)."""
+        reasons = ((c.name, getattr(c, "not_ready_reason", None)) for c in self._components)
+        return [f"{name}: {reason}" for name, reason in reasons if reason]
 
     def request_stop(self, reason: str = "stop requested") -> None:
         """Begin a graceful shutdown (never blocks; safe to call from a signal handler)."""

@@ -101,6 +101,7 @@ class CpConfig:
     global_address: str | None = None
     zone_token_file: Path | None = None
     global_ca_file: Path | None = None
+    skip_default_mesh: bool = False
 
     @property
     def store_path(self) -> Path:
@@ -276,7 +277,15 @@ OPTIONS: list[Option] = [
         "global_ca_file",
         Path,
         None,
-        "PEM CA certificate that signed the global KDS certificate (default: system roots).",
+        "PEM CA certificate that signed the global KDS certificate (default: system roots)."
+        " Global's self-signed one is <global's data_dir>/kds-tls.crt; global logs its path at start.",
+    ),
+    Option(
+        "skip_default_mesh",
+        bool,
+        False,
+        "Do not create mesh 'default' (with its default policies) at start; a global or standalone CP"
+        " creates it whenever it is missing at start, as Kuma does (a federated zone gets global's).",
     ),
 ]
 
@@ -344,6 +353,12 @@ def _convert(opt: Option, raw: object, source: str) -> object:
         return ConfigError(f'{opt.name}: {msg}, got "{raw}" (from {source})')
 
     value: object
+    if opt.type is bool:  # a --flag/--no-flag, or true/false from the environment or the file
+        if isinstance(raw, bool):
+            return raw
+        if not isinstance(raw, str) or raw.strip().lower() not in BOOLEAN:
+            raise bad("must be true or false")
+        return raw.strip().lower() == "true"
     if opt.type is int:
         if isinstance(raw, bool) or not isinstance(raw, int | str):
             raise bad("must be a whole number")

@@ -244,8 +244,15 @@ class LeaderOnly:
 
     @property
     def ready(self) -> bool:
-        """Ready whether leading or not: a follower serves everything but this part."""
-        return self._running
+        """Ready whether leading or not: a follower serves everything but this part. While leading, not
+        ready when the inner component says why not (``not_ready_reason``, e.g. a refused zone token)."""
+        return self._running and self.not_ready_reason is None
+
+    @property
+    def not_ready_reason(self) -> str | None:
+        """The inner component's ``not_ready_reason`` while this instance leads, else ``None``."""
+        reason = getattr(self.current, "not_ready_reason", None)
+        return reason if isinstance(reason, str) else None
 
     async def start(self) -> None:
         self._running = True

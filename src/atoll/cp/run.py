@@ -45,6 +45,8 @@ from atoll.api.metrics import InstrumentedStore, Metrics
 from atoll.cp import ha, store_checks
 from atoll.cp.components import HttpServer, Supervisor
 from atoll.cp.config import CpConfig
+from atoll.cp.data_dir_lock import lock_data_dir
+from atoll.cp.default_mesh import ensure_default_mesh
 from atoll.cp.instances import InstanceRegistry
 from atoll.cp.leader import LeaderElector, LeaderOnly
 from atoll.cp.logs import setup_logging
@@ -227,7 +229,7 @@ def build_supervisor(
         )
     )
     supervisor.add(gui_events)  # after the API server: stopped first, so open event streams end at once
-    diag_app = create_diagnostics_app(lambda: supervisor.ready, metrics, store)
+    diag_app = create_diagnostics_app(lambda: supervisor.ready, metrics, store, supervisor.not_ready_reasons)
     supervisor.add(
         HttpServer("diagnostics", diag_app, config.diagnostics_host, config.diagnostics_port, graceful_timeout=graceful)
     )
@@ -274,8 +276,10 @@ def build_global_kds(config: CpConfig, store: Store) -> GlobalKds:
 
     if config.kds_tls_cert is not None and config.kds_tls_key is not None:
         cert, key = config.kds_tls_cert, config.kds_tls_key
+        log.info("KDS serves TLS with %s; zones trust it with --global-ca-file <the CA that signed it>", cert)
     else:
         cert, key = ensure_self_signed(config.data_dir)
+        log.info("KDS CA file (self-signed): %s; zones trust it with --global-ca-file %s", cert, cert)
     return GlobalKds(
         store,
         authenticate,
@@ -354,6 +358,19 @@ async def serve_cp(config: CpConfig) -> int:
         },
     )
     try:
+        data_dir_lock = lock_data_dir(config.data_dir)
+    except AtollError as e:
+        log.error("cannot use the data dir: %s", e)
+        return 1
+    try:
+        return await _serve_locked(config)
+    finally:
+        data_dir_lock.release()
+
+
+async def _serve_locked(config: CpConfig) -> int:
+    """``serve_cp`` once this process holds the data dir (``atoll.cp.data_dir_lock``)."""
+    try:
         api_security = prepare_api_security(config)
     except AtollError as e:
         log.error("cannot set up API security: %s", e)
@@ -368,6 +385,16 @@ async def serve_cp(config: CpConfig) -> int:
     except (AtollError, OSError) as e:
         log.error("cannot open the %s store: %s", config.store, e)
         return 1
+    if config.mode != "zone" or config.global_address is None:
+        if config.skip_default_mesh:
+            log.info("not creating mesh default (skip_default_mesh)")
+        else:
+            try:
+                await ensure_default_mesh(raw_store)
+            except AtollError as e:
+                log.error("cannot create mesh default: %s", e)
+                await raw_store.close()
+                return 1
     metrics = Metrics()
     store = InstrumentedStore(raw_store, metrics)
     supervisor = build_supervisor(config, store, metrics, api_security=api_security)

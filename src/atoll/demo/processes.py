@@ -77,21 +77,31 @@ class Child:
     def wait_log(self, text: str, timeout: float = 30.0) -> None:
         self.wait_for(lambda: text in self.log.read_text(errors="replace"), timeout, repr(text))
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def signal(self, sig: signal.Signals) -> None:
+        """Send ``sig`` to the child's session (no-op once it exited)."""
         if self.proc.poll() is not None:
             return
         try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
+            os.killpg(self.proc.pid, sig)
         except ProcessLookupError:
-            return
+            pass
+
+    def stop(self, timeout: float = 10.0) -> None:
+        stop_all([self], timeout)
+
+
+def stop_all(children: list[Child], timeout: float) -> None:
+    """SIGTERM every child at once, wait for them together until ``timeout``, then SIGKILL the rest:
+    stopping many takes as long as the slowest, not the sum."""
+    for c in children:
+        c.signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for c in children:
         try:
-            self.proc.wait(timeout)
+            c.proc.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait(5)
+            c.signal(signal.SIGKILL)
+            c.proc.wait(5)
 
 
 def python_module(module: str, *args: str) -> list[str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -27,7 +28,7 @@ from typing import Any, TextIO
 
 from atoll.api import paths
 from atoll.demo.apps import App, Load, backend, frontend
-from atoll.demo.processes import Child, free_port, http_ok, port_free, post, put, python_module
+from atoll.demo.processes import Child, free_port, http_ok, port_free, post, put, python_module, stop_all
 from atoll.resources import get_type
 
 MESH = {
@@ -45,6 +46,25 @@ ALLOW_ALL = {
     "spec": {"targetRef": {"kind": "Mesh"}, "from": [{"targetRef": {"kind": "Mesh"}, "default": {"action": "Allow"}}]},
 }
 BACKENDS = {"backend-1": "zone-1", "backend-2a": "zone-2", "backend-2b": "zone-2"}
+# A zone ingress passes mTLS through by SNI without decrypting it, so it picks a backend per TCP
+# connection, not per request; a sidecar keeps its connection to the ingress open and reuses it. So
+# that zone-2's two instances share the traffic, each sidecar connection to backend lasts at most 1 s
+# (Envoy drains it after its current request, then opens a new one, which the ingress balances).
+RECONNECT = {
+    "type": "MeshTimeout",
+    "mesh": "default",
+    "name": "backend-reconnect",
+    "spec": {
+        "targetRef": {"kind": "Mesh"},
+        "to": [
+            {
+                "targetRef": {"kind": "MeshService", "name": "backend"},
+                "default": {"http": {"maxConnectionDuration": "1s"}},
+            }
+        ],
+    },
+}
+STOP_TIMEOUT = 8.0  # seconds every process gets to stop (all at once) on Ctrl-C, then it is killed
 
 
 def _port(preferred: int) -> int:
@@ -82,12 +102,16 @@ class Demo:
         self.apps: dict[str, App] = {}
         self.cps: dict[str, str] = {}  # name -> REST URL
         self.kds_port = 0  # global's, once started
+        stack.callback(self.stop_children)
 
     def child(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Child:
         c = Child(name, argv, self.work / f"{name}.log", env)
-        self.stack.callback(c.stop)
         self.children[name] = c
         return c
+
+    def stop_children(self) -> None:
+        """Stop every process at once (proxies drain for 1 s), each killed if still there after ``STOP_TIMEOUT``."""
+        stop_all(list(self.children.values()), STOP_TIMEOUT)
 
     def control_plane(self, name: str, env: dict[str, str], api: int, diag: int) -> str:
         cp = self.child(
@@ -113,7 +137,7 @@ class Demo:
         t.write_text(token)
         argv = python_module(
             "atoll.cli.dp", "run", "--cp", self.cps[zone], "--dataplane-file", str(f), "--token-file", str(t),
-            "--proxy-type", proxy_type,
+            "--proxy-type", proxy_type, "--drain-time", "1s",
         )  # fmt: skip
         # The zone verifies tokens with global's signing keys, synced over KDS: retry until they are there.
         deadline = time.monotonic() + 60
@@ -146,7 +170,9 @@ class Demo:
         self.say(f"  global CP    REST {glob}   KDS grpcs://127.0.0.1:{self.kds_port}")
         put(glob, paths.item_path(get_type("Mesh"), "default"), MESH)
         put(glob, paths.item_path(get_type("MeshTrafficPermission"), "allow-all", "default"), ALLOW_ALL)
+        put(glob, paths.item_path(get_type("MeshTimeout"), "backend-reconnect", "default"), RECONNECT)
         self.say("  mesh default mTLS (builtin CA from global), MeshTrafficPermission allow-all")
+        self.say("  MeshTimeout backend-reconnect: connections to backend last 1 s, so the ingress rebalances")
 
     def start_zone(self, zone: str) -> None:
         """A zone CP dialing global with a zone token, its ingress, and (zone-1) its egress."""
@@ -227,7 +253,9 @@ class Demo:
 
 
 def run_demo(duration: float | None = None, out: TextIO = sys.stdout, keep: bool = False) -> int:
-    """Run until Ctrl-C (or ``duration`` seconds); 0 on a clean stop, 1 if something failed to start."""
+    """Run until Ctrl-C (or ``duration`` seconds); 0 on a clean stop, 1 if something failed to start.
+    Ctrl-C (at any point) says that the demo is stopping and stops every process at once, within
+    ``STOP_TIMEOUT`` seconds; a second Ctrl-C meanwhile is ignored, so nothing is left running."""
     work = Path(tempfile.mkdtemp(prefix="atoll-demo-"))
 
     def say(line: str = "") -> None:
@@ -238,34 +266,48 @@ def run_demo(duration: float | None = None, out: TextIO = sys.stdout, keep: bool
             stack.callback(shutil.rmtree, work, True)
         demo = Demo(work, stack, say)
         try:
-            say(f"Atoll demo: files in {work}")
-            demo.start_global()
-            for zone in ("zone-1", "zone-2"):
-                demo.start_zone(zone)
-            demo.start_external_service()
-            demo.start_apps()
-        except (RuntimeError, OSError) as e:
-            say(f"demo failed to start: {e}")
-            return 1
-        demo.print_guide()
-        load = Load(demo.apps["frontend"].port, paths=("/", "/", "/external"))
-        stack.callback(load.stop)
-        _commands(demo, say)
-        _report_traffic(load, duration, say)
-        say("demo stopped")
+            code = _run(demo, duration, say)
+        except KeyboardInterrupt:
+            code = 0
+        _ignore_sigint()
+        say(f"\nstopping the demo (every process gets {STOP_TIMEOUT:g} s)...")
+    say("demo stopped")
+    return code
+
+
+def _run(demo: Demo, duration: float | None, say: Callable[[str], None]) -> int:
+    """Start everything, then drive and report traffic until ``duration`` (or Ctrl-C)."""
+    try:
+        say(f"Atoll demo: files in {demo.work}")
+        demo.start_global()
+        for zone in ("zone-1", "zone-2"):
+            demo.start_zone(zone)
+        demo.start_external_service()
+        demo.start_apps()
+    except (RuntimeError, OSError) as e:
+        say(f"demo failed to start: {e}")
+        return 1
+    demo.print_guide()
+    load = Load(demo.apps["frontend"].port, paths=("/", "/", "/external"))
+    demo.stack.callback(load.stop)
+    _commands(demo, say)
+    _report_traffic(load, duration, say)
     return 0
 
 
+def _ignore_sigint() -> None:
+    """Ignore further Ctrl-C while stopping (only possible on the main thread; elsewhere nothing to do)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _report_traffic(load: Load, duration: float | None, say: Callable[[str], None]) -> None:
-    """Say what the traffic did every 2 seconds, until ``duration`` has passed or Ctrl-C."""
+    """Say what the traffic did every 2 seconds, until ``duration`` has passed (Ctrl-C: the caller)."""
     started = time.monotonic()
-    try:
-        while duration is None or time.monotonic() - started < duration:
-            time.sleep(2.0)
-            answers, errors = load.take()
-            say(_report(answers, errors))
-    except KeyboardInterrupt:
-        say("\nstopping...")
+    while duration is None or time.monotonic() - started < duration:
+        time.sleep(2.0)
+        answers, errors = load.take()
+        say(_report(answers, errors))
 
 
 def _commands(demo: Demo, say: Callable[[str], None]) -> None:

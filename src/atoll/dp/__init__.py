@@ -21,7 +21,14 @@ from atoll.dp.cp_client import (
     HealthReport,
     fetch_bootstrap,
 )
-from atoll.dp.document import PROXY_TYPES, ProxyType, load_proxy_resource, parse_vars, render_template
+from atoll.dp.document import (
+    PROXY_TYPES,
+    ProxyType,
+    load_proxy_resource,
+    parse_vars,
+    proxy_type_of,
+    render_template,
+)
 from atoll.dp.envoy import EnvoyOptions, EnvoySupervisor, envoy_binary
 from atoll.dp.grpc_bootstrap import grpc_bootstrap
 from atoll.dp.probe import HealthReporter, InboundTarget, ProbeSpec, ProbeState, inbound_targets, run_probes
@@ -49,6 +56,7 @@ __all__ = [
     "inbound_targets",
     "load_proxy_resource",
     "parse_vars",
+    "proxy_type_of",
     "render_template",
     "run_agent",
     "run_probes",

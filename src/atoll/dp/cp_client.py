@@ -7,6 +7,11 @@ A 4xx answer is final: it raises ``CpRejected`` carrying the CP's ``title``, ``d
 ``invalid_parameters`` (never retried). Connection errors, timeouts and 5xx answers are retried with
 exponential backoff (0.2 s doubling to 5 s) for ``give_up_after`` seconds; then ``CpUnavailable``
 says what the last attempt saw. ``post_health`` sends one health report (callers retry).
+A URL that answers in HTTP/2 frames to the agent's HTTP/1.1 (a gRPC server: the CP's ADS port, 5678,
+given where the REST API's URL, 5681, belongs) is not retried: ``CpUnavailable`` says so at once.
+One 4xx is retried like a 5xx: a 401 for a token signed by a key the CP does not know (``unknown-key``),
+which at a zone CP that just connected to global means the key is still on its way over KDS; after
+``give_up_after`` it is final like any 4xx.
 
     AtollError
     └── CpError                 talking to the control plane failed
@@ -134,12 +139,16 @@ async def fetch_bootstrap(
             try:
                 resp = await http.post(url, json=request.to_json())
             except httpx.HTTPError as e:
+                if _speaks_grpc(e):
+                    raise _grpc_port(cp_url) from None
                 last = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
             else:
                 if 200 <= resp.status_code < 300:
                     return _bootstrap_response(resp)
                 if 400 <= resp.status_code < 500:
-                    raise _rejected(resp)
+                    rejected = _rejected(resp)
+                    if not _key_in_transit(rejected) or time.monotonic() >= deadline:
+                        raise rejected
                 last = f"HTTP {resp.status_code}: {_problem_text(resp)}"
             left = deadline - time.monotonic()
             if left <= 0:
@@ -165,6 +174,27 @@ async def post_health(cp_url: str, report: HealthReport, http: httpx.AsyncClient
         raise _rejected(resp)
     if not 200 <= resp.status_code < 300:
         raise CpUnavailable(f"health report to {url} failed: HTTP {resp.status_code}: {_problem_text(resp)}")
+
+
+def _key_in_transit(rejected: CpRejected) -> bool:
+    """A 401 for a token signed by a key the CP does not have: at a zone CP that may be a key global
+    has and KDS has not delivered yet (a zone that just connected), so it is retried until the deadline."""
+    return rejected.status == 401 and "(unknown-key)" in rejected.details
+
+
+def _speaks_grpc(e: httpx.HTTPError) -> bool:
+    """Whether the error is an HTTP/1.1 client's view of a gRPC (HTTP/2-only) server: the answer's
+    first bytes, a SETTINGS frame, are no HTTP/1.1 status line (or TLS offers only ``h2``)."""
+    text = str(e)
+    return (isinstance(e, httpx.RemoteProtocolError) and "illegal" in text) or "NO_APPLICATION_PROTOCOL" in text
+
+
+def _grpc_port(cp_url: str) -> CpUnavailable:
+    return CpUnavailable(
+        f"--cp {cp_url} answers in gRPC (HTTP/2): that is the CP's ADS port (5678 by default), not its REST"
+        " API. --cp takes the REST API's URL, e.g. http://127.0.0.1:5681; the agent learns the ADS address"
+        " from the bootstrap"
+    )
 
 
 def _bootstrap_response(resp: httpx.Response) -> BootstrapResponse:

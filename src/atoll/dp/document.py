@@ -83,8 +83,11 @@ def render_template(text: str, variables: Mapping[str, str]) -> str:
     return rendered
 
 
-def load_proxy_resource(text: str, variables: Mapping[str, str], proxy_type: ProxyType = "dataplane") -> Resource[Any]:
-    """Render, parse and validate the proxy's resource; ``InvalidInput`` naming each bad field."""
+def load_proxy_resource(
+    text: str, variables: Mapping[str, str], proxy_type: ProxyType | None = "dataplane"
+) -> Resource[Any]:
+    """Render, parse and validate the proxy's resource; ``InvalidInput`` naming each bad field.
+    ``proxy_type`` ``None`` takes any of the three types (``proxy_type_of`` then says which it is)."""
     rendered = render_template(text, variables)
     docs = load_documents(rendered)
     if len(docs) != 1:
@@ -92,6 +95,14 @@ def load_proxy_resource(text: str, variables: Mapping[str, str], proxy_type: Pro
             f"the dataplane file must hold exactly one resource, found {len(docs)}", title="invalid dataplane file"
         )
     resource = decode(docs[0])
+    if proxy_type is None:
+        if resource.type not in RESOURCE_TYPE_OF.values():
+            kinds = ", ".join(RESOURCE_TYPE_OF.values())
+            raise InvalidInput(
+                FieldError("type", f"a proxy needs a {kinds} resource, got {resource.type}"),
+                title="invalid dataplane file",
+            )
+        return resource
     want = RESOURCE_TYPE_OF[proxy_type]
     if resource.type != want:
         raise InvalidInput(
@@ -99,6 +110,14 @@ def load_proxy_resource(text: str, variables: Mapping[str, str], proxy_type: Pro
             title="invalid dataplane file",
         )
     return resource
+
+
+def proxy_type_of(resource: Resource[Any]) -> ProxyType:
+    """The proxy type a Dataplane, ZoneIngress or ZoneEgress resource runs as."""
+    for proxy_type, type_name in RESOURCE_TYPE_OF.items():
+        if resource.type == type_name:
+            return proxy_type
+    raise ValueError(f"{resource.type} is no proxy's resource type")
 
 
 def admin_port_of(resource: Resource[Any]) -> int | None:

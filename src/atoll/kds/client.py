@@ -13,7 +13,9 @@ fails (or the component stops), both are cancelled and closed and the client rec
 backoff with full jitter (``backoff_base`` doubling up to ``backoff_max``; reset once a connection
 delivered its first message). A refusal (bad token, zone claimed by another instance) is logged
 with global's reason and retried the same way. The zone CP keeps serving its proxies from its store
-meanwhile; ``ready`` means "running", ``connected`` means "global answered".
+meanwhile; ``ready`` means "running and its token not refused by global" (a refusal makes the zone CP's
+``/ready`` 503 with ``not_ready_reason``: not federated, and global's reason, until a connection
+succeeds, e.g. with a good token written to the token file), ``connected`` means "global answered".
 
 Addresses: ``grpcs://host:port`` (TLS; ``ca_file`` is the root to trust, else the system's) or
 ``grpc://host:port`` (plaintext, logged as a warning). Several global instances (HA) are given as a
@@ -136,6 +138,7 @@ class ZoneKds:
         self.connected = False
         self.connects = 0  # connections that delivered a first message
         self.last_error: str | None = None
+        self.refused: str | None = None  # global's reason for refusing the last connection
 
     @property
     def name(self) -> str:
@@ -148,7 +151,13 @@ class ZoneKds:
 
     @property
     def ready(self) -> bool:
-        return self._running
+        return self._running and self.refused is None
+
+    @property
+    def not_ready_reason(self) -> str | None:
+        if self.refused is None:
+            return None
+        return f"zone {self.zone} is not federated: global at {self.address} refused it: {self.refused}"
 
     async def start(self) -> None:
         if self._stop.is_set():
@@ -235,6 +244,7 @@ class ZoneKds:
                 self.connects += 1
                 self.connected = True
                 self.last_error = None
+                self.refused = None
                 log.info("KDS: connected to global at %s as zone %s", self.address, self.zone)
 
         try:
@@ -297,6 +307,7 @@ class ZoneKds:
                 code, details = r
                 self.last_error = f"{code.name}: {details}"
                 if code in _REFUSALS:
+                    self.refused = details if code in _TOKEN_REFUSALS else None
                     log.error("KDS: global refused zone %s: %s", self.zone, details)
                 else:
                     log.warning("KDS: stream to global ended: %s", self.last_error)
@@ -305,6 +316,7 @@ class ZoneKds:
                 code = r.code()
                 self.last_error = f"{code.name}: {r.details()}"
                 if code in _REFUSALS:
+                    self.refused = str(r.details()) if code in _TOKEN_REFUSALS else None
                     log.error("KDS: global refused zone %s: %s", self.zone, r.details())
                 else:
                     log.warning("KDS: stream to global ended: %s", self.last_error)
@@ -322,6 +334,9 @@ class ZoneKds:
 
 
 _REFUSALS = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.ALREADY_EXISTS)
+_TOKEN_REFUSALS = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
+"""Refusals of the zone's token: the zone is not federated until it has a good one, so it is not ready.
+(``ALREADY_EXISTS``, the zone held by another instance of it, is not: that one is federated.)"""
 
 
 async def _final_statuses(*calls: Any) -> list[tuple[grpc.StatusCode, str]]:

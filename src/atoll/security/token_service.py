@@ -17,8 +17,10 @@ the ``zone-token-revocations`` GlobalSecret, updated with optimistic concurrency
 bootstraps or opens its ADS stream (token from the ``x-atoll-token`` gRPC metadata header): it
 raises ``Unauthenticated`` (no token, malformed, unknown key, forged, revoked, expired) or
 ``Forbidden`` (a valid token for another mesh or Dataplane, or without the Dataplane's tags).
-``verify_zone`` does the same for zone proxies and zone control planes. ``NoAuth`` accepts
-everything (``--auth none``, for local experiments).
+``verify_zone`` does the same for zone proxies and zone control planes. A token of the other kind (a
+dataplane token given to a zone ingress or a zone CP, a zone token given to a Dataplane) is refused
+before any key is looked up, saying so and naming the ``atoll token`` command that makes the right
+one (``wrong_kind``). ``NoAuth`` accepts everything (``--auth none``, for local experiments).
 """
 
 from __future__ import annotations
@@ -269,6 +271,8 @@ class TokenVerifier:
         what = f"Dataplane {dataplane.mesh}/{dataplane.name}"
         if not token or not token.strip():
             raise Unauthenticated(f"{what}: no dataplane token (give the agent one with --token-file)")
+        mesh_flag = f"--mesh {dataplane.mesh} --name {dataplane.name}"
+        wrong_kind(token, jwt_tokens.DATAPLANE_KIND, what, f"atoll token dataplane {mesh_flag}")
         try:
             mesh = jwt_tokens.unverified_mesh(token)
             keys = await KeyRing(self._store, dataplane_key_prefix(mesh), mesh).public_keys()
@@ -291,6 +295,7 @@ class TokenVerifier:
         what = f"zone {zone} ({scope})"
         if not token or not token.strip():
             raise Unauthenticated(f"{what}: no zone token")
+        wrong_kind(token, jwt_tokens.ZONE_KIND, what, f"atoll token zone --zone {zone} --scope {scope}")
         try:
             keys = await KeyRing(self._store, ZONE_KEY_PREFIX, None).public_keys()
             revoked = await RevocationList(self._store, ZONE_REVOCATIONS, None).ids()
@@ -300,11 +305,32 @@ class TokenVerifier:
         if claims.zone != zone:
             raise Forbidden(f'{what}: the zone token is for zone "{claims.zone}"')
         if scope not in claims.scope:
-            raise Forbidden(f"{what}: the zone token is for {', '.join(claims.scope)}, not {scope}")
+            raise Forbidden(
+                f"{what}: the zone token is for {', '.join(claims.scope)}, not {scope};"
+                f" make one with: atoll token zone --zone {zone} --scope {scope}"
+            )
         return claims
 
     async def verify_zone(self, token: str | None, zone: str, scope: ZoneScope) -> None:
         await self.zone_claims(token, zone, scope)
+
+
+_KIND_NAMES = {jwt_tokens.DATAPLANE_KIND: "a dataplane token", jwt_tokens.ZONE_KIND: "a zone token"}
+
+
+def wrong_kind(token: str, expected: str, what: str, command: str) -> None:
+    """``Unauthenticated`` when ``token`` is plainly a token of another kind than ``expected`` (read
+    without verifying: only to say which token to use), naming ``command`` that makes the right one."""
+    try:
+        kind = jwt_tokens.unverified_claims(token.strip()).get("kind")
+    except InvalidToken:
+        return  # not a token at all: verification says why
+    if kind == expected or kind not in _KIND_NAMES:
+        return
+    raise Unauthenticated(
+        f"{what}: wrong kind of token: this is {_KIND_NAMES[kind]}, {what} needs {_KIND_NAMES[expected]};"
+        f" make one with: {command}"
+    )
 
 
 def proxy_authenticator(auth: str, store: Store, clock: Clock = utc_now) -> ProxyAuthenticator:
