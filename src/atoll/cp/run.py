@@ -155,26 +155,8 @@ def build_supervisor(
     instance_id = ha.new_instance_id(config)
     coordination, registry_coordination = ha.coordinations_for(config)
     elector = LeaderElector(coordination, lease=ha.lease_name(config), holder=instance_id)
-    xds: XdsComponent | None = None
-    if config.mode in ("standalone", "zone"):
-        xds = XdsComponent(
-            store,
-            zone=config.zone or "default",
-            xds_host=config.xds_host,
-            xds_port=config.xds_port,
-            xds_advertised_host=config.xds_advertised_host,
-            grace=config.dataplane_grace,
-            window=config.xds_coalesce,
-            vip_cidr=config.vip_cidr,
-            auth=proxy_authenticator(config.auth, store),
-            ca_authority=not federated,
-            credentials=xds_credentials(config),
-            ads_cert_pem=_read_ads_cert(config),
-            gate=PeerGate(first_message_timeout=config.xds_first_message_timeout),
-            instance_id=instance_id,
-            # alone on its store (SQLite, memory) a CP always creates CAs itself, from its first pass on
-            leads=(lambda: elector.is_leader) if config.store == "postgres" else (lambda: True),
-        )
+    xds = _build_xds(config, store, federated, instance_id, elector)
+    if xds is not None:
         supervisor.add(xds)
     global_kds = build_global_kds(config, store) if config.mode == "global" else None
     registry = build_registry(config, registry_coordination, elector, instance_id, xds, global_kds)
@@ -234,6 +216,32 @@ def build_supervisor(
         HttpServer("diagnostics", diag_app, config.diagnostics_host, config.diagnostics_port, graceful_timeout=graceful)
     )
     return supervisor
+
+
+def _build_xds(
+    config: CpConfig, store: Store, federated: bool, instance_id: str, elector: LeaderElector
+) -> XdsComponent | None:
+    """The ADS side of a zone or standalone CP (``None`` for global)."""
+    if config.mode not in ("standalone", "zone"):
+        return None
+    return XdsComponent(
+        store,
+        zone=config.zone or "default",
+        xds_host=config.xds_host,
+        xds_port=config.xds_port,
+        xds_advertised_host=config.xds_advertised_host,
+        grace=config.dataplane_grace,
+        window=config.xds_coalesce,
+        vip_cidr=config.vip_cidr,
+        auth=proxy_authenticator(config.auth, store),
+        ca_authority=not federated,
+        credentials=xds_credentials(config),
+        ads_cert_pem=_read_ads_cert(config),
+        gate=PeerGate(first_message_timeout=config.xds_first_message_timeout),
+        instance_id=instance_id,
+        # alone on its store (SQLite, memory) a CP always creates CAs itself, from its first pass on
+        leads=(lambda: elector.is_leader) if config.store == "postgres" else (lambda: True),
+    )
 
 
 def xds_credentials(config: CpConfig) -> grpc.ServerCredentials | None:
