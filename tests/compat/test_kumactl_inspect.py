@@ -141,3 +141,28 @@ def test_inspect_one_dataplane_config_dump_stats_and_clusters(at_zone: Kumactl) 
 def test_generate_dataplane_token_refuses_a_workload(at_global: Kumactl, tmp_path: Path) -> None:
     err = at_global.fails("generate", "dataplane-token", "--mesh", "default", "--workload", "w", "--valid-for", "1h")
     assert "workload" in err
+
+
+def test_inspect_one_dataplane_policies_and_served_config(at_zone: Kumactl) -> None:
+    """``kumactl inspect dataplane NAME`` (its default ``--type policies``) prints the policies matched
+    at each inbound and outbound; ``--type config`` prints the configuration the zone CP serves."""
+    wait_until(
+        lambda: rows(at_zone, "dataplanes").get("web-1", {}).get("STATUS") == "Online", timeout=60, what="web-1 Online"
+    )
+    printed = at_zone.ok("inspect", "dataplane", "web-1")
+    timeouts = at_zone.yaml("get", "meshtimeouts")["items"]
+    timeout = next(i["name"] for i in timeouts if "timeout-all-default" in i["name"])
+    inbound = printed.split("INBOUND ", 1)[1]  # "INBOUND 127.0.0.1:PORT(web):" then kind and policy lines
+    assert inbound.startswith("127.0.0.1:") and "(web):" in inbound.splitlines()[0], printed
+    assert "  MeshTimeout\n    " + timeout + "\n" in inbound, printed
+    missing = at_zone.fails("inspect", "dataplane", "nope")
+    assert "nope" in missing
+
+    served = json.loads(at_zone.ok("inspect", "dataplane", "web-1", "--type", "config"))["xds"]
+    listeners = [listener["name"] for listener in served["listeners"]]
+    clusters = [cluster["name"] for cluster in served["clusters"]]
+    (port,) = [ib["port"] for ib in at_zone.yaml("get", "dataplane", "web-1")["networking"]["inbound"]]
+    assert f"inbound:127.0.0.1:{port}" in listeners, listeners
+    assert clusters, served
+    refused = at_zone.fails("inspect", "dataplane", "web-1", "--type", "config", "--shadow")
+    assert "shadow" in refused

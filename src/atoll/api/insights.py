@@ -6,7 +6,10 @@
 - ``GET /zones+insights``: Zones with a ``zoneInsight`` (``zone_insights``; offline without one).
 - ``GET /zoneegresses+insights``: ZoneEgresses with a ``zoneEgressInsight``.
 - ``GET /meshes/{mesh}/dataplanes/{name}/served-xds`` (admin: it holds the proxy's private key): the
-  xDS configuration this CP serves the proxy.
+  xDS configuration this CP serves the proxy. ``.../_config`` (Kuma's path, ``kumactl inspect dataplane
+  NAME --type config``, admin too) answers the same configuration in Kuma's shape, ``{"xds": ...}``;
+  Kuma's ``shadow=true`` and ``include=diff`` are refused naming the parameter (Atoll has no shadow
+  policies and keeps no older configuration to diff against).
 - ``GET .../xds`` (Kuma's path; ``.../config-dump`` is Atoll's older spelling) (admin), ``.../stats``
   and ``.../clusters``: Envoy's own config dump (with EDS only if ``include_eds=true``, as Kuma's),
   stats and clusters (JSON), fetched through the proxy's agent.
@@ -91,12 +94,28 @@ class InsightRoutes:
         ]
         return page_answer(request, paging, page, items)
 
+    async def kuma_dataplane_config(self, request: Request) -> Response:
+        q = request.query_params
+        errors = []
+        if q.get("shadow", "false").lower() not in ("false", "true"):
+            errors.append(FieldError("shadow", "must be true or false"))
+        elif q.get("shadow", "false").lower() == "true":
+            errors.append(FieldError("shadow", "not supported: Atoll has no shadow policies (kuma.io/effect: shadow)"))
+        if q.getlist("include"):
+            errors.append(FieldError("include", "not supported: Atoll keeps no older configuration to diff against"))
+        if errors:
+            raise InvalidInput(errors, title="invalid query")
+        return respond(request, {"xds": await self._served_xds(request)})
+
     async def dataplane_served_xds(self, request: Request) -> Response:
+        return respond(request, await self._served_xds(request))
+
+    async def _served_xds(self, request: Request) -> dict[str, Any]:
         mesh, name = await self._dataplane(request, "the served configuration holds the proxy's private key")
         config = self.proxies.xds_config(mesh, name) if self.proxies is not None else None
         if config is None:
             raise HttpError(404, "not found", f"proxy {mesh}.{name} is not connected to this control plane")
-        return respond(request, config)
+        return config
 
     async def dataplane_config_dump(self, request: Request) -> Response:
         raw = request.query_params.get("include_eds", "false").lower()
@@ -147,6 +166,12 @@ def add_insight_routes(router: APIRouter, routes: InsightRoutes) -> None:
             routes.dataplane_served_xds,
             openapi.operation(proxy, yaml=True),
             "The xDS configuration the CP serves to one proxy",
+        ),
+        (
+            paths.KUMA_DATAPLANE_CONFIG,
+            routes.kuma_dataplane_config,
+            openapi.operation([*proxy, *openapi.KUMA_CONFIG_QUERY], yaml=True),
+            'The xDS configuration the CP serves to one proxy, as {"xds": ...} (Kuma\'s path)',
         ),
         (
             paths.DATAPLANE_XDS,

@@ -22,6 +22,7 @@ from typing import Any
 
 from atoll.resources.codec import encode
 from atoll.resources.meta import Resource
+from atoll.topology.explain import ProxyExplanation
 
 SERVICE_TAG = "kuma.io/service"
 XDS_KINDS = ("cds", "eds", "lds", "rds", "sds")
@@ -209,3 +210,43 @@ def service_insights(
             "addressPort": e.spec.networking.address,
         }
     return [out[s] for s in sorted(out)]
+
+
+PolicyKey = tuple[str, str]
+"""A policy by ``(type, name)``, as ``ProxyExplanation`` names it."""
+
+
+def dataplane_inspect(explanation: ProxyExplanation, policies: Mapping[PolicyKey, Resource[Any]]) -> dict[str, Any]:
+    """Kuma's answer to ``kumactl inspect dataplane NAME`` (a sidecar's policies by attachment), from
+    Atoll's explanation of the proxy: one ``inbound`` entry per served inbound and one ``outbound``
+    entry per outbound (``name`` ``address:port``, the ``service``), each with ``matchedPolicies``:
+    per policy kind, the policies whose items apply there (merge order, each once, as stored
+    resources), route-targeted ones included. Policies that select the proxy but shape none of its
+    inbounds or outbounds are listed under one ``dataplane`` entry. ``policies`` holds every policy
+    the explanation names."""
+    items: list[dict[str, Any]] = []
+    placed: set[PolicyKey] = set()
+    for traffic in (*explanation.inbounds, *explanation.outbounds):
+        kinds = [*traffic.kinds, *(k for route in traffic.routes for k in route.kinds)]
+        matched: dict[str, list[str]] = {}
+        for kind in kinds:
+            names = matched.setdefault(kind.kind, [])
+            names += [c.policy for c in kind.contributions if c.policy not in names]
+        placed |= {(kind, name) for kind, names in matched.items() for name in names}
+        items.append(
+            _attachment(traffic.direction, f"{traffic.address}:{traffic.port}", traffic.service, matched, policies)
+        )
+    rest: dict[str, list[str]] = {}
+    for p in explanation.policies:
+        if (p.type, p.name) not in placed:
+            rest.setdefault(p.type, []).append(p.name)
+    if rest:
+        items.insert(0, _attachment("dataplane", "", "", rest, policies))
+    return {"kind": "SidecarDataplane", "total": len(items), "items": items}
+
+
+def _attachment(
+    kind: str, name: str, service: str, matched: Mapping[str, list[str]], policies: Mapping[PolicyKey, Resource[Any]]
+) -> dict[str, Any]:
+    by_kind = {k: [encode(policies[(k, n)]) for n in names] for k, names in matched.items() if names}
+    return {"type": kind, "name": name, "service": service, "matchedPolicies": by_kind}

@@ -133,6 +133,24 @@ INCLUDE_EDS = _param(
     required=False,
     enum=["true", "false"],
 )
+KUMA_CONFIG_QUERY = [
+    _param(
+        "shadow",
+        "query",
+        "false (default); true is refused: Atoll has no shadow policies.",
+        required=False,
+        enum=["false"],
+    ),
+    {
+        "name": "include",
+        "in": "query",
+        "required": False,
+        "description": "Extra fields; none is supported (diff is refused).",
+        "schema": {"type": "array", "items": {"type": "string"}, "maxItems": 0},
+        "style": "form",
+        "explode": True,
+    },
+]
 IF_MATCH = _param(
     "If-Match",
     "header",

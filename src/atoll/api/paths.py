@@ -15,7 +15,9 @@ are listed across every mesh at ``/{plural}``; global-scoped ones sit at the roo
 Kuma's paths are the canonical ones where Kuma has one: its read-only overviews and insights
 (``KUMA_*`` below: ``/meshes/{mesh}/dataplanes/_overview``, ``/mesh-insights``,
 ``/meshes/{mesh}/service-insights``, ``/zones/_overview``, ...), answered in Kuma's shapes
-(``atoll.api.overviews``), and the token paths. ``ALIASES`` maps each Atoll spelling that Kuma spells
+(``atoll.api.overviews``), a proxy's policies (``/meshes/{mesh}/dataplanes/{name}/policies``, Kuma's
+list; Atoll's per-inbound/outbound explanation is at ``.../policies+explained``) and served
+configuration (``.../_config``), and the token paths. ``ALIASES`` maps each Atoll spelling that Kuma spells
 differently to Kuma's (docs/kuma-compatibility.md prints the table).
 
 This module imports nothing but the standard library (the type of ``ResourceType`` only when type
@@ -59,7 +61,7 @@ DATAPLANE_CONFIG_DUMP = DATAPLANE + "/config-dump"
 DATAPLANE_SERVED_XDS = DATAPLANE + "/served-xds"  # the xDS configuration this CP serves the proxy
 DATAPLANE_STATS = DATAPLANE + "/stats"
 # Policy inspection: which policies shape a proxy's traffic, and which proxies a policy selects.
-DATAPLANE_POLICIES = DATAPLANE + "/policies"
+DATAPLANE_POLICIES = DATAPLANE + "/policies+explained"  # Atoll's explanation; Kuma's list is KUMA_DATAPLANE_POLICIES
 POLICY_DATAPLANES = MESH + "/{plural}/{name}/_resources/dataplanes"
 # Service names: a mesh's hostnames and their VIPs in this zone (zone and standalone CPs).
 MESH_VIPS = MESH + "/_vips"
@@ -67,6 +69,8 @@ MESH_VIPS = MESH + "/_vips"
 # Kuma's overviews and insights (read-only, Kuma's JSON shapes).
 KUMA_DATAPLANES_OVERVIEW = MESH + "/dataplanes/_overview"
 KUMA_DATAPLANE_OVERVIEW = DATAPLANE + "/_overview"
+KUMA_DATAPLANE_POLICIES = DATAPLANE + "/policies"  # Kuma's: the policies matched per inbound and outbound
+KUMA_DATAPLANE_CONFIG = DATAPLANE + "/_config"  # Kuma's {"xds": ...}: the configuration this CP serves the proxy
 KUMA_DATAPLANE_INSIGHTS = MESH + "/dataplane-insights"  # Kuma's shape; Atoll's stored type is at dataplaneinsights
 KUMA_DATAPLANE_INSIGHT = KUMA_DATAPLANE_INSIGHTS + "/{name}"
 KUMA_MESH_INSIGHTS = "/mesh-insights"

@@ -1,8 +1,12 @@
 """Policy inspection routes: why a proxy behaves as it does, and which proxies a policy selects.
 
-- ``GET /meshes/{mesh}/dataplanes/{name}/policies``: per inbound and outbound of the Dataplane, per
-  policy kind, the policy items that apply in merge order (the last one wins) and the settings they
-  fold into (``atoll.topology.explain.explain_proxy``).
+- ``GET /meshes/{mesh}/dataplanes/{name}/policies+explained`` (``atoll inspect dataplane NAME
+  --policies``): per inbound and outbound of the Dataplane, per policy kind, the policy items that
+  apply in merge order (the last one wins) and the settings they fold into
+  (``atoll.topology.explain.explain_proxy``).
+- ``GET /meshes/{mesh}/dataplanes/{name}/policies`` (Kuma's path, ``kumactl inspect dataplane NAME``):
+  the same explanation in the shape kumactl 2.14 reads, each inbound and outbound with the policies
+  matched there by kind (``atoll.api.kuma_shapes.dataplane_inspect``). One computation answers both.
 - ``GET /meshes/{mesh}/{plural}/{name}/_resources/dataplanes`` (a policy type's plural): the
   Dataplanes the policy selects, with the inbounds and outbounds its items apply to
   (``atoll.topology.explain.policy_reach``).
@@ -27,11 +31,12 @@ from starlette.responses import Response
 
 from atoll.api import openapi, paths
 from atoll.api.errors import HttpError
+from atoll.api.kuma_shapes import dataplane_inspect
 from atoll.api.wire import require_mesh, respond
 from atoll.resources.meta import Resource
 from atoll.resources.types import ResourceType, types_where
 from atoll.store.protocol import ListFilter, Store
-from atoll.topology.explain import explain_proxy, policy_reach, to_json
+from atoll.topology.explain import ProxyExplanation, explain_proxy, policy_reach, to_json
 from atoll.topology.matching import sort_policies
 
 
@@ -44,12 +49,22 @@ class PolicyRoutes:
     async def _all(self, type_name: str, mesh: str) -> list[Resource[Any]]:
         return list((await self.store.list(ListFilter(type=type_name, mesh=mesh))).items)
 
-    async def dataplane_policies(self, request: Request) -> Response:
+    async def _explain(self, request: Request) -> tuple[ProxyExplanation, list[Resource[Any]]]:
+        """The explanation of the path's Dataplane, and the mesh's policies it was made from."""
         mesh, name = request.path_params["mesh"], request.path_params["name"]
         await require_mesh(self.store, mesh)
         dataplane = await self.store.get("Dataplane", name, mesh)
         policies = [p for rt in types_where(policy=True) for p in await self._all(rt.name, mesh)]
-        return respond(request, to_json(explain_proxy(dataplane, sort_policies(policies))))
+        return explain_proxy(dataplane, sort_policies(policies)), policies
+
+    async def dataplane_policies(self, request: Request) -> Response:
+        explanation, _ = await self._explain(request)
+        return respond(request, to_json(explanation))
+
+    async def kuma_dataplane_policies(self, request: Request) -> Response:
+        explanation, policies = await self._explain(request)
+        by_key = {(p.type, p.name): p for p in policies}
+        return respond(request, dataplane_inspect(explanation, by_key))
 
     async def policy_dataplanes(self, request: Request) -> Response:
         mesh, plural, name = (request.path_params[k] for k in ("mesh", "plural", "name"))
@@ -79,6 +94,12 @@ def add_policy_routes(router: APIRouter, routes: PolicyRoutes) -> None:
             routes.dataplane_policies,
             [openapi.MESH, openapi.name_param("Dataplane")],
             "The policies shaping each inbound and outbound of a proxy, in merge order, and their settings",
+        ),
+        (
+            paths.KUMA_DATAPLANE_POLICIES,
+            routes.kuma_dataplane_policies,
+            [openapi.MESH, openapi.name_param("Dataplane")],
+            "The policies matched at each inbound and outbound of a proxy, by kind (Kuma's shape)",
         ),
         (
             paths.POLICY_DATAPLANES,

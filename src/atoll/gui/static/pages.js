@@ -279,7 +279,7 @@ async function proxyDetail(mesh, d, focus = true) {
   };
   const served = session.mode !== "global"; // a global CP serves no proxy: its zone CP has the config
   out.append(h("p", {},
-    h("button", { type: "button", onclick: fetchInto("policies", path + "/policies") }, "Policies applied"), " ",
+    h("button", { type: "button", onclick: fetchInto("policies", path + "/policies+explained") }, "Policies applied"), " ",
     served ? h("button", { type: "button", onclick: fetchInto("xDS config", path + "/served-xds") }, "xDS config") : "", " ",
     served ? h("button", { type: "button", onclick: fetchInto("config dump", path + "/config-dump") }, "Envoy config dump")
       : `The xDS config and Envoy's config dump are at the control plane of zone ${d.zone} (this page there, or atoll inspect dataplane --config-dump).`),
