@@ -12,6 +12,9 @@ stream Atoll has no connect time for has no subscription: kumactl shows it offli
 
 Counts are strings, as Kuma's protobuf JSON writes 64-bit integers. Kuma names are kept exactly
 (``controlPlaneInstanceId``, ``responsesAcknowledged``, ``responsesRejected``, ``dpVersions``).
+
+``dataplane_inspect`` turns Atoll's explanation of a proxy (``atoll.topology.explain``) into the
+per-attachment answer ``kumactl inspect dataplane NAME`` 2.14 prints: it reorganizes, never recomputes.
 """
 
 from __future__ import annotations
