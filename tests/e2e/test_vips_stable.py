@@ -56,5 +56,9 @@ def test_backend_keeps_its_vip_across_a_restart_and_a_new_service(tmp_path: Path
         grown = _vips(cp, "backend.mesh", "web.mesh", "api.mesh")
         assert {h: grown[h] for h in before} == before
         assert grown["api.mesh"] not in before.values()
+        # the GUI's services page shows the same names and VIPs (read from this CP's reconciler)
+        services = cp.get("/gui/api/meshes/default/services")["items"]
+        backend = next(s for s in services if s["service"] == "backend")
+        assert f"backend.mesh {grown['backend.mesh']}" in backend["names"], backend
     finally:
         cp.stop()
