@@ -47,6 +47,8 @@ def test_make_test_installs_everything_the_tests_need(tmp_path: Path) -> None:
         "python3.11-venv",
         "curl",
         "iproute2",
+        "iptables",
+        "nftables",
         "golang-go",
         "chromium",
         "postgresql",

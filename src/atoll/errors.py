@@ -22,6 +22,7 @@ store holds), ``local`` (Atoll itself: a bug or a gap).
     │   ├── CpError                dp.cp_client            -         an agent's call to its CP failed
     │   │   ├── CpRejected         dp.cp_client            caller    the CP refused the agent's request (4xx)
     │   │   └── CpUnavailable      dp.cp_client            peer      no usable answer from the CP in time
+    │   ├── TproxyError            dp.transparent_proxy    operator  the transparent proxy's rules could not be applied
     │   ├── PeerProtocolError      errors                  peer      a stream's peer broke the protocol (ADS, KDS)
     │   ├── WireError              kds.wire                peer      a KDS resource from the peer is unreadable
     │   ├── ZoneRejected           kds.zones               peer      a zone's KDS stream is refused at open
@@ -40,6 +41,7 @@ store holds), ``local`` (Atoll itself: a bug or a gap).
     ├── Unreachable                cli.client              peer      nothing answered at the CP's address
     ├── ComponentError             cp.components           operator  a CP component could not start or run
     ├── RelayTimeout               proxies.admin_requests  peer      a proxy's agent did not answer in time
+    ├── Exhausted                  proxies.vips            operator  the VIP CIDR has too few free addresses
     ├── _Stopped                   dp.agent                -         not an error: ends the agent's task group
     └── click.UsageError
         └── UnknownType            cli.render              caller    the user named no known resource type
