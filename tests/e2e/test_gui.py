@@ -42,7 +42,7 @@ def host() -> Iterator[netns.ZoneHost]:
     """A non-loopback address of this host (the root side of a test veth pair), for the remote browser."""
     reason = netns.available()
     if reason is not None:
-        pytest.skip(reason)
+        pytest.skip(reason=reason)
     h = netns.ZoneHost("gui")
     try:
         yield h
